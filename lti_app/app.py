@@ -1,0 +1,138 @@
+"""The Flask application factory.
+
+`create_app(settings)` wires configuration, the database, logging, metrics and the blueprints.
+It reads nothing from the environment itself: the caller (CLI, gunicorn entry point, tests)
+loads `Settings` first, so one object drives everything.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from lti_app.config import Settings
+from lti_app.crypto import SecretBox
+from lti_app.db import make_engine, make_session_factory
+from lti_app.observability import HttpMetrics, configure_logging, get_logger
+
+log = get_logger(__name__)
+
+
+def create_app(settings: Settings) -> Flask:
+    settings.require_secrets()
+    configure_logging(settings.app.log_level, settings.app.log_format)
+
+    app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
+    app.config.update(
+        SECRET_KEY=settings.app.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SECURE=settings.app.public_url.startswith("https://"),
+        JSON_SORT_KEYS=False,
+    )
+    if settings.app.proxy_count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=settings.app.proxy_count,
+            x_proto=settings.app.proxy_count,
+            x_host=settings.app.proxy_count,
+        )
+
+    engine = make_engine(
+        settings.database_url, echo=settings.database.echo, pool_size=settings.database.pool_size
+    )
+    app.extensions["arche_predict"] = {
+        "settings": settings,
+        "engine": engine,
+        "session_factory": make_session_factory(engine),
+        "secret_box": SecretBox.from_settings(settings),
+        "metrics": HttpMetrics(),
+    }
+
+    _install_request_hooks(app)
+    _install_error_handlers(app)
+
+    from lti_app.web.health import bp as health_bp
+
+    app.register_blueprint(health_bp)
+    log.info("app created", database=engine.url.render_as_string(hide_password=True))
+    return app
+
+
+def settings_of(app: Flask) -> Settings:
+    settings: Settings = app.extensions["arche_predict"]["settings"]
+    return settings
+
+
+def db_session() -> Session:
+    """The request's session, opened lazily and committed or rolled back at teardown."""
+    if "db_session" not in g:
+        from flask import current_app
+
+        g.db_session = current_app.extensions["arche_predict"]["session_factory"]()
+    session: Session = g.db_session
+    return session
+
+
+def _install_request_hooks(app: Flask) -> None:
+    metrics: HttpMetrics = app.extensions["arche_predict"]["metrics"]
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.request_started = time.perf_counter()
+
+    @app.after_request
+    def _record(response: Response) -> Response:
+        started = g.get("request_started")
+        if started is not None:
+            endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
+            metrics.observe(endpoint, request.method, response.status_code, started)
+        return response
+
+    @app.teardown_request
+    def _close_session(exc: BaseException | None) -> None:
+        session: Session | None = g.pop("db_session", None)
+        if session is None:
+            return
+        try:
+            if exc is None:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+
+
+def _wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.path.startswith(("/api/", "/healthz")) or best == "application/json"
+
+
+def _install_error_handlers(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> Any:
+        code = exc.code or 500
+        if _wants_json():
+            return jsonify(error=exc.name, message=exc.description, status=code), code
+        return (
+            f"<!doctype html><title>{code} {exc.name}</title><h1>{exc.name}</h1>"
+            f"<p>{exc.description}</p>",
+            code,
+        )
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> Any:
+        # The detail goes to the log (redacted), never to the browser.
+        log.exception("unhandled error", path=request.path)
+        message = "An unexpected error occurred. The administrator can find the details in the logs."
+        if _wants_json():
+            return jsonify(error="Internal Server Error", message=message, status=500), 500
+        return (
+            f"<!doctype html><title>500 Internal Server Error</title>"
+            f"<h1>Internal Server Error</h1><p>{message}</p>",
+            500,
+        )

@@ -1,0 +1,227 @@
+"""The `arche-predict` command line: database, configuration, Moodle sites, and the server.
+
+Every command loads `Settings` once (from `--config` or $ARCHE_PREDICT_CONFIG) and calls the
+same services as the web app. Expected failures (bad config, unreachable database) print one
+line starting with ``error:`` and exit non-zero; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from lti_app import migrate
+from lti_app.config import ConfigError, Settings, load_settings
+from lti_app.crypto import SecretBox, SecretError, generate_key
+from lti_app.db import make_engine, make_session_factory, session_scope
+from lti_app.observability import redact
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
+
+
+class CliContext:
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = load_settings(self.config_path)
+        return self._settings
+
+
+def friendly_errors(fn: F) -> F:
+    """Turn the errors an operator can fix into one clear line and a non-zero exit."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            raise click.ClickException(f"configuration: {exc}") from None
+        except SecretError as exc:
+            raise click.ClickException(str(exc)) from None
+        except OperationalError as exc:
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+            raise click.ClickException(f"database unreachable: {redact(reason)}") from None
+        except SQLAlchemyError as exc:
+            raise click.ClickException(f"database error: {exc.__class__.__name__}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+pass_ctx = click.make_pass_decorator(CliContext)
+
+
+@click.group()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file (default: $ARCHE_PREDICT_CONFIG, else built-in defaults).",
+)
+@click.version_option(package_name="arche-predict")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None) -> None:
+    """arche-predict: learning analytics for Moodle, as an LTI 1.3 tool."""
+    ctx.obj = CliContext(config_path)
+
+
+# ----------------------------------------------------------------------------- db
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@pass_ctx
+@friendly_errors
+def db_upgrade(ctx: CliContext, revision: str) -> None:
+    """Migrate the database to the code's schema (idempotent)."""
+    engine = make_engine(ctx.settings.database_url)
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+@friendly_errors
+def db_downgrade(ctx: CliContext, revision: str) -> None:
+    """Step the schema back to REVISION (use `base` to drop everything)."""
+    engine = make_engine(ctx.settings.database_url)
+    migrate.downgrade(engine, revision)
+    click.echo(f"database at revision {migrate.current_revision(engine)}")
+
+
+@db.command("current")
+@pass_ctx
+@friendly_errors
+def db_current(ctx: CliContext) -> None:
+    """Print the database's revision and the code's head."""
+    engine = make_engine(ctx.settings.database_url)
+    current = migrate.current_revision(engine)
+    head = migrate.head_revision()
+    click.echo(f"current: {current or '(empty database)'}\nhead:    {head}")
+    if current != head:
+        sys.exit(1)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+@main.group("config")
+def config_group() -> None:
+    """Configuration files and secrets."""
+
+
+@config_group.command("check")
+@pass_ctx
+@friendly_errors
+def config_check(ctx: CliContext) -> None:
+    """Validate the configuration and print it, with secrets masked."""
+    settings = ctx.settings
+    click.echo(f"# source: {settings.source}")
+    for section, values in redact(settings.model_dump()).items():
+        click.echo(f"[{section}]")
+        for key, value in values.items():
+            click.echo(f"{key} = {value!r}")
+    if settings.security.encryption_key:
+        SecretBox.from_settings(settings)  # validates the key format too
+
+
+@config_group.command("generate-key")
+def config_generate_key() -> None:
+    """Print a fresh encryption key for security.encryption_key."""
+    click.echo(generate_key())
+
+
+@config_group.command("init")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def config_init(path: Path, force: bool) -> None:
+    """Write a config file from the documented example, with fresh secrets filled in."""
+    if path.exists() and not force:
+        raise click.ClickException(f"{path} exists; pass --force to overwrite it")
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text.replace('secret_key = ""', f'secret_key = "{secrets.token_urlsafe(48)}"', 1)
+    text = text.replace('encryption_key = ""', f'encryption_key = "{generate_key()}"', 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    load_settings(path, environ={})  # the written file must load
+    click.echo(f"wrote {path} (mode 600): keep it secret, it holds the encryption key")
+
+
+# ----------------------------------------------------------------------------- moodle sites
+
+
+@main.group()
+def site() -> None:
+    """Moodle sites the tool reads from."""
+
+
+@site.command("add")
+@click.option("--url", required=True, help="The Moodle site's base URL.")
+@click.option("--name", default="", help="A display name, e.g. ARCHE.")
+@click.option(
+    "--token-stdin", is_flag=True, help="Read the web-service token from standard input."
+)
+@pass_ctx
+@friendly_errors
+def site_add(ctx: CliContext, url: str, name: str, token_stdin: bool) -> None:
+    """Register a Moodle site and store its web-service token encrypted.
+
+    The token is read from stdin or a hidden prompt, never from an argument, so that it does not
+    end up in the shell history or the process list.
+    """
+    from lti_app.services.sites import SiteError, upsert_site
+
+    settings = ctx.settings
+    box = SecretBox.from_settings(settings)
+    token = sys.stdin.readline() if token_stdin else click.prompt("Token", hide_input=True)
+    factory = make_session_factory(make_engine(settings.database_url))
+    try:
+        with session_scope(factory) as session:
+            created = upsert_site(session, box, url, name=name, token=token)
+            click.echo(f"site {created.id}: {created.base_url} (token stored encrypted)")
+    except SiteError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+# ----------------------------------------------------------------------------- serve
+
+
+@main.command()
+@click.option("--host", default=None, help="Overrides app.host.")
+@click.option("--port", type=int, default=None, help="Overrides app.port.")
+@click.option("--workers", type=int, default=None, help="Overrides app.workers.")
+@pass_ctx
+@friendly_errors
+def serve(ctx: CliContext, host: str | None, port: int | None, workers: int | None) -> None:
+    """Serve the web app with gunicorn (production WSGI server)."""
+    from lti_app.wsgi import GunicornApp
+
+    settings = ctx.settings
+    settings.require_secrets()
+    bind = f"{host or settings.app.host}:{port or settings.app.port}"
+    click.echo(f"serving on http://{bind}/ with {workers or settings.app.workers} workers")
+    GunicornApp(settings, bind=bind, workers=workers or settings.app.workers).run()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,195 @@
+"""Settings: read once, from one TOML file and prefixed environment variables.
+
+This is the only module that reads the environment (`os.environ`). Everything else receives a
+frozen :class:`Settings` object, so the web app, the scheduler and the CLI agree on the
+configuration, and tests can build settings without touching the process environment.
+
+Precedence, lowest first: the defaults below, the TOML file (``--config`` or
+``ARCHE_PREDICT_CONFIG``), then ``ARCHE_PREDICT_<SECTION>__<KEY>`` environment variables.
+A wrong type or an unknown key stops start-up with one line naming the key and its source.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+ENV_PREFIX = "ARCHE_PREDICT_"
+CONFIG_ENV = "ARCHE_PREDICT_CONFIG"
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the person starting the tool (one line, no traceback)."""
+
+
+class _Section(BaseModel):
+    # Strict: a TOML string where a number is expected is a mistake worth reporting, not coercing.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class AppSettings(_Section):
+    secret_key: str = ""
+    instance_path: str = "instance"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    workers: int = Field(default=2, ge=1, le=64)
+    public_url: str = ""
+    proxy_count: int = Field(default=0, ge=0, le=5)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+
+
+class DatabaseSettings(_Section):
+    url: str = ""
+    echo: bool = False
+    pool_size: int = Field(default=5, ge=1, le=100)
+
+
+class SecuritySettings(_Section):
+    encryption_key: str = ""
+    previous_encryption_keys: tuple[str, ...] = Field(default=(), strict=False)
+
+
+class MoodleSettings(_Section):
+    request_timeout: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, le=10)
+    log_source: Literal["ws", "db", "csv"] = "ws"
+    page_size: int = Field(default=5000, ge=1, le=5000)
+    timezone: str = "Europe/Paris"
+
+
+class SchedulerSettings(_Section):
+    enabled: bool = True
+    nightly_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    timezone: str = "Europe/Paris"
+
+
+class MLSettings(_Section):
+    grade_max: float = Field(default=20.0, gt=0)
+    pass_mark: float = Field(default=10.0, ge=0)
+    random_seed: int = 42
+
+
+class Settings(_Section):
+    """The whole configuration. Frozen: nothing may change it after start-up."""
+
+    app: AppSettings = AppSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    security: SecuritySettings = SecuritySettings()
+    moodle: MoodleSettings = MoodleSettings()
+    scheduler: SchedulerSettings = SchedulerSettings()
+    ml: MLSettings = MLSettings()
+    source: str = Field(default="defaults", exclude=True)
+
+    @property
+    def instance_dir(self) -> Path:
+        return Path(self.app.instance_path)
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under the instance folder."""
+        if self.database.url:
+            return self.database.url
+        return f"sqlite:///{(self.instance_dir / 'arche-predict.sqlite3').resolve()}"
+
+    def require_secrets(self) -> None:
+        """Fail loudly when a secret needed to serve is missing: never fall back to plain text."""
+        hint = "run `arche-predict config init` to write a config with fresh secrets"
+        if not self.app.secret_key:
+            raise ConfigError(f"{self.source}: app.secret_key is empty; {hint}")
+        if not self.security.encryption_key:
+            raise ConfigError(f"{self.source}: security.encryption_key is empty; {hint}")
+
+
+def _format_error(err: ValidationError, source_of: Mapping[str, str]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"])
+    origin = source_of.get(key, source_of.get("", "config"))
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key '{key}'"
+    return f"{origin}: key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Turn ARCHE_PREDICT_<SECTION>__<KEY> variables into a nested dict of typed values."""
+    overrides: dict[str, dict[str, Any]] = {}
+    sources: dict[str, str] = {}
+    sections = {n: f for n, f in Settings.model_fields.items() if n != "source"}
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or "__" not in name[len(ENV_PREFIX) :]:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section not in sections:
+            raise ConfigError(f"environment variable {name}: unknown section '{section}'")
+        model = sections[section].annotation
+        assert isinstance(model, type) and issubclass(model, BaseModel)
+        if key not in model.model_fields:
+            raise ConfigError(f"environment variable {name}: unknown key '{section}.{key}'")
+        annotation = model.model_fields[key].annotation
+        value: Any = raw
+        try:
+            if annotation is not None and getattr(annotation, "__origin__", None) is tuple:
+                value = tuple(json.loads(raw)) if raw.startswith("[") else tuple(
+                    p.strip() for p in raw.split(",") if p.strip()
+                )
+            else:
+                value = TypeAdapter(annotation).validate_strings(raw)
+        except (ValidationError, ValueError) as exc:
+            raise ConfigError(
+                f"environment variable {name}: cannot read {raw!r} as {section}.{key} ({exc.__class__.__name__})"
+            ) from None
+        overrides.setdefault(section, {})[key] = value
+        sources[f"{section}.{key}"] = f"environment variable {name}"
+    return overrides, sources
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from `path` (or $ARCHE_PREDICT_CONFIG), then apply environment overrides.
+
+    `environ` defaults to the process environment; tests pass a dict instead.
+    """
+    env = os.environ if environ is None else environ
+    if path is None and env.get(CONFIG_ENV):
+        path = env[CONFIG_ENV]
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        file = Path(path)
+        source = str(file)
+        try:
+            with file.open("rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file}: not valid TOML: {exc}") from None
+        except OSError as exc:
+            raise ConfigError(f"{file}: cannot read config file: {exc.strerror}") from None
+    sources = {"": source}
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key in values:
+                sources[f"{section}.{key}"] = source
+        else:
+            sources[section] = source
+    overrides, env_sources = _env_overrides(env)
+    sources.update(env_sources)
+    for section, values in overrides.items():
+        current = data.setdefault(section, {})
+        if isinstance(current, dict):
+            current.update(values)
+    if "source" in data:
+        raise ConfigError(f"{source}: unknown key 'source'")
+    try:
+        # TOML values are validated strictly; environment values were already converted above.
+        return Settings.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, sources)) from None

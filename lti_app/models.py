@@ -1,0 +1,429 @@
+"""The tool's tables, as SQLAlchemy 2.0 typed models.
+
+Moodle identifiers (course id, user id, log id, grade item id) are kept next to our own surrogate
+keys, always scoped by the Moodle site, because one tool may serve several Moodle sites and the
+same numbers mean different things on each. Secrets are stored only encrypted (see
+`lti_app.crypto`); the columns that hold them end in ``_encrypted``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from lti_app.db import Base, BigIntPK, UTCDateTime, utcnow
+
+# --------------------------------------------------------------------------- Moodle sites
+
+
+class MoodleSite(Base):
+    """A Moodle installation the tool reads from, e.g. ARCHE at Université de Lorraine."""
+
+    __tablename__ = "moodle_site"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_url: Mapped[str] = mapped_column(String(500), unique=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    ws_token_encrypted: Mapped[str | None] = mapped_column(Text)
+    log_source: Mapped[str] = mapped_column(String(8), default="ws")
+    timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
+    release: Mapped[str | None] = mapped_column(String(100))
+    site_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (CheckConstraint("log_source IN ('ws', 'db', 'csv')", name="log_source"),)
+
+
+# --------------------------------------------------------------------------- LTI
+
+
+class LtiPlatform(Base):
+    """One LTI 1.3 registration: an issuer and a client id, with the platform's endpoints."""
+
+    __tablename__ = "lti_platform"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("moodle_site.id", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    issuer: Mapped[str] = mapped_column(String(500))
+    client_id: Mapped[str] = mapped_column(String(255))
+    auth_login_url: Mapped[str] = mapped_column(String(500))
+    auth_token_url: Mapped[str] = mapped_column(String(500))
+    key_set_url: Mapped[str] = mapped_column(String(500))
+    auth_audience: Mapped[str | None] = mapped_column(String(500))
+    key_set_cache: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    key_set_fetched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    site: Mapped[MoodleSite | None] = relationship()
+    deployments: Mapped[list[LtiDeployment]] = relationship(
+        back_populates="platform", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (UniqueConstraint("issuer", "client_id"),)
+
+
+class LtiDeployment(Base):
+    __tablename__ = "lti_deployment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
+    deployment_id: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    platform: Mapped[LtiPlatform] = relationship(back_populates="deployments")
+
+    __table_args__ = (UniqueConstraint("platform_id", "deployment_id"),)
+
+
+class ToolKey(Base):
+    """The tool's own RSA key pair. The private half is encrypted; retired keys stay published
+    in the JWKS for an overlap period so in-flight platform caches keep validating."""
+
+    __tablename__ = "tool_key"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True)
+    alg: Mapped[str] = mapped_column(String(16), default="RS256")
+    private_key_encrypted: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# --------------------------------------------------------------------------- courses and people
+
+
+class Course(Base):
+    """A Moodle course, i.e. one offering. Past offerings of the same teaching are other Course
+    rows linked through `CourseLineage`."""
+
+    __tablename__ = "course"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("moodle_site.id", ondelete="CASCADE"))
+    moodle_course_id: Mapped[int] = mapped_column(Integer)
+    shortname: Mapped[str] = mapped_column(String(255), default="")
+    fullname: Mapped[str] = mapped_column(String(500), default="")
+    lti_context_id: Mapped[str | None] = mapped_column(String(255))
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    grade_max: Mapped[float | None] = mapped_column(Float)
+    pass_mark: Mapped[float | None] = mapped_column(Float)
+    learner_view_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    site: Mapped[MoodleSite] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "moodle_course_id"),
+        Index("ix_course_site_id_lti_context_id", "site_id", "lti_context_id"),
+    )
+
+
+class CourseLineage(Base):
+    """`past_course` is an earlier offering whose outcomes train the models for `course`."""
+
+    __tablename__ = "course_lineage"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    past_course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("course_id", "past_course_id"),
+        CheckConstraint("course_id <> past_course_id", name="not_self"),
+    )
+
+
+class Person(Base):
+    """A human known to Moodle (user id) and/or to LTI (the id_token `sub` of a platform)."""
+
+    __tablename__ = "person"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("moodle_site.id", ondelete="CASCADE"))
+    moodle_user_id: Mapped[int | None] = mapped_column(Integer)
+    platform_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_platform.id", ondelete="SET NULL")
+    )
+    lti_sub: Mapped[str | None] = mapped_column(String(255))
+    fullname: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "moodle_user_id"),
+        UniqueConstraint("platform_id", "lti_sub"),
+    )
+
+
+class Enrolment(Base):
+    """A person's role in a course, as the roster sync or an LTI launch last saw it."""
+
+    __tablename__ = "enrolment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(32))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    source: Mapped[str] = mapped_column(String(16), default="ws")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    person: Mapped[Person] = relationship()
+
+    __table_args__ = (
+        UniqueConstraint("course_id", "person_id", "role"),
+        Index("ix_enrolment_person_id", "person_id"),
+    )
+
+
+# --------------------------------------------------------------------------- logs and grades
+
+
+class LogEvent(Base):
+    """One row of Moodle's standard log, keyed by Moodle's log id, which is unique per site.
+
+    Moodle ids are kept raw (`courseid`, `userid`) rather than as foreign keys: logs arrive before
+    the roster knows everybody, and a bulk insert must not look anything up. CSV imports carry no
+    log id; they are de-duplicated on `content_hash` instead.
+    """
+
+    __tablename__ = "log_event"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("moodle_site.id", ondelete="CASCADE"))
+    moodle_log_id: Mapped[int | None] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    eventname: Mapped[str] = mapped_column(String(255))
+    component: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(100))
+    target: Mapped[str] = mapped_column(String(100))
+    objecttable: Mapped[str | None] = mapped_column(String(50))
+    objectid: Mapped[int | None] = mapped_column(BigInteger)
+    crud: Mapped[str] = mapped_column(String(1))
+    edulevel: Mapped[int] = mapped_column(SmallInteger)
+    contextid: Mapped[int] = mapped_column(BigInteger)
+    contextlevel: Mapped[int] = mapped_column(Integer)
+    contextinstanceid: Mapped[int] = mapped_column(BigInteger)
+    userid: Mapped[int] = mapped_column(BigInteger)
+    relateduserid: Mapped[int | None] = mapped_column(BigInteger)
+    courseid: Mapped[int] = mapped_column(BigInteger)
+    timecreated: Mapped[int] = mapped_column(BigInteger)
+    origin: Mapped[str | None] = mapped_column(String(10))
+    source: Mapped[str] = mapped_column(String(8), default="ws")
+
+    __table_args__ = (
+        UniqueConstraint("site_id", "moodle_log_id"),
+        UniqueConstraint("site_id", "content_hash"),
+        # Feature queries: one course's events up to an as-of time, per user.
+        Index("ix_log_event_course_time", "site_id", "courseid", "timecreated"),
+        Index("ix_log_event_course_user_time", "site_id", "courseid", "userid", "timecreated"),
+        CheckConstraint("crud IN ('c', 'r', 'u', 'd')", name="crud"),
+    )
+
+
+class GradeItem(Base):
+    __tablename__ = "grade_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    moodle_item_id: Mapped[int] = mapped_column(Integer)
+    itemname: Mapped[str] = mapped_column(String(500), default="")
+    itemtype: Mapped[str] = mapped_column(String(30))
+    itemmodule: Mapped[str | None] = mapped_column(String(50))
+    iteminstance: Mapped[int | None] = mapped_column(Integer)
+    cmid: Mapped[int | None] = mapped_column(Integer)
+    grademin: Mapped[float] = mapped_column(Float, default=0.0)
+    grademax: Mapped[float] = mapped_column(Float, default=100.0)
+    gradepass: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (UniqueConstraint("course_id", "moodle_item_id"),)
+
+
+class Grade(Base):
+    __tablename__ = "grade"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    grade_item_id: Mapped[int] = mapped_column(ForeignKey("grade_item.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    value: Mapped[float | None] = mapped_column(Float)
+    graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("grade_item_id", "person_id"),
+        Index("ix_grade_person_id", "person_id"),
+    )
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class SyncRun(Base):
+    """One sync attempt, kept for the admin's sync history and the dashboard's progress bar."""
+
+    __tablename__ = "sync_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("moodle_site.id", ondelete="CASCADE"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    trigger: Mapped[str] = mapped_column(String(16), default="manual")
+    source: Mapped[str] = mapped_column(String(8), default="ws")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    pages_done: Mapped[int] = mapped_column(Integer, default=0)
+    pages_total: Mapped[int | None] = mapped_column(Integer)
+    events_added: Mapped[int] = mapped_column(Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_sync_run_course_started", "course_id", "started_at"),
+        CheckConstraint(
+            "status IN ('running', 'succeeded', 'failed', 'cancelled')", name="status"
+        ),
+    )
+
+
+class SyncCursor(Base):
+    """Where the next incremental read of one stream resumes (the last Moodle log id seen).
+
+    It is written in the same transaction as the page it covers, so a crash never skips or
+    repeats events.
+    """
+
+    __tablename__ = "sync_cursor"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    stream: Mapped[str] = mapped_column(String(32))
+    last_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("course_id", "stream"),)
+
+
+class JobLock(Base):
+    """A lease that lets only one scheduler process run a given job at a time."""
+
+    __tablename__ = "job_lock"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    acquired_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# --------------------------------------------------------------------------- models and predictions
+
+
+class ModelVersion(Base):
+    """A trained model, its evaluation and its quality gate. Predictions of a version whose
+    `gate_passed` is false are never shown to anyone."""
+
+    __tablename__ = "model_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    version: Mapped[str] = mapped_column(String(64), unique=True)
+    task: Mapped[str] = mapped_column(String(16))
+    estimator: Mapped[str] = mapped_column(String(100))
+    artifact_path: Mapped[str] = mapped_column(String(500))
+    artifact_sha256: Mapped[str] = mapped_column(String(64))
+    features: Mapped[list[str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
+    metadata_json: Mapped[dict[str, Any]] = mapped_column("metadata", JSON)
+    data_hash: Mapped[str] = mapped_column(String(64))
+    gate_passed: Mapped[bool] = mapped_column(Boolean, default=False)
+    gate_reason: Mapped[str | None] = mapped_column(Text)
+    trained_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (
+        Index("ix_model_version_course_task", "course_id", "task", "trained_at"),
+        CheckConstraint("task IN ('regression', 'classification')", name="task"),
+    )
+
+
+class Prediction(Base):
+    """One student's estimate as of a time, with its uncertainty and its explanation."""
+
+    __tablename__ = "prediction"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    regression_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="CASCADE")
+    )
+    classification_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="CASCADE")
+    )
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime())
+    predicted_grade: Mapped[float | None] = mapped_column(Float)
+    grade_lower: Mapped[float | None] = mapped_column(Float)
+    grade_upper: Mapped[float | None] = mapped_column(Float)
+    pass_probability: Mapped[float | None] = mapped_column(Float)
+    probability_lower: Mapped[float | None] = mapped_column(Float)
+    probability_upper: Mapped[float | None] = mapped_column(Float)
+    uncertainty: Mapped[float | None] = mapped_column(Float)
+    predicted_pass: Mapped[bool | None] = mapped_column(Boolean)
+    features: Mapped[dict[str, Any]] = mapped_column(JSON)
+    explanation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (
+        Index("ix_prediction_course_as_of", "course_id", "as_of"),
+        Index("ix_prediction_person_as_of", "person_id", "as_of"),
+    )
+
+
+# --------------------------------------------------------------------------- audit
+
+
+class AuditEvent(Base):
+    """Security-relevant facts: rejected launches, role changes, configuration edits.
+
+    `details` must never hold a secret or a raw token; callers pass reasons, not payloads.
+    """
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    action: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    platform_id: Mapped[int | None] = mapped_column(
+        ForeignKey("lti_platform.id", ondelete="SET NULL")
+    )
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="SET NULL"))
+    remote_addr: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_audit_event_at", "at"), Index("ix_audit_event_action", "action"))

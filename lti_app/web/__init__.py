@@ -1,0 +1,1 @@
+"""Blueprints: HTTP in, services called, HTML or JSON out."""

@@ -1,0 +1,38 @@
+"""gunicorn integration: `arche-predict serve` runs our app factory inside gunicorn's master.
+
+Using gunicorn's `BaseApplication` keeps the settings object the CLI already validated, instead
+of passing configuration through environment variables to a separate `gunicorn` process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from lti_app.app import create_app
+from lti_app.config import Settings
+
+
+class GunicornApp(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, *, bind: str, workers: int) -> None:
+        self.settings = settings
+        self.options: dict[str, Any] = {
+            "bind": bind,
+            "workers": workers,
+            "worker_class": "gthread",
+            "threads": 4,
+            "timeout": 60,
+            "graceful_timeout": 20,
+            "accesslog": None,  # request metrics and structured app logs replace access logs
+            "forwarded_allow_ips": "*" if settings.app.proxy_count else "127.0.0.1",
+        }
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        return create_app(self.settings)

@@ -1,0 +1,1 @@
+"""Alembic migrations for arche-predict's database (see `lti_app.migrate`)."""

@@ -1,0 +1,1 @@
+"""A client for Moodle's REST web services. Depends on `requests` only."""

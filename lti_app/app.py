@@ -128,7 +128,9 @@ def _install_error_handlers(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Any:
         # The detail goes to the log (redacted), never to the browser.
         log.exception("unhandled error", path=request.path)
-        message = "An unexpected error occurred. The administrator can find the details in the logs."
+        message = (
+            "An unexpected error occurred. The administrator can find the details in the logs."
+        )
         if _wants_json():
             return jsonify(error="Internal Server Error", message=message, status=500), 500
         return (

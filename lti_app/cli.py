@@ -178,9 +178,7 @@ def site() -> None:
 @site.command("add")
 @click.option("--url", required=True, help="The Moodle site's base URL.")
 @click.option("--name", default="", help="A display name, e.g. ARCHE.")
-@click.option(
-    "--token-stdin", is_flag=True, help="Read the web-service token from standard input."
-)
+@click.option("--token-stdin", is_flag=True, help="Read the web-service token from standard input.")
 @pass_ctx
 @friendly_errors
 def site_add(ctx: CliContext, url: str, name: str, token_stdin: bool) -> None:

@@ -128,21 +128,27 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
         if section not in sections:
             raise ConfigError(f"environment variable {name}: unknown section '{section}'")
         model = sections[section].annotation
-        assert isinstance(model, type) and issubclass(model, BaseModel)
+        assert isinstance(model, type)
+        assert issubclass(model, BaseModel)
         if key not in model.model_fields:
             raise ConfigError(f"environment variable {name}: unknown key '{section}.{key}'")
         annotation = model.model_fields[key].annotation
         value: Any = raw
         try:
-            if annotation is not None and getattr(annotation, "__origin__", None) is tuple:
-                value = tuple(json.loads(raw)) if raw.startswith("[") else tuple(
-                    p.strip() for p in raw.split(",") if p.strip()
+            if annotation is None:  # pragma: no cover - every field is annotated
+                raise ValueError("untyped key")
+            if getattr(annotation, "__origin__", None) is tuple:
+                value = (
+                    tuple(json.loads(raw))
+                    if raw.startswith("[")
+                    else tuple(p.strip() for p in raw.split(",") if p.strip())
                 )
             else:
                 value = TypeAdapter(annotation).validate_strings(raw)
         except (ValidationError, ValueError) as exc:
+            why = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
             raise ConfigError(
-                f"environment variable {name}: cannot read {raw!r} as {section}.{key} ({exc.__class__.__name__})"
+                f"environment variable {name}: cannot read {raw!r} as {section}.{key}: {why}"
             ) from None
         overrides.setdefault(section, {})[key] = value
         sources[f"{section}.{key}"] = f"environment variable {name}"

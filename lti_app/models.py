@@ -303,9 +303,7 @@ class SyncRun(Base):
 
     __table_args__ = (
         Index("ix_sync_run_course_started", "course_id", "started_at"),
-        CheckConstraint(
-            "status IN ('running', 'succeeded', 'failed', 'cancelled')", name="status"
-        ),
+        CheckConstraint("status IN ('running', 'succeeded', 'failed', 'cancelled')", name="status"),
     )
 
 

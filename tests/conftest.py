@@ -111,7 +111,7 @@ def settings(tmp_path: Path, fernet_key: str) -> Settings:
         f"""
 [app]
 secret_key = "test-secret-{uuid.uuid4().hex}"
-instance_path = "{tmp_path / 'instance'}"
+instance_path = "{tmp_path / "instance"}"
 log_format = "json"
 
 [security]
@@ -120,3 +120,24 @@ encryption_key = "{fernet_key}"
         encoding="utf-8",
     )
     return load_settings(cfg, environ={})
+
+
+_BY_BACKEND: dict[str, dict[str, int]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Count outcomes per database backend, for the summary that shows both really ran."""
+    if report.when != "call" and not (report.when == "setup" and report.outcome != "passed"):
+        return
+    for backend in BACKENDS:
+        if f"[{backend}" in report.nodeid or f"-{backend}]" in report.nodeid:
+            counts = _BY_BACKEND.setdefault(backend, {})
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    terminalreporter.section("database backends")
+    for backend in BACKENDS:
+        counts = _BY_BACKEND.get(backend, {})
+        shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no test"
+        terminalreporter.write_line(f"{backend}: {shown}")

@@ -38,7 +38,9 @@ def healthz() -> Any:
             "database": "ok",
             "revision": revision,
             "head": head,
-            "message": "database schema is not at the code's revision; run `arche-predict db upgrade`",
+            "message": (
+                "database schema is not at the code's revision; run `arche-predict db upgrade`"
+            ),
         }
         return jsonify(body), 503
     return jsonify(status="ok", database="ok", revision=revision, head=head)

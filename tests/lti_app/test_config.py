@@ -98,7 +98,10 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "expected"),
     [
-        ({"ARCHE_PREDICT_APP__PORT": "x"}, r"ARCHE_PREDICT_APP__PORT: cannot read 'x' as app\.port"),
+        (
+            {"ARCHE_PREDICT_APP__PORT": "x"},
+            r"ARCHE_PREDICT_APP__PORT: cannot read 'x' as app\.port",
+        ),
         ({"ARCHE_PREDICT_APP__NOPE": "1"}, r"ARCHE_PREDICT_APP__NOPE: unknown key 'app\.nope'"),
         ({"ARCHE_PREDICT_NOPE__X": "1"}, r"ARCHE_PREDICT_NOPE__X: unknown section 'nope'"),
         ({"ARCHE_PREDICT_APP__PORT": "0"}, r"environment variable ARCHE_PREDICT_APP__PORT: key"),

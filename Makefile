@@ -1,0 +1,60 @@
+# arche-predict: two commands on a fresh machine, `make demo` and `make test`.
+# Every target creates .venv when it is missing and installs from the pinned locks; a second run
+# only re-installs when a lock file or pyproject.toml changed (the stamp file records that).
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_CONFIG ?= instance/demo.toml
+# torch==2.13.0 as a CPU build: taken from a local wheel directory when the machine has one
+# (pip's find-links), else from the PyTorch CPU index. PyPI alone would pull a multi-GB CUDA build.
+TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),,--extra-index-url https://download.pytorch.org/whl/cpu)
+PIP := $(BIN)/python -m pip
+
+.PHONY: help venv demo serve test lint typecheck imports pytest lock clean
+
+help:
+	@echo "make demo   - install, migrate the embedded SQLite and serve on 127.0.0.1"
+	@echo "make test   - lint, type-check, import contracts and the test suite"
+	@echo "make lint   - ruff (lint and format check)"
+	@echo "make lock   - recompile requirements/*.txt from requirements/*.in"
+
+venv: $(STAMP)
+
+$(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=24.2"
+	$(PIP) install --quiet $(TORCH_INDEX) -r requirements/dev.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	@touch $@
+
+demo: $(STAMP)
+	@test -f $(DEMO_CONFIG) || $(BIN)/arche-predict config init $(DEMO_CONFIG)
+	$(BIN)/arche-predict --config $(DEMO_CONFIG) db upgrade
+	$(BIN)/arche-predict --config $(DEMO_CONFIG) serve
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+imports: $(STAMP)
+	$(BIN)/lint-imports
+
+# pytest exits 5 when it collects no test; make treats any non-zero exit as a failure.
+pytest: $(STAMP)
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test: lint typecheck imports pytest
+
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements/base.txt requirements/base.in
+	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
+		-o requirements/dev.txt requirements/dev.in
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

@@ -1,0 +1,150 @@
+"""The `arche-predict` command line, end to end (real processes where it matters)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from lti_app import migrate
+from lti_app.cli import main
+from lti_app.config import Settings, load_settings
+from lti_app.crypto import SecretBox
+from lti_app.db import make_engine, make_session_factory
+from lti_app.models import MoodleSite
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lti_app.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_config_init_writes_a_loadable_private_config(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "config.toml"
+    result = CliRunner().invoke(main, ["config", "init", str(path)])
+    assert result.exit_code == 0, result.output
+    settings = load_settings(path, environ={})
+    settings.require_secrets()
+    SecretBox.from_settings(settings)
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    again = CliRunner().invoke(main, ["config", "init", str(path)])
+    assert again.exit_code != 0
+    assert "exists" in again.output
+
+
+def test_db_upgrade_and_current(tmp_path: Path, settings: Settings) -> None:
+    cfg = Path(settings.source)
+    runner = CliRunner()
+    before = runner.invoke(main, ["--config", str(cfg), "db", "current"])
+    assert before.exit_code == 1
+    assert "(empty database)" in before.output
+    up = runner.invoke(main, ["--config", str(cfg), "db", "upgrade"])
+    assert up.exit_code == 0, up.output
+    assert migrate.head_revision() in up.output
+    after = runner.invoke(main, ["--config", str(cfg), "db", "current"])
+    assert after.exit_code == 0
+
+
+def test_db_upgrade_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "lti_app.cli", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={
+            **os.environ,
+            "ARCHE_PREDICT_DATABASE__URL": "postgresql+psycopg://u:hunter2@127.0.0.1:1/x",
+        },
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "database unreachable" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_site_add_stores_token_encrypted(settings: Settings) -> None:
+    cfg = Path(settings.source)
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(cfg), "db", "upgrade"]).exit_code == 0
+    token = "abcdefabcdefabcdefabcdefabcdef12"
+    result = runner.invoke(
+        main,
+        [
+            "--config",
+            str(cfg),
+            "site",
+            "add",
+            "--url",
+            "https://arche.example.fr/",
+            "--token-stdin",
+        ],
+        input=token + "\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert token not in result.output
+    session = make_session_factory(make_engine(settings.database_url))()
+    site = session.query(MoodleSite).one()
+    assert site.base_url == "https://arche.example.fr"
+    assert site.ws_token_encrypted
+    assert token not in site.ws_token_encrypted
+    assert SecretBox.from_settings(settings).decrypt(site.ws_token_encrypted) == token
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_serve_runs_gunicorn_and_answers_healthz(settings: Settings) -> None:
+    cfg = str(Path(settings.source))
+    assert _cli("--config", cfg, "db", "upgrade").returncode == 0
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lti_app.cli",
+            "--config",
+            cfg,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        body = None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and body is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                    assert r.status == 200
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.3)
+        assert body is not None, "gunicorn never answered /healthz"
+        assert body["revision"] == migrate.head_revision()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert "Booting worker" in out or "Listening at" in out

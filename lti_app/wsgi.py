@@ -10,14 +10,27 @@ from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger
 
 from lti_app.app import create_app
 from lti_app.config import Settings
+from lti_app.observability import configure_logging
+
+
+class StructuredGunicornLogger(Logger):  # type: ignore[misc]
+    """Send gunicorn's own lines through the root logger, so they are JSON and redacted too."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for logger in (self.error_log, self.access_log):
+            logger.handlers.clear()
+            logger.propagate = True
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, *, bind: str, workers: int) -> None:
         self.settings = settings
+        configure_logging(settings.app.log_level, settings.app.log_format)
         self.options: dict[str, Any] = {
             "bind": bind,
             "workers": workers,
@@ -25,7 +38,9 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             "threads": 4,
             "timeout": 60,
             "graceful_timeout": 20,
-            "accesslog": None,  # request metrics and structured app logs replace access logs
+            # Request metrics and the structured app logs replace gunicorn's access log.
+            "accesslog": None,
+            "logger_class": StructuredGunicornLogger,
             "forwarded_allow_ips": "*" if settings.app.proxy_count else "127.0.0.1",
         }
         super().__init__()

@@ -11,6 +11,8 @@ DEMO_CONFIG ?= instance/demo.toml
 # (pip's find-links), else from the PyTorch CPU index. PyPI alone would pull a multi-GB CUDA build.
 TORCH_INDEX ?= $(if $(wildcard /opt/wheels/torch-2.13.0+cpu*),,--extra-index-url https://download.pytorch.org/whl/cpu)
 PIP := $(BIN)/python -m pip
+# -qq: errors only (a machine-wide pip config may add an index that warns on every package).
+PIP_QUIET ?= -qq
 
 .PHONY: help venv demo serve test lint typecheck imports pytest lock clean
 
@@ -24,9 +26,9 @@ venv: $(STAMP)
 
 $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --upgrade "pip>=24.2"
-	$(PIP) install --quiet $(TORCH_INDEX) -r requirements/dev.txt
-	$(PIP) install --quiet --no-deps --no-build-isolation -e .
+	$(PIP) install $(PIP_QUIET) --upgrade "pip>=24.2"
+	$(PIP) install $(PIP_QUIET) $(TORCH_INDEX) -r requirements/dev.txt
+	$(PIP) install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	@touch $@
 
 demo: $(STAMP)

@@ -21,7 +21,7 @@ from lti_app import migrate
 from lti_app.config import ConfigError, Settings, load_settings
 from lti_app.crypto import SecretBox, SecretError, generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.observability import redact
+from lti_app.observability import configure_logging, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -219,6 +219,55 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int | No
     bind = f"{host or settings.app.host}:{port or settings.app.port}"
     click.echo(f"serving on http://{bind}/ with {workers or settings.app.workers} workers")
     GunicornApp(settings, bind=bind, workers=workers or settings.app.workers).run()
+
+
+# ----------------------------------------------------------------------------- scheduler
+
+
+@main.command()
+@click.option("--once", "once", metavar="JOB", default=None, help="Run JOB now, then exit.")
+@click.option("--list", "list_jobs", is_flag=True, help="List the declared jobs and exit.")
+@pass_ctx
+@friendly_errors
+def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
+    """Run the periodic jobs (nightly sync and scoring) in this process.
+
+    Several scheduler processes may run at once: every course is claimed in the database
+    before it is processed, so each is processed exactly once per slot.
+    """
+    from lti_app.scheduler import JobContext, build_scheduler, default_jobs, nightly_slot, run_job
+    from lti_app.services.locks import holder_id
+
+    settings = ctx.settings
+    configure_logging(settings.app.log_level, settings.app.log_format)
+    jobs = {job.name: job for job in default_jobs()}
+    if list_jobs:
+        for job in jobs.values():
+            when = (
+                f"nightly at {settings.scheduler.nightly_at}"
+                if job.schedule == "nightly"
+                else (f"every {job.interval}")
+            )
+            click.echo(f"{job.name:20} {when:22} {job.description}")
+        return
+    factory = make_session_factory(make_engine(settings.database_url))
+    if once is not None:
+        if once not in jobs:
+            raise click.ClickException(f"unknown job '{once}'; known: {', '.join(jobs)}")
+        report = run_job(
+            jobs[once], JobContext(settings, factory, holder_id(), nightly_slot(settings))
+        )
+        click.echo(
+            f"{report.job} slot {report.slot}: processed {report.processed}, "
+            f"skipped (claimed elsewhere) {report.skipped}, failed {sorted(report.failed)}"
+        )
+        if report.failed:
+            sys.exit(1)
+        return
+    if not settings.scheduler.enabled:
+        raise click.ClickException("scheduler.enabled is false in the configuration")
+    click.echo(f"scheduler started: {', '.join(jobs)}")
+    build_scheduler(settings, factory, list(jobs.values())).start()
 
 
 if __name__ == "__main__":  # pragma: no cover

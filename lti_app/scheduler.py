@@ -1,0 +1,178 @@
+"""The scheduler process (`arche-predict scheduler`): periodic jobs, declared as data.
+
+It runs in its own process, never inside web workers (a web worker may be killed or multiplied
+at any time). Several scheduler processes may run, e.g. one per host for availability: each
+unit of work (one job, one slot, one course) is claimed in the database first
+(`lti_app.services.locks`), so every course is processed exactly once per slot whichever
+process gets there first.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lti_app.config import Settings
+from lti_app.db import session_scope, utcnow
+from lti_app.models import Course
+from lti_app.observability import get_logger
+from lti_app.services import locks
+
+log = get_logger(__name__)
+
+CourseWork = Callable[["JobContext", Session, Course], None]
+SiteWork = Callable[["JobContext", Session], None]
+
+
+@dataclass(frozen=True)
+class Job:
+    """One periodic job. `per_course` jobs run `run` once for every course with sync enabled."""
+
+    name: str
+    description: str
+    schedule: Literal["nightly", "interval"]
+    run: CourseWork | SiteWork
+    per_course: bool = True
+    interval: timedelta | None = None
+    lease: timedelta = timedelta(minutes=30)
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    session_factory: sessionmaker[Session]
+    holder: str
+    slot: str
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class JobReport:
+    job: str
+    slot: str
+    processed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+
+
+def nightly_slot(settings: Settings, now: datetime | None = None) -> str:
+    """The nightly slot is the local calendar day of the run, in the scheduler's time zone."""
+    tz = ZoneInfo(settings.scheduler.timezone)
+    return (now or utcnow()).astimezone(tz).date().isoformat()
+
+
+def run_job(job: Job, ctx: JobContext) -> JobReport:
+    """Run one job for one slot: claim each unit, do it in its own transaction, record it."""
+    report = JobReport(job=job.name, slot=ctx.slot)
+    if not job.per_course:
+        claim = f"{job.name}@{ctx.slot}"
+        with session_scope(ctx.session_factory) as session:
+            if not locks.try_claim(session, claim, ctx.holder, job.lease):
+                return report
+        with session_scope(ctx.session_factory) as session:
+            job.run(ctx, session)  # type: ignore[call-arg]
+            locks.mark_done(session, claim, ctx.holder)
+        return report
+
+    with session_scope(ctx.session_factory) as session:
+        course_ids = list(
+            session.scalars(select(Course.id).where(Course.sync_enabled).order_by(Course.id))
+        )
+    for course_id in course_ids:
+        claim = f"{job.name}@{ctx.slot}#course:{course_id}"
+        with session_scope(ctx.session_factory) as session:
+            claimed = locks.try_claim(session, claim, ctx.holder, job.lease)
+        if not claimed:
+            report.skipped.append(course_id)
+            continue
+        try:
+            with session_scope(ctx.session_factory) as session:
+                course = session.get(Course, course_id)
+                if course is not None:
+                    job.run(ctx, session, course)  # type: ignore[call-arg]
+            report.processed.append(course_id)
+        except Exception as exc:  # one course failing must not stop the others
+            log.exception("scheduled job failed for a course", job=job.name, course_id=course_id)
+            report.failed[course_id] = f"{exc.__class__.__name__}: {exc}"
+        finally:
+            # Done or failed, the slot is spent for this course: the error is recorded in the
+            # sync history, and the next slot tries again.
+            with session_scope(ctx.session_factory) as session:
+                locks.mark_done(session, claim, ctx.holder)
+    log.info(
+        "scheduled job finished",
+        job=job.name,
+        slot=ctx.slot,
+        processed=len(report.processed),
+        skipped=len(report.skipped),
+        failed=len(report.failed),
+    )
+    return report
+
+
+def _purge_claims(ctx: JobContext, session: Session) -> None:
+    purged = locks.purge_expired(session)
+    log.info("expired job claims purged", count=purged)
+
+
+HOUSEKEEPING_JOBS: tuple[Job, ...] = (
+    Job(
+        name="purge-claims",
+        description="Delete job claims whose lease has expired.",
+        schedule="nightly",
+        run=_purge_claims,
+        per_course=False,
+    ),
+)
+
+
+def default_jobs() -> tuple[Job, ...]:
+    """The jobs the scheduler runs. The nightly sync and scoring join as their services land."""
+    return HOUSEKEEPING_JOBS
+
+
+def build_scheduler(
+    settings: Settings, session_factory: sessionmaker[Session], jobs: Sequence[Job]
+) -> Any:
+    """An APScheduler `BlockingScheduler` with one trigger per job."""
+    from apscheduler.schedulers.blocking import BlockingScheduler
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    tz = ZoneInfo(settings.scheduler.timezone)
+    hour, minute = (int(p) for p in settings.scheduler.nightly_at.split(":"))
+    scheduler = BlockingScheduler(timezone=tz)
+    holder = locks.holder_id()
+    for job in jobs:
+
+        def fire(job: Job = job) -> None:
+            slot = (
+                nightly_slot(settings)
+                if job.schedule == "nightly"
+                else utcnow().strftime("%Y-%m-%dT%H:%M:%S")
+            )
+            run_job(job, JobContext(settings, session_factory, holder, slot))
+
+        trigger: Any = (
+            CronTrigger(hour=hour, minute=minute, timezone=tz)
+            if job.schedule == "nightly"
+            else IntervalTrigger(seconds=(job.interval or timedelta(minutes=1)).total_seconds())
+        )
+        scheduler.add_job(
+            fire,
+            trigger,
+            id=job.name,
+            name=job.description,
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=3600,
+        )
+    signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
+    return scheduler

@@ -1,0 +1,136 @@
+"""Scheduler claims: several processes, each course processed exactly once per slot."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_app import migrate
+from lti_app.db import make_engine, make_session_factory, session_scope, utcnow
+from lti_app.models import Course, JobLock, MoodleSite
+from lti_app.services import locks
+from tests.conftest import Databases
+
+WORKER = textwrap.dedent(
+    """
+    import os, sys, time
+    from lti_app.config import Settings
+    from lti_app.db import make_engine, make_session_factory
+    from lti_app.scheduler import Job, JobContext, run_job
+
+    url, out, slot = sys.argv[1], sys.argv[2], sys.argv[3]
+
+    def work(ctx, session, course):
+        with open(out, "a") as fh:
+            fh.write(f"{course.id} {os.getpid()}\\n")
+        time.sleep(0.05)  # long enough for the other process to race for the same course
+
+    job = Job(name="test-nightly", description="test", schedule="nightly", run=work)
+    ctx = JobContext(Settings(), make_session_factory(make_engine(url)), f"p{os.getpid()}", slot)
+    report = run_job(job, ctx)
+    print(len(report.processed), len(report.skipped))
+    """
+)
+
+
+def _seed_courses(url: str, n: int) -> None:
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    with session_scope(make_session_factory(engine)) as session:
+        site = MoodleSite(base_url="https://m.example.org")
+        session.add(site)
+        session.flush()
+        session.add_all(
+            Course(site_id=site.id, moodle_course_id=100 + i, shortname=f"C{i}") for i in range(n)
+        )
+    engine.dispose()
+
+
+def test_two_processes_started_at_once_process_each_course_once(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    url = databases.new_url(backend)
+    _seed_courses(url, 12)
+    out = tmp_path / "processed.txt"
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER, encoding="utf-8")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), url, str(out), "2026-11-23"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in procs]
+    for proc, (_stdout, stderr) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, stderr
+    lines = out.read_text().split()
+    course_ids = [int(x) for x in lines[0::2]]
+    assert sorted(course_ids) == sorted(set(course_ids)), "a course was processed twice"
+    assert len(course_ids) == 12
+    counts = [stdout.strip().splitlines()[-1].split() for stdout, _ in results]
+    processed = sum(int(c[0]) for c in counts)
+    skipped = sum(int(c[1]) for c in counts)
+    assert processed == 12
+    assert skipped == 12  # every course was skipped by exactly one of the two processes
+    # A third, later run of the same slot does nothing.
+    late = subprocess.run(
+        [sys.executable, str(script), url, str(out), "2026-11-23"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert late.stdout.strip().splitlines()[-1].split() == ["0", "12"]
+    # The next slot processes everything again.
+    nxt = subprocess.run(
+        [sys.executable, str(script), url, str(out), "2026-11-24"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert nxt.stdout.strip().splitlines()[-1].split() == ["12", "0"]
+
+
+def test_expired_claim_can_be_taken_over(db_session: Session) -> None:
+    past = utcnow() - timedelta(hours=2)
+    assert locks.try_claim(db_session, "job@slot", "a", timedelta(minutes=30), now=past)
+    assert not locks.try_claim(db_session, "job@slot", "b", timedelta(minutes=30), now=past)
+    # Now the lease of "a" is over: "b" takes it.
+    assert locks.try_claim(db_session, "job@slot", "b", timedelta(minutes=30))
+    row = db_session.scalar(select(JobLock).where(JobLock.name == "job@slot"))
+    assert row is not None
+    assert row.holder == "b"
+    assert not locks.renew(db_session, "job@slot", "a", timedelta(minutes=5))
+    assert locks.renew(db_session, "job@slot", "b", timedelta(minutes=5))
+
+
+def test_purge_removes_only_expired(db_session: Session) -> None:
+    locks.try_claim(db_session, "old", "a", timedelta(minutes=1), now=utcnow() - timedelta(days=1))
+    locks.try_claim(db_session, "new", "a", timedelta(minutes=30))
+    assert locks.purge_expired(db_session) == 1
+    names = set(db_session.scalars(select(JobLock.name)))
+    assert names == {"new"}
+
+
+@pytest.mark.parametrize("hour", [0, 23])
+def test_nightly_slot_is_the_local_day(hour: int) -> None:
+    from datetime import UTC, datetime
+
+    from lti_app.config import Settings
+    from lti_app.scheduler import nightly_slot
+
+    now = datetime(2026, 11, 22, hour, 30, tzinfo=UTC)
+    expected = "2026-11-22" if hour == 0 else "2026-11-23"  # Europe/Paris is UTC+1 in November
+    assert nightly_slot(Settings(), now) == expected

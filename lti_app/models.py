@@ -225,7 +225,7 @@ class LogEvent(Base):
     objectid: Mapped[int | None] = mapped_column(BigInteger)
     crud: Mapped[str] = mapped_column(String(1))
     edulevel: Mapped[int] = mapped_column(SmallInteger)
-    contextid: Mapped[int] = mapped_column(BigInteger)
+    contextid: Mapped[int | None] = mapped_column(BigInteger)  # the CSV download has none
     contextlevel: Mapped[int] = mapped_column(Integer)
     contextinstanceid: Mapped[int] = mapped_column(BigInteger)
     userid: Mapped[int] = mapped_column(BigInteger)

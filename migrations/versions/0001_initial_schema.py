@@ -102,7 +102,7 @@ def upgrade() -> None:
         sa.Column("objectid", sa.BigInteger(), nullable=True),
         sa.Column("crud", sa.String(length=1), nullable=False),
         sa.Column("edulevel", sa.SmallInteger(), nullable=False),
-        sa.Column("contextid", sa.BigInteger(), nullable=False),
+        sa.Column("contextid", sa.BigInteger(), nullable=True),
         sa.Column("contextlevel", sa.Integer(), nullable=False),
         sa.Column("contextinstanceid", sa.BigInteger(), nullable=False),
         sa.Column("userid", sa.BigInteger(), nullable=False),

@@ -76,6 +76,16 @@ class MLSettings(_Section):
     random_seed: int = 42
 
 
+class LtiSettings(_Section):
+    leeway_seconds: int = Field(default=10, ge=0, le=300)
+    launch_token_ttl: int = Field(default=900, ge=60, le=86400)
+    session_lifetime: int = Field(default=28800, ge=300, le=604800)
+    login_state_ttl: int = Field(default=600, ge=60, le=3600)
+    jwks_max_age: int = Field(default=86400, ge=60, le=2592000)
+    key_overlap_days: int = Field(default=7, ge=0, le=365)
+    http_timeout: float = Field(default=10.0, gt=0, le=120)
+
+
 class Settings(_Section):
     """The whole configuration. Frozen: nothing may change it after start-up."""
 
@@ -85,6 +95,7 @@ class Settings(_Section):
     moodle: MoodleSettings = MoodleSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     ml: MLSettings = MLSettings()
+    lti: LtiSettings = LtiSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @property

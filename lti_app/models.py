@@ -110,6 +110,52 @@ class ToolKey(Base):
     retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class LtiStoredValue(Base):
+    """pylti1p3's launch-data storage, shared by every worker and process through the database.
+
+    Holds login states (with their nonce), single-use nonces and validated launch data, each with
+    an expiry. A nonce or state is consumed by deleting its row, which only one request can do.
+    """
+
+    __tablename__ = "lti_stored_value"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    value: Mapped[Any] = mapped_column(JSON)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_lti_stored_value_expires_at", "expires_at"),)
+
+
+class LtiSession(Base):
+    """The server-side session opened by a launch, bound to platform, course, person and role.
+
+    Only a hash of the session id is stored: a database reader cannot take over a session. The id
+    travels in a cookie, or, when the browser blocks cookies in Moodle's iframe, in a short-lived
+    signed launch token.
+    """
+
+    __tablename__ = "lti_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sid_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    platform_id: Mapped[int] = mapped_column(ForeignKey("lti_platform.id", ondelete="CASCADE"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    message_type: Mapped[str] = mapped_column(String(64))
+    launch_id: Mapped[str | None] = mapped_column(String(100))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        CheckConstraint("role IN ('learner', 'teacher', 'admin')", name="role"),
+        Index("ix_lti_session_expires_at", "expires_at"),
+    )
+
+
 # --------------------------------------------------------------------------- courses and people
 
 

@@ -1,0 +1,137 @@
+"""What arche-predict needs from a Moodle site: functions in the external service, capabilities.
+
+One table, used by the error mapping (to tell an admin which capability a ``nopermissions``
+error stands for) and by ``check`` (to list what is missing before the first sync fails).
+Capability *names* are the English strings Moodle puts in ``nopermissions`` messages
+("... permissions to do that (View participants)."): Moodle never sends the capability id.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+__all__ = [
+    "CAPABILITY_BY_NAME",
+    "LOG_FUNCTION",
+    "REQUIRED_FUNCTIONS",
+    "FunctionRequirement",
+    "capability_from_message",
+    "normalise_label",
+]
+
+LOG_FUNCTION = "local_archepredict_get_course_logs"
+
+
+@dataclass(frozen=True)
+class FunctionRequirement:
+    """A web-service function the tool calls, why, and the capabilities its token user needs
+    (in the course context unless said otherwise)."""
+
+    name: str
+    purpose: str
+    capabilities: tuple[str, ...]
+    #: Needed only when the log source is ``ws`` (the companion plugin).
+    log_source_ws_only: bool = False
+
+
+REQUIRED_FUNCTIONS: tuple[FunctionRequirement, ...] = (
+    FunctionRequirement(
+        "core_webservice_get_site_info",
+        "identify the site and list the functions the token may call",
+        (),
+    ),
+    FunctionRequirement(
+        "core_course_get_courses_by_field",
+        "find the course by id or short name",
+        ("moodle/course:view", "moodle/course:viewhiddencourses"),
+    ),
+    FunctionRequirement(
+        "core_enrol_get_enrolled_users",
+        "read the roster and each participant's roles",
+        (
+            "moodle/course:viewparticipants",
+            "moodle/user:viewdetails",
+            "moodle/site:accessallgroups",
+        ),
+    ),
+    FunctionRequirement(
+        "gradereport_user_get_grade_items",
+        "read every participant's grades and the course total",
+        (
+            "gradereport/user:view",
+            "moodle/grade:viewall",
+            # Without these Moodle silently drops the activities' grade items (no error).
+            "mod/assign:view",
+            "mod/quiz:view",
+        ),
+    ),
+    FunctionRequirement(
+        "core_course_get_contents",
+        "read the course structure (sections and activities)",
+        ("moodle/course:viewhiddenactivities", "moodle/course:viewhiddensections"),
+    ),
+    FunctionRequirement(
+        "core_completion_get_activities_completion_status",
+        "read each participant's activity completion",
+        ("report/progress:view",),
+    ),
+    FunctionRequirement(
+        LOG_FUNCTION,
+        "read the course's standard log (companion plugin local_archepredict)",
+        ("report/log:view",),
+        log_source_ws_only=True,
+    ),
+)
+
+#: Human capability names (English, as Moodle writes them in error messages) -> capability id.
+#: The first two were recorded on Moodle 5.1 (tests/fixtures/moodle-5.1/error_missing_*.json).
+CAPABILITY_BY_NAME: dict[str, str] = {
+    "view user report": "gradereport/user:view",
+    "view participants": "moodle/course:viewparticipants",
+    "view grades of other users": "moodle/grade:viewall",
+    "view user profiles": "moodle/user:viewdetails",
+    "access all groups": "moodle/site:accessallgroups",
+    "view course logs": "report/log:view",
+    "view activity completion reports": "report/progress:view",
+    "view hidden activities": "moodle/course:viewhiddenactivities",
+    "view hidden sections": "moodle/course:viewhiddensections",
+    "view hidden courses": "moodle/course:viewhiddencourses",
+    "view courses without participation": "moodle/course:view",
+    "use rest protocol": "webservice/rest:use",
+    "view assignment": "mod/assign:view",
+    "view quiz information": "mod/quiz:view",
+}
+
+
+def normalise_label(text: str) -> str:
+    """Case-fold, strip accents and apostrophes, collapse spaces: labels that differ only by
+    typography ("l\u2019utilisateur", "L'UTILISATEUR", "lutilisateur") compare equal."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
+    for quote in ("'", "\u2019", "\u2018", "`", "\u00b4", '"'):
+        stripped = stripped.replace(quote, "")
+    return " ".join(stripped.casefold().split())
+
+
+def capability_from_message(message: str) -> tuple[str | None, tuple[str, ...]]:
+    """Extract the capability name from a ``nopermissions`` message and map it to an id.
+
+    Moodle's message ends with ``(<capability name>).``; returns ``(name, (id,))``, or
+    ``(name, ())`` when the name is not one we know, or ``(None, ())`` without parentheses.
+    """
+    start = message.rfind("(")
+    end = message.rfind(")")
+    if start < 0 or end <= start:
+        return None, ()
+    name = message[start + 1 : end].strip()
+    capability = CAPABILITY_BY_NAME.get(normalise_label(name))
+    return name, ((capability,) if capability else ())
+
+
+def requirement_for(wsfunction: str | None) -> FunctionRequirement | None:
+    """The requirement entry of a function, or None for a function the tool does not need."""
+    for requirement in REQUIRED_FUNCTIONS:
+        if requirement.name == wsfunction:
+            return requirement
+    return None

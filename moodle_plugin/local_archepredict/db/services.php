@@ -1,0 +1,48 @@
+<?php
+// This file is part of arche-predict (companion plugin of the LTI tool).
+//
+// arche-predict is free software: you can redistribute it and/or modify it under the terms of
+// the GNU Affero General Public License as published by the Free Software Foundation, either
+// version 3 of the License, or (at your option) any later version.
+
+/**
+ * Web-service function and a ready-made (disabled) service for arche-predict.
+ *
+ * @package    local_archepredict
+ * @copyright  2026 Université de Lorraine
+ * @license    https://www.gnu.org/licenses/agpl-3.0.html GNU AGPL v3 or later
+ */
+
+defined('MOODLE_INTERNAL') || die();
+
+$functions = [
+    'local_archepredict_get_course_logs' => [
+        'classname' => 'local_archepredict\external\get_course_logs',
+        'description' => 'Standard log rows of one course after a given log id, oldest first, '
+            . 'paged, for the arche-predict learning-analytics tool.',
+        'type' => 'read',
+        'capabilities' => 'report/log:view',
+        'ajax' => false,
+    ],
+];
+
+// Everything arche-predict calls, in one service an admin only has to enable and authorise
+// the web-service user for. Disabled on install: enabling it is a deliberate decision.
+$services = [
+    'arche-predict' => [
+        'shortname' => 'archepredict',
+        'functions' => [
+            'core_webservice_get_site_info',
+            'core_course_get_courses_by_field',
+            'core_enrol_get_enrolled_users',
+            'gradereport_user_get_grade_items',
+            'core_course_get_contents',
+            'core_completion_get_activities_completion_status',
+            'local_archepredict_get_course_logs',
+        ],
+        'restrictedusers' => 1,
+        'enabled' => 0,
+        'downloadfiles' => 0,
+        'uploadfiles' => 0,
+    ],
+];

@@ -201,6 +201,118 @@ def site_add(ctx: CliContext, url: str, name: str, token_stdin: bool) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+# ----------------------------------------------------------------------------- courses
+
+
+@main.group()
+def course() -> None:
+    """Courses (Moodle course offerings) and their past offerings."""
+
+
+@course.command("add")
+@click.option("--site", "site_url", required=True, help="Base URL of a registered Moodle site.")
+@click.option("--moodle-id", type=int, required=True, help="The course id in Moodle.")
+@click.option("--name", default="", help="Short name, until the first sync fills it in.")
+@click.option("--past", "past", type=int, multiple=True, help="Id of a past offering (repeat).")
+@pass_ctx
+@friendly_errors
+def course_add(
+    ctx: CliContext, site_url: str, moodle_id: int, name: str, past: tuple[int, ...]
+) -> None:
+    """Link a Moodle course to the tool (LTI launches do this automatically)."""
+    from lti_app.services.courses import CourseError, add_course
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    try:
+        with session_scope(factory) as session:
+            added = add_course(session, site_url, moodle_id, shortname=name, past=past)
+            click.echo(f"course {added.id}: Moodle course {added.moodle_course_id} on site")
+    except CourseError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@course.command("list")
+@pass_ctx
+@friendly_errors
+def course_list(ctx: CliContext) -> None:
+    """List courses with their Moodle ids, past offerings and last sync."""
+    from lti_app.services.courses import course_overview
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        rows = course_overview(session)
+    if not rows:
+        click.echo("no course yet: `arche-predict course add` or launch the tool from Moodle")
+    for row in rows:
+        click.echo(
+            f"{row.id:>5}  moodle:{row.moodle_course_id:<6} {row.shortname:20} "
+            f"past:{','.join(map(str, row.past)) or '-':10} last sync: {row.last_sync}"
+        )
+
+
+# ----------------------------------------------------------------------------- sync
+
+
+@main.command("sync")
+@click.option("--course", "course_id", type=int, default=None, help="Course id (default: all).")
+@click.option(
+    "--source",
+    type=click.Choice(["ws", "db", "csv"]),
+    default=None,
+    help="Log source (default: the site's).",
+)
+@click.option("--no-roster", is_flag=True, help="Only pull log events.")
+@pass_ctx
+@friendly_errors
+def sync_command(
+    ctx: CliContext, course_id: int | None, source: str | None, no_roster: bool
+) -> None:
+    """Pull roster, grades and new log events from Moodle, page by page (resumable)."""
+    from sqlalchemy import select
+
+    from lti_app.models import Course
+    from lti_app.tasks import SyncConfigError, run_course_sync
+
+    settings = ctx.settings
+    configure_logging("WARNING", settings.app.log_format)
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        if course_id is None:
+            ids = list(session.scalars(select(Course.id).where(Course.sync_enabled)))
+        else:
+            ids = [course_id]
+    if not ids:
+        raise click.ClickException("no course to sync: add one with `arche-predict course add`")
+    failed = 0
+    for cid in ids:
+        with click.progressbar(length=1, label=f"course {cid}", show_pos=True) as bar:
+
+            def progress(step: Any, bar: Any = bar) -> None:
+                if bar.length == 1 and step.remaining is not None:
+                    bar.length = max(step.pages_done, step.pages_done - 1 + step.remaining)
+                bar.update(1)
+
+            try:
+                outcome = run_course_sync(
+                    settings,
+                    factory,
+                    cid,
+                    trigger="cli",
+                    source=source,
+                    progress=progress,
+                    include_roster=not no_roster,
+                )
+            except SyncConfigError as exc:
+                raise click.ClickException(str(exc)) from None
+        if outcome.status == "succeeded":
+            click.echo(f"course {cid}: {outcome.events_added} new events in {outcome.pages} pages")
+        else:
+            failed += 1
+            click.echo(f"course {cid}: sync failed: {outcome.error_message}", err=True)
+    if failed:
+        sys.exit(1)
+
+
 # ----------------------------------------------------------------------------- serve
 
 

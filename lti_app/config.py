@@ -62,6 +62,11 @@ class MoodleSettings(_Section):
     log_source: Literal["ws", "db", "csv"] = "ws"
     page_size: int = Field(default=5000, ge=1, le=5000)
     timezone: str = "Europe/Paris"
+    db_log_url: str = ""
+    db_log_table: str = Field(
+        default="mdl_logstore_standard_log",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$",
+    )
 
 
 class SchedulerSettings(_Section):

@@ -27,8 +27,9 @@ from lti_app.services import locks
 
 log = get_logger(__name__)
 
-CourseWork = Callable[["JobContext", Session, Course], None]
-SiteWork = Callable[["JobContext", Session], None]
+# A job owns its transactions (a sync commits page by page), so it gets ids, not sessions.
+CourseWork = Callable[["JobContext", int], None]
+SiteWork = Callable[["JobContext"], None]
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,8 @@ def run_job(job: Job, ctx: JobContext) -> JobReport:
         with session_scope(ctx.session_factory) as session:
             if not locks.try_claim(session, claim, ctx.holder, job.lease):
                 return report
+        job.run(ctx)  # type: ignore[call-arg]
         with session_scope(ctx.session_factory) as session:
-            job.run(ctx, session)  # type: ignore[call-arg]
             locks.mark_done(session, claim, ctx.holder)
         return report
 
@@ -93,10 +94,7 @@ def run_job(job: Job, ctx: JobContext) -> JobReport:
             report.skipped.append(course_id)
             continue
         try:
-            with session_scope(ctx.session_factory) as session:
-                course = session.get(Course, course_id)
-                if course is not None:
-                    job.run(ctx, session, course)  # type: ignore[call-arg]
+            job.run(ctx, course_id)  # type: ignore[call-arg]
             report.processed.append(course_id)
         except Exception as exc:  # one course failing must not stop the others
             log.exception("scheduled job failed for a course", job=job.name, course_id=course_id)
@@ -117,12 +115,29 @@ def run_job(job: Job, ctx: JobContext) -> JobReport:
     return report
 
 
-def _purge_claims(ctx: JobContext, session: Session) -> None:
-    purged = locks.purge_expired(session)
+def _purge_claims(ctx: JobContext) -> None:
+    with session_scope(ctx.session_factory) as session:
+        purged = locks.purge_expired(session)
     log.info("expired job claims purged", count=purged)
 
 
-HOUSEKEEPING_JOBS: tuple[Job, ...] = (
+def _nightly_sync(ctx: JobContext, course_id: int) -> None:
+    from lti_app.tasks import run_course_sync
+
+    outcome = run_course_sync(ctx.settings, ctx.session_factory, course_id, trigger="nightly")
+    if outcome.status != "succeeded":
+        # Recorded in the sync history; raising marks the course failed in the job report.
+        raise RuntimeError(f"sync failed: {outcome.error_code}")
+
+
+JOBS: tuple[Job, ...] = (
+    Job(
+        name="nightly-sync",
+        description="Pull each course's roster, grades and new log events from Moodle.",
+        schedule="nightly",
+        run=_nightly_sync,
+        lease=timedelta(hours=2),
+    ),
     Job(
         name="purge-claims",
         description="Delete job claims whose lease has expired.",
@@ -134,8 +149,8 @@ HOUSEKEEPING_JOBS: tuple[Job, ...] = (
 
 
 def default_jobs() -> tuple[Job, ...]:
-    """The jobs the scheduler runs. The nightly sync and scoring join as their services land."""
-    return HOUSEKEEPING_JOBS
+    """The jobs the scheduler runs, in order."""
+    return JOBS
 
 
 def build_scheduler(

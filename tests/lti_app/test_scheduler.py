@@ -27,9 +27,9 @@ WORKER = textwrap.dedent(
 
     url, out, slot = sys.argv[1], sys.argv[2], sys.argv[3]
 
-    def work(ctx, session, course):
+    def work(ctx, course_id):
         with open(out, "a") as fh:
-            fh.write(f"{course.id} {os.getpid()}\\n")
+            fh.write(f"{course_id} {os.getpid()}\\n")
         time.sleep(0.05)  # long enough for the other process to race for the same course
 
     job = Job(name="test-nightly", description="test", schedule="nightly", run=work)

@@ -1,0 +1,180 @@
+"""Units of work composed from services: one course's sync, run by the CLI, the scheduler and
+(later) the dashboard's "Sync now".
+
+Services never commit; this module owns the transactions. A sync commits the run record first
+(so the dashboard sees it start), then each log page with its cursor, then the final status.
+A Moodle error ends the run as `failed` with Moodle's errorcode and the admin-facing
+explanation; the data already committed stays, and the next run resumes from the cursor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from lti_app.config import Settings
+from lti_app.crypto import SecretBox
+from lti_app.db import make_engine, session_scope, utcnow
+from lti_app.models import Course, MoodleSite, SyncRun
+from lti_app.observability import get_logger
+from lti_app.services import sync
+from lti_app.services.logsource_db import DbLogSource
+from lti_app.services.sites import site_token
+from moodle_client.client import MoodleClient
+from moodle_client.errors import MoodleError
+from moodle_client.logs import LogSource, WsLogSource
+
+log = get_logger(__name__)
+
+Progress = Callable[[sync.PageProgress], None]
+
+
+class SyncConfigError(Exception):
+    """The course or site cannot be synced as configured (no token, unknown source…)."""
+
+
+@dataclass(frozen=True)
+class SyncOutcome:
+    run_id: int
+    status: str
+    pages: int
+    events_added: int
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+def moodle_client_for(settings: Settings, box: SecretBox, site: MoodleSite) -> MoodleClient:
+    token = site_token(box, site)
+    if not token:
+        raise SyncConfigError(
+            f"site {site.base_url} has no web-service token; run `arche-predict site add`"
+        )
+    return MoodleClient(
+        site.base_url,
+        token,
+        timeout=settings.moodle.request_timeout,
+        max_retries=settings.moodle.max_retries,
+    )
+
+
+def log_source_for(
+    settings: Settings, client: MoodleClient | None, course: Course, source: str
+) -> LogSource:
+    if source == "ws":
+        if client is None:
+            raise SyncConfigError("the ws log source needs a Moodle client")
+        return WsLogSource(client, course.moodle_course_id, page_size=settings.moodle.page_size)
+    if source == "db":
+        if not settings.moodle.db_log_url:
+            raise SyncConfigError(
+                "the db log source needs moodle.db_log_url (a read-only URL to the log table)"
+            )
+        return DbLogSource(
+            make_engine(settings.moodle.db_log_url),
+            settings.moodle.db_log_table,
+            course.moodle_course_id,
+            page_size=settings.moodle.page_size,
+        )
+    raise SyncConfigError(
+        f"'{source}' logs cannot be pulled; import the CSV download with "
+        "`arche-predict import-logs FILE --course ID`"
+    )
+
+
+def run_course_sync(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    course_id: int,
+    *,
+    trigger: str = "manual",
+    source: str | None = None,
+    client: MoodleClient | None = None,
+    progress: Progress | None = None,
+    include_roster: bool = True,
+) -> SyncOutcome:
+    """Sync one course: details, roster, grades, then logs page by page.
+
+    `client` may be given (tests, a shared pool); otherwise it is built from the site's
+    encrypted token.
+    """
+    box = SecretBox.from_settings(settings)
+    with session_scope(factory) as session:
+        course = session.get(Course, course_id)
+        if course is None:
+            raise SyncConfigError(f"no course with id {course_id}; see `arche-predict course list`")
+        site = session.get(MoodleSite, course.site_id)
+        assert site is not None
+        source_name = source or site.log_source or settings.moodle.log_source
+        sync.mark_stale_runs_failed(session, course.id, utcnow() - timedelta(hours=6))
+        run = sync.start_run(session, course, trigger=trigger, source=source_name)
+        run_id = run.id
+
+    error: Exception | None = None
+    try:
+        with session_scope(factory) as session:
+            course = session.get_one(Course, course_id)
+            site = session.get_one(MoodleSite, course.site_id)
+            if client is None and (include_roster or source_name == "ws"):
+                client = moodle_client_for(settings, box, site)
+            if include_roster and client is not None:
+                sync.upsert_course(session, site, client.get_course(course.moodle_course_id))
+                users = [
+                    u for page in client.iter_enrolled_users(course.moodle_course_id) for u in page
+                ]
+                sync.sync_roster(session, course, users)
+                sync.sync_grades(session, course, client.get_grade_items(course.moodle_course_id))
+            source_obj = log_source_for(settings, client, course, source_name)
+
+        session = factory()
+        try:
+            course = session.get_one(Course, course_id)
+            run = session.get_one(SyncRun, run_id)
+            for step in sync.iter_log_sync(session, course, source_obj, run):
+                session.commit()  # the page, its cursor and the run's counters, together
+                if progress is not None:
+                    progress(step)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+    except (MoodleError, SyncConfigError) as exc:
+        error = exc
+        log.warning(
+            "sync failed",
+            course_id=course_id,
+            error=str(exc),
+            errorcode=getattr(exc, "errorcode", "configuration"),
+        )
+    except Exception as exc:  # recorded, then re-raised: the history must not say "running"
+        error = exc
+        log.exception("sync crashed", course_id=course_id)
+
+    with session_scope(factory) as session:
+        run = session.get_one(SyncRun, run_id)
+        if error is None:
+            sync.finish_run(run)
+        elif isinstance(error, MoodleError | SyncConfigError):
+            code = error.errorcode if isinstance(error, MoodleError) else "configuration"
+            sync.finish_run(run, error_code=code, message=str(error))
+        else:
+            sync.finish_run(
+                run,
+                error_code="internal",
+                message="an internal error stopped the sync; the logs have the details",
+            )
+        outcome = SyncOutcome(
+            run_id=run.id,
+            status=run.status,
+            pages=run.pages_done,
+            events_added=run.events_added,
+            error_code=run.error_code,
+            error_message=run.error_message,
+        )
+    if error is not None and not isinstance(error, MoodleError | SyncConfigError):
+        raise error
+    return outcome

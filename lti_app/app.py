@@ -56,9 +56,15 @@ def create_app(settings: Settings) -> Flask:
     _install_request_hooks(app)
     _install_error_handlers(app)
 
+    from lti_app.web import auth
     from lti_app.web.health import bp as health_bp
+    from lti_app.web.lti import bp as lti_bp
+    from lti_app.web.pages import bp as pages_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(lti_bp)
+    app.register_blueprint(pages_bp)
+    auth.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))
     return app
 

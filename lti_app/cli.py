@@ -313,6 +313,133 @@ def sync_command(
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------- LTI
+
+
+@main.group()
+def keys() -> None:
+    """The tool's RSA signing keys (published at /lti/jwks)."""
+
+
+@keys.command("rotate")
+@pass_ctx
+@friendly_errors
+def keys_rotate(ctx: CliContext) -> None:
+    """Create a new signing key; the previous one stays published for lti.key_overlap_days."""
+    from lti_app.services import audit
+    from lti_app.services.lti_keys import rotate_key
+
+    settings = ctx.settings
+    box = SecretBox.from_settings(settings)
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        key = rotate_key(session, box)
+        audit.record(session, "keys.rotate", "accepted", None, details={"kid": key.kid})
+        click.echo(f"new current key {key.kid} (private part stored encrypted)")
+
+
+@keys.command("list")
+@pass_ctx
+@friendly_errors
+def keys_list(ctx: CliContext) -> None:
+    """List the keys, newest first, with their state."""
+    from sqlalchemy import select
+
+    from lti_app.models import ToolKey
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        for key in session.scalars(select(ToolKey).order_by(ToolKey.id.desc())):
+            state = f"retired {key.retired_at:%Y-%m-%d %H:%M}" if key.retired_at else "current"
+            click.echo(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M}  {state}")
+
+
+@main.group()
+def lti() -> None:
+    """LTI 1.3 registrations (Moodle platforms) and the values Moodle needs."""
+
+
+@lti.command("add-platform")
+@click.option("--issuer", required=True, help="Moodle's Platform ID (its wwwroot URL).")
+@click.option("--client-id", required=True, help="Moodle's Client ID for this tool.")
+@click.option("--deployment-id", "deployment_ids", multiple=True, required=True, help="Repeatable.")
+@click.option("--name", default="", help="A display name, e.g. ARCHE.")
+@click.option("--auth-login-url", default=None, help="Default: ISSUER/mod/lti/auth.php")
+@click.option("--auth-token-url", default=None, help="Default: ISSUER/mod/lti/token.php")
+@click.option("--key-set-url", default=None, help="Default: ISSUER/mod/lti/certs.php")
+@click.option("--site-url", default=None, help="The Moodle site the courses belong to (ISSUER).")
+@pass_ctx
+@friendly_errors
+def lti_add_platform(
+    ctx: CliContext,
+    issuer: str,
+    client_id: str,
+    deployment_ids: tuple[str, ...],
+    name: str,
+    auth_login_url: str | None,
+    auth_token_url: str | None,
+    key_set_url: str | None,
+    site_url: str | None,
+) -> None:
+    """Register a Moodle platform and its deployments (idempotent; rerun to add one)."""
+    from lti_app.services import audit
+    from lti_app.services.lti_keys import ensure_key
+    from lti_app.services.lti_registry import RegistryError, add_platform
+    from lti_app.services.sites import SiteError
+
+    settings = ctx.settings
+    box = SecretBox.from_settings(settings)
+    factory = make_session_factory(make_engine(settings.database_url))
+    try:
+        with session_scope(factory) as session:
+            platform = add_platform(
+                session,
+                box,
+                issuer=issuer,
+                client_id=client_id,
+                deployment_ids=deployment_ids,
+                auth_login_url=auth_login_url,
+                auth_token_url=auth_token_url,
+                key_set_url=key_set_url,
+                name=name,
+                site_url=site_url,
+            )
+            key = ensure_key(session, box)
+            audit.record(
+                session,
+                "lti.add_platform",
+                "accepted",
+                None,
+                platform_id=platform.id,
+                details={"issuer": platform.issuer, "client_id": platform.client_id},
+            )
+            deps = ", ".join(d.deployment_id for d in platform.deployments)
+            click.echo(
+                f"platform {platform.id}: {platform.issuer} client {platform.client_id} "
+                f"deployments [{deps}]; tool key {key.kid}"
+            )
+    except (RegistryError, SiteError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@lti.command("tool-config")
+@click.option("--public-url", default=None, help="Overrides app.public_url.")
+@pass_ctx
+@friendly_errors
+def lti_tool_config(ctx: CliContext, public_url: str | None) -> None:
+    """Print the values for Moodle's "Configure a tool manually" form."""
+    base = (public_url or ctx.settings.app.public_url).rstrip("/")
+    if not base:
+        raise click.ClickException("set app.public_url (or pass --public-url) first")
+    click.echo(f"Tool URL:            {base}/lti/launch")
+    click.echo("LTI version:         LTI 1.3")
+    click.echo("Public key type:     Keyset URL")
+    click.echo(f"Public keyset:       {base}/lti/jwks")
+    click.echo(f"Initiate login URL:  {base}/lti/login")
+    click.echo(f"Redirection URI(s):  {base}/lti/launch")
+    click.echo("Deep Linking:        supported (Content Selection URL: the Tool URL)")
+
+
 # ----------------------------------------------------------------------------- serve
 
 

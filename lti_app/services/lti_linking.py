@@ -1,0 +1,201 @@
+"""Link a validated launch to the tool's Course, Person and Enrolment rows.
+
+The context claim (id, label, title) names the course; for Moodle its id is the course id. The
+`sub` claim names the person; Moodle's `sub` is the user id as a string (checked on Moodle 5.1
+recordings: the `lis` claim carries the idnumber, not the id). A platform that is not Moodle
+may send the user id in a custom parameter (`custom.moodle_user_id` or `custom.user_id`, e.g.
+Moodle's substitution `$User.id`). Everything is scoped by the platform's Moodle site.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_app.crypto import SecretBox
+from lti_app.models import Course, Enrolment, LtiPlatform, MoodleSite, Person
+from lti_app.services.lti_roles import access_for
+from lti_app.services.sites import upsert_site
+
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+CONTEXT = CLAIM + "context"
+CUSTOM = CLAIM + "custom"
+ROLES = CLAIM + "roles"
+TOOL_PLATFORM = CLAIM + "tool_platform"
+
+
+class LinkError(ValueError):
+    """A launch whose claims cannot be linked; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class LaunchLink:
+    site: MoodleSite
+    course: Course | None
+    person: Person
+    role: str
+    is_admin: bool
+
+
+def _digits(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 9:
+        return int(value)
+    return None
+
+
+def _text(value: Any, limit: int) -> str:
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _custom(claims: dict[str, Any]) -> dict[str, Any]:
+    custom = claims.get(CUSTOM)
+    return custom if isinstance(custom, dict) else {}
+
+
+def is_moodle(claims: dict[str, Any]) -> bool:
+    platform = claims.get(TOOL_PLATFORM)
+    return isinstance(platform, dict) and platform.get("product_family_code") == "moodle"
+
+
+def moodle_user_id(claims: dict[str, Any]) -> int | None:
+    custom = _custom(claims)
+    for key in ("moodle_user_id", "user_id", "userid"):
+        if (found := _digits(custom.get(key))) is not None:
+            return found
+    return _digits(claims.get("sub")) if is_moodle(claims) else None
+
+
+def moodle_course_id(claims: dict[str, Any]) -> int | None:
+    custom = _custom(claims)
+    for key in ("moodle_course_id", "course_id", "courseid"):
+        if (found := _digits(custom.get(key))) is not None:
+            return found
+    context = claims.get(CONTEXT)
+    if isinstance(context, dict) and is_moodle(claims):
+        return _digits(context.get("id"))
+    return None
+
+
+def platform_site(session: Session, box: SecretBox, platform: LtiPlatform) -> MoodleSite:
+    """The platform's Moodle site, created from the issuer (Moodle's wwwroot) when missing."""
+    if platform.site is not None:
+        return platform.site
+    site = upsert_site(session, box, platform.issuer, name=platform.name)
+    platform.site_id = site.id
+    session.flush()
+    return site
+
+
+def link_person(
+    session: Session, site: MoodleSite, platform: LtiPlatform, claims: dict[str, Any]
+) -> Person:
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 255:
+        raise LinkError("the launch names no user (sub)")
+    user_id = moodle_user_id(claims)
+    person = session.scalar(
+        select(Person).where(Person.platform_id == platform.id, Person.lti_sub == sub)
+    )
+    if person is None and user_id is not None:
+        # Known from the roster sync (web services) but never launched: attach the LTI identity.
+        person = session.scalar(
+            select(Person).where(Person.site_id == site.id, Person.moodle_user_id == user_id)
+        )
+        if person is not None and person.lti_sub not in (None, sub):
+            raise LinkError("this Moodle user is already linked to another LTI identity")
+    if person is None:
+        person = Person(site_id=site.id)
+        session.add(person)
+    if person.site_id != site.id:
+        raise LinkError("this LTI identity belongs to another Moodle site")
+    person.platform_id = platform.id
+    person.lti_sub = sub
+    if person.moodle_user_id is None and user_id is not None:
+        person.moodle_user_id = user_id
+    parts = (_text(claims.get("given_name"), 120), _text(claims.get("family_name"), 120))
+    name = _text(claims.get("name"), 255) or " ".join(p for p in parts if p)
+    if name:
+        person.fullname = name
+    email = _text(claims.get("email"), 255)
+    if email:
+        person.email = email
+    session.flush()
+    return person
+
+
+def link_course(session: Session, site: MoodleSite, claims: dict[str, Any]) -> Course | None:
+    context = claims.get(CONTEXT)
+    if not isinstance(context, dict):
+        return None
+    context_id = _text(context.get("id"), 255)
+    if not context_id:
+        return None
+    course_id = moodle_course_id(claims)
+    course = session.scalar(
+        select(Course).where(Course.site_id == site.id, Course.lti_context_id == context_id)
+    )
+    if course is None and course_id is not None:
+        course = session.scalar(
+            select(Course).where(Course.site_id == site.id, Course.moodle_course_id == course_id)
+        )
+    if course is None:
+        if course_id is None:
+            raise LinkError(
+                "the launch's course cannot be matched to a Moodle course id; this tool reads "
+                "Moodle courses (a non-Moodle platform must send custom parameter course_id)"
+            )
+        course = Course(site_id=site.id, moodle_course_id=course_id)
+        session.add(course)
+    course.lti_context_id = context_id
+    label, title = _text(context.get("label"), 255), _text(context.get("title"), 500)
+    if label:
+        course.shortname = label
+    if title:
+        course.fullname = title
+    session.flush()
+    return course
+
+
+def upsert_enrolment(
+    session: Session, course: Course, person: Person, role: str, *, source: str
+) -> Enrolment:
+    enrolment = session.scalar(
+        select(Enrolment).where(
+            Enrolment.course_id == course.id,
+            Enrolment.person_id == person.id,
+            Enrolment.role == role,
+        )
+    )
+    if enrolment is None:
+        enrolment = Enrolment(course_id=course.id, person_id=person.id, role=role, source=source)
+        session.add(enrolment)
+    enrolment.active = True
+    session.flush()
+    return enrolment
+
+
+def link_launch(
+    session: Session, box: SecretBox, platform: LtiPlatform, claims: dict[str, Any]
+) -> LaunchLink:
+    """Find or create the launch's course and person, and record the person's role in it.
+
+    A launch without a course context is accepted only for an administrator (admin pages);
+    learners and teachers always act within one course.
+    """
+    access = access_for(claims.get(ROLES))
+    site = platform_site(session, box, platform)
+    person = link_person(session, site, platform, claims)
+    course = link_course(session, site, claims)
+    if course is None:
+        if not access.is_admin:
+            raise LinkError("the launch carries no course (context claim); launch from a course")
+        return LaunchLink(site=site, course=None, person=person, role="admin", is_admin=True)
+    upsert_enrolment(session, course, person, access.role, source="lti")
+    return LaunchLink(
+        site=site, course=course, person=person, role=access.role, is_admin=access.is_admin
+    )

@@ -1,0 +1,333 @@
+"""The launch session inside Moodle's iframe, and the access rules every page builds on.
+
+Public pieces for the dashboards and the JSON API:
+
+- `current()`: the request's `LaunchContext` (platform, course, person, role) or None;
+- decorators `require_session`, `require_teacher` (the view's `course_id` must be the launch's
+  course and the role teacher), `require_course_member` (any role, the launch's course),
+  `require_admin`, and `can_view_person(ctx, course_id, person_id)` for per-learner pages;
+- `lti_url_for(endpoint, **values)`: `url_for` that carries the launch token, to be used for
+  every in-tool link and form action (also a Jinja global, with `csrf_token()`).
+
+How the session travels: a launch opens a server-side session (`LtiSession`) and hands its id to
+the browser twice: in a cookie (`Secure; SameSite=None; Partitioned; HttpOnly` in a secure
+context) and inside a short-lived signed launch token (`lt`, query, form field or
+`X-Launch-Token` header). The token comes first, so two Moodle tabs in two courses keep their
+own sessions; the cookie serves when there is no token (a new window, a bookmark). Every page
+hands out a fresh token, so the token's lifetime is an idle timeout.
+
+CSRF: every POST/PUT/PATCH/DELETE except the LTI login and launch (which the platform sends)
+must carry the session's `csrf_token` (form field or `X-CSRF-Token` header).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from werkzeug.wrappers import Response as BaseResponse
+
+from lti_app.config import Settings
+from lti_app.models import LtiSession
+from lti_app.services.lti_registry import platform_origins
+from lti_app.services.lti_sessions import find_session
+from lti_app.web.launch import secure_context
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+SESSION_COOKIE = "arche_sid"
+TOKEN_PARAM = "lt"  # noqa: S105 - a parameter name, not a secret
+TOKEN_HEADER = "X-Launch-Token"  # noqa: S105
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_EXEMPT = frozenset({"lti.login", "lti.launch"})
+_TOKEN_SALT = "arche-predict launch token"  # noqa: S105 - a salt, not a secret
+_ORIGINS_TTL = 10.0
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    session_id: int
+    platform_id: int
+    course_id: int | None
+    person_id: int
+    role: str
+    is_admin: bool
+    message_type: str
+    csrf_token: str
+    details: dict[str, Any]
+    raw_sid: str
+    via: str  # "token" or "cookie"
+
+    @property
+    def is_teacher(self) -> bool:
+        return self.role == "teacher"
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["arche_predict"]["settings"]
+    return settings
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_TOKEN_SALT)
+
+
+def make_launch_token(raw_sid: str) -> str:
+    return _serializer().dumps({"sid": raw_sid})
+
+
+def read_launch_token(token: str, max_age: int) -> tuple[str | None, str | None]:
+    """(sid, None) for a good token, else (None, 'expired' | 'invalid')."""
+    try:
+        data = _serializer().loads(token, max_age=max_age)
+    except SignatureExpired:
+        return None, "expired"
+    except BadSignature:
+        return None, "invalid"
+    sid = data.get("sid") if isinstance(data, dict) else None
+    return (sid, None) if isinstance(sid, str) else (None, "invalid")
+
+
+def _context(row: LtiSession, raw_sid: str, via: str) -> LaunchContext:
+    return LaunchContext(
+        session_id=row.id,
+        platform_id=row.platform_id,
+        course_id=row.course_id,
+        person_id=row.person_id,
+        role=row.role,
+        is_admin=row.is_admin,
+        message_type=row.message_type,
+        csrf_token=row.csrf_token,
+        details=dict(row.details or {}),
+        raw_sid=raw_sid,
+        via=via,
+    )
+
+
+def _load_context() -> None:
+    from lti_app.app import db_session
+
+    g.lti = None
+    g.lti_token_problem = None
+    token = (
+        request.args.get(TOKEN_PARAM)
+        or (request.form.get(TOKEN_PARAM) if request.method == "POST" else None)
+        or request.headers.get(TOKEN_HEADER)
+    )
+    if token:
+        sid, problem = read_launch_token(token[:2000], _settings().lti.launch_token_ttl)
+        if sid is not None:
+            row = find_session(db_session(), sid)
+            if row is not None:
+                g.lti = _context(row, sid, "token")
+                return
+            problem = "expired"
+        g.lti_token_problem = problem
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        row = find_session(db_session(), cookie)
+        if row is not None:
+            g.lti = _context(row, cookie, "cookie")
+
+
+def current() -> LaunchContext | None:
+    ctx: LaunchContext | None = g.get("lti")
+    return ctx
+
+
+def lti_url_for(endpoint: str, **values: Any) -> str:
+    """`url_for` with a fresh launch token when the request has a session."""
+    ctx = current()
+    if ctx is not None:
+        values.setdefault(TOKEN_PARAM, make_launch_token(ctx.raw_sid))
+    return url_for(endpoint, **values)
+
+
+def csrf_token() -> str:
+    ctx = current()
+    return "" if ctx is None else ctx.csrf_token
+
+
+def set_session_cookie(response: BaseResponse, raw_sid: str, max_age: int) -> None:
+    if secure_context(request):
+        response.set_cookie(
+            SESSION_COOKIE,
+            raw_sid,
+            max_age=max_age,
+            path="/",
+            httponly=True,
+            secure=True,
+            samesite="None",
+            partitioned=True,
+        )
+    else:
+        # Plain HTTP (local demo): a SameSite=None cookie would be refused; the launch token
+        # carries the session inside the iframe instead.
+        response.set_cookie(
+            SESSION_COOKIE, raw_sid, max_age=max_age, path="/", httponly=True, samesite="Lax"
+        )
+
+
+# --------------------------------------------------------------------------- responses
+
+
+def wants_json() -> bool:
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return request.path.startswith("/api/") or best == "application/json"
+
+
+def error_response(status: int, title: str, message: str, *, code: str | None = None) -> Any:
+    if wants_json():
+        return jsonify(error=title, message=message, status=status, code=code), status
+    return render_template("error.html", status=status, title=title, message=message), status
+
+
+def _no_session() -> Any:
+    problem = g.get("lti_token_problem")
+    message = (
+        "Your session in this tool has expired."
+        if problem == "expired"
+        else "This page needs a launch from Moodle."
+    )
+    if wants_json():
+        return jsonify(error="Unauthorized", message=message, status=401, code="no_session"), 401
+    return render_template("fallback.html", message=message), 401
+
+
+def require_session(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if current() is None:
+            return _no_session()
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _forbidden(message: str) -> Any:
+    return error_response(403, "Forbidden", message, code="forbidden")
+
+
+def require_course_member(fn: F) -> F:
+    """Any role, but only within the launch's course (`course_id` view argument)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current()
+        if ctx is None:
+            return _no_session()
+        if ctx.course_id is None or kwargs.get("course_id") != ctx.course_id:
+            return _forbidden("This page belongs to another course. Launch it from that course.")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_teacher(fn: F) -> F:
+    """Teacher of the launch's course only (`course_id` view argument)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current()
+        if ctx is None:
+            return _no_session()
+        if ctx.course_id is None or kwargs.get("course_id") != ctx.course_id:
+            return _forbidden("This page belongs to another course. Launch it from that course.")
+        if not ctx.is_teacher:
+            return _forbidden("This page is for the course's teachers.")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_admin(fn: F) -> F:
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = current()
+        if ctx is None:
+            return _no_session()
+        if not ctx.is_admin:
+            return _forbidden("This page is for Moodle administrators.")
+        return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def can_view_person(ctx: LaunchContext, course_id: int, person_id: int, enrolled: bool) -> bool:
+    """A learner sees only themself; a teacher sees the learners enrolled in their course."""
+    if ctx.course_id != course_id:
+        return False
+    if ctx.is_teacher:
+        return enrolled
+    return person_id == ctx.person_id
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+def _frame_origins() -> list[str]:
+    ext = current_app.extensions["arche_predict"]
+    cached = ext.get("frame_origins")
+    now = time.monotonic()
+    if cached is not None and cached[0] > now:
+        origins: list[str] = cached[1]
+        return origins
+    session = ext["session_factory"]()
+    try:
+        origins = platform_origins(session)
+    finally:
+        session.close()
+    ext["frame_origins"] = (now + _ORIGINS_TTL, origins)
+    return origins
+
+
+def forget_frame_origins(app: Flask) -> None:
+    """Drop the cached platform origins (after a registration) so the CSP follows at once."""
+    app.extensions["arche_predict"].pop("frame_origins", None)
+
+
+def _csrf_check() -> Any:
+    if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
+        return None
+    if request.endpoint in CSRF_EXEMPT or request.endpoint is None:
+        return None
+    ctx = current()
+    sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
+    if ctx is None or not hmac.compare_digest(sent.encode(), ctx.csrf_token.encode()):
+        return error_response(
+            403, "Forbidden", "The form's security token is missing or invalid.", code="csrf"
+        )
+    return None
+
+
+def install(app: Flask) -> None:
+    @app.before_request
+    def _session_and_csrf() -> Any:
+        if request.endpoint in {"static", "health.healthz", "health.metrics"}:
+            return None
+        _load_context()
+        return _csrf_check()
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        origins = " ".join(_frame_origins())
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"object-src 'none'; base-uri 'none'; form-action 'self' {origins}; "
+            f"frame-ancestors 'self' {origins}"
+        ).replace("  ", " ")
+        response.headers.pop("X-Frame-Options", None)
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        if current() is not None or request.path.startswith("/lti/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    app.jinja_env.globals.update(lti_url_for=lti_url_for, csrf_token=csrf_token, lti=current)

@@ -1,0 +1,414 @@
+"""LTI 1.3 endpoints: OIDC login, launch, the tool's JWKS, the values to paste into Moodle,
+and the deep-linking response.
+
+Every refused login or launch answers a clear 4xx page and writes an `AuditEvent` with a reason
+code (never the token). The login never forwards anything but the OIDC parameters: in
+particular Moodle's `repost` parameter is never sent back to `auth.php`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
+from flask import url_for as flask_url_for
+from pylti1p3.deep_link_resource import DeepLinkResource
+from pylti1p3.exception import LtiException
+
+from lti_app.config import Settings
+from lti_app.crypto import SecretBox
+from lti_app.models import LtiPlatform
+from lti_app.services import audit
+from lti_app.services.lti_keys import current_key, published_jwks
+from lti_app.services.lti_linking import LinkError, link_launch
+from lti_app.services.lti_registry import DbToolConf, find_platform, issuer_known
+from lti_app.services.lti_sessions import open_session
+from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
+from lti_app.services.nrps import TimeoutSession, memberships_url
+from lti_app.web.auth import (
+    current,
+    error_response,
+    lti_url_for,
+    make_launch_token,
+    require_admin,
+    require_session,
+    set_session_cookie,
+)
+from lti_app.web.launch import (
+    MESSAGE_TYPE,
+    LaunchError,
+    ToolCookieService,
+    ToolMessageLaunch,
+    ToolOIDCLogin,
+    ToolRequest,
+)
+
+bp = Blueprint("lti", __name__)
+
+DEEP_LINK = "LtiDeepLinkingRequest"
+LAUNCH_PRESENTATION = "https://purl.imsglobal.org/spec/lti/claim/launch_presentation"
+CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["arche_predict"]["settings"]
+    return settings
+
+
+def _box() -> SecretBox:
+    box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
+    return box
+
+
+def _db() -> Any:
+    from lti_app.app import db_session
+
+    return db_session()
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute URL as Moodle must see it: under `app.public_url` when configured."""
+    public = _settings().app.public_url.rstrip("/")
+    if public:
+        return public + flask_url_for(endpoint, **values)
+    return flask_url_for(endpoint, _external=True, **values)
+
+
+def _origin(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _tool_origin() -> str:
+    return _origin(external_url("lti.launch"))
+
+
+def _reject(
+    action: str,
+    code: str,
+    message: str,
+    status: int = 400,
+    *,
+    platform_id: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> Any:
+    audit.record(
+        _db(),
+        action,
+        "rejected",
+        code,
+        platform_id=platform_id,
+        remote_addr=request.remote_addr,
+        details=details,
+    )
+    return error_response(status, "Launch refused", message, code=code)
+
+
+def _services() -> tuple[ToolRequest, DbToolConf, DbSessionService, ToolCookieService]:
+    req = ToolRequest(request)
+    conf = DbToolConf(_db(), _box())
+    storage = DbLaunchDataStorage(_db())
+    service = DbSessionService(req, storage)
+    return req, conf, service, ToolCookieService(req)
+
+
+# --------------------------------------------------------------------------- login
+
+
+@bp.route("/lti/login", methods=["GET", "POST"])
+def login() -> Any:
+    """OIDC third-party initiated login: check the platform, then redirect to its auth URL."""
+    params = request.args if request.method == "GET" else request.form
+    iss, client_id = params.get("iss"), params.get("client_id")
+    login_hint, target = params.get("login_hint"), params.get("target_link_uri")
+    deployment_id = params.get("lti_deployment_id")
+    details = {"iss": iss, "client_id": client_id, "deployment_id": deployment_id}
+    if not iss or len(iss) > 500:
+        return _reject("lti.login", "issuer_missing", "The login request names no issuer (iss).")
+    if not login_hint or len(login_hint) > 2000:
+        return _reject("lti.login", "login_hint_missing", "The login request has no login_hint.")
+    if not issuer_known(_db(), iss):
+        return _reject(
+            "lti.login", "issuer_unknown", "This platform is not registered.", details=details
+        )
+    platform = find_platform(_db(), iss, client_id or None)
+    if platform is None:
+        return _reject(
+            "lti.login",
+            "client_unknown",
+            "This client id is not registered for the platform (or the platform has several "
+            "and did not say which).",
+            details=details,
+        )
+    if target and _origin(target) != _tool_origin():
+        return _reject(
+            "lti.login",
+            "target_foreign",
+            "The target link URI is not on this tool.",
+            platform_id=platform.id,
+            details=details,
+        )
+    req, conf, service, cookies = _services()
+    if (
+        deployment_id
+        and conf.find_deployment_by_params(iss, deployment_id, platform.client_id) is None
+    ):
+        return _reject(
+            "lti.login",
+            "deployment_unknown",
+            "This deployment is not registered.",
+            platform_id=platform.id,
+            details=details,
+        )
+    oidc = ToolOIDCLogin(
+        req, conf, session_service=service, cookie_service=cookies, platform_id=platform.id
+    )
+    oidc.set_launch_data_lifetime(_settings().lti.login_state_ttl)
+    try:
+        response: Response = oidc.redirect(external_url("lti.launch"))
+    except LtiException:
+        return _reject(
+            "lti.login",
+            "login_invalid",
+            "The login request is not valid.",
+            platform_id=platform.id,
+            details=details,
+        )
+    return response
+
+
+# --------------------------------------------------------------------------- launch
+
+
+@bp.post("/lti/launch")
+def launch() -> Any:
+    settings = _settings()
+    req, conf, service, cookies = _services()
+    service.set_launch_data_lifetime(settings.lti.session_lifetime)
+    message = ToolMessageLaunch(
+        req,
+        conf,
+        session_service=service,
+        cookie_service=cookies,
+        db=_db(),
+        http=TimeoutSession(settings.lti.http_timeout),
+        leeway=settings.lti.leeway_seconds,
+        jwks_max_age=settings.lti.jwks_max_age,
+        http_timeout=settings.lti.http_timeout,
+    )
+    try:
+        message.validate()
+    except LaunchError as exc:
+        platform_id = message.platform.id if message.platform is not None else None
+        return _reject(
+            "lti.launch",
+            exc.code,
+            exc.message,
+            exc.status,
+            platform_id=platform_id,
+            details=message.audit_details(),
+        )
+    platform = message.platform
+    assert platform is not None
+    claims: dict[str, Any] = dict(message.get_launch_data())
+    try:
+        link = link_launch(_db(), _box(), platform, claims)
+    except LinkError as exc:
+        return _reject(
+            "lti.launch",
+            "link_failed",
+            str(exc),
+            platform_id=platform.id,
+            details=message.audit_details(),
+        )
+    message_type = str(claims.get(MESSAGE_TYPE))
+    if message_type == DEEP_LINK and link.role != "teacher":
+        return _reject(
+            "lti.launch",
+            "deep_link_forbidden",
+            "Only a course's teachers can add this tool to a course.",
+            403,
+            platform_id=platform.id,
+            details=message.audit_details(),
+        )
+    presentation = claims.get(LAUNCH_PRESENTATION)
+    presentation = presentation if isinstance(presentation, dict) else {}
+    context = claims.get(CONTEXT)
+    context = context if isinstance(context, dict) else {}
+    row, sid = open_session(
+        _db(),
+        platform_id=platform.id,
+        course_id=link.course.id if link.course else None,
+        person_id=link.person.id,
+        role=link.role,
+        is_admin=link.is_admin,
+        message_type=message_type,
+        launch_id=message.get_launch_id(),
+        lifetime=settings.lti.session_lifetime,
+        details={
+            "context_title": str(context.get("title", ""))[:500],
+            "locale": str(presentation.get("locale", ""))[:20],
+            "return_url": str(presentation.get("return_url", ""))[:1000],
+            "nrps_url": memberships_url(claims),
+        },
+    )
+    audit.record(
+        _db(),
+        "lti.launch",
+        "accepted",
+        None,
+        platform_id=platform.id,
+        person_id=link.person.id,
+        course_id=row.course_id,
+        remote_addr=request.remote_addr,
+        details={"role": link.role, "is_admin": link.is_admin, "message_type": message_type},
+    )
+    token = make_launch_token(sid)
+    if message_type == DEEP_LINK:
+        target = flask_url_for("lti.deep_link", lt=token)
+    elif link.course is None:
+        target = flask_url_for("pages.admin", lt=token)
+    elif link.role == "teacher":
+        target = flask_url_for("pages.course_dashboard", course_id=link.course.id, lt=token)
+    else:
+        target = flask_url_for("pages.my_page", course_id=link.course.id, lt=token)
+    response = redirect(target, code=303)
+    set_session_cookie(response, sid, settings.lti.session_lifetime)
+    return response
+
+
+# --------------------------------------------------------------------------- keys and config
+
+
+@bp.get("/lti/jwks")
+def jwks() -> Any:
+    body = published_jwks(_db(), overlap_days=_settings().lti.key_overlap_days)
+    response = jsonify(body)
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+def tool_config_values() -> dict[str, str]:
+    return {
+        "Tool URL": external_url("lti.launch"),
+        "LTI version": "LTI 1.3",
+        "Public key type": "Keyset URL",
+        "Public keyset": external_url("lti.jwks"),
+        "Initiate login URL": external_url("lti.login"),
+        "Redirection URI(s)": external_url("lti.launch"),
+        "Supports Deep Linking (Content-Item Message)": "yes",
+        "Content Selection URL": external_url("lti.launch"),
+    }
+
+
+@bp.get("/lti/config")
+@require_admin
+def config() -> Any:
+    values = tool_config_values()
+    if request.accept_mimetypes.best == "application/json":
+        return jsonify(values)
+    platforms = list(_db().query(LtiPlatform).order_by(LtiPlatform.id))
+    return render_template(
+        "config.html", values=values, platforms=platforms, has_key=current_key(_db()) is not None
+    )
+
+
+# --------------------------------------------------------------------------- deep linking
+
+
+def _restored_launch() -> ToolMessageLaunch | None:
+    ctx = current()
+    if ctx is None or ctx.message_type != DEEP_LINK:
+        return None
+    settings = _settings()
+    req, conf, service, cookies = _services()
+    from lti_app.models import LtiSession
+
+    row = _db().get(LtiSession, ctx.session_id)
+    if row is None or not row.launch_id:
+        return None
+    try:
+        restored = ToolMessageLaunch.restore(
+            row.launch_id,
+            req,
+            conf,
+            session_service=service,
+            cookie_service=cookies,
+            db=_db(),
+            http=TimeoutSession(settings.lti.http_timeout),
+            leeway=settings.lti.leeway_seconds,
+            jwks_max_age=settings.lti.jwks_max_age,
+            http_timeout=settings.lti.http_timeout,
+        )
+    except LtiException:
+        return None
+    return restored
+
+
+@bp.route("/lti/deep-link", methods=["GET", "POST"])
+@require_session
+def deep_link() -> Any:
+    """A teacher picks "course dashboard"; the signed answer goes back to Moodle by POST."""
+    ctx = current()
+    assert ctx is not None
+    if not ctx.is_teacher or ctx.message_type != DEEP_LINK:
+        return error_response(
+            403,
+            "Forbidden",
+            "Adding the tool to a course needs a deep-linking launch by a teacher.",
+        )
+    if request.method == "GET":
+        return render_template("deep_link.html", action=lti_url_for("lti.deep_link"))
+    restored = _restored_launch()
+    if restored is None:
+        return error_response(409, "Expired", "The deep-linking request expired. Start again.")
+    if current_key(_db()) is None:
+        return error_response(
+            503, "Not configured", "The tool has no signing key; run `arche-predict keys rotate`."
+        )
+    resource = (
+        DeepLinkResource()
+        .set_url(external_url("lti.launch"))
+        .set_title("Course dashboard")
+        .set_custom_params({"arche_view": "course_dashboard"})
+    )
+    deep_link_obj = restored.get_deep_link()
+    jwt_value = deep_link_obj.get_response_jwt([resource])
+    settings_claim = restored.get_launch_data().get(
+        "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings", {}
+    )
+    return_url = str(settings_claim.get("deep_link_return_url", ""))
+    audit.record(
+        _db(),
+        "lti.deep_link",
+        "accepted",
+        None,
+        platform_id=ctx.platform_id,
+        person_id=ctx.person_id,
+        course_id=ctx.course_id,
+        remote_addr=request.remote_addr,
+    )
+    return render_template("autopost.html", action=return_url, fields={"JWT": jwt_value})
+
+
+@bp.get("/lti/resume")
+@require_session
+def resume() -> Any:
+    """The new-window fallback: a launch token opened top-level becomes a first-party cookie."""
+    ctx = current()
+    assert ctx is not None
+    if ctx.message_type == DEEP_LINK:
+        target = flask_url_for("lti.deep_link")
+    elif ctx.course_id is None:
+        target = flask_url_for("pages.admin")
+    elif ctx.is_teacher:
+        target = flask_url_for("pages.course_dashboard", course_id=ctx.course_id)
+    else:
+        target = flask_url_for("pages.my_page", course_id=ctx.course_id)
+    response = redirect(target, code=303)
+    set_session_cookie(response, ctx.raw_sid, _settings().lti.session_lifetime)
+    return response

@@ -120,12 +120,11 @@ def run_course_sync(
             if client is None and (include_roster or source_name == "ws"):
                 client = moodle_client_for(settings, box, site)
             if include_roster and client is not None:
-                sync.upsert_course(session, site, client.get_course(course.moodle_course_id))
-                users = [
-                    u for page in client.iter_enrolled_users(course.moodle_course_id) for u in page
-                ]
+                mid = course.moodle_course_id
+                sync.refresh_course(course, client.get_course(mid))
+                users = [u for page in client.iter_enrolled_users(mid) for u in page]
                 sync.sync_roster(session, course, users)
-                sync.sync_grades(session, course, client.get_grade_items(course.moodle_course_id))
+                sync.sync_grades(session, course, client.get_grade_items(mid))
             source_obj = log_source_for(settings, client, course, source_name)
 
         session = factory()

@@ -81,9 +81,7 @@ class MoodleStub:
             "core_webservice_get_site_info": lambda p: fixture(
                 "core_webservice_get_site_info.json"
             ),
-            "core_course_get_courses_by_field": lambda p: fixture(
-                "core_course_get_courses_by_field.json"
-            ),
+            "core_course_get_courses_by_field": self._courses,
             "core_enrol_get_enrolled_users": self._enrolled_users,
             "gradereport_user_get_grade_items": lambda p: fixture(
                 "gradereport_user_get_grade_items.json"
@@ -109,6 +107,14 @@ class MoodleStub:
         return sum(1 for name, _ in self.calls if name == "local_archepredict_get_course_logs")
 
     # ------------------------------------------------------------------ handlers
+
+    def _courses(self, params: dict[str, str]) -> Any:
+        """The recorded course, renumbered to the id asked for (several courses, one fixture)."""
+        body = fixture("core_course_get_courses_by_field.json")
+        if params.get("field") == "id":
+            for course in body["courses"]:
+                course["id"] = int(params["value"])
+        return body
 
     def _enrolled_users(self, params: dict[str, str]) -> Any:
         users = fixture("core_enrol_get_enrolled_users.json")

@@ -25,12 +25,12 @@ from lti_app.models import (
     Grade,
     GradeItem,
     LogEvent,
-    MoodleSite,
     Person,
     SyncCursor,
     SyncRun,
 )
 from moodle_client import types as mc
+from moodle_client.errors import MalformedResponseError
 from moodle_client.logs import LogRow, LogSource
 
 # Columns copied from a log row to a LogEvent (Moodle's `id` becomes `moodle_log_id`).
@@ -102,35 +102,50 @@ def latest_run(session: Session, course_id: int) -> SyncRun | None:
 # --------------------------------------------------------------------------- course and roster
 
 
-def upsert_course(session: Session, site: MoodleSite, info: mc.Course) -> Course:
-    """Create or refresh the Course row of a Moodle course (names and dates change in Moodle)."""
-    course = session.scalar(
-        select(Course).where(Course.site_id == site.id, Course.moodle_course_id == info.id)
-    )
-    if course is None:
-        course = Course(site_id=site.id, moodle_course_id=info.id)
-        session.add(course)
+def refresh_course(course: Course, info: mc.Course) -> None:
+    """Copy names and dates from Moodle onto the course row (they change in Moodle)."""
+    if info.id != course.moodle_course_id:
+        raise MalformedResponseError(
+            f"asked for course {course.moodle_course_id}, Moodle answered course {info.id}",
+            wsfunction="core_course_get_courses_by_field",
+        )
     course.shortname = info.shortname
     course.fullname = info.fullname
     course.start_at = _ts(info.startdate)
     course.end_at = _ts(info.enddate)
-    session.flush()
-    return course
 
 
 def upsert_person(
     session: Session, site_id: int, moodle_user_id: int, fullname: str, email: str | None
 ) -> Person:
-    person = session.scalar(
-        select(Person).where(Person.site_id == site_id, Person.moodle_user_id == moodle_user_id)
-    )
-    if person is None:
-        person = Person(site_id=site_id, moodle_user_id=moodle_user_id)
-        session.add(person)
-    person.fullname = fullname
+    """Insert or update a person in one statement.
+
+    Two scheduler processes syncing two courses of the same site meet the same people; a
+    select-then-insert would race and fail on the unique key, an upsert cannot.
+    """
+    values: dict[str, Any] = {
+        "site_id": site_id,
+        "moodle_user_id": moodle_user_id,
+        "fullname": fullname,
+        "created_at": utcnow(),
+    }
+    updates: dict[str, Any] = {"fullname": fullname}
     if email:
-        person.email = email
+        values["email"] = updates["email"] = email
+    stmt = (
+        _insert(session)(Person)
+        .values(values)
+        .on_conflict_do_update(index_elements=["site_id", "moodle_user_id"], set_=updates)
+        .returning(Person.id)
+    )
+    person_id = session.execute(stmt).scalar_one()
+    person = session.get_one(Person, person_id, populate_existing=True)
     return person
+
+
+def _insert(session: Session) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 @dataclass(frozen=True)
@@ -258,8 +273,7 @@ def store_log_rows(session: Session, site_id: int, source: str, rows: Sequence[L
     hash on this site). Returns how many were new."""
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert = _insert(session)
     added = 0
     for start in range(0, len(rows), _INSERT_CHUNK):
         values = _log_values(site_id, source, rows[start : start + _INSERT_CHUNK])

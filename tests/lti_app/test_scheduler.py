@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lti_app import migrate
 from lti_app.db import make_engine, make_session_factory, session_scope, utcnow
-from lti_app.models import Course, JobLock, MoodleSite
+from lti_app.models import Course, JobLock, MoodleSite, SyncRun
 from lti_app.services import locks
 from tests.conftest import Databases
 
@@ -134,3 +134,43 @@ def test_nightly_slot_is_the_local_day(hour: int) -> None:
     now = datetime(2026, 11, 22, hour, 30, tzinfo=UTC)
     expected = "2026-11-22" if hour == 0 else "2026-11-23"  # Europe/Paris is UTC+1 in November
     assert nightly_slot(Settings(), now) == expected
+
+
+def test_two_scheduler_commands_sync_each_course_once(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    """The real `arche-predict scheduler --once nightly-sync`, twice at once, against Moodle."""
+    from collections import Counter
+
+    from lti_app.services.courses import add_course
+    from tests.lti_app.test_sync import make_settings, setup_course
+    from tests.moodle_stub import MoodleStub
+
+    moodle = MoodleStub().start()
+    try:
+        settings = make_settings(tmp_path, databases.new_url(backend))
+        factory, _ = setup_course(settings, moodle.url)
+        with session_scope(factory) as session:
+            for moodle_id in (3, 4, 5):
+                add_course(session, moodle.url, moodle_id)
+        cmd = [sys.executable, "-m", "lti_app.cli", "--config", settings.source, "scheduler",
+               "--once", "nightly-sync"]  # fmt: skip
+        root = Path(__file__).resolve().parents[2]
+        procs = [
+            subprocess.Popen(
+                cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        outs = [p.communicate(timeout=180) for p in procs]
+        for proc, (out, err) in zip(procs, outs, strict=True):
+            assert proc.returncode == 0, out + err
+        per_course = Counter(
+            p["value"] for n, p in moodle.calls if n == "core_course_get_courses_by_field"
+        )
+        assert per_course == {"2": 1, "3": 1, "4": 1, "5": 1}
+        with factory() as session:
+            runs = Counter(session.scalars(select(SyncRun.course_id)))
+        assert sorted(runs.values()) == [1, 1, 1, 1]
+    finally:
+        moodle.stop()

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
 
 from lti_app.config import Settings
@@ -282,6 +283,10 @@ def _frame_origins() -> list[str]:
     session = ext["session_factory"]()
     try:
         origins = platform_origins(session)
+    except SQLAlchemyError:
+        # No schema yet or the database is down: frame only from ourselves (the safe default);
+        # /healthz reports the actual problem.
+        return []
     finally:
         session.close()
     ext["frame_origins"] = (now + _ORIGINS_TTL, origins)

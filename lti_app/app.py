@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from lti_app.config import Settings
+from lti_app.config import Settings, prometheus_multiprocess_dir
 from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory
 from lti_app.observability import HttpMetrics, configure_logging, get_logger
@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Flask:
         "engine": engine,
         "session_factory": make_session_factory(engine),
         "secret_box": SecretBox.from_settings(settings),
-        "metrics": HttpMetrics(),
+        "metrics": HttpMetrics(multiprocess_dir=prometheus_multiprocess_dir()),
     }
 
     _install_request_hooks(app)

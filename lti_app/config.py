@@ -171,6 +171,18 @@ def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, dict[str, Any]
     return overrides, sources
 
 
+PROMETHEUS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prometheus_multiprocess_dir(environ: Mapping[str, str] | None = None) -> str | None:
+    """The folder where gunicorn workers share metrics, when `serve` set one up.
+
+    `arche-predict serve` sets it for its workers; prometheus_client reads the same variable.
+    """
+    env = os.environ if environ is None else environ
+    return env.get(PROMETHEUS_ENV) or None
+
+
 def load_settings(
     path: str | Path | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:

@@ -16,7 +16,6 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Histogram
 from structlog.typing import EventDict, WrappedLogger
 
 MASK = "[redacted]"
@@ -118,26 +117,46 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
 class HttpMetrics:
     """Per-endpoint request count and latency histogram, on the app's own registry.
 
-    Each app gets its own `CollectorRegistry` so that several apps in one process (tests) do not
-    collide on metric names.
+    Each app gets its own registry so that several apps in one process (tests) do not collide
+    on metric names. Under gunicorn with several workers, `multiprocess_dir` is set: each worker
+    then writes its values to files there and `/metrics` sums them, so a scrape sees the whole
+    server, not the one worker that happened to answer.
+
+    prometheus_client is imported here, not at module level, because it picks its value store
+    when first imported: the gunicorn master must not import it before the directory is set.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry(auto_describe=True)
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Histogram
+
+        self.multiprocess_dir = multiprocess_dir
+        self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "arche_predict_http_requests_total",
             "HTTP requests handled, by endpoint, method and status code.",
             ["endpoint", "method", "status"],
-            registry=self.registry,
+            registry=None if multiprocess_dir else self.registry,
         )
         self.latency = Histogram(
             "arche_predict_http_request_duration_seconds",
             "Time spent handling an HTTP request, by endpoint and method.",
             ["endpoint", "method"],
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-            registry=self.registry,
+            registry=None if multiprocess_dir else self.registry,
         )
 
     def observe(self, endpoint: str, method: str, status: int, started: float) -> None:
         self.requests.labels(endpoint, method, str(status)).inc()
         self.latency.labels(endpoint, method).observe(time.perf_counter() - started)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The Prometheus text of this process, or of every worker in multiprocess mode."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.multiprocess_dir:
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=self.multiprocess_dir)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -6,6 +6,8 @@ of passing configuration through environment variables to a separate `gunicorn` 
 
 from __future__ import annotations
 
+import os
+import shutil
 from typing import Any
 
 from flask import Flask
@@ -13,7 +15,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 
 from lti_app.app import create_app
-from lti_app.config import Settings
+from lti_app.config import PROMETHEUS_ENV, Settings
 from lti_app.observability import configure_logging
 
 
@@ -27,10 +29,23 @@ class StructuredGunicornLogger(Logger):  # type: ignore[misc]
             logger.propagate = True
 
 
+def _worker_exited(server: Any, worker: Any) -> None:
+    """Drop a dead worker's live gauges from the shared metrics (counters are kept)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 class GunicornApp(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, *, bind: str, workers: int) -> None:
         self.settings = settings
         configure_logging(settings.app.log_level, settings.app.log_format)
+        # Workers share metrics through files; a fresh folder per server start, set before any
+        # worker imports prometheus_client (which reads it once, at import).
+        metrics_dir = settings.instance_dir.resolve() / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ[PROMETHEUS_ENV] = str(metrics_dir)
         self.options: dict[str, Any] = {
             "bind": bind,
             "workers": workers,
@@ -41,6 +56,7 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             # Request metrics and the structured app logs replace gunicorn's access log.
             "accesslog": None,
             "logger_class": StructuredGunicornLogger,
+            "child_exit": _worker_exited,
             "forwarded_allow_ips": "*" if settings.app.proxy_count else "127.0.0.1",
         }
         super().__init__()

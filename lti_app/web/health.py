@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
 from lti_app import migrate
@@ -48,5 +47,5 @@ def healthz() -> Any:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    registry = current_app.extensions["arche_predict"]["metrics"].registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    body, content_type = current_app.extensions["arche_predict"]["metrics"].exposition()
+    return Response(body, content_type=content_type)

@@ -111,10 +111,16 @@ def _free_port() -> int:
         return port
 
 
-def test_serve_runs_gunicorn_and_answers_healthz(settings: Settings) -> None:
+def _get(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return int(r.status), r.read()
+
+
+def test_serve_runs_gunicorn_and_sums_metrics_over_workers(settings: Settings) -> None:
     cfg = str(Path(settings.source))
     assert _cli("--config", cfg, "db", "upgrade").returncode == 0
     port = _free_port()
+    base = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -126,7 +132,7 @@ def test_serve_runs_gunicorn_and_answers_healthz(settings: Settings) -> None:
             "--port",
             str(port),
             "--workers",
-            "1",
+            "2",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -137,14 +143,36 @@ def test_serve_runs_gunicorn_and_answers_healthz(settings: Settings) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and body is None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    body = json.loads(r.read())
+                status, raw = _get(f"{base}/healthz")
+                assert status == 200
+                body = json.loads(raw)
             except OSError:
                 time.sleep(0.3)
         assert body is not None, "gunicorn never answered /healthz"
         assert body["revision"] == migrate.head_revision()
+        for _ in range(24):
+            assert _get(f"{base}/healthz")[0] == 200
+        # Whichever worker answers the scrape, it reports the requests of both workers.
+        for _ in range(4):
+            text = _get(f"{base}/metrics")[1].decode()
+            line = next(
+                ln
+                for ln in text.splitlines()
+                if ln.startswith("arche_predict_http_requests_total{")
+                and 'endpoint="/healthz"' in ln
+            )
+            assert float(line.rsplit(" ", 1)[1]) == 25.0
+        files = list((Path(settings.app.instance_path) / "prometheus").glob("*.db"))
+        assert files, "workers wrote no shared metric files"
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert "Booting worker" in out or "Listening at" in out
+
+
+def test_cli_does_not_import_prometheus_client_in_the_master() -> None:
+    """prometheus_client chooses its value store at import: the master must import it late."""
+    code = "import sys, lti_app.cli, lti_app.wsgi; print('prometheus_client' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)  # fmt: skip
+    assert result.stdout.strip() == "False"

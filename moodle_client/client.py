@@ -113,9 +113,9 @@ def _explain(errorcode: str, wsfunction: str | None, message: str) -> tuple[type
         return AccessDeniedError, (
             f"Either '{function}' is not a function of this token's external service (add it in "
             "Site administration > Server > Web services > External services > your service > "
-            "Functions), or the token user lacks 'webservice/rest:use' at system level, or the "
-            "user is not an authorised user of a restricted service. `arche-predict moodle "
-            "check` tells which."
+            "Functions > Add functions), or the token user lacks 'webservice/rest:use' at "
+            "system level, or the user is not an authorised user of a restricted service. "
+            "`arche-predict moodle check` tells which."
         )
     if errorcode in {"nopermissions", "errorreportview"} or "capability" in errorcode:
         name, capabilities = capability_from_message(message)
@@ -222,9 +222,12 @@ class MoodleClient:
             raise ValueError("base_url must start with http:// or https://")
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        self.__token = token
         self.base_url = base_url.rstrip("/")
         self.endpoint = self.base_url + REST_PATH
-        self.__token = token
+        #: The base URL as shown in messages and repr: without the token, should an admin have
+        #: pasted it into the URL.
+        self.shown_url = self.scrub(self.base_url)
         self.session = session or requests.Session()
         self.timeout = timeout
         self.max_retries = max_retries
@@ -236,7 +239,7 @@ class MoodleClient:
         self._clock = clock
 
     def __repr__(self) -> str:
-        return f"MoodleClient(base_url={self.base_url!r}, token={_REDACTED!r})"
+        return f"MoodleClient(base_url={self.shown_url!r}, token={_REDACTED!r})"
 
     # ------------------------------------------------------------------ protocol
     def scrub(self, text: str) -> str:
@@ -268,14 +271,14 @@ class MoodleClient:
                 )
             except requests.Timeout:
                 failure = MoodleTimeoutError(
-                    f"no answer from {self.base_url} within {self.timeout:g} s",
+                    f"no answer from {self.shown_url} within {self.timeout:g} s",
                     wsfunction=wsfunction,
                     explanation="Moodle is slow or unreachable. The next sync will try again; "
                     "if it persists, check the server and the configured timeout.",
                 )
             except requests.RequestException as exc:
                 failure = MoodleUnavailableError(
-                    f"cannot reach {self.base_url}: {self.scrub(type(exc).__name__)}: "
+                    f"cannot reach {self.shown_url}: {self.scrub(type(exc).__name__)}: "
                     f"{self.scrub(_short(str(exc)))}",
                     wsfunction=wsfunction,
                     explanation="The network or Moodle is down (connection refused, DNS, TLS). "
@@ -284,7 +287,7 @@ class MoodleClient:
             else:
                 if response.status_code in _RETRY_STATUSES:
                     failure = MoodleUnavailableError(
-                        f"HTTP {response.status_code} from {self.base_url}",
+                        f"HTTP {response.status_code} from {self.shown_url}",
                         errorcode=f"http{response.status_code}",
                         wsfunction=wsfunction,
                         explanation="Moodle or a proxy in front of it failed (5xx), or Moodle is "
@@ -317,7 +320,7 @@ class MoodleClient:
     def _decode(self, response: requests.Response, wsfunction: str) -> Any:
         if 400 <= response.status_code < 600:
             raise MoodleHTTPError(
-                f"HTTP {response.status_code} from {self.endpoint}",
+                f"HTTP {response.status_code} from {self.shown_url}{REST_PATH}",
                 errorcode=f"http{response.status_code}",
                 wsfunction=wsfunction,
                 explanation="Check the Moodle base URL and that the REST protocol is enabled "
@@ -342,8 +345,8 @@ class MoodleClient:
             reason = "an empty answer"
         elif stripped.startswith("<"):
             reason = "HTML instead of JSON"
-        elif exc.pos >= len(text.rstrip()) - 1 and stripped[0] in "[{":
-            reason = f"truncated JSON ({len(text)} bytes, cut at character {exc.pos})"
+        elif _unclosed(stripped):
+            reason = f"truncated JSON (the answer stops after {len(text)} characters)"
         else:
             reason = f"invalid JSON ({exc.msg} at character {exc.pos})"
         return MalformedResponseError(
@@ -476,6 +479,30 @@ class MoodleClient:
         return LogPage(
             rows=rows, cursor=lastid, hasmore=data.get_bool("hasmore"), remaining=remaining
         )
+
+
+def _unclosed(text: str) -> bool:
+    """Whether ``text`` is JSON cut short: it opens with ``{``/``[`` and ends inside a string or
+    with brackets still open. Tells a truncated answer from one that is not JSON at all."""
+    if not text or text[0] not in "[{":
+        return False
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+        elif char in "]}":
+            depth -= 1
+    return in_string or depth > 0
 
 
 def _short(text: str, limit: int = 300) -> str:

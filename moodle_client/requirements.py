@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 __all__ = [
     "CAPABILITY_BY_NAME",
@@ -104,6 +105,7 @@ CAPABILITY_BY_NAME: dict[str, str] = {
 }
 
 
+@lru_cache(maxsize=4096)
 def normalise_label(text: str) -> str:
     """Case-fold, strip accents and apostrophes, collapse spaces: labels that differ only by
     typography ("l\u2019utilisateur", "L'UTILISATEUR", "lutilisateur") compare equal."""

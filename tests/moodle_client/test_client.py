@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import traceback
 from random import Random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from moodle_client import (
     LOG_FUNCTION,
@@ -23,6 +26,7 @@ from moodle_client import (
     MoodleUnavailableError,
     encode_params,
 )
+from moodle_client.client import _unclosed
 from tests.moodle_client.conftest import (
     TOKEN,
     MoodleStub,
@@ -452,3 +456,22 @@ def test_token_never_in_errors_reprs_or_logs(
     for text in said:
         assert TOKEN not in text
     assert "[redacted]" in repr(client)
+
+
+# ---------------------------------------------------------------- truncation, property
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=5), json_values, min_size=1), cut=st.data())
+def test_every_cut_of_a_json_object_reads_as_truncated(value: object, cut: st.DataObject) -> None:
+    text = json.dumps(value)
+    at = cut.draw(st.integers(min_value=1, max_value=len(text) - 1))
+    assert _unclosed(text[:at])
+    assert not _unclosed(text)

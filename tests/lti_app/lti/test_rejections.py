@@ -280,5 +280,6 @@ def test_pyjwt_really_rejects_a_forged_hs256_token(lti_env: LtiEnv) -> None:
     allow-list stops it."""
     result = login(lti_env.client(), lti_env)
     token, _ = _hs256_with_public_key(lti_env, result)
+    assert token is not None
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     assert len(token.split(".")) == 3

@@ -14,7 +14,7 @@ PIP := $(BIN)/python -m pip
 # -qq: errors only (a machine-wide pip config may add an index that warns on every package).
 PIP_QUIET ?= -qq
 
-.PHONY: help venv demo serve test lint typecheck imports pytest lock clean
+.PHONY: help venv demo serve test lint typecheck imports pytest lock vendor clean
 
 help:
 	@echo "make demo   - install, migrate the embedded SQLite and serve on 127.0.0.1"
@@ -57,6 +57,11 @@ lock: $(STAMP)
 		-o requirements/base.txt requirements/base.in
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \
 		-o requirements/dev.txt requirements/dev.in
+
+# Front-end libraries are vendored (committed) under lti_app/static/vendor; this refreshes them
+# from the versions pinned in assets/package.json. Needs node and npm; the app never does.
+vendor:
+	assets/vendor.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .import_linter_cache

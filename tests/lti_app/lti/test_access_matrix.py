@@ -115,7 +115,7 @@ def world(lti_env: LtiEnv) -> World:
             for c in db.scalars(select(Course).where(Course.lti_context_id.in_(["2", "99"])))
         }
         names = {
-            a.name: db.get(Person, a.person_id).fullname for a in actors.values() if a.person_id
+            a.name: db.get_one(Person, a.person_id).fullname for a in actors.values() if a.person_id
         }
     for actor in actors.values():
         if actor.person_id:

@@ -58,6 +58,7 @@ class Call:
     headers: dict[str, str]
     path: str
     method: str
+    query: str
 
 
 def make_log_rows(n: int, courseid: int = COURSE_ID) -> list[dict[str, Any]]:
@@ -165,7 +166,14 @@ def _app(stub: MoodleStub) -> Callable[..., Any]:
         form = request.form.copy()
         wsfunction = form.get("wsfunction", "")
         stub.calls.append(
-            Call(wsfunction, form, dict(request.headers), request.path, request.method)
+            Call(
+                wsfunction,
+                form,
+                dict(request.headers),
+                request.path,
+                request.method,
+                request.query_string.decode(),
+            )
         )
         if request.path != "/webservice/rest/server.php" or request.method != "POST":
             return Response("<html>Not found</html>", status=404)(environ, start_response)

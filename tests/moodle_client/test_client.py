@@ -47,6 +47,7 @@ def test_call_posts_token_function_and_format_with_a_user_agent(
     [call] = moodle.calls
     assert call.method == "POST"
     assert call.path == "/webservice/rest/server.php"
+    assert call.query == "", "the token travels in the body, never in the URL"
     assert call.form["wstoken"] == TOKEN
     assert call.form["wsfunction"] == "core_webservice_get_site_info"
     assert call.form["moodlewsrestformat"] == "json"

@@ -389,7 +389,10 @@ def read_log_csv(
 
     ``source`` is the file's bytes or its path. ``timezone`` is the downloading user's Moodle
     timezone (the times in the file are in it). ``users_by_fullname`` (from the roster) fills
-    ``userid``/``relateduserid`` where the description does not carry them.
+    ``userid``/``relateduserid`` where the description does not carry them. A time in the
+    repeated hour of a daylight-saving change is read as its first occurrence (the download
+    cannot tell which); content hashes depend on the timezone, so import a course's files
+    with the same one.
 
     Raises ``CsvImportError(line, reason)`` for an undecodable file, a header row that is not a
     log download, a row with the wrong number of fields, an unparseable time, or an event of

@@ -1,0 +1,314 @@
+"""The success predictor: a small torch MLP wrapped as a scikit-learn binary classifier.
+
+Architecture and training follow the ARCHE success predictor exactly: input -> 16 -> 8 -> 1,
+each hidden layer Linear -> LayerNorm -> ReLU -> Dropout(0.2), Kaiming-initialised; trained with
+BCEWithLogits and AdamW (lr 1e-3, weight decay 1e-4), mini-batches of 32, at most 200 epochs,
+early stopping on the validation loss with patience 25 (the best weights are restored),
+ReduceLROnPlateau (patience 10, factor 0.5) and gradient-norm clipping at 1.0.
+
+Why LayerNorm and not BatchNorm: it does not depend on the batch, so a single student is scored
+exactly like a batch, and MC-dropout passes (training mode) differ only by dropout.
+
+The estimator keeps scikit-learn's contract (``__init__`` stores parameters, ``fit`` returns
+self, fitted attributes end in ``_``), so it works in pipelines, grid searches, ``clone`` and
+``sklearn.utils.estimator_checks``. It standardises its inputs itself (mean and scale learned in
+``fit``), so it is usable without a scaler in front, and the ONNX export carries the same step.
+
+Determinism: every random draw (weight init, the validation split, shuffling, dropout) comes from
+generators seeded with ``random_state``, inside ``torch.random.fork_rng`` so the caller's global
+torch RNG is left untouched; torch runs with ``n_threads`` intra-op threads during the call.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+
+
+class MLPNet(nn.Module):
+    """input -> hidden... -> 1 logit; each hidden block Linear, LayerNorm, ReLU, Dropout."""
+
+    def __init__(self, n_in: int, hidden: tuple[int, ...], dropout: float) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_in
+        for h in hidden:
+            lin = nn.Linear(width, h)
+            nn.init.kaiming_normal_(lin.weight, nonlinearity="relu")
+            nn.init.zeros_(lin.bias)
+            layers += [lin, nn.LayerNorm(h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        out = nn.Linear(width, 1)
+        nn.init.kaiming_normal_(out.weight, nonlinearity="linear")
+        nn.init.zeros_(out.bias)
+        layers.append(out)
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.body(x)).squeeze(-1)
+
+
+class ScoringNet(nn.Module):
+    """Standardisation + net + sigmoid in float32: what ONNX exports, P(positive) per row."""
+
+    def __init__(self, net: MLPNet, mean: np.ndarray, scale: np.ndarray) -> None:
+        super().__init__()
+        self.net = net
+        self.mean: torch.Tensor
+        self.scale: torch.Tensor
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (x - self.mean) / self.scale
+        return torch.sigmoid(self.net(z)).unsqueeze(-1)
+
+
+@dataclass(frozen=True, slots=True)
+class MCDropoutResult:
+    """P(positive) over ``n`` stochastic passes: mean, std and the central 95% interval."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    samples: np.ndarray  # (n_passes, n_rows)
+
+
+@contextmanager
+def _torch_scope(seed: int, threads: int) -> Iterator[None]:
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Binary classifier; see the module docstring for the fixed architecture and training."""
+
+    def __init__(
+        self,
+        hidden: tuple[int, ...] = (16, 8),
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        batch_size: int = 32,
+        max_epochs: int = 200,
+        patience: int = 25,
+        lr_patience: int = 10,
+        lr_factor: float = 0.5,
+        grad_clip: float = 1.0,
+        validation_fraction: float = 0.2,
+        random_state: int = 0,
+        n_threads: int = 1,
+    ) -> None:
+        self.hidden = hidden
+        self.dropout = dropout
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.patience = patience
+        self.lr_patience = lr_patience
+        self.lr_factor = lr_factor
+        self.grad_clip = grad_clip
+        self.validation_fraction = validation_fraction
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any) -> TorchMLPClassifier:
+        X, y = validate_data(self, X, y, dtype=np.float64)
+        check_classification_targets(y)
+        self.classes_ = unique_labels(y)
+        if self.classes_.size != 2:
+            raise ValueError(
+                "Only binary classification is supported: TorchMLPClassifier needs samples of "
+                f"2 classes, got {self.classes_.size} class(es)"
+            )
+        target = (y == self.classes_[1]).astype(np.float32)
+        self.mean_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        Z = ((X - self.mean_) / self.scale_).astype(np.float32)
+
+        counts = np.bincount(target.astype(np.int64), minlength=2)
+        n_val = round(self.validation_fraction * len(Z))
+        can_split = n_val >= 4 and counts.min() >= 2 and len(Z) - n_val >= 4
+        if can_split:
+            tr, va = train_test_split(
+                np.arange(len(Z)),
+                test_size=n_val,
+                stratify=target,
+                random_state=self.random_state,
+            )
+        else:  # too little data to hold any out: monitor the training loss instead
+            tr = va = np.arange(len(Z))
+
+        with _torch_scope(self.random_state, self.n_threads):
+            net = MLPNet(Z.shape[1], tuple(self.hidden), self.dropout)
+            opt = torch.optim.AdamW(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
+            )
+            loss_fn = nn.BCEWithLogitsLoss()
+            x_tr, y_tr = torch.from_numpy(Z[tr]), torch.from_numpy(target[tr])
+            x_va, y_va = torch.from_numpy(Z[va]), torch.from_numpy(target[va])
+            gen = torch.Generator().manual_seed(self.random_state)
+            best, best_state, best_epoch, since = np.inf, copy.deepcopy(net.state_dict()), 0, 0
+            train_curve: list[float] = []
+            val_curve: list[float] = []
+            epoch = 0
+            for epoch in range(1, self.max_epochs + 1):
+                net.train()
+                perm = torch.randperm(len(x_tr), generator=gen)
+                total = 0.0
+                for start in range(0, len(perm), self.batch_size):
+                    idx = perm[start : start + self.batch_size]
+                    opt.zero_grad()
+                    loss = loss_fn(net(x_tr[idx]), y_tr[idx])
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+                    opt.step()
+                    total += float(loss.item()) * len(idx)
+                train_curve.append(total / len(perm))
+                net.eval()
+                with torch.no_grad():
+                    val = float(loss_fn(net(x_va), y_va).item())
+                val_curve.append(val)
+                sched.step(val)
+                if val < best - 1e-7:
+                    best, best_state, best_epoch, since = (
+                        val,
+                        copy.deepcopy(net.state_dict()),
+                        epoch,
+                        0,
+                    )
+                else:
+                    since += 1
+                    if since >= self.patience:
+                        break
+            net.load_state_dict(best_state)
+            # predict in float64: float32 matrix products differ in the last bits with the batch
+            # size (BLAS blocking), and a student's score must not depend on who else is scored
+            net.double().eval()
+        self.module_ = net
+        self.n_iter_ = epoch
+        self.best_epoch_ = best_epoch
+        self.best_validation_loss_ = best
+        self.loss_curve_ = train_curve
+        self.validation_loss_curve_ = val_curve
+        return self
+
+    # ------------------------------------------------------------------ predict
+    def _standardise(self, X: Any) -> torch.Tensor:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return torch.from_numpy((X - self.mean_) / self.scale_)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The logit of the positive class (``classes_[1]``)."""
+        z = self._standardise(X)
+        self.module_.eval()
+        with torch.no_grad():
+            return np.asarray(self.module_(z).numpy(), dtype=np.float64)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        return np.column_stack([1.0 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        positive = self.decision_function(X) >= 0.0
+        return np.asarray(self.classes_[positive.astype(int)])
+
+    def predict_mc(
+        self, X: Any, n_passes: int = 100, random_state: int | None = None
+    ) -> MCDropoutResult:
+        """MC dropout: ``n_passes`` forward passes with dropout on (Gal & Ghahramani, 2016).
+
+        The spread is the model's epistemic uncertainty for that student; with LayerNorm nothing
+        else changes between training and evaluation mode.
+        """
+        z = self._standardise(X)
+        seed = self.random_state if random_state is None else random_state
+        with _torch_scope(seed, self.n_threads):
+            self.module_.train()
+            try:
+                with torch.no_grad():
+                    samples = torch.stack([torch.sigmoid(self.module_(z)) for _ in range(n_passes)])
+            finally:
+                self.module_.eval()
+        s = samples.numpy().astype(np.float64)
+        return MCDropoutResult(
+            mean=s.mean(axis=0),
+            std=s.std(axis=0),
+            lower=np.quantile(s, 0.025, axis=0),
+            upper=np.quantile(s, 0.975, axis=0),
+            samples=s,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def scoring_module(self) -> ScoringNet:
+        """The fitted net with its standardisation and sigmoid (for ONNX export)."""
+        check_is_fitted(self)
+        net = copy.deepcopy(self.module_).float().eval()
+        return ScoringNet(net, self.mean_, self.scale_).eval()
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+        """JSON-able metadata and a tensor ``state_dict``: a pickle-free serialisation."""
+        check_is_fitted(self)
+        params = self.get_params()
+        params["hidden"] = list(params["hidden"])
+        meta: dict[str, Any] = {
+            "params": params,
+            "classes": self.classes_.tolist(),
+            "n_features_in": int(self.n_features_in_),
+            "feature_names_in": (
+                [str(f) for f in self.feature_names_in_]
+                if hasattr(self, "feature_names_in_")
+                else None
+            ),
+            "mean": self.mean_.tolist(),
+            "scale": self.scale_.tolist(),
+            "n_iter": int(self.n_iter_),
+            "best_epoch": int(self.best_epoch_),
+        }
+        return meta, {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+
+    @classmethod
+    def from_state(cls, meta: dict[str, Any], state: dict[str, torch.Tensor]) -> TorchMLPClassifier:
+        params = dict(meta["params"])
+        params["hidden"] = tuple(params["hidden"])
+        est = cls(**params)
+        est.classes_ = np.asarray(meta["classes"])
+        est.n_features_in_ = int(meta["n_features_in"])
+        if meta.get("feature_names_in") is not None:
+            est.feature_names_in_ = np.asarray(meta["feature_names_in"], dtype=object)
+        est.mean_ = np.asarray(meta["mean"], dtype=np.float64)
+        est.scale_ = np.asarray(meta["scale"], dtype=np.float64)
+        est.n_iter_ = int(meta["n_iter"])
+        est.best_epoch_ = int(meta["best_epoch"])
+        net = MLPNet(est.n_features_in_, tuple(params["hidden"]), float(params["dropout"]))
+        net.double().load_state_dict(state)
+        est.module_ = net.eval()
+        return est

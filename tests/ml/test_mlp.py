@@ -1,0 +1,107 @@
+"""The torch MLP honours the scikit-learn estimator contract and the specified training."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import make_classification
+from sklearn.utils.estimator_checks import parametrize_with_checks
+from torch import nn
+
+from ml.mlp import TorchMLPClassifier
+
+
+# max_epochs is lowered only to keep the ~50 checks fast; every other setting is the specified one
+@parametrize_with_checks([TorchMLPClassifier(max_epochs=15)])  # type: ignore[untyped-decorator]
+def test_sklearn_estimator_checks(estimator: TorchMLPClassifier, check: object) -> None:
+    check(estimator)  # type: ignore[operator]
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    X, y = make_classification(
+        n_samples=300, n_features=8, n_informative=4, class_sep=1.2, random_state=0
+    )
+    return X * 50 + 100, y  # far from standardised: the estimator must scale itself
+
+
+@pytest.fixture(scope="module")
+def fitted(data: tuple[np.ndarray, np.ndarray]) -> TorchMLPClassifier:
+    return TorchMLPClassifier(random_state=3).fit(*data)
+
+
+def test_architecture_is_the_specified_one(fitted: TorchMLPClassifier) -> None:
+    layers = list(fitted.module_.body)
+    linear = [m for m in layers if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [(8, 16), (16, 8), (8, 1)]
+    assert sum(isinstance(m, nn.LayerNorm) for m in layers) == 2
+    assert sum(isinstance(m, nn.ReLU) for m in layers) == 2
+    drops = [m for m in layers if isinstance(m, nn.Dropout)]
+    assert [d.p for d in drops] == [0.2, 0.2]
+    defaults = TorchMLPClassifier().get_params()
+    assert defaults["lr"] == 1e-3
+    assert defaults["weight_decay"] == 1e-4
+    assert defaults["batch_size"] == 32
+    assert defaults["max_epochs"] == 200
+    assert defaults["patience"] == 25
+    assert defaults["lr_patience"] == 10
+    assert defaults["lr_factor"] == 0.5
+    assert defaults["grad_clip"] == 1.0
+
+
+def test_learns_and_stops_early(
+    fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, y = data
+    assert fitted.score(X, y) > 0.85
+    # early stopping: training ended `patience` epochs after the best validation loss
+    assert fitted.n_iter_ == fitted.best_epoch_ + 25 or fitted.n_iter_ == 200
+    assert fitted.best_validation_loss_ == pytest.approx(min(fitted.validation_loss_curve_))
+    assert len(fitted.loss_curve_) == fitted.n_iter_
+
+
+def test_seeded_and_deterministic(data: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = data
+    a = TorchMLPClassifier(random_state=1, max_epochs=30).fit(X, y).predict_proba(X)
+    b = TorchMLPClassifier(random_state=1, max_epochs=30).fit(X, y).predict_proba(X)
+    c = TorchMLPClassifier(random_state=2, max_epochs=30).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_callers_torch_rng_is_left_alone(data: tuple[np.ndarray, np.ndarray]) -> None:
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    TorchMLPClassifier(max_epochs=3).fit(*data)
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
+
+
+def test_mc_dropout_gives_a_spread(
+    fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X, _ = data
+    point = fitted.predict_proba(X[:20])[:, 1]
+    mc = fitted.predict_mc(X[:20], n_passes=200)
+    assert mc.samples.shape == (200, 20)
+    assert (mc.std > 0).all()
+    assert (mc.lower <= mc.mean).all()
+    assert (mc.mean <= mc.upper).all()
+    assert np.abs(mc.mean - point).mean() < 0.1  # centred near the deterministic prediction
+    again = fitted.predict_mc(X[:20], n_passes=200)
+    np.testing.assert_array_equal(mc.samples, again.samples)
+    # evaluation mode is restored: plain predictions are unchanged
+    np.testing.assert_array_equal(fitted.predict_proba(X[:20])[:, 1], point)
+
+
+def test_binary_only() -> None:
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match="Only binary"):
+        TorchMLPClassifier(max_epochs=2).fit(X, np.arange(30) % 3)
+
+
+def test_state_round_trip(fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]) -> None:
+    meta, state = fitted.to_state()
+    again = TorchMLPClassifier.from_state(meta, state)
+    np.testing.assert_array_equal(again.predict_proba(data[0]), fitted.predict_proba(data[0]))

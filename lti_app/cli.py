@@ -440,6 +440,146 @@ def lti_tool_config(ctx: CliContext, public_url: str | None) -> None:
     click.echo("Deep Linking:        supported (Content Selection URL: the Tool URL)")
 
 
+# ----------------------------------------------------------------------------- file imports
+
+
+def _course_or_fail(session: Any, course_id: int) -> Any:
+    from lti_app.models import Course
+
+    course = session.get(Course, course_id)
+    if course is None:
+        raise click.ClickException(
+            f"no course with id {course_id}; see `arche-predict course list`"
+        )
+    return course
+
+
+@main.command("import-logs")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--timezone", default=None, help="Time zone of the download (default: config).")
+@click.option("--encoding", default=None, help="File encoding (default: detected).")
+@pass_ctx
+@friendly_errors
+def import_logs(
+    ctx: CliContext, file: Path, course_id: int, timezone: str | None, encoding: str | None
+) -> None:
+    """Import Moodle's log-report download (CSV, English or French). Re-importing adds nothing."""
+    from lti_app.services.imports import import_log_file
+    from moodle_client.csvfiles import CsvImportError
+
+    settings = ctx.settings
+    factory = make_session_factory(make_engine(settings.database_url))
+    try:
+        with session_scope(factory) as session:
+            course = _course_or_fail(session, course_id)
+            result = import_log_file(
+                session,
+                course,
+                file,
+                timezone=timezone or settings.moodle.timezone,
+                encoding=encoding,
+            )
+    except CsvImportError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    except ValueError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    click.echo(
+        f"{file.name}: {result.rows} events read ({result.layout} headers), {result.added} new, "
+        f"{result.duplicates} already stored"
+        + (
+            f"; {result.unknown_event_rows} of an unrecognised kind"
+            if result.unknown_event_rows
+            else ""
+        )
+    )
+
+
+@main.command("import-grades")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--grade-max", type=float, default=None, help="Maximum of the course total.")
+@click.option("--encoding", default=None, help="File encoding (default: detected).")
+@pass_ctx
+@friendly_errors
+def import_grades(
+    ctx: CliContext, file: Path, course_id: int, grade_max: float | None, encoding: str | None
+) -> None:
+    """Import a Moodle gradebook export (CSV) with its course-total column."""
+    from lti_app.services.imports import import_grade_file
+    from moodle_client.csvfiles import CsvImportError
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    try:
+        with session_scope(factory) as session:
+            course = _course_or_fail(session, course_id)
+            result = import_grade_file(
+                session, course, file, encoding=encoding, grade_max=grade_max
+            )
+    except CsvImportError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    click.echo(
+        f"{file.name}: {result.rows} students, course total from '{result.column}'; "
+        f"{result.matched} matched to known people, {result.created} added"
+    )
+
+
+# ----------------------------------------------------------------------------- moodle
+
+
+@main.group()
+def moodle() -> None:
+    """The Moodle connection."""
+
+
+@moodle.command("check")
+@click.option("--site", "site_url", default=None, help="Site URL (default: the only site).")
+@click.option("--course", "moodle_course_id", type=int, default=None,
+              help="A Moodle course id in which to probe the capabilities.")  # fmt: skip
+@click.option("--source", type=click.Choice(["ws", "db", "csv"]), default=None)
+@pass_ctx
+@friendly_errors
+def moodle_check(
+    ctx: CliContext, site_url: str | None, moodle_course_id: int | None, source: str | None
+) -> None:
+    """List the web-service functions and capabilities the token still lacks (exit 1 if any)."""
+    from sqlalchemy import select
+
+    from lti_app.models import MoodleSite
+    from lti_app.services.sites import normalise_base_url
+    from lti_app.tasks import SyncConfigError, moodle_client_for
+    from moodle_client.check import run_check
+    from moodle_client.errors import MoodleError
+
+    settings = ctx.settings
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        query = select(MoodleSite)
+        if site_url:
+            query = query.where(MoodleSite.base_url == normalise_base_url(site_url))
+        sites = list(session.scalars(query))
+        if len(sites) != 1:
+            raise click.ClickException(
+                "no Moodle site registered: `arche-predict site add`"
+                if not sites
+                else "several sites: choose one with --site URL"
+            )
+        site_row = sites[0]
+        try:
+            client = moodle_client_for(settings, SecretBox.from_settings(settings), site_row)
+        except SyncConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        log_source = source or site_row.log_source
+    try:
+        report = run_check(client, moodle_course_id, log_source=log_source)
+    except MoodleError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
+
+
 # ----------------------------------------------------------------------------- serve
 
 

@@ -33,7 +33,7 @@ def _worker_exited(server: Any, worker: Any) -> None:
     """Drop a dead worker's live gauges from the shared metrics (counters are kept)."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]

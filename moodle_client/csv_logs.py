@@ -23,7 +23,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -374,6 +374,9 @@ class CsvLogImport:
     rows: tuple[LogRow, ...]
     layout: str
     unknown_event_rows: int
+    #: Moodle user id -> full name as the file shows the acting user. A gradebook export names
+    #: students but carries no user id: this is how file-only imports link grades to logs.
+    people: Mapping[int, str] = field(default_factory=dict)
 
 
 def read_log_csv(
@@ -417,6 +420,7 @@ def read_log_csv(
     # Identical rows (same second, same text) are distinct events: number them, in an order
     # that does not depend on where the download starts or ends.
     seen: Counter[str] = Counter()
+    people: dict[int, str] = {}
     for line, fields in rows_iter:
         if len(fields) != width:
             raise CsvImportError(
@@ -440,11 +444,14 @@ def read_log_csv(
         row, known = _derive(line, cell, courseid, timecreated, users, digest)
         unknown += not known
         rows.append(row)
+        name = cell.get("fullname", "")
+        if row.userid and name and name != "-":
+            people.setdefault(row.userid, name)
     # The download is newest first: reverse it, then order by time (stable) for the rare
     # rows that are not in time order.
     rows.reverse()
     rows.sort(key=lambda r: r.timecreated)
-    return CsvLogImport(rows=tuple(rows), layout=layout, unknown_event_rows=unknown)
+    return CsvLogImport(rows=tuple(rows), layout=layout, unknown_event_rows=unknown, people=people)
 
 
 def _header_columns(line: int, header: Sequence[str]) -> tuple[dict[str, int], str]:

@@ -1,0 +1,215 @@
+"""File imports: Moodle's log-report download and gradebook export (CSV, English or French).
+
+This is how the original ARCHE prototype got its data (`logs_from_logs.csv`,
+`notes_from_notes.csv`), and how a course without the companion plugin or a log replica gets
+its history in. The parsers in `moodle_client` validate a whole file before returning anything,
+so a refused file writes nothing; here, rows are stored idempotently (a log row's identity is its
+content hash, a grade's is its person and item), so importing the same file twice adds nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lti_app.models import Course, Enrolment, GradeItem, Person
+from lti_app.services.sync import set_grade, store_log_rows, upsert_person
+from moodle_client.csv_grades import GradeExport, read_grades_csv
+from moodle_client.csv_logs import read_log_csv
+
+# A gradebook export carries no grade item id; its course total is stored under this one,
+# unless a web-service sync already created the course's real course-total item.
+CSV_COURSE_TOTAL_ITEM_ID = 0
+
+
+@dataclass(frozen=True)
+class LogImportResult:
+    rows: int
+    added: int
+    layout: str
+    unknown_event_rows: int
+
+    @property
+    def duplicates(self) -> int:
+        return self.rows - self.added
+
+
+def _people_by_fullname(session: Session, site_id: int) -> dict[str, int]:
+    return {
+        name: uid
+        for name, uid in session.execute(
+            select(Person.fullname, Person.moodle_user_id).where(
+                Person.site_id == site_id, Person.moodle_user_id.is_not(None)
+            )
+        )
+        if name and uid is not None
+    }
+
+
+def import_log_file(
+    session: Session,
+    course: Course,
+    source: bytes | str | os.PathLike[str],
+    *,
+    timezone: str,
+    encoding: str | None = None,
+) -> LogImportResult:
+    """Validate a whole log download, then store its rows; raises `CsvImportError` untouched."""
+    parsed = read_log_csv(
+        source,
+        courseid=course.moodle_course_id,
+        timezone=timezone,
+        encoding=encoding,
+        users_by_fullname=_people_by_fullname(session, course.site_id),
+    )
+    _link_people(session, course, parsed.people)
+    added = store_log_rows(session, course.site_id, "csv", parsed.rows)
+    session.flush()
+    return LogImportResult(
+        rows=len(parsed.rows),
+        added=added,
+        layout=parsed.layout,
+        unknown_event_rows=parsed.unknown_event_rows,
+    )
+
+
+def _link_people(session: Session, course: Course, people: Mapping[int, str]) -> None:
+    """Make sure every acting user of the file is a known person of the site.
+
+    A person created earlier from a gradebook export (a name, no Moodle id) gets the id when the
+    names match exactly and only one such person exists; otherwise a new person is created.
+    """
+    for user_id, fullname in people.items():
+        known = session.scalar(
+            select(Person).where(Person.site_id == course.site_id, Person.moodle_user_id == user_id)
+        )
+        if known is not None:
+            continue
+        unlinked = list(
+            session.scalars(
+                select(Person).where(
+                    Person.site_id == course.site_id,
+                    Person.moodle_user_id.is_(None),
+                    Person.fullname == fullname,
+                )
+            )
+        )
+        if len(unlinked) == 1:
+            unlinked[0].moodle_user_id = user_id
+        else:
+            upsert_person(session, course.site_id, user_id, fullname, None)
+    session.flush()
+
+
+@dataclass(frozen=True)
+class GradeImportResult:
+    rows: int
+    matched: int
+    created: int
+    column: str
+    unmatched_lines: tuple[int, ...]
+
+
+def _course_total_item(session: Session, course: Course, grade_max: float | None) -> GradeItem:
+    item = session.scalar(
+        select(GradeItem)
+        .where(GradeItem.course_id == course.id, GradeItem.itemtype == "course")
+        .order_by(GradeItem.moodle_item_id.desc())
+        .limit(1)
+    )
+    if item is None:
+        item = GradeItem(
+            course_id=course.id,
+            moodle_item_id=CSV_COURSE_TOTAL_ITEM_ID,
+            itemname="Course total",
+            itemtype="course",
+            grademin=0.0,
+            grademax=grade_max if grade_max is not None else 100.0,
+        )
+        session.add(item)
+        session.flush()
+    elif grade_max is not None:
+        item.grademax = grade_max
+    if course.grade_max is None:
+        course.grade_max = item.grademax
+    return item
+
+
+def _find_person(session: Session, site_id: int, email: str, fullname: str) -> Person | None:
+    if email:
+        person = session.scalar(
+            select(Person).where(
+                Person.site_id == site_id, func.lower(Person.email) == email.lower()
+            )
+        )
+        if person is not None:
+            return person
+    if fullname:
+        matches = list(
+            session.scalars(
+                select(Person).where(Person.site_id == site_id, Person.fullname == fullname)
+            )
+        )
+        if len(matches) == 1:  # two homonyms: refuse to guess
+            return matches[0]
+    return None
+
+
+def import_grade_file(
+    session: Session,
+    course: Course,
+    source: bytes | str | os.PathLike[str],
+    *,
+    encoding: str | None = None,
+    grade_max: float | None = None,
+    create_missing: bool = True,
+) -> GradeImportResult:
+    """Store each student's course total from a gradebook export.
+
+    Students are matched to known people by email, then by unique full name. Unknown students
+    are created (with their name and email) when `create_missing`, so a course imported from
+    files alone still has its outcomes; their log events link by name on the next log import.
+    """
+    export: GradeExport = read_grades_csv(source, encoding=encoding)
+    item = _course_total_item(session, course, grade_max)
+    matched = created = 0
+    unmatched: list[int] = []
+    for row in export.rows:
+        fullname = f"{row.firstname} {row.lastname}".strip()
+        person = _find_person(session, course.site_id, row.email, fullname)
+        if person is None:
+            if not create_missing:
+                unmatched.append(row.line)
+                continue
+            person = Person(site_id=course.site_id, fullname=fullname, email=row.email or None)
+            session.add(person)
+            session.flush()
+            created += 1
+        else:
+            matched += 1
+            if row.email and not person.email:
+                person.email = row.email
+        enrolled = session.scalar(
+            select(Enrolment).where(
+                Enrolment.course_id == course.id,
+                Enrolment.person_id == person.id,
+                Enrolment.role == "student",
+            )
+        )
+        if enrolled is None:
+            session.add(
+                Enrolment(course_id=course.id, person_id=person.id, role="student", source="csv")
+            )
+        set_grade(session, item, person, row.course_total, None)
+    session.flush()
+    return GradeImportResult(
+        rows=len(export.rows),
+        matched=matched,
+        created=created,
+        column=export.course_total_column,
+        unmatched_lines=tuple(unmatched),
+    )

@@ -1,0 +1,188 @@
+"""CSV imports and `moodle check` through the real CLI, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from lti_app.cli import main
+from lti_app.config import Settings
+from lti_app.models import Grade, GradeItem, LogEvent, Person
+from tests.conftest import FIXTURES, Databases
+from tests.lti_app.test_sync import make_settings, setup_course
+from tests.moodle_stub import MoodleStub, fixture
+
+RECORDED = FIXTURES / "moodle-5.1"
+
+
+@pytest.fixture
+def stub() -> Iterator[MoodleStub]:
+    moodle = MoodleStub().start()
+    yield moodle
+    moodle.stop()
+
+
+def cli(settings: Settings, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--config", settings.source, *args])
+
+
+def events(factory: sessionmaker[Session]) -> list[tuple[object, ...]]:
+    with factory() as session:
+        return [
+            tuple(r)
+            for r in session.execute(
+                text(
+                    "SELECT content_hash, eventname, component, crud, edulevel, contextlevel, "
+                    "contextinstanceid, userid, relateduserid, courseid, timecreated "
+                    "FROM log_event ORDER BY content_hash"
+                )
+            )
+        ]
+
+
+def n_events(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return int(session.scalar(select(func.count()).select_from(LogEvent)) or 0)
+
+
+def test_english_and_french_downloads_import_to_the_same_events(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    en = make_settings(tmp_path / "en", databases.new_url(backend))
+    fr = make_settings(tmp_path / "fr", databases.new_url(backend))
+    en_factory, en_course = setup_course(en, stub.url)
+    fr_factory, fr_course = setup_course(fr, stub.url)
+
+    first = cli(en, "import-logs", str(RECORDED / "logs_export_en.csv"), "--course", str(en_course))
+    assert first.exit_code == 0, first.output
+    assert "4840 events read (en headers), 4840 new" in first.output
+    result = cli(
+        fr, "import-logs", str(RECORDED / "logs_export_fr.csv"), "--course", str(fr_course)
+    )
+    assert result.exit_code == 0, result.output
+    assert "4839 events read (fr headers), 4839 new" in result.output
+
+    english, french = events(en_factory), events(fr_factory)
+    # The English download was taken a moment later: it has one more event, the teacher viewing
+    # the log report to download it. Every other event is identical, content hash included.
+    assert set(french) < set(english)
+    (extra,) = set(english) - set(french)
+    assert extra[1] == "\\report_log\\event\\report_viewed"
+
+    again = cli(en, "import-logs", str(RECORDED / "logs_export_en.csv"), "--course", str(en_course))
+    assert again.exit_code == 0
+    assert "0 new, 4840 already stored" in again.output
+    assert n_events(en_factory) == 4840
+
+
+def test_prototype_file_names_import(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    """The original ARCHE prototype read `logs_from_logs.csv` and `notes_from_notes.csv`."""
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course = setup_course(settings, stub.url)
+    logs = tmp_path / "logs_from_logs.csv"
+    notes = tmp_path / "notes_from_notes.csv"
+    shutil.copy(RECORDED / "logs_export_fr.csv", logs)
+    shutil.copy(RECORDED / "grades_export_fr.csv", notes)
+    assert cli(settings, "import-logs", str(logs), "--course", str(course)).exit_code == 0
+    result = cli(settings, "import-grades", str(notes), "--course", str(course))
+    assert result.exit_code == 0, result.output
+    assert "40 students" in result.output
+    with factory() as session:
+        total = session.scalar(select(GradeItem).where(GradeItem.itemtype == "course"))
+        assert total is not None
+        grades = session.scalars(select(Grade).where(Grade.grade_item_id == total.id)).all()
+        assert len(grades) == 40
+        # Every graded student is the person whose events the log file holds.
+        graded_people = {g.person_id for g in grades}
+        with_ids = session.scalars(
+            select(Person).where(Person.id.in_(graded_people), Person.moodle_user_id.is_not(None))
+        ).all()
+        assert len(with_ids) == 40
+        logged = set(session.scalars(select(LogEvent.userid).distinct()))
+        assert {p.moodle_user_id for p in with_ids} <= logged
+        # Values are the export's own (Moodle lets a natural course total exceed its grademax).
+        alice = session.scalar(select(Person).where(Person.email == "student26@example.com"))
+        assert alice is not None
+        assert {g.person_id: g.value for g in grades}[alice.id] == 50.0
+
+
+def test_grades_match_people_from_the_roster(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    from lti_app.tasks import run_course_sync
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course = setup_course(settings, stub.url)
+    assert run_course_sync(settings, factory, course).status == "succeeded"
+    with factory() as session:
+        people_before = session.scalar(select(func.count()).select_from(Person))
+    result = cli(settings, "import-grades", str(RECORDED / "grades_export_en.csv"), "--course",
+                 str(course))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "40 matched to known people, 0 added" in result.output
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Person)) == people_before
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"Date,Who,What\n1,2,3\n", r"line 1: .*not a Moodle log"),
+        (None, r"line 3: .*time"),
+        ("Heure,Nom\n\u00e9t\u00e9,x\n".encode("utf-16"), r"line \d+"),
+    ],
+)
+def test_broken_log_files_are_refused_with_line_and_reason_and_write_nothing(
+    backend: str,
+    databases: Databases,
+    tmp_path: Path,
+    stub: MoodleStub,
+    content: bytes | None,
+    reason: str,
+) -> None:
+    import re
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course = setup_course(settings, stub.url)
+    good = RECORDED / "logs_export_en.csv"
+    assert cli(settings, "import-logs", str(good), "--course", str(course)).exit_code == 0
+    if content is None:  # a valid file whose second event has an unparseable date
+        lines = good.read_bytes().splitlines(keepends=True)
+        lines[2] = lines[2].replace(b"22/11/26,", b"31/02/26,", 1)
+        content = b"".join(lines)
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content)
+    result = cli(settings, "import-logs", str(bad), "--course", str(course))
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "nothing was imported" in result.output
+    assert re.search(reason, result.output), result.output
+    assert n_events(factory) == 4840
+
+
+def test_moodle_check_lists_missing_functions_and_capabilities(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    setup_course(settings, stub.url)
+    # The recorded token's service lacks the plugin's function, and its user lacks the
+    # capability behind the grade report (Moodle's own error, recorded).
+    stub.handlers["gradereport_user_get_grade_items"] = lambda p: fixture(
+        "error_missing_capability.json"
+    )
+    result = cli(settings, "moodle", "check", "--course", "2")
+    assert result.exit_code == 1, result.output
+    out = result.output
+    assert "Functions missing from the token's external service:" in out
+    assert "local_archepredict_get_course_logs" in out
+    assert "Capabilities the token user lacks:" in out
+    assert "gradereport/user:view" in out  # Moodle named "View user report"
+    assert "NOT READY" in out

@@ -18,10 +18,10 @@ _MAX_DETAIL = 200
 def _clip(value: Any) -> Any:
     """Keep attacker-supplied values short: an audit row must not become a storage channel."""
     if isinstance(value, str):
-        return value[:_MAX_DETAIL]
+        return value.replace("\x00", "")[:_MAX_DETAIL]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return str(value)[:_MAX_DETAIL]
+    return str(value).replace("\x00", "")[:_MAX_DETAIL]
 
 
 def record(

@@ -49,7 +49,8 @@ def _digits(value: Any) -> int | None:
 
 
 def _text(value: Any, limit: int) -> str:
-    return value[:limit] if isinstance(value, str) else ""
+    """A claim as display text: strings only, NUL removed (PostgreSQL text refuses it)."""
+    return value.replace("\x00", "")[:limit] if isinstance(value, str) else ""
 
 
 def _custom(claims: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def link_person(
     session: Session, site: MoodleSite, platform: LtiPlatform, claims: dict[str, Any]
 ) -> Person:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > 255:
+    if not isinstance(sub, str) or not sub or len(sub) > 255 or "\x00" in sub:
         raise LinkError("the launch names no user (sub)")
     user_id = moodle_user_id(claims)
     person = session.scalar(

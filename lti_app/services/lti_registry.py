@@ -123,6 +123,8 @@ def add_platform(
 def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPlatform | None:
     """The active registration for issuer and client id; without a client id, the issuer's only
     one (an issuer with several registrations must say which)."""
+    if "\x00" in issuer or (client_id is not None and "\x00" in client_id):
+        return None  # PostgreSQL text cannot hold NUL: no registration has one
     query = select(LtiPlatform).where(LtiPlatform.issuer == issuer, LtiPlatform.active.is_(True))
     if client_id is not None:
         return session.scalar(query.where(LtiPlatform.client_id == client_id))
@@ -131,6 +133,8 @@ def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPl
 
 
 def issuer_known(session: Session, issuer: str) -> bool:
+    if "\x00" in issuer:
+        return False
     return (
         session.scalar(
             select(LtiPlatform.id).where(LtiPlatform.issuer == issuer, LtiPlatform.active.is_(True))
@@ -270,7 +274,7 @@ class DbToolConf(ToolConfAbstract[Request]):
         return None if platform is None else self._deployment(platform, deployment_id)
 
     def _deployment(self, platform: LtiPlatform, deployment_id: str) -> Deployment | None:
-        if not isinstance(deployment_id, str):
+        if not isinstance(deployment_id, str) or "\x00" in deployment_id:
             return None
         found = self._db.scalar(
             select(LtiDeployment.id).where(

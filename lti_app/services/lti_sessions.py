@@ -61,7 +61,7 @@ def open_session(
 
 
 def find_session(session: Session, sid: str, *, now: datetime | None = None) -> LtiSession | None:
-    if not sid or len(sid) > 200:
+    if not sid or len(sid) > 200 or "\x00" in sid:
         return None
     return session.scalar(
         select(LtiSession).where(

@@ -45,6 +45,8 @@ class DbLaunchDataStorage(LaunchDataStorage[Any]):
 
     def get_value(self, key: str) -> Any:
         key = self._prepare_key(key)[:KEY_MAX]
+        if "\x00" in key:  # PostgreSQL text cannot hold NUL; no key of ours has one
+            return None
         row = self._db.scalar(
             select(LtiStoredValue).where(
                 LtiStoredValue.key == key, LtiStoredValue.expires_at > self.now()

@@ -379,7 +379,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if body.get(VERSION) != "1.3.0":
             raise LaunchError("version_invalid", "The launch is not LTI version 1.3.0.")
         message_type = body.get(MESSAGE_TYPE)
-        if message_type not in SUPPORTED_MESSAGES:
+        if not isinstance(message_type, str) or message_type not in SUPPORTED_MESSAGES:
             raise LaunchError(
                 "message_type_unsupported",
                 f"The message type {str(message_type)[:60]!r} is not supported.",

@@ -170,6 +170,13 @@ class Platform:
         headers = {"kid": kid or key.kid, "typ": "JWT"}
         return jwt.encode(claims, key.private_pem, algorithm=alg, headers=headers)
 
+    def sign_any(self, claims: dict[str, Any]) -> str:
+        """Sign any JSON payload, even claims PyJWT would refuse to encode (fuzzing)."""
+        payload = json.dumps(claims).encode("utf-8")
+        return jwt.api_jws.encode(
+            payload, self.key.private_pem, algorithm="RS256", headers={"kid": self.key.kid}
+        )
+
     # ------------------------------------------------------------------ HTTP
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:

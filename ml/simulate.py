@@ -551,6 +551,7 @@ def simulate_course(
     spec = spec or CourseSpec()
     offerings = []
     next_user = 100
+    next_logid = 1
     n_total = n_past + (0 if current_progress is None else 1)
     for k in range(n_total):
         rng = np.random.default_rng([seed, k])
@@ -572,6 +573,10 @@ def simulate_course(
             activity=activity,
         )
         next_user += size + 1
+        # Moodle's log id is site-wide: one offering's ids follow the previous one's, so that
+        # offerings of one simulated site can share a log table, as they do in Moodle.
+        off.log["id"] += next_logid - 1
+        next_logid += len(off.log)
         offerings.append(off)
     return SimulatedCourse(spec, tuple(offerings))
 

@@ -1,0 +1,241 @@
+"""Course data between the database and `ml`: offerings out, simulated courses in.
+
+`load_offering` turns one course's stored roster, events and course totals into the
+`ml.dataset.Offering` the ML package works on (DataFrames, no ORM objects), reading events with
+one SQL query into columns. `store_simulated_course` does the reverse for the simulator, so the
+demo, the tests and the benchmarks run the real sync tables and the real scoring on
+realistic data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_app.models import (
+    Course,
+    Enrolment,
+    Grade,
+    GradeItem,
+    LogEvent,
+    MoodleSite,
+    Person,
+)
+from lti_app.services.courses import link_past_offering
+from lti_app.services.sync import set_grade, store_log_rows, upsert_person
+from ml.dataset import Offering
+from ml.events import STANDARD_LOG_COLUMNS, from_standard_log
+from ml.simulate import SimulatedCourse, SimulatedOffering
+from moodle_client.logs import LOG_COLUMNS, LogRow
+
+STUDENT_ROLES = ("student",)
+
+
+class CourseDataError(ValueError):
+    """A course whose data cannot feed a model, with the reason in words."""
+
+
+def student_roster(session: Session, course: Course) -> pd.DataFrame:
+    """Active students with a Moodle user id: `userid` (Moodle) and `person_id` (ours)."""
+    rows = session.execute(
+        select(Person.moodle_user_id, Person.id)
+        .join(Enrolment, Enrolment.person_id == Person.id)
+        .where(
+            Enrolment.course_id == course.id,
+            Enrolment.active,
+            Enrolment.role.in_(STUDENT_ROLES),
+            Person.moodle_user_id.is_not(None),
+        )
+        .distinct()
+        .order_by(Person.moodle_user_id)
+    ).all()
+    return pd.DataFrame(
+        {
+            "userid": np.array([r[0] for r in rows], dtype=np.int64),
+            "person_id": np.array([r[1] for r in rows], dtype=np.int64),
+        }
+    )
+
+
+def load_log_frame(session: Session, course: Course, until: datetime | None = None) -> pd.DataFrame:
+    """The course's stored standard-log rows, optionally up to `until` (inclusive)."""
+    cols = [LogEvent.moodle_log_id.label("id")] + [
+        getattr(LogEvent, c) for c in LOG_COLUMNS if c != "id"
+    ]
+    query = select(*cols).where(
+        LogEvent.site_id == course.site_id, LogEvent.courseid == course.moodle_course_id
+    )
+    if until is not None:
+        query = query.where(LogEvent.timecreated <= int(until.timestamp()))
+    result = session.execute(query)
+    frame = pd.DataFrame(result.all(), columns=list(result.keys()))
+    missing = [c for c in STANDARD_LOG_COLUMNS if c not in frame.columns]
+    for c in missing:
+        frame[c] = pd.Series(dtype=object)
+    return frame
+
+
+def course_totals(session: Session, course: Course) -> tuple[pd.Series, float, float]:
+    """Course totals by Moodle user id, and the course total's range (min, max)."""
+    item = session.scalar(
+        select(GradeItem)
+        .where(GradeItem.course_id == course.id, GradeItem.itemtype == "course")
+        .order_by(GradeItem.moodle_item_id.desc())
+        .limit(1)
+    )
+    if item is None:
+        return pd.Series(dtype=float), 0.0, float(course.grade_max or 100.0)
+    rows = session.execute(
+        select(Person.moodle_user_id, Grade.value)
+        .join(Grade, Grade.person_id == Person.id)
+        .where(Grade.grade_item_id == item.id, Person.moodle_user_id.is_not(None))
+    ).all()
+    userids = np.array([u for u, _ in rows], dtype=np.int64)
+    values = pd.Series(
+        np.array([np.nan if v is None else v for _, v in rows], dtype=np.float64),
+        index=pd.Index(userids, name="userid"),
+    )
+    return values, float(item.grademin), float(item.grademax)
+
+
+def _course_window(course: Course, events: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    if (
+        course.start_at is not None
+        and course.end_at is not None
+        and course.end_at > course.start_at
+    ):
+        return pd.Timestamp(course.start_at), pd.Timestamp(course.end_at)
+    if events.empty:
+        raise CourseDataError(
+            f"course {course.shortname or course.id} has no start and end dates and no events"
+        )
+    # Moodle courses without an end date: the span of the observed activity stands in.
+    return events["time"].min(), events["time"].max()
+
+
+def load_offering(
+    session: Session, course: Course, *, until: datetime | None = None, with_grades: bool = True
+) -> Offering:
+    """One course as an `Offering`: canonical events (up to `until`), students, dates, grades."""
+    events = from_standard_log(
+        load_log_frame(session, course, until), courseid=course.moodle_course_id
+    )
+    roster = student_roster(session, course)
+    start, end = _course_window(course, events)
+    grades, grade_min, grade_max = (
+        course_totals(session, course) if with_grades else (pd.Series(dtype=float), 0.0, 100.0)
+    )
+    return Offering(
+        offering_id=f"course-{course.id}",
+        events=events,
+        roster=roster[["userid"]],
+        course_start=start,
+        course_end=end,
+        grades=grades,
+        grade_min=grade_min,
+        grade_max=grade_max,
+    )
+
+
+# --------------------------------------------------------------------------- simulator -> DB
+
+
+def _log_rows(frame: pd.DataFrame) -> list[LogRow]:
+    """Standard-log rows (as the simulator writes them) to the sync's `LogRow`s."""
+    plain = frame[list(LOG_COLUMNS)].astype(object)
+    plain = plain.where(plain.notna(), None)
+    ints = {"id", "objectid", "edulevel", "contextid", "contextlevel", "contextinstanceid",
+            "userid", "relateduserid", "courseid", "timecreated"}  # fmt: skip
+    rows: list[LogRow] = []
+    for record in plain.to_dict("records"):
+        values: dict[str, Any] = {
+            str(k): None if v is None else int(v) if k in ints else str(v)
+            for k, v in record.items()
+        }
+        rows.append(LogRow(**values))
+    return rows
+
+
+def store_simulated_offering(
+    session: Session, site: MoodleSite, off: SimulatedOffering, *, with_grades: bool
+) -> Course:
+    """Write one simulated offering as the sync would: course, roster, log rows, grades."""
+    course = session.scalar(
+        select(Course).where(Course.site_id == site.id, Course.moodle_course_id == off.courseid)
+    )
+    if course is None:
+        course = Course(site_id=site.id, moodle_course_id=off.courseid)
+        session.add(course)
+    course.shortname = f"{off.spec.shortname}-{off.start.year}"
+    course.fullname = f"{off.spec.fullname} ({off.start.year})"
+    course.start_at = off.start.to_pydatetime().astimezone(UTC)
+    course.end_at = off.end.to_pydatetime().astimezone(UTC)
+    course.grade_max = float(off.spec.grademax)
+    session.flush()
+    people: dict[int, Person] = {}
+    for user in off.users.to_dict("records"):
+        uid = int(user["userid"])
+        person = upsert_person(session, site.id, uid, str(user["fullname"]), user["email"] or None)
+        people[uid] = person
+        role = "student" if user["role"] == "student" else "editingteacher"
+        exists = session.scalar(
+            select(Enrolment).where(
+                Enrolment.course_id == course.id,
+                Enrolment.person_id == person.id,
+                Enrolment.role == role,
+            )
+        )
+        if exists is None:
+            session.add(Enrolment(course_id=course.id, person_id=person.id, role=role))
+    store_log_rows(session, site.id, "ws", _log_rows(off.log))
+    if with_grades and not off.is_current:
+        item = session.scalar(
+            select(GradeItem).where(
+                GradeItem.course_id == course.id, GradeItem.itemtype == "course"
+            )
+        )
+        if item is None:
+            item = GradeItem(
+                course_id=course.id,
+                moodle_item_id=1,
+                itemname="Course total",
+                itemtype="course",
+                grademin=0.0,
+                grademax=float(off.spec.grademax),
+            )
+            session.add(item)
+            session.flush()
+        for row in off.grades[["userid", "course_total"]].to_dict("records"):
+            total = float(row["course_total"])
+            set_grade(
+                session,
+                item,
+                people[int(row["userid"])],
+                None if np.isnan(total) else total,
+                off.end.to_pydatetime(),
+            )
+    session.flush()
+    return course
+
+
+def store_simulated_course(
+    session: Session, site: MoodleSite, simulated: SimulatedCourse
+) -> tuple[Course, Sequence[Course]]:
+    """All offerings of a simulated course; the current one linked to the past ones."""
+    past = [
+        store_simulated_offering(session, site, off, with_grades=True) for off in simulated.past
+    ]
+    current_off = simulated.current
+    if current_off is None:
+        raise CourseDataError("the simulated course has no current offering")
+    current = store_simulated_offering(session, site, current_off, with_grades=False)
+    for p in past:
+        link_past_offering(session, current, p.id)
+    session.flush()
+    return current, past

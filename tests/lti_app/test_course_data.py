@@ -27,6 +27,7 @@ def test_roundtrip_through_the_database(db_session: Session, simulated: Simulate
     current, past = store_simulated_course(db_session, site, simulated)
     assert [p.id for p in past_offerings(db_session, current.id)] == [p.id for p in past]
 
+    assert simulated.current is not None
     for course, off in [*zip(past, simulated.past, strict=True), (current, simulated.current)]:
         expected = off.to_offering()
         loaded = load_offering(db_session, course, with_grades=not off.is_current)

@@ -422,6 +422,27 @@ def lti_add_platform(
         raise click.ClickException(str(exc)) from None
 
 
+@lti.command("registration-url")
+@click.option("--hours", type=click.IntRange(1, 168), default=24, show_default=True)
+@click.option("--public-url", default=None, help="Overrides app.public_url.")
+@pass_ctx
+@friendly_errors
+def lti_registration_url(ctx: CliContext, hours: int, public_url: str | None) -> None:
+    """Print a single-use URL for Moodle's dynamic registration ("Tool URL" in Manage tools)."""
+    from lti_app.services.lti_dynreg import issue_code
+
+    settings = ctx.settings
+    settings.require_secrets()
+    base = (public_url or settings.app.public_url).rstrip("/")
+    if not base:
+        raise click.ClickException("set app.public_url (or pass --public-url) first")
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        code = issue_code(session, settings.app.secret_key, ttl_seconds=hours * 3600)
+    click.echo(f"{base}/lti/register?code={code}")
+    click.echo(f"(valid {hours} h, once)", err=True)
+
+
 @lti.command("tool-config")
 @click.option("--public-url", default=None, help="Overrides app.public_url.")
 @pass_ctx

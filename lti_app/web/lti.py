@@ -20,7 +20,8 @@ from lti_app.config import Settings
 from lti_app.crypto import SecretBox
 from lti_app.models import LtiPlatform
 from lti_app.services import audit
-from lti_app.services.lti_keys import current_key, published_jwks
+from lti_app.services.lti_dynreg import DynamicRegistrationError, ToolUrls, redeem_code, register
+from lti_app.services.lti_keys import current_key, ensure_key, published_jwks
 from lti_app.services.lti_linking import LinkError, link_launch
 from lti_app.services.lti_registry import DbToolConf, find_platform, issuer_known
 from lti_app.services.lti_sessions import open_session
@@ -29,6 +30,7 @@ from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
     current,
     error_response,
+    forget_frame_origins,
     lti_url_for,
     make_launch_token,
     require_admin,
@@ -412,3 +414,63 @@ def resume() -> Any:
     response = redirect(target, code=303)
     set_session_cookie(response, ctx.raw_sid, _settings().lti.session_lifetime)
     return response
+
+
+# --------------------------------------------------------------------------- dynamic registration
+
+
+@bp.get("/lti/register")
+def dynamic_registration() -> Any:
+    """LTI Dynamic Registration, opened by Moodle with the admin's registration URL.
+
+    The URL must carry a code from `arche-predict lti registration-url` (signed, single use):
+    the endpoint is public, and without the code anyone could register a platform.
+    """
+    code = request.args.get("code", "")
+    config_url = request.args.get("openid_configuration", "")
+    registration_token = request.args.get("registration_token") or None
+    details = {"openid_configuration": config_url}
+    if not code or not redeem_code(_db(), current_app.config["SECRET_KEY"], code):
+        return _reject(
+            "lti.register",
+            "code_invalid",
+            "This registration URL is invalid, expired or already used; ask the tool's "
+            "administrator for a new one (`arche-predict lti registration-url`).",
+            403,
+            details=details,
+        )
+    if not config_url:
+        return _reject(
+            "lti.register", "config_missing", "No openid_configuration given.", details=details
+        )
+    urls = ToolUrls(
+        login=external_url("lti.login"),
+        launch=external_url("lti.launch"),
+        jwks=external_url("lti.jwks"),
+        logo=external_url("static", filename="logo.svg"),
+    )
+    ensure_key(_db(), _box())
+    try:
+        platform = register(
+            _db(),
+            _box(),
+            urls=urls,
+            openid_configuration=config_url,
+            registration_token=registration_token,
+            http=TimeoutSession(_settings().lti.http_timeout),
+        )
+    except DynamicRegistrationError as exc:
+        return _reject(
+            "lti.register", "registration_failed", f"Registration failed: {exc}.", details=details
+        )
+    audit.record(
+        _db(),
+        "lti.register",
+        "accepted",
+        None,
+        platform_id=platform.id,
+        remote_addr=request.remote_addr,
+        details={"issuer": platform.issuer, "client_id": platform.client_id},
+    )
+    forget_frame_origins(current_app._get_current_object())  # type: ignore[attr-defined]
+    return render_template("registered.html", platform=platform)

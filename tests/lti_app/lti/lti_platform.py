@@ -97,6 +97,9 @@ class Platform:
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
         self.auth_claims_kind = "teacher"
+        self.registration_token = secrets.token_urlsafe(12)
+        self.registrations: list[dict[str, Any]] = []
+        self.config_issuer: str | None = None
         self.auth_overrides: dict[str, Any] = {}
 
     def close(self) -> None:
@@ -207,13 +210,21 @@ class Platform:
                     self._send(200, platform.course_page(), "text/html")
                 elif url.path.endswith("/memberships"):
                     platform.memberships(self)
+                elif url.path == "/mod/lti/openid-configuration.php":
+                    self._send(200, json.dumps(platform.openid_configuration()))
                 else:
                     self._send(404, "{}")
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0"))
-                form = parse_qs(self.rfile.read(length).decode("utf-8"))
-                if urlsplit(self.path).path == "/mod/lti/token.php":
+                raw_body = self.rfile.read(length).decode("utf-8")
+                form = parse_qs(raw_body)
+                if urlsplit(self.path).path == "/mod/lti/openid-registration.php":
+                    status, body = platform.registration_response(
+                        self.headers.get("Authorization", ""), raw_body
+                    )
+                    self._send(status, body)
+                elif urlsplit(self.path).path == "/mod/lti/token.php":
                     platform.token_requests.append(form)
                     status, body = platform.token_response(form)
                     self._send(status, body)
@@ -237,6 +248,38 @@ class Platform:
             f'<input type="hidden" name="state" value="{html.escape(query.get("state", ""))}">'
             "</form><script>document.getElementById('f').submit();</script></body></html>"
         )
+
+    def openid_configuration(self) -> dict[str, Any]:
+        """Moodle's /mod/lti/openid-configuration.php answer, shortened."""
+        return {
+            "issuer": self.config_issuer or self.issuer,
+            "authorization_endpoint": self.auth_login_url,
+            "token_endpoint": self.auth_token_url,
+            "jwks_uri": self.key_set_url,
+            "registration_endpoint": f"{self.issuer}/mod/lti/openid-registration.php",
+            "scopes_supported": ["openid"],
+            "response_types_supported": ["id_token"],
+            "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+                "product_family_code": "moodle",
+                "version": "5.1",
+                "messages_supported": [{"type": "LtiResourceLinkRequest"}],
+            },
+        }
+
+    def registration_response(self, authorization: str, raw: str) -> tuple[int, str]:
+        if authorization != f"Bearer {self.registration_token}":
+            return 401, json.dumps({"error": "bad registration token"})
+        try:
+            tool = json.loads(raw)
+        except ValueError:
+            return 400, json.dumps({"error": "not json"})
+        self.registrations.append(tool)
+        answer = dict(tool)
+        answer["client_id"] = "dynamic-client"
+        conf = dict(tool["https://purl.imsglobal.org/spec/lti-tool-configuration"])
+        conf["deployment_id"] = "3"
+        answer["https://purl.imsglobal.org/spec/lti-tool-configuration"] = conf
+        return 200, json.dumps(answer)
 
     def course_page(self) -> str:
         src = html.escape(f"{self.tool_url}/lti/login?{self.embed_login_query}")

@@ -2,8 +2,8 @@
 
 Every log line, ours or a library's (werkzeug, gunicorn, alembic), goes through one redaction
 step before it is written: values under secret-looking keys are masked, and secret-looking
-strings (Moodle tokens, JWTs, PEM keys, Fernet tokens, `wstoken=` query parameters) are masked
-wherever they appear. Logs are for operators; they must never become a way to steal a token.
+strings (Moodle tokens, JWTs, PEM keys, Fernet tokens, `wstoken=` and LTI launch-token `lt=`
+query parameters) are masked wherever they appear. Logs are for operators; they must never become a way to steal a token.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _SECRET_KEY = re.compile(
 )
 _SECRET_VALUE = re.compile(
     r"(?P<pem>-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----)"
-    r"|(?P<param>(?:wstoken|token|id_token|access_token)=)[^&\s\"']+"
+    r"|(?P<param>(?:wstoken|token|id_token|access_token|(?<![A-Za-z0-9_])lt)=)[^&\s\"']+"
     r"|(?P<jwt>\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*)"
     r"|(?P<fernet>\bgAAAAA[A-Za-z0-9_=-]{20,})"
     r"|(?P<moodle>\b[0-9a-f]{32}\b)",

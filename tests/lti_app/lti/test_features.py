@@ -269,3 +269,12 @@ def test_fresh_launch_token_on_every_page(lti_env: LtiEnv) -> None:
     link = unescape(re.search(r'id="roster-link" href="([^"]+)"', page).group(1))  # type: ignore[union-attr]
     assert parse_qs(urlsplit(link).query)["lt"]
     assert lti_env.client().get(link).status_code == 200
+
+
+def test_launch_tokens_are_redacted_from_logs(lti_env: LtiEnv) -> None:
+    from lti_app.observability import redact_text
+
+    token = token_of(launch(lti_env.client(), lti_env, "teacher"))
+    line = f'127.0.0.1 - - "GET /course/1?lt={token} HTTP/1.1" 200'
+    assert token not in redact_text(line)
+    assert redact_text("result=5&salt=3") == "result=5&salt=3"

@@ -3,7 +3,8 @@
 Every log line, ours or a library's (werkzeug, gunicorn, alembic), goes through one redaction
 step before it is written: values under secret-looking keys are masked, and secret-looking
 strings (Moodle tokens, JWTs, PEM keys, Fernet tokens, `wstoken=` and LTI launch-token `lt=`
-query parameters) are masked wherever they appear. Logs are for operators; they must never become a way to steal a token.
+query parameters) are masked wherever they appear. Logs are for operators; they must never
+become a way to steal a token.
 """
 
 from __future__ import annotations

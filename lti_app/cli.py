@@ -443,6 +443,21 @@ def lti_registration_url(ctx: CliContext, hours: int, public_url: str | None) ->
     click.echo(f"(valid {hours} h, once)", err=True)
 
 
+@lti.command("purge")
+@pass_ctx
+@friendly_errors
+def lti_purge(ctx: CliContext) -> None:
+    """Delete expired launch sessions, login states and nonces (safe at any time)."""
+    from lti_app.services.lti_sessions import purge_expired_sessions
+    from lti_app.services.lti_storage import purge_expired
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        values = purge_expired(session)
+        sessions = purge_expired_sessions(session)
+    click.echo(f"purged {sessions} expired sessions and {values} expired launch values")
+
+
 @lti.command("tool-config")
 @click.option("--public-url", default=None, help="Overrides app.public_url.")
 @pass_ctx

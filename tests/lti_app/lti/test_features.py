@@ -246,6 +246,9 @@ def test_cli_registers_a_platform_and_rotates_keys(
     assert listed.output.count("current") == 1
     config = runner.invoke(main, ["--config", str(cfg), "lti", "tool-config"])
     assert "https://predict.example.fr/lti/login" in config.output
+    purged = runner.invoke(main, ["--config", str(cfg), "lti", "purge"])
+    assert purged.exit_code == 0, purged.output
+    assert purged.output.startswith("purged 0 expired sessions")
     reg = runner.invoke(main, ["--config", str(cfg), "lti", "registration-url", "--hours", "2"])
     assert reg.exit_code == 0, reg.output
     assert reg.output.startswith("https://predict.example.fr/lti/register?code=")

@@ -31,7 +31,9 @@ from tests.lti_app.lti.lti_platform import Platform
 SECOND_CLIENT = "second-client-id"
 
 
-def write_settings(tmp: Path, url: str, *, public_url: str = "", extra: str = "") -> Settings:
+def write_settings(
+    tmp: Path, url: str, *, public_url: str = "", extra: str = "", app_extra: str = ""
+) -> Settings:
     cfg = tmp / f"config-{secrets.token_hex(4)}.toml"
     cfg.write_text(
         f"""
@@ -39,6 +41,7 @@ def write_settings(tmp: Path, url: str, *, public_url: str = "", extra: str = ""
 secret_key = "{secrets.token_urlsafe(32)}"
 instance_path = "{tmp / "instance"}"
 public_url = "{public_url}"
+{app_extra}
 
 [database]
 url = "{url}"

@@ -281,3 +281,36 @@ def test_launch_tokens_are_redacted_from_logs(lti_env: LtiEnv) -> None:
     line = f'127.0.0.1 - - "GET /course/1?lt={token} HTTP/1.1" 200'
     assert token not in redact_text(line)
     assert redact_text("result=5&salt=3") == "result=5&salt=3"
+
+
+def test_cookies_behind_an_https_proxy(lti_env: LtiEnv, tmp_path: Path) -> None:
+    """Behind a TLS reverse proxy (app.proxy_count = 1), X-Forwarded-Proto: https makes the
+    session cookie `Secure; SameSite=None; Partitioned`; plain HTTP on a real host name cannot
+    use such a cookie, so it gets a Lax one (the launch token carries the iframe then)."""
+    settings = write_settings(
+        tmp_path,
+        lti_env.settings.database_url,
+        public_url="https://predict.example.fr",
+        app_extra="proxy_count = 1",
+    )
+    app = create_app(settings)
+    app.testing = True
+    env = LtiEnv(settings, app, lti_env.engine, lti_env.factory, lti_env.platform)
+    env.tool_url = "https://predict.example.fr"
+    for forwarded, flags, absent in [
+        ("https", ["Secure", "SameSite=None", "Partitioned", "HttpOnly"], []),
+        ("http", ["SameSite=Lax", "HttpOnly"], ["Secure", "Partitioned"]),
+    ]:
+        client = app.test_client()
+        client.environ_base["HTTP_X_FORWARDED_PROTO"] = forwarded
+        client.environ_base["HTTP_X_FORWARDED_HOST"] = "predict.example.fr"
+        result = login(client, env)
+        assert result.query["redirect_uri"] == "https://predict.example.fr/lti/launch"
+        claims = env.platform.claims("teacher", nonce=result.nonce)
+        resp = post_launch(client, env.platform.sign(claims), result.state)
+        assert resp.status_code == 303, resp.get_data(as_text=True)
+        cookie = next(c for c in resp.headers.getlist("Set-Cookie") if c.startswith("arche_sid="))
+        for flag in flags:
+            assert flag in cookie, (forwarded, cookie)
+        for flag in absent:
+            assert flag not in cookie, (forwarded, cookie)

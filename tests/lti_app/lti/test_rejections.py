@@ -137,10 +137,13 @@ ATTACKS: dict[str, tuple[Forge, str]] = {
     "mismatched state": (_mismatched_state, "state_mismatch"),
     "forged state": (_forged_state, "state_unknown"),
     "wrong message_type": (
-        _signed(**{CLAIM + "message_type": "LtiSubmissionReviewRequest"}),
+        _signed(**{CLAIM + "message_type": "LtiSubmissionReviewRequest"}),  # type: ignore[arg-type]
         "message_type_unsupported",
     ),
-    "wrong version": (_signed(**{CLAIM + "version": "1.1"}), "version_invalid"),
+    "wrong version": (
+        _signed(**{CLAIM + "version": "1.1"}),  # type: ignore[arg-type]
+        "version_invalid",
+    ),
     "missing sub": (_signed(sub=DELETE), "sub_missing"),
     "empty sub": (_signed(sub=""), "sub_missing"),
     "missing roles": (_signed(**{CLAIM + "roles": DELETE}), "roles_missing"),

@@ -56,7 +56,8 @@ class MLPNet(nn.Module):
         self.body = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(self.body(x)).squeeze(-1)
+        out: torch.Tensor = self.body(x)
+        return out.squeeze(-1)
 
 
 class ScoringNet(nn.Module):

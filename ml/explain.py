@@ -1,0 +1,169 @@
+"""Explanations for one student: signed top factors, sensitivity curves and what-if predictions.
+
+**Top factors (method).** The contribution of feature *j* for a student is how much the model's
+output moves when that one feature is set back to a *reference* student, the cohort's median
+(all else unchanged): ``c_j = f(x) - f(x with x_j := median_j)``. It is signed (positive means
+the student's own value raises the predicted grade or pass chance) and in the output's units
+(points on the grade scale; probability for the pass model, before calibration, whose monotone
+map keeps the signs). For linear models, which the regressor selection usually picks, this is
+exact and additive: it equals the interventional SHAP value with the median as the single
+background point, ``beta_j (x_j - median_j)`` in standardised space. For non-linear models it is
+a first-order occlusion attribution, not additive; that is the documented price of not depending
+on the ``shap`` package (and of computing every student's factors with one batched prediction).
+
+**Sensitivity curves** vary one feature over its observed range in the cohort, the others fixed
+at the student's values, as the ARCHE prototype did.
+
+**What-if** scores a modified feature vector: the predicted grade with its conformal interval
+and the pass probability with its uncertainty (MC dropout or fold spread). Only the features
+named change; derived ones (ratios, cohort z-scores) are not recomputed, so a caller that changes
+``n_actions`` and wants ``z_n_actions`` to follow must pass both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ml.models import ClassificationModel, RegressionModel
+
+PredictFn = Callable[[pd.DataFrame], np.ndarray]
+
+
+def reference_point(background: pd.DataFrame) -> pd.Series:
+    """The cohort median of every feature (NaN-aware): the neutral student of the factors."""
+    return background.median(axis=0, skipna=True)
+
+
+def contributions(predict: PredictFn, X: pd.DataFrame, background: pd.DataFrame) -> pd.DataFrame:
+    """Signed per-feature contributions for every row of ``X`` (same shape, same index)."""
+    ref = reference_point(background[X.columns])
+    n, d = X.shape
+    base = np.asarray(predict(X), dtype=np.float64)
+    values = X.to_numpy(dtype=np.float64)
+    stacked = np.repeat(values[:, None, :], d, axis=1)  # (n, d, d): row i, feature j replaced
+    idx = np.arange(d)
+    stacked[:, idx, idx] = ref.to_numpy(dtype=np.float64)[None, :]
+    moved = np.asarray(
+        predict(pd.DataFrame(stacked.reshape(n * d, d), columns=X.columns)), dtype=np.float64
+    ).reshape(n, d)
+    return pd.DataFrame(base[:, None] - moved, index=X.index, columns=X.columns)
+
+
+def top_factors(
+    predict: PredictFn, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
+) -> pd.DataFrame:
+    """The ``k`` largest |contributions| per row: index, rank, feature, value, reference, signed
+    contribution; ready for a "why" panel."""
+    contrib = contributions(predict, X, background)
+    ref = reference_point(background[X.columns])
+    order = np.argsort(-np.abs(contrib.to_numpy()), axis=1, kind="stable")[:, :k]
+    rows = []
+    for i, key in enumerate(X.index):
+        for rank, j in enumerate(order[i], start=1):
+            feature = X.columns[j]
+            rows.append(
+                {
+                    "index": key,
+                    "rank": rank,
+                    "feature": feature,
+                    "value": float(X.iloc[i, j]),
+                    "reference": float(ref.iloc[j]),
+                    "contribution": float(contrib.iloc[i, j]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def grade_factors(
+    model: RegressionModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
+) -> pd.DataFrame:
+    """Top factors of the grade prediction (points on the grade scale)."""
+    return top_factors(model.predict, X[model.features], background[model.features], k)
+
+
+def pass_factors(
+    model: ClassificationModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
+) -> pd.DataFrame:
+    """Top factors of the pass probability (uncalibrated score, probability units)."""
+    return top_factors(model.predict_proba_raw, X[model.features], background[model.features], k)
+
+
+def sensitivity_curve(
+    x: pd.DataFrame,
+    feature: str,
+    background: pd.DataFrame,
+    *,
+    regressor: RegressionModel | None = None,
+    classifier: ClassificationModel | None = None,
+    n_points: int = 25,
+) -> pd.DataFrame:
+    """Predictions for one student with ``feature`` swept over its observed range.
+
+    Columns: ``value``, and ``grade``, ``grade_low``, ``grade_high`` with a regressor,
+    ``p_pass`` with a classifier.
+    """
+    if len(x) != 1:
+        raise ValueError("sensitivity_curve explains one student: pass a one-row frame")
+    observed = background[feature].to_numpy(dtype=np.float64)
+    lo, hi = float(np.nanmin(observed)), float(np.nanmax(observed))
+    grid = np.linspace(lo, hi, n_points) if hi > lo else np.array([lo])
+    rows = pd.concat([x] * len(grid), ignore_index=True)
+    rows[feature] = grid
+    out = pd.DataFrame({"value": grid})
+    if regressor is not None:
+        pred, low, high = regressor.predict_interval(rows)
+        out["grade"], out["grade_low"], out["grade_high"] = pred, low, high
+    if classifier is not None:
+        out["p_pass"] = classifier.predict_proba(rows)
+    return out
+
+
+def what_if(
+    x: pd.DataFrame,
+    changes: Mapping[str, float],
+    *,
+    regressor: RegressionModel,
+    classifier: ClassificationModel,
+    n_passes: int = 100,
+) -> dict[str, Any]:
+    """Score the student as is and with ``changes``; both with intervals, plus the deltas."""
+    if len(x) != 1:
+        raise ValueError("what_if explains one student: pass a one-row frame")
+    unknown = set(changes) - set(x.columns)
+    if unknown:
+        raise KeyError(f"unknown features: {sorted(unknown)}")
+    modified = x.copy()
+    for name, value in changes.items():
+        modified[name] = float(value)
+    now = _score(x, regressor, classifier, n_passes)
+    then = _score(modified, regressor, classifier, n_passes)
+    return {
+        "changes": {k: float(v) for k, v in changes.items()},
+        "current": now,
+        "what_if": then,
+        "delta_grade": then["grade"] - now["grade"],
+        "delta_p_pass": then["p_pass"] - now["p_pass"],
+    }
+
+
+def _score(
+    row: pd.DataFrame, regressor: RegressionModel, classifier: ClassificationModel, n: int
+) -> dict[str, Any]:
+    pred, low, high = regressor.predict_interval(row)
+    unc = classifier.uncertainty(row, n_passes=n)
+    return {
+        "grade": float(pred[0]),
+        "grade_low": float(low[0]),
+        "grade_high": float(high[0]),
+        "interval_level": 1 - regressor.alpha,
+        "p_pass": float(classifier.predict_proba(row)[0]),
+        "p_pass_mean": float(unc.mean[0]),
+        "p_pass_std": float(unc.std[0]),
+        "p_pass_low": float(unc.lower[0]),
+        "p_pass_high": float(unc.upper[0]),
+        "uncertainty_method": unc.method,
+    }

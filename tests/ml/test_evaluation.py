@@ -1,0 +1,117 @@
+"""Metrics on hand-computed cases, bootstrap CIs, permutation importance, early warning."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import f1_score, roc_auc_score
+
+from ml.dataset import TrainingSet
+from ml.evaluation import (
+    bootstrap_ci,
+    calibration_curve_data,
+    classification_metrics,
+    early_warning_curve,
+    ece_mce,
+    fold_baselines,
+    gain_gate,
+    permutation_importance_table,
+)
+
+
+def test_ece_and_mce_by_hand() -> None:
+    # bin [0.1, 0.2): predicted 0.15 twice, observed 1 of 2 -> gap 0.35
+    # bin [0.8, 0.9]: predicted 0.85 twice, observed 2 of 2 -> gap 0.15
+    y = np.array([0, 1, 1, 1])
+    p = np.array([0.15, 0.15, 0.85, 0.85])
+    ece, mce = ece_mce(y, p, n_bins=10)
+    assert ece == pytest.approx(0.5 * 0.35 + 0.5 * 0.15)
+    assert mce == pytest.approx(0.35)
+    curve = calibration_curve_data(y, p, n_bins=10)
+    assert curve["count"].tolist() == [2, 2]
+    assert curve["fraction_positive"].tolist() == [0.5, 1.0]
+
+
+def test_perfect_calibration_has_zero_ece() -> None:
+    y = np.array([0, 1, 0, 1])
+    assert ece_mce(y, np.full(4, 0.5)) == (0.0, 0.0)
+
+
+def test_classification_metrics_match_their_definitions() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 1])
+    p = np.array([0.9, 0.8, 0.3, 0.2, 0.6, 0.1, 0.4, 0.7])
+    m = classification_metrics(y, p, threshold=0.5)
+    assert m["confusion"] == {"tn": 3, "fp": 1, "fn": 1, "tp": 3}
+    assert m["specificity"] == pytest.approx(3 / 4)
+    assert m["npv"] == pytest.approx(3 / 4)
+    assert m["precision"] == pytest.approx(3 / 4)
+    assert m["f1"] == pytest.approx(f1_score(y, p >= 0.5))
+    assert m["auc"] == pytest.approx(roc_auc_score(y, p))
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    json.dumps(m)
+
+
+def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_data() -> None:
+    rng = np.random.default_rng(0)
+    small = rng.normal(size=50)
+    large = rng.normal(size=2000)
+    point, lo, hi = bootstrap_ci(np.mean, small, n_boot=500)
+    assert lo < point < hi
+    _, lo_l, hi_l = bootstrap_ci(np.mean, large, n_boot=500)
+    assert hi_l - lo_l < (hi - lo) / 3
+
+
+def test_gain_gate_needs_a_ci_above_zero() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(10, 3, 300)
+    good = y + rng.normal(0, 1, 300)
+    base = np.full(300, y.mean())
+
+    def mae(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.mean(np.abs(a - b)))
+
+    assert gain_gate(mae, y, good, base, n_boot=300)["passed"] is True
+    noise = base + rng.normal(0, 0.01, 300)  # no better than the baseline
+    gate = gain_gate(mae, y, noise, base, n_boot=300)
+    assert gate["passed"] is False
+    assert gate["ci_low"] <= 0
+
+
+def test_fold_baselines_never_see_their_own_fold() -> None:
+    y = np.array([1.0, 1.0, 5.0, 5.0, 9.0, 9.0])
+    groups = np.array(["a", "a", "b", "b", "c", "c"])
+    base = fold_baselines(y, groups, n_splits=3)
+    assert base[0] == pytest.approx(7.0)
+    assert base[4] == pytest.approx(3.0)
+
+
+def test_permutation_importance_separates_signal_from_noise() -> None:
+    rng = np.random.default_rng(2)
+    X = pd.DataFrame({"signal": rng.normal(size=400), "noise": rng.normal(size=400)})
+    y = 3 * X["signal"].to_numpy() + rng.normal(0, 0.5, 400)
+    model = LinearRegression().fit(X, y)
+    table = permutation_importance_table(model, X, y, scoring="r2", n_repeats=20)
+    col = {
+        c: dict(zip(table["feature"], table[c].to_numpy(dtype=float), strict=True))
+        for c in ("importance", "p_value", "ci_low", "ci_high")
+    }
+    assert col["importance"]["signal"] > 1.0
+    assert col["p_value"]["signal"] == pytest.approx(1 / 21)
+    assert col["ci_low"]["signal"] > 0
+    assert col["p_value"]["noise"] > 0.2
+    assert col["ci_low"]["noise"] <= 0 <= col["ci_high"]["noise"]
+
+
+def test_early_warning_curve_improves_as_the_course_goes_on(
+    all_checkpoints: TrainingSet,
+) -> None:
+    curve = early_warning_curve(all_checkpoints, checkpoints=[0.1, 1.0], n_boot=200)
+    assert curve["checkpoint"].tolist() == [0.1, 1.0]
+    assert curve["r2"].iloc[-1] > curve["r2"].iloc[0]
+    assert curve["auc"].iloc[-1] > curve["auc"].iloc[0]
+    assert curve["mae"].iloc[-1] < curve["mae_baseline"].iloc[-1]
+    assert bool(curve["regression_gate"].iloc[-1])

@@ -121,6 +121,16 @@ def _purge_claims(ctx: JobContext) -> None:
     log.info("expired job claims purged", count=purged)
 
 
+def _purge_lti(ctx: JobContext) -> None:
+    from lti_app.services.lti_sessions import purge_expired_sessions
+    from lti_app.services.lti_storage import purge_expired
+
+    with session_scope(ctx.session_factory) as session:
+        values = purge_expired(session)
+        sessions = purge_expired_sessions(session)
+    log.info("expired LTI state purged", sessions=sessions, values=values)
+
+
 def _nightly_sync(ctx: JobContext, course_id: int) -> None:
     from lti_app.tasks import run_course_sync
 
@@ -137,6 +147,13 @@ JOBS: tuple[Job, ...] = (
         schedule="nightly",
         run=_nightly_sync,
         lease=timedelta(hours=2),
+    ),
+    Job(
+        name="purge-lti",
+        description="Delete expired LTI launch sessions, login states and nonces.",
+        schedule="nightly",
+        run=_purge_lti,
+        per_course=False,
     ),
     Job(
         name="purge-claims",

@@ -174,3 +174,22 @@ def test_two_scheduler_commands_sync_each_course_once(
         assert sorted(runs.values()) == [1, 1, 1, 1]
     finally:
         moodle.stop()
+
+
+def test_purge_lti_job_drops_only_expired_launch_state(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    from lti_app.config import Settings
+    from lti_app.models import LtiStoredValue
+    from lti_app.scheduler import JobContext, default_jobs, run_job
+
+    url = databases.new_url(backend)
+    _seed_courses(url, 0)
+    factory = make_session_factory(make_engine(url))
+    with session_scope(factory) as session:
+        session.add(LtiStoredValue(key="old", value={"n": 1}, expires_at=utcnow() - timedelta(1)))
+        session.add(LtiStoredValue(key="new", value={"n": 2}, expires_at=utcnow() + timedelta(1)))
+    job = {j.name: j for j in default_jobs()}["purge-lti"]
+    run_job(job, JobContext(Settings(), factory, "test", "2026-11-23"))
+    with factory() as session:
+        assert set(session.scalars(select(LtiStoredValue.key))) == {"new"}

@@ -1,0 +1,90 @@
+"""Training: the full model search of ``ml.models`` on simulator offerings, 500 and 5k students.
+
+A training set is what a scoring run builds: 5 past offerings of the course (so grouped
+cross-validation has 5 folds), features at one checkpoint (mid-term), final grades as targets.
+The search is the real one: ``fit_regressor`` (Linear, Ridge, Lasso, ElasticNet, SVR and
+HistGradientBoosting, each grid-searched under GroupKFold, conformal residuals) and
+``fit_classifier`` (logistic, HistGradientBoosting, the torch MLP; out-of-fold AUC, isotonic
+calibration). It runs under cProfile (the search spends its time in compiled code, so the
+profiler's overhead is small) and the report gives the time of each estimator's ``fit``.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import time
+from typing import Any
+
+from ml.dataset import build_training_set
+from ml.models import fit_classifier, fit_regressor
+from ml.simulate import simulate_course
+
+N_OFFERINGS = 5
+CHECKPOINT = 0.5
+SEED = 7
+
+# Files whose ``fit`` is an estimator's own training (the rest are wrappers around them).
+_ESTIMATORS = {
+    "sklearn/linear_model/_base.py": "LinearRegression",
+    "sklearn/linear_model/_ridge.py": "Ridge",
+    "sklearn/linear_model/_coordinate_descent.py": "Lasso/ElasticNet",
+    "sklearn/svm/_base.py": "SVR",
+    "sklearn/ensemble/_hist_gradient_boosting/gradient_boosting.py": "HistGradientBoosting",
+    "sklearn/linear_model/_logistic.py": "LogisticRegression",
+    "ml/mlp.py": "TorchMLP",
+    "sklearn/isotonic.py": "Isotonic calibration",
+}
+
+
+def _fit_times(stats: pstats.Stats) -> dict[str, dict[str, float]]:
+    """Cumulative seconds and calls of each estimator's ``fit``, from the profile."""
+    out: dict[str, dict[str, float]] = {}
+    raw: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    for (path, _line, func), (cc, _nc, _tt, ct, _callers) in raw.items():
+        if func != "fit":
+            continue
+        for suffix, name in _ESTIMATORS.items():
+            if path.replace("\\", "/").endswith(suffix):
+                entry = out.setdefault(name, {"seconds": 0.0, "calls": 0})
+                entry["seconds"] += ct
+                entry["calls"] += cc
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]["seconds"]))
+
+
+def bench_training(n_students: int) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    course = simulate_course(
+        n_past=N_OFFERINGS,
+        n_students=n_students // N_OFFERINGS,
+        seed=SEED,
+        current_progress=None,
+    )
+    offerings = [o.to_offering() for o in course.past]
+    t1 = time.perf_counter()
+    ts = build_training_set(offerings, checkpoints=(CHECKPOINT,))
+    t2 = time.perf_counter()
+    profile = cProfile.Profile()
+    profile.enable()
+    reg = fit_regressor(ts.X, ts.grade, ts.groups)
+    t3 = time.perf_counter()
+    clf = fit_classifier(ts.X, ts.passed, ts.groups)
+    t4 = time.perf_counter()
+    profile.disable()
+    stats = pstats.Stats(profile)
+    return {
+        "students": len(ts.X),
+        "offerings": N_OFFERINGS,
+        "features": len(ts.features),
+        "events": int(sum(len(o.events) for o in offerings)),
+        "simulate_s": t1 - t0,
+        "build_training_set_s": t2 - t1,
+        "fit_regressor_s": t3 - t2,
+        "fit_classifier_s": t4 - t3,
+        "total_s": t4 - t1,
+        "regressor": reg.name,
+        "regressor_cv_r2": float(reg.cv_table["cv_r2"].to_numpy()[0]),
+        "classifier": clf.name,
+        "classifier_cv_auc": float(clf.cv_table["cv_auc"].to_numpy()[0]),
+        "profile_fit_s": _fit_times(stats),
+    }

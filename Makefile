@@ -14,13 +14,14 @@ PIP := $(BIN)/python -m pip
 # -qq: errors only (a machine-wide pip config may add an index that warns on every package).
 PIP_QUIET ?= -qq
 
-.PHONY: help venv demo serve test lint typecheck imports pytest lock vendor clean
+.PHONY: help venv demo serve test lint typecheck imports pytest lock vendor clean bench
 
 help:
 	@echo "make demo   - install, migrate the embedded SQLite and serve on 127.0.0.1"
 	@echo "make test   - lint, type-check, import contracts and the test suite"
 	@echo "make lint   - ruff (lint and format check)"
 	@echo "make lock   - recompile requirements/*.txt from requirements/*.in"
+	@echo "make bench  - benchmarks up to 1M events (BENCH_ARGS=--full adds 10M); one table"
 
 venv: $(STAMP)
 
@@ -51,6 +52,15 @@ pytest: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck imports pytest
+
+# Benchmarks (bench/): prints one table, writes bench/results/latest.json. PostgreSQL is the
+# throwaway cluster of .ci/postgres.sh unless ARCHE_PREDICT_TEST_POSTGRES_URL names one.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@if [ -z "$$ARCHE_PREDICT_TEST_POSTGRES_URL" ]; then \
+		eval "$$(.ci/postgres.sh start)" || echo "bench: no PostgreSQL, SQLite only" >&2; \
+	fi; \
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lock: $(STAMP)
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links \

@@ -121,14 +121,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 or labels.index(size.label) <= labels.index(CSV_DEFAULT_MAX)
             ):
                 res["csv"] = {}
+                csv = ingest.make_csv(ds.offering)
                 for backend in ingest.backends():
                     _log(f"{size.label}: CSV import into {backend}")
-                    res["csv"][backend] = ingest.csv_import(backend, ds.offering, tmp)
+                    res["csv"][backend] = ingest.csv_import(backend, ds.offering, tmp, csv)
+                del csv
             del ds
     if "training" in only:
         for n in TRAINING_STUDENTS:
             _log(f"training: full model search, {n} students")
-            results["training"][str(n)] = training.bench_training(n)
+            results["training"][str(n)] = training.run_training(
+                n, single_thread=args.threads == "1"
+            )
     return results
 
 
@@ -242,7 +246,7 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         rows.append(
             (
                 "training: full model search (regressor + classifier)",
-                f"{int(n):,} students ({tr['offerings']} offerings)",
+                f"{int(n):,} students ({tr['offerings']} offerings; threads: {tr['threads']})",
                 f"{_fmt_s(tr['total_s'])} (regressor {_fmt_s(tr['fit_regressor_s'])}, "
                 f"classifier {_fmt_s(tr['fit_classifier_s'])}); fit time: {top}",
                 "",
@@ -279,6 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run only these sections")
     parser.add_argument(
         "--sizes", nargs="+", choices=[s.label for s in datasets.SIZES], help="only these sizes"
+    )
+    parser.add_argument(
+        "--threads",
+        choices=["1", "default"],
+        default="1",
+        help="training: one thread per library (default) or the libraries' own defaults",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)

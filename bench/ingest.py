@@ -234,11 +234,18 @@ def ws_ingest(backend: str, off: SimulatedOffering, tmp: Path, *, nightly: bool)
 # --------------------------------------------------------------------------- CSV import
 
 
-def csv_import(backend: str, off: SimulatedOffering, tmp: Path) -> dict[str, Any]:
-    """Import the offering's log-report download (English) into a fresh course, timed."""
+def make_csv(off: SimulatedOffering) -> tuple[bytes, float]:
+    """The offering's log-report download (English), and the seconds the simulator took."""
     t0 = time.perf_counter()
     data = log_report_csv(off, "en").encode("utf-8")
-    make_csv_s = time.perf_counter() - t0
+    return data, time.perf_counter() - t0
+
+
+def csv_import(
+    backend: str, off: SimulatedOffering, tmp: Path, csv: tuple[bytes, float] | None = None
+) -> dict[str, Any]:
+    """Import the offering's log-report download into a fresh course, timed."""
+    data, make_csv_s = csv or make_csv(off)
     with fresh_database(backend, tmp) as url:
         settings = make_settings(tmp, url)
         factory = make_session_factory(make_engine(url))

@@ -7,19 +7,31 @@ HistGradientBoosting, each grid-searched under GroupKFold, conformal residuals) 
 ``fit_classifier`` (logistic, HistGradientBoosting, the torch MLP; out-of-fold AUC, isotonic
 calibration). It runs under cProfile (the search spends its time in compiled code, so the
 profiler's overhead is small) and the report gives the time of each estimator's ``fit``.
+
+Each size runs in a fresh process with one thread per library (``OMP_NUM_THREADS=1``,
+``torch.set_num_threads(1)``, as the ml tests do). With the libraries' defaults (one OpenMP
+thread per core) HistGradientBoosting's OpenMP loops spin against any other load on a 2-core
+machine: the first measurement, at 500 students, spent 306 of 410 s in its 27 fits, about 5x
+what one thread takes (see the report). Pass ``--threads default`` to measure that instead.
 """
 
 from __future__ import annotations
 
 import cProfile
+import json
+import os
 import pstats
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from ml.dataset import build_training_set
 from ml.models import fit_classifier, fit_regressor
 from ml.simulate import simulate_course
 
+ROOT = Path(__file__).resolve().parents[1]
 N_OFFERINGS = 5
 CHECKPOINT = 0.5
 SEED = 7
@@ -88,3 +100,31 @@ def bench_training(n_students: int) -> dict[str, Any]:
         "classifier_cv_auc": float(clf.cv_table["cv_auc"].to_numpy()[0]),
         "profile_fit_s": _fit_times(stats),
     }
+
+
+def run_training(n_students: int, *, single_thread: bool = True) -> dict[str, Any]:
+    """:func:`bench_training` in a fresh process (thread settings apply at start-up)."""
+    env = dict(os.environ)
+    if single_thread:
+        env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", "bench.training", str(n_students), str(int(single_thread))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"training worker failed:\n{proc.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["threads"] = "1 (OMP_NUM_THREADS=1, torch 1)" if single_thread else "library defaults"
+    return result
+
+
+if __name__ == "__main__":
+    if sys.argv[2] == "1":
+        import torch
+
+        torch.set_num_threads(1)
+    print(json.dumps(bench_training(int(sys.argv[1]))))

@@ -9,6 +9,7 @@ inserts ignore rows already stored).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,7 +53,8 @@ _LOG_FIELDS = (
     "origin",
 )
 # Columns written by store_log_rows, in the order of its value tuples.
-_LOG_COLUMNS = ("site_id", "moodle_log_id", "content_hash", "source", *_LOG_FIELDS)
+_LOG_COLUMNS = ("site_id", "source", "moodle_log_id", "content_hash", *_LOG_FIELDS)
+_row_values = operator.attrgetter("id", "content_hash", *_LOG_FIELDS)
 # Rows per INSERT statement: keeps statements under SQLite's 32k bound-parameter limit.
 _INSERT_CHUNK = 1500
 # store_log_rows's SQL, built from the constant column names above (no outside input).
@@ -283,10 +285,7 @@ def store_log_rows(session: Session, site_id: int, source: str, rows: Sequence[L
     if not rows:
         return 0
     session.flush()  # pending ORM changes (a new site) go first, as session.execute would do
-    values = [
-        (site_id, row.id, row.content_hash, source, *(getattr(row, f) for f in _LOG_FIELDS))
-        for row in rows
-    ]
+    values = [(site_id, source, *_row_values(row)) for row in rows]
     if session.get_bind().dialect.name == "postgresql":
         return _copy_log_rows(session, values)
     connection = session.connection()

@@ -616,6 +616,158 @@ def moodle_check(
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------- models
+
+
+def _model_root(settings: Settings) -> Path:
+    return settings.instance_dir.resolve() / "models"
+
+
+def _score(ctx: CliContext, course_id: int, label: str) -> Any:
+    from lti_app.services.course_data import CourseDataError
+    from lti_app.services.scoring import score_course
+
+    settings = ctx.settings
+    factory = make_session_factory(make_engine(settings.database_url))
+    try:
+        with (
+            click.progressbar(length=1, label=label, file=sys.stderr) as bar,
+            session_scope(factory) as session,
+        ):
+            outcome = score_course(
+                session,
+                _course_or_fail(session, course_id),
+                settings=settings.ml,
+                model_root=_model_root(settings),
+            )
+            bar.update(1)
+    except CourseDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    return outcome
+
+
+@main.command()
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@pass_ctx
+@friendly_errors
+def train(ctx: CliContext, course_id: int) -> None:
+    """Train (or reuse) the course's models on its past offerings, at today's point of the term."""
+    outcome = _score(ctx, course_id, f"training course {course_id}")
+    click.echo(f"course {course_id}: {outcome.status} ({outcome.message})")
+    click.echo(f"progress through the term: {outcome.progress:.0%}")
+    if outcome.regression_model_id is not None:
+        reused = "reused (same training data)" if outcome.reused_model else "trained"
+        click.echo(
+            f"model versions {outcome.regression_model_id} (grade) and "
+            f"{outcome.classification_model_id} (pass) {reused}; "
+            "`arche-predict evaluate --model ID` prints their report"
+        )
+
+
+@main.command()
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write the predictions as CSV on stdout.")
+@pass_ctx
+@friendly_errors
+def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
+    """Predict every current student of the course (batch), storing the predictions."""
+    import csv
+
+    from sqlalchemy import select
+
+    from lti_app.models import Person, Prediction
+
+    outcome = _score(ctx, course_id, f"predicting course {course_id}")
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        rows = session.execute(
+            select(Person.fullname, Person.moodle_user_id, Prediction)
+            .join(Prediction, Prediction.person_id == Person.id)
+            .where(Prediction.course_id == course_id, Prediction.as_of == outcome.as_of)
+            .order_by(Prediction.pass_probability.asc().nulls_last(), Person.fullname)
+        ).all()
+
+    def fmt(value: float | None, pattern: str) -> str:
+        return "-" if value is None else pattern.format(value)
+
+    header = ["moodle_user_id", "name", "grade", "grade_low", "grade_high", "p_pass", "p_low",
+              "p_high", "predicted_pass"]  # fmt: skip
+    if as_csv:
+        writer = csv.writer(sys.stdout)
+        writer.writerow(header)
+        for name, uid, p in rows:
+            writer.writerow([uid, name, p.predicted_grade, p.grade_lower, p.grade_upper,
+                             p.pass_probability, p.probability_lower, p.probability_upper,
+                             p.predicted_pass])  # fmt: skip
+        return
+    click.echo(f"course {course_id}: {outcome.status} ({outcome.message}); {len(rows)} students")
+    for name, uid, p in rows:
+        click.echo(
+            f"{uid!s:>8}  {name[:28]:28}  grade {fmt(p.predicted_grade, '{:5.1f}')} "
+            f"[{fmt(p.grade_lower, '{:.1f}')}, {fmt(p.grade_upper, '{:.1f}')}]  "
+            f"P(pass) {fmt(p.pass_probability, '{:.0%}')} "
+            f"[{fmt(p.probability_lower, '{:.0%}')}, {fmt(p.probability_upper, '{:.0%}')}]"
+        )
+
+
+def _model_version(session: Any, ref: str) -> Any:
+    from sqlalchemy import select
+
+    from lti_app.models import ModelVersion
+
+    query = select(ModelVersion).where(
+        ModelVersion.id == int(ref) if ref.isdigit() else ModelVersion.version == ref
+    )
+    version = session.scalar(query)
+    if version is None:
+        raise click.ClickException(f"no model version {ref}")
+    return version
+
+
+@main.command()
+@click.option("--model", "ref", required=True, help="Model version id or name.")
+@pass_ctx
+@friendly_errors
+def evaluate(ctx: CliContext, ref: str) -> None:
+    """Print a model version's validated report: metrics with CIs, baseline and gate."""
+    import json
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        version = _model_version(session, ref)
+        click.echo(f"model {version.version}: {version.task}, {version.estimator}")
+        click.echo(
+            f"trained {version.trained_at:%Y-%m-%d %H:%M} UTC on data {version.data_hash[:12]}"
+        )
+        click.echo(
+            "quality gate: PASSED"
+            if version.gate_passed
+            else f"quality gate: FAILED ({version.gate_reason})"
+        )
+        click.echo(json.dumps(version.metrics, indent=2, sort_keys=True))
+
+
+@main.command("export-onnx")
+@click.option("--model", "ref", required=True, help="Model version id or name.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@pass_ctx
+@friendly_errors
+def export_onnx_command(ctx: CliContext, ref: str, out: Path) -> None:
+    """Write the version's regressor and classifier as ONNX files into OUT."""
+    from lti_app.services.scoring import ModelStoreError, load_model
+    from ml.registry import export_onnx
+
+    factory = make_session_factory(make_engine(ctx.settings.database_url))
+    with session_scope(factory) as session:
+        version = _model_version(session, ref)
+        try:
+            bundle = load_model(_model_root(ctx.settings), version)
+        except ModelStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    for kind, path in export_onnx(bundle, out).items():
+        click.echo(f"{kind}: {path}")
+
+
 # ----------------------------------------------------------------------------- serve
 
 

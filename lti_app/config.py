@@ -79,6 +79,13 @@ class MLSettings(_Section):
     grade_max: float = Field(default=20.0, gt=0)
     pass_mark: float = Field(default=10.0, ge=0)
     random_seed: int = 42
+    min_past_offerings: int = Field(default=2, ge=2, le=50)
+    regressors: tuple[str, ...] = Field(default=(), strict=False)
+    classifiers: tuple[str, ...] = Field(default=(), strict=False)
+    threshold_metric: Literal["f1", "balanced_accuracy"] = "f1"
+    bootstrap_samples: int = Field(default=1000, ge=50, le=100_000)
+    permutation_repeats: int = Field(default=30, ge=2, le=1000)
+    mc_dropout_passes: int = Field(default=100, ge=10, le=10_000)
 
 
 class LtiSettings(_Section):

@@ -1,0 +1,401 @@
+"""Scoring: features as of now, a model trained on past offerings, predictions with uncertainty.
+
+For one current course:
+1. take its progress through the term (`as_of` between start and end);
+2. build the training set from its past offerings at the *same* relative checkpoint (week 4 of
+   12 learns from week 4 of 12), so no feature sees more of a past term than exists of this one;
+3. train (or reuse, when the training data hash is unchanged) the grade regressor and the pass
+   classifier, evaluate them, and record both versions with their metrics and quality gates;
+4. predict every current student, with the conformal grade interval, the calibrated pass
+   probability and its spread, and the top factors of each.
+
+A model whose gate failed is stored (its metrics explain why) but its predictions are stored
+without values: nothing un-validated is ever shown. With no usable history, the course gets
+features only (an engagement-only dashboard).
+
+Like every service: takes a Session, never commits, never imports Flask.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from lti_app.config import MLSettings
+from lti_app.db import utcnow
+from lti_app.models import Course, ModelVersion, Prediction
+from lti_app.services.course_data import CourseDataError, load_offering, student_roster
+from lti_app.services.courses import past_offerings
+from ml.dataset import Offering, TrainingSet, build_training_set
+from ml.evaluation import evaluation_report
+from ml.explain import grade_factors, pass_factors
+from ml.features import compute_features
+from ml.models import fit_classifier, fit_regressor
+from ml.registry import ModelBundle, load_bundle, save_bundle
+
+Status = Literal["scored", "gated", "no_history", "no_students"]
+
+
+@dataclass(frozen=True)
+class ScoringOutcome:
+    course_id: int
+    status: Status
+    message: str
+    as_of: datetime
+    progress: float
+    regression_model_id: int | None = None
+    classification_model_id: int | None = None
+    predictions: int = 0
+    reused_model: bool = False
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def course_progress(start: pd.Timestamp, end: pd.Timestamp, as_of: pd.Timestamp) -> float:
+    """Fraction of the term elapsed at `as_of`, in (0, 1] (a course not started counts as 1%)."""
+    span = (end - start).total_seconds()
+    if span <= 0:
+        return 1.0
+    return float(min(1.0, max(0.01, (as_of - start).total_seconds() / span)))
+
+
+def artifact_digest(directory: Path) -> str:
+    """SHA-256 over every file of a model version, so a tampered artifact is never loaded."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+        h.update(path.relative_to(directory).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+class ModelStoreError(RuntimeError):
+    """A model artifact is missing or does not match what the database recorded."""
+
+
+def load_model(model_root: Path, version: ModelVersion) -> ModelBundle:
+    """Load a stored version from our own store, after checking its digest."""
+    directory = (model_root / version.artifact_path).resolve()
+    if model_root.resolve() not in directory.parents:
+        raise ModelStoreError(f"model {version.version} points outside the model store")
+    if not directory.is_dir():
+        raise ModelStoreError(f"model {version.version}: artifact folder missing ({directory})")
+    if artifact_digest(directory) != version.artifact_sha256:
+        raise ModelStoreError(f"model {version.version}: artifact changed since it was stored")
+    return load_bundle(directory)
+
+
+def _usable(offering: Offering) -> bool:
+    graded = offering.grades.reindex(offering.roster["userid"].to_numpy())
+    return len(offering.roster) > 0 and bool(graded.notna().any())
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _factor_records(frame: pd.DataFrame) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for rec in frame.to_dict("records"):
+        out.setdefault(int(rec["index"]), []).append(
+            {
+                "feature": str(rec["feature"]),
+                "value": _jsonable(float(rec["value"])),
+                "reference": _jsonable(float(rec["reference"])),
+                "contribution": _jsonable(float(rec["contribution"])),
+            }
+        )
+    return out
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _active_versions(
+    session: Session, course_id: int
+) -> tuple[ModelVersion | None, ModelVersion | None]:
+    rows = session.scalars(
+        select(ModelVersion).where(ModelVersion.course_id == course_id, ModelVersion.active)
+    ).all()
+    reg = next((r for r in rows if r.task == "regression"), None)
+    clf = next((r for r in rows if r.task == "classification"), None)
+    return reg, clf
+
+
+def train_model(
+    session: Session,
+    course: Course,
+    training: TrainingSet,
+    *,
+    settings: MLSettings,
+    model_root: Path,
+    checkpoint: float,
+    offerings: list[str],
+) -> tuple[ModelVersion, ModelVersion, ModelBundle, bool]:
+    """Train and register a version, or reuse the active one trained on the same data."""
+    data_hash = training.data_hash()
+    reg_row, clf_row = _active_versions(session, course.id)
+    if reg_row is not None and clf_row is not None and reg_row.data_hash == data_hash:
+        return reg_row, clf_row, load_model(model_root, reg_row), True
+
+    n_groups = training.groups.nunique()
+    regressor = fit_regressor(
+        training.X,
+        training.grade,
+        training.groups,
+        candidates=list(settings.regressors) or None,
+        n_splits=min(5, n_groups),
+        scale=training.scale,
+        random_state=settings.random_seed,
+    )
+    classifier = fit_classifier(
+        training.X,
+        training.passed,
+        training.groups,
+        candidates=list(settings.classifiers) or None,
+        n_splits=min(5, n_groups),
+        threshold_metric=settings.threshold_metric,
+        random_state=settings.random_seed,
+    )
+    report = evaluation_report(
+        training,
+        regressor,
+        classifier,
+        n_boot=settings.bootstrap_samples,
+        n_repeats=settings.permutation_repeats,
+        random_state=settings.random_seed,
+    )
+    version = f"{course.id}-{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
+    directory = model_root / version
+    window = {"offerings": offerings, "checkpoint": checkpoint}
+    try:
+        bundle = save_bundle(
+            regressor,
+            classifier,
+            directory,
+            data=training,
+            report=_jsonable(report),
+            training_window=window,
+            version=version,
+        )
+        digest = artifact_digest(directory)
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise
+    gate = report.get("gate", {})
+    session.execute(
+        update(ModelVersion)
+        .where(ModelVersion.course_id == course.id, ModelVersion.active)
+        .values(active=False)
+        .execution_options(synchronize_session=False)
+    )
+    rows = []
+    for task, estimator, key in (
+        ("regression", regressor.name, "regression"),
+        ("classification", classifier.name, "classification"),
+    ):
+        passed = bool(gate.get(key, False))
+        row = ModelVersion(
+            course_id=course.id,
+            version=f"{version}-{task[:3]}",
+            task=task,
+            estimator=estimator,
+            artifact_path=version,
+            artifact_sha256=digest,
+            features=list(regressor.features),
+            metrics=_jsonable(report.get(task, {})),
+            metadata_json=_jsonable(
+                {
+                    "training_window": window,
+                    "libraries": bundle.metadata.get("libraries", {}),
+                    "gate": gate,
+                    "report": {
+                        k: v for k, v in report.items() if k not in ("regression", "classification")
+                    },
+                }
+            ),
+            data_hash=data_hash,
+            gate_passed=passed,
+            gate_reason=None if passed else _gate_reason(task, report),
+            trained_at=utcnow(),
+            active=True,
+        )
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    return rows[0], rows[1], bundle, False
+
+
+def _gate_reason(task: str, report: Mapping[str, Any]) -> str:
+    what = "grade" if task == "regression" else "pass/fail"
+    baseline = "the mean grade" if task == "regression" else "the majority class"
+    return (
+        f"the {what} model does not beat {baseline} with a 95% confidence interval that "
+        "excludes no gain: its predictions are withheld"
+    )
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+def score_course(
+    session: Session,
+    course: Course,
+    *,
+    settings: MLSettings,
+    model_root: Path,
+    now: datetime | None = None,
+) -> ScoringOutcome:
+    """Features, model and predictions for one course as of `now` (see the module docstring)."""
+    now = now or utcnow()
+    current = load_offering(session, course, until=now, with_grades=False)
+    as_of = pd.Timestamp(now)
+    progress = course_progress(current.course_start, current.course_end, as_of)
+    roster = student_roster(session, course)
+    if roster.empty:
+        return ScoringOutcome(
+            course.id, "no_students", "the course has no students yet", now, progress
+        )
+    features = compute_features(
+        current.events, current.roster, as_of, current.course_start, current.course_end
+    )
+
+    history: list[Offering] = []
+    names: list[str] = []
+    for past in past_offerings(session, course.id):
+        try:
+            offering = load_offering(session, past)
+        except CourseDataError:
+            continue
+        if _usable(offering):
+            history.append(offering)
+            names.append(past.shortname or str(past.id))
+    if len(history) < max(2, settings.min_past_offerings):
+        message = (
+            "no past offering with final grades: engagement only"
+            if not history
+            else f"{len(history)} past offering with grades; at least "
+            f"{max(2, settings.min_past_offerings)} are needed to validate a model"
+        )
+        stored = _store_predictions(session, course, roster, features, now, None, None, None, None)
+        return ScoringOutcome(course.id, "no_history", message, now, progress, predictions=stored)
+
+    training = build_training_set(
+        history,
+        checkpoints=(progress,),
+        scale=settings.grade_max,
+        pass_mark=settings.pass_mark,
+    )
+    reg_row, clf_row, bundle, reused = train_model(
+        session,
+        course,
+        training,
+        settings=settings,
+        model_root=model_root,
+        checkpoint=progress,
+        offerings=names,
+    )
+    stored = _store_predictions(
+        session, course, roster, features, now, reg_row, clf_row, bundle, training.X, settings
+    )
+    gated = not (reg_row.gate_passed or clf_row.gate_passed)
+    reasons = [r.gate_reason for r in (reg_row, clf_row) if r.gate_reason]
+    return ScoringOutcome(
+        course.id,
+        "gated" if gated else "scored",
+        "; ".join(reasons) if reasons else "predictions stored",
+        now,
+        progress,
+        regression_model_id=reg_row.id,
+        classification_model_id=clf_row.id,
+        predictions=stored,
+        reused_model=reused,
+    )
+
+
+def _store_predictions(
+    session: Session,
+    course: Course,
+    roster: pd.DataFrame,
+    features: pd.DataFrame,
+    now: datetime,
+    reg_row: ModelVersion | None,
+    clf_row: ModelVersion | None,
+    bundle: ModelBundle | None,
+    background: pd.DataFrame | None,
+    settings: MLSettings | None = None,
+) -> int:
+    """One Prediction row per student: features always, values only from gated-in models."""
+    person_of = dict(
+        zip(roster["userid"].astype(int), roster["person_id"].astype(int), strict=True)
+    )
+    rows_x = features.loc[roster["userid"].to_numpy()]
+    grade = low = high = proba = p_low = p_high = p_std = label = None
+    grade_why: dict[int, list[dict[str, Any]]] = {}
+    pass_why: dict[int, list[dict[str, Any]]] = {}
+    if (
+        bundle is not None
+        and reg_row is not None
+        and clf_row is not None
+        and background is not None
+    ):
+        matrix = rows_x[bundle.regressor.features].reset_index(drop=True)
+        if reg_row.gate_passed:
+            grade, low, high = bundle.regressor.predict_interval(matrix)
+            grade_why = _factor_records(grade_factors(bundle.regressor, matrix, background))
+        if clf_row.gate_passed:
+            passes = settings.mc_dropout_passes if settings is not None else 50
+            proba = bundle.classifier.predict_proba(matrix)
+            unc = bundle.classifier.uncertainty(matrix, n_passes=passes)
+            p_low, p_high, p_std = unc.lower, unc.upper, unc.std
+            label = proba >= bundle.classifier.threshold
+            pass_why = _factor_records(pass_factors(bundle.classifier, matrix, background))
+    rows = []
+    for i, userid in enumerate(rows_x.index.to_numpy()):
+        feats = {str(k): _jsonable(v) for k, v in rows_x.iloc[i].to_dict().items()}
+        rows.append(
+            Prediction(
+                course_id=course.id,
+                person_id=person_of[int(userid)],
+                regression_model_id=reg_row.id if reg_row is not None else None,
+                classification_model_id=clf_row.id if clf_row is not None else None,
+                as_of=now,
+                predicted_grade=None if grade is None else float(grade[i]),
+                grade_lower=None if low is None else float(low[i]),
+                grade_upper=None if high is None else float(high[i]),
+                pass_probability=None if proba is None else float(proba[i]),
+                probability_lower=None if p_low is None else float(p_low[i]),
+                probability_upper=None if p_high is None else float(p_high[i]),
+                uncertainty=None if p_std is None else float(p_std[i]),
+                predicted_pass=None if label is None else bool(label[i]),
+                features=feats,
+                explanation={"grade": grade_why.get(i, []), "pass": pass_why.get(i, [])}
+                if (grade_why or pass_why)
+                else None,
+                created_at=utcnow(),
+            )
+        )
+    session.add_all(rows)
+    session.flush()
+    return len(rows)

@@ -1,0 +1,124 @@
+"""The scoring service on simulated courses stored in the database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lti_app.config import MLSettings
+from lti_app.models import ModelVersion, MoodleSite, Prediction
+from lti_app.services.course_data import store_simulated_course
+from lti_app.services.scoring import ModelStoreError, load_model, score_course
+from ml.simulate import SimulatedCourse, simulate_course
+
+FAST = MLSettings(
+    regressors=("ridge", "linear"),
+    classifiers=("logistic",),
+    bootstrap_samples=100,
+    permutation_repeats=3,
+    mc_dropout_passes=10,
+)
+
+
+@pytest.fixture(scope="module")
+def with_signal() -> SimulatedCourse:
+    return simulate_course(n_past=3, n_students=36, seed=11, current_progress=0.5)
+
+
+@pytest.fixture(scope="module")
+def no_signal() -> SimulatedCourse:
+    return simulate_course(n_past=3, n_students=36, seed=12, current_progress=0.5, signal=0.0)
+
+
+def _store(session: Session, simulated: SimulatedCourse, url: str):  # type: ignore[no-untyped-def]
+    site = MoodleSite(base_url=url)
+    session.add(site)
+    session.flush()
+    return store_simulated_course(session, site, simulated)
+
+
+def _now(simulated: SimulatedCourse):  # type: ignore[no-untyped-def]
+    assert simulated.current is not None
+    assert simulated.current.now is not None
+    return simulated.current.now.to_pydatetime()
+
+
+def test_scores_a_course_with_history(
+    db_session: Session, with_signal: SimulatedCourse, tmp_path: Path
+) -> None:
+    current, _ = _store(db_session, with_signal, "https://a.example.org")
+    outcome = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert outcome.status == "scored", outcome.message
+    assert 0.45 < outcome.progress < 0.55
+    n_students = len(with_signal.current.roster)  # type: ignore[union-attr]
+    assert outcome.predictions == n_students
+    versions = db_session.scalars(select(ModelVersion).where(ModelVersion.active)).all()
+    assert {v.task for v in versions} == {"regression", "classification"}
+    assert all(v.gate_passed for v in versions)
+    preds = db_session.scalars(select(Prediction)).all()
+    assert len(preds) == n_students
+    for p in preds:
+        assert p.predicted_grade is not None
+        assert p.grade_lower is not None
+        assert p.grade_upper is not None
+        assert p.grade_lower <= p.predicted_grade <= p.grade_upper
+        assert p.pass_probability is not None
+        assert 0.0 <= p.pass_probability <= 1.0
+        assert p.probability_lower is not None
+        assert p.probability_upper is not None
+        assert p.explanation
+        assert len(p.explanation["grade"]) == 5
+        assert "active_days" in p.features
+    # Same data, same checkpoint: the version is reused, not retrained.
+    again = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert again.reused_model
+    assert again.regression_model_id == outcome.regression_model_id
+    count = db_session.scalar(select(func.count()).select_from(ModelVersion))
+    assert count == 2
+    # Artifacts load only while they are exactly what was stored.
+    version = db_session.get_one(ModelVersion, outcome.regression_model_id)
+    load_model(tmp_path, version)
+    (tmp_path / version.artifact_path / "regressor.skops").write_bytes(b"not ours")
+    with pytest.raises(ModelStoreError, match="changed since it was stored"):
+        load_model(tmp_path, version)
+
+
+def test_no_signal_is_gated_and_withholds_values(
+    db_session: Session, no_signal: SimulatedCourse, tmp_path: Path
+) -> None:
+    current, _ = _store(db_session, no_signal, "https://c.example.org")
+    outcome = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(no_signal)
+    )
+    assert outcome.status == "gated"
+    assert "withheld" in outcome.message
+    preds = db_session.scalars(select(Prediction)).all()
+    assert preds
+    assert all(p.predicted_grade is None and p.pass_probability is None for p in preds)
+    assert all(p.features for p in preds)
+
+
+def test_without_history_features_only(
+    db_session: Session, with_signal: SimulatedCourse, tmp_path: Path
+) -> None:
+    site = MoodleSite(base_url="https://d.example.org")
+    db_session.add(site)
+    db_session.flush()
+    from lti_app.services.course_data import store_simulated_offering
+
+    assert with_signal.current is not None
+    current = store_simulated_offering(db_session, site, with_signal.current, with_grades=False)
+    outcome = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert outcome.status == "no_history"
+    assert "engagement only" in outcome.message
+    assert outcome.predictions == len(with_signal.current.roster)
+    assert not list(tmp_path.iterdir())

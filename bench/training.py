@@ -21,6 +21,7 @@ import cProfile
 import json
 import os
 import pstats
+import signal
 import subprocess
 import sys
 import time
@@ -65,7 +66,20 @@ def _fit_times(stats: pstats.Stats) -> dict[str, dict[str, float]]:
 
 
 def bench_training(n_students: int) -> dict[str, Any]:
+    """The search, timed and profiled. On SIGTERM (the parent's time budget) it prints what it
+    has so far (phases done, the completed fits' profile) and exits."""
     t0 = time.perf_counter()
+    profile = cProfile.Profile()
+    partial: dict[str, Any] = {"students": n_students, "finished": False}
+
+    def give_up(_signum: int, _frame: Any) -> None:
+        profile.disable()
+        partial["elapsed_s"] = time.perf_counter() - t0
+        partial["profile_fit_s"] = _fit_times(pstats.Stats(profile))
+        print(json.dumps(partial), flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, give_up)
     course = simulate_course(
         n_past=N_OFFERINGS,
         n_students=n_students // N_OFFERINGS,
@@ -76,15 +90,17 @@ def bench_training(n_students: int) -> dict[str, Any]:
     t1 = time.perf_counter()
     ts = build_training_set(offerings, checkpoints=(CHECKPOINT,))
     t2 = time.perf_counter()
-    profile = cProfile.Profile()
+    partial.update(students=len(ts.X), build_training_set_s=t2 - t1)
     profile.enable()
     reg = fit_regressor(ts.X, ts.grade, ts.groups)
     t3 = time.perf_counter()
+    partial["fit_regressor_s"] = t3 - t2
     clf = fit_classifier(ts.X, ts.passed, ts.groups)
     t4 = time.perf_counter()
     profile.disable()
     stats = pstats.Stats(profile)
     return {
+        "finished": True,
         "students": len(ts.X),
         "offerings": N_OFFERINGS,
         "features": len(ts.features),
@@ -102,22 +118,31 @@ def bench_training(n_students: int) -> dict[str, Any]:
     }
 
 
-def run_training(n_students: int, *, single_thread: bool = True) -> dict[str, Any]:
-    """:func:`bench_training` in a fresh process (thread settings apply at start-up)."""
+def run_training(
+    n_students: int, *, single_thread: bool = True, budget_s: float | None = None
+) -> dict[str, Any]:
+    """:func:`bench_training` in a fresh process (thread settings apply at start-up), stopped
+    after ``budget_s`` seconds with what it had done by then."""
     env = dict(os.environ)
     if single_thread:
         env["OMP_NUM_THREADS"] = "1"
-    proc = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+    proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "bench.training", str(n_students), str(int(single_thread))],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
         cwd=ROOT,
         env=env,
-        check=False,
     )
-    if proc.returncode != 0:
-        raise RuntimeError(f"training worker failed:\n{proc.stderr[-4000:]}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    try:
+        out, err = proc.communicate(timeout=budget_s)
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        out, err = proc.communicate(timeout=120)
+    if proc.returncode != 0 or not out.strip():
+        raise RuntimeError(f"training worker failed:\n{err[-4000:]}")
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    result["budget_s"] = budget_s
     result["threads"] = "1 (OMP_NUM_THREADS=1, torch 1)" if single_thread else "library defaults"
     return result
 

@@ -132,18 +132,34 @@ def _purge_lti(ctx: JobContext) -> None:
 
 
 def _nightly_sync(ctx: JobContext, course_id: int) -> None:
+    """Sync the course, then score it on the fresh data.
+
+    Scoring runs only after a successful sync: features such as "days since last activity"
+    computed on stale logs would make active students look absent.
+    """
+    from lti_app.models import Course as CourseRow
+    from lti_app.services.scoring import score_course
     from lti_app.tasks import run_course_sync
 
     outcome = run_course_sync(ctx.settings, ctx.session_factory, course_id, trigger="nightly")
     if outcome.status != "succeeded":
         # Recorded in the sync history; raising marks the course failed in the job report.
         raise RuntimeError(f"sync failed: {outcome.error_code}")
+    with session_scope(ctx.session_factory) as session:
+        course = session.get_one(CourseRow, course_id)
+        scored = score_course(
+            session,
+            course,
+            settings=ctx.settings.ml,
+            model_root=ctx.settings.instance_dir.resolve() / "models",
+        )
+    log.info("course scored", course_id=course_id, status=scored.status, message=scored.message)
 
 
 JOBS: tuple[Job, ...] = (
     Job(
         name="nightly-sync",
-        description="Pull each course's roster, grades and new log events from Moodle.",
+        description="Pull each course's roster, grades and new log events, then score it.",
         schedule="nightly",
         run=_nightly_sync,
         lease=timedelta(hours=2),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from lti_app import migrate
 from lti_app.db import make_engine, make_session_factory, session_scope, utcnow
-from lti_app.models import Course, JobLock, MoodleSite, SyncRun
+from lti_app.models import Course, JobLock, MoodleSite, Prediction, SyncRun
 from lti_app.services import locks
 from tests.conftest import Databases
 
@@ -171,7 +171,10 @@ def test_two_scheduler_commands_sync_each_course_once(
         assert per_course == {"2": 1, "3": 1, "4": 1, "5": 1}
         with factory() as session:
             runs = Counter(session.scalars(select(SyncRun.course_id)))
+            scored = Counter(session.scalars(select(Prediction.course_id)))
         assert sorted(runs.values()) == [1, 1, 1, 1]
+        # Each course was scored once after its sync (no history: features only, 40 students).
+        assert sorted(scored.values()) == [40, 40, 40, 40]
     finally:
         moodle.stop()
 

@@ -3,4 +3,17 @@
 DataFrames in, DataFrames and estimators out. Never imports Flask, SQLAlchemy or the Moodle
 client (import-linter enforces it), so it runs the same in the web app, the scheduler, the
 benchmarks and a notebook.
+
+Modules, in the order data flows through them:
+
+* :mod:`ml.events`: the canonical event frame, Moodle event meanings, standard-log conversion;
+* :mod:`ml.features`: ``compute_features``, as-of engagement features per enrolled student;
+* :mod:`ml.dataset`: training sets from past offerings at relative checkpoints;
+* :mod:`ml.models` and :mod:`ml.mlp`: grade regressors with conformal intervals, calibrated pass
+  classifiers (incl. the torch MLP), selected under cross-validation grouped by offering;
+* :mod:`ml.evaluation`: the report of a model version and its quality gate;
+* :mod:`ml.explain`: top factors, sensitivity curves, what-if;
+* :mod:`ml.registry`: pickle-free model versions and ONNX export;
+* :mod:`ml.training`: train a version, score a running offering (what the services call);
+* :mod:`ml.simulate`: realistic Moodle courses for the demo, tests and benchmarks.
 """

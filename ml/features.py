@@ -113,11 +113,13 @@ def _local_ns(t_ns: np.ndarray, tz: str) -> np.ndarray:
     """UTC ns -> local wall-clock ns, converting each distinct hour once (offsets change rarely)."""
     if tz == "UTC" or t_ns.size == 0:
         return t_ns
-    hours, inverse = np.unique(t_ns // (3600 * NS_PER_S), return_inverse=True)
-    starts = pd.DatetimeIndex(pd.to_datetime(hours * 3600 * NS_PER_S, unit="ns", utc=True))
+    codes, hours = pd.factorize(t_ns // (3600 * NS_PER_S))  # hashing: no sort of all events
+    starts = pd.DatetimeIndex(
+        pd.to_datetime(np.asarray(hours) * 3600 * NS_PER_S, unit="ns", utc=True)
+    )
     wall = starts.tz_convert(tz).tz_localize(None).as_unit("ns").asi8
     offset = wall - starts.as_unit("ns").asi8
-    return np.asarray(t_ns + offset[inverse.ravel()], dtype=np.int64)
+    return np.asarray(t_ns + offset[codes], dtype=np.int64)
 
 
 def compute_features(
@@ -170,7 +172,9 @@ def compute_features(
     perm = np.arange(t.size)
     if t.size > 1 and np.any(t[1:] < t[:-1]):
         perm = np.argsort(t, kind="stable")
-    perm = perm[np.argsort(u[perm], kind="stable")]
+    # student indices fit in 16 bits for any real cohort: numpy then uses a radix sort
+    key = u[perm].astype(np.int16 if n < 2**15 else np.int32)
+    perm = perm[np.argsort(key, kind="stable")]
     u, t, names, cat, active, depth, social, cm = (
         a[perm] for a in (u, t, names, cat, active, depth, social, cm)
     )

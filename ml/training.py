@@ -1,0 +1,173 @@
+"""The two calls a scoring service needs: train a model version, score a running offering.
+
+:func:`train_model_version` goes from past offerings to a saved, evaluated, gated model version
+for one relative point of the course (the current offering's progress): training set at that
+checkpoint, model selection, evaluation report, optional early-warning curve, registry.
+:func:`score_students` turns the current offering's features into per-student predictions with
+their intervals, and refuses to score with a version whose quality gate is closed.
+
+Both stay pure (no database, no web): the service layer reads and writes the rows around them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ml.dataset import DEFAULT_CHECKPOINTS, Offering, build_training_set
+from ml.evaluation import early_warning_curve, evaluation_report
+from ml.explain import grade_factors
+from ml.models import ThresholdMetric, fit_classifier, fit_regressor
+from ml.registry import ModelBundle, save_bundle
+
+Progress = Callable[[str, float], None]
+
+
+class GatedModelError(RuntimeError):
+    """The model version did not beat its baseline: its predictions must not be shown."""
+
+
+def _noop(step: str, fraction: float) -> None:
+    del step, fraction
+
+
+def train_model_version(
+    offerings: Sequence[Offering],
+    progress: float,
+    directory: str | Path,
+    *,
+    scale: float = 20.0,
+    pass_mark: float = 10.0,
+    alpha: float = 0.1,
+    regressors: Sequence[str] | None = None,
+    classifiers: Sequence[str] | None = None,
+    threshold_metric: ThresholdMetric = "f1",
+    early_warning: Sequence[float] | None = DEFAULT_CHECKPOINTS,
+    n_boot: int = 1000,
+    n_repeats: int = 30,
+    random_state: int = 0,
+    feature_kwargs: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    on_progress: Progress = _noop,
+) -> ModelBundle:
+    """Train, evaluate, gate and save a version for predictions at ``progress`` (0-1].
+
+    ``on_progress(step, fraction_done)`` lets a CLI draw a progress bar. The early-warning
+    curve uses the cheap candidates (ridge, logistic) at each of ``early_warning``; pass
+    ``None`` to skip it.
+    """
+    on_progress("training set", 0.0)
+    data = build_training_set(
+        offerings,
+        (progress,),
+        scale=scale,
+        pass_mark=pass_mark,
+        feature_kwargs=feature_kwargs,
+    )
+    groups = data.groups.to_numpy()
+    on_progress("regressors", 0.1)
+    reg = fit_regressor(
+        data.X,
+        data.grade,
+        groups,
+        candidates=regressors,
+        alpha=alpha,
+        scale=scale,
+        random_state=random_state,
+    )
+    on_progress("classifiers", 0.35)
+    clf = fit_classifier(
+        data.X,
+        data.passed,
+        groups,
+        candidates=classifiers,
+        threshold_metric=threshold_metric,
+        random_state=random_state,
+    )
+    curve = None
+    if early_warning:
+        on_progress("early warning", 0.7)
+        all_points = build_training_set(
+            offerings,
+            early_warning,
+            scale=scale,
+            pass_mark=pass_mark,
+            feature_kwargs=feature_kwargs,
+        )
+        curve = early_warning_curve(all_points, n_boot=min(n_boot, 300), random_state=random_state)
+    on_progress("evaluation", 0.85)
+    report = evaluation_report(
+        data,
+        reg,
+        clf,
+        early_warning=curve,
+        n_boot=n_boot,
+        n_repeats=n_repeats,
+        random_state=random_state,
+    )
+    window = {
+        "progress": float(progress),
+        "offerings": [
+            {
+                "id": o.offering_id,
+                "course_start": o.course_start.isoformat(),
+                "course_end": o.course_end.isoformat(),
+                "n_students": len(o.roster),
+            }
+            for o in offerings
+        ],
+    }
+    on_progress("saving", 0.95)
+    bundle = save_bundle(
+        reg, clf, directory, data=data, report=report, training_window=window, version=version
+    )
+    on_progress("done", 1.0)
+    return bundle
+
+
+def score_students(
+    bundle: ModelBundle,
+    features: pd.DataFrame,
+    *,
+    n_passes: int = 100,
+    allow_gated: bool = False,
+) -> pd.DataFrame:
+    """Per student (the index of ``features``): grade with its interval, calibrated pass
+    probability with its uncertainty, and the at-risk flag (below the decision threshold).
+
+    Raises :class:`GatedModelError` for a version whose gate is closed, unless
+    ``allow_gated`` (for diagnostics that never reach learners or teachers).
+    """
+    if not bundle.gate_passed and not allow_gated:
+        raise GatedModelError(
+            f"model version {bundle.metadata.get('version')} did not beat its baseline"
+        )
+    reg, clf = bundle.regressor, bundle.classifier
+    missing = set(reg.features) - set(features.columns)
+    if missing:
+        raise KeyError(f"features lack columns the model needs: {sorted(missing)}")
+    grade, low, high = reg.predict_interval(features)
+    p_pass = clf.predict_proba(features)
+    unc = clf.uncertainty(features, n_passes=n_passes)
+    return pd.DataFrame(
+        {
+            "grade": grade,
+            "grade_low": low,
+            "grade_high": high,
+            "p_pass": p_pass,
+            "p_pass_std": unc.std,
+            "p_pass_low": unc.lower,
+            "p_pass_high": unc.upper,
+            "at_risk": p_pass < clf.threshold,
+        },
+        index=features.index,
+    )
+
+
+def explain_students(bundle: ModelBundle, features: pd.DataFrame, k: int = 3) -> pd.DataFrame:
+    """Top ``k`` signed grade factors per student, against the cohort's median student."""
+    table = grade_factors(bundle.regressor, features, features, k=k)
+    return table.rename(columns={"index": str(features.index.name or "index")})

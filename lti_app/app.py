@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> Flask:
     _install_error_handlers(app)
 
     from lti_app.web import auth
+    from lti_app.web.api import bp as api_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)
+    app.register_blueprint(api_bp)
     auth.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))
     return app

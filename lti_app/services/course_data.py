@@ -34,7 +34,9 @@ from ml.events import STANDARD_LOG_COLUMNS, from_standard_log
 from ml.simulate import SimulatedCourse, SimulatedOffering
 from moodle_client.logs import LOG_COLUMNS, LogRow
 
-STUDENT_ROLES = ("student",)
+# Enrolment roles that make someone a student of a course: Moodle's role shortname from the web
+# service ("student"), or the LTI/Names-and-Roles role ("learner").
+STUDENT_ROLES = ("student", "learner")
 
 
 class CourseDataError(ValueError):

@@ -1,0 +1,376 @@
+"""What the dashboards and the JSON API show: course summary, students, one student, what-if.
+
+Read-only views over the stored predictions, plus the what-if computation, which loads the
+course's active model version (from our own store, digest-checked, cached in memory) and scores
+a modified feature vector. Values of a model whose quality gate failed are never returned: the
+reason is, instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
+from lti_app.services.course_data import STUDENT_ROLES
+from lti_app.services.scoring import load_model
+from ml.explain import what_if as ml_what_if
+from ml.features import Z_FEATURES
+from ml.registry import ModelBundle
+
+#: Features a student can change by studying differently, offered in what-if forms. Counts and
+#: durations are as of the prediction date; their cohort z-scores follow them.
+ACTIONABLE: tuple[str, ...] = (
+    "total_time_min",
+    "active_days",
+    "n_sessions",
+    "n_active",
+    "share_activities",
+    "n_mod_quiz_attempt_submitted",
+    "n_mod_forum_post_created",
+    "days_since_last",
+)
+# A what-if that changes a raw count moves its cohort z-score too, as `compute_features` would.
+_Z_OF = {f: f"z_{f}" for f in Z_FEATURES}
+
+
+class InsightError(Exception):
+    """A request the data cannot answer; `status` is the HTTP status the API should use."""
+
+    def __init__(self, message: str, status: int = 404, code: str = "not_found") -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _float(value: Any) -> float | None:
+    if value is None:
+        return None
+    out = float(value)
+    return out if np.isfinite(out) else None
+
+
+def latest_as_of(session: Session, course_id: int) -> datetime | None:
+    value: datetime | None = session.scalar(
+        select(func.max(Prediction.as_of)).where(Prediction.course_id == course_id)
+    )
+    return value
+
+
+def _active_models(session: Session, course_id: int) -> dict[str, ModelVersion]:
+    rows = session.scalars(
+        select(ModelVersion).where(ModelVersion.course_id == course_id, ModelVersion.active)
+    ).all()
+    return {r.task: r for r in rows}
+
+
+def model_quality(version: ModelVersion | None) -> dict[str, Any] | None:
+    """The validated quality of a model version, for the model card."""
+    if version is None:
+        return None
+    return {
+        "id": version.id,
+        "version": version.version,
+        "task": version.task,
+        "estimator": version.estimator,
+        "trained_at": _iso(version.trained_at),
+        "gate_passed": version.gate_passed,
+        "gate_reason": version.gate_reason,
+        "metrics": version.metrics,
+        "training_window": version.metadata_json.get("training_window", {}),
+    }
+
+
+def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool) -> dict[str, Any]:
+    grade = _float(p.predicted_grade) if reg_ok else None
+    proba = _float(p.pass_probability) if clf_ok else None
+    lower, upper = _float(p.probability_lower), _float(p.probability_upper)
+    return {
+        "as_of": _iso(p.as_of),
+        "predicted_grade": grade,
+        "grade_interval": [_float(p.grade_lower), _float(p.grade_upper)]
+        if grade is not None
+        else None,
+        "pass_probability": proba,
+        "probability_interval": [lower, upper] if proba is not None else None,
+        "uncertainty": _float(p.uncertainty) if proba is not None else None,
+        "predicted_pass": p.predicted_pass if proba is not None else None,
+        "factors": (p.explanation or {}) if (grade is not None or proba is not None) else {},
+        "engagement": {
+            key: _float(p.features.get(key))
+            for key in ("n_actions", "total_time_min", "active_days", "days_since_last", "trend")
+        },
+    }
+
+
+def _latest(session: Session, course_id: int) -> list[tuple[Person, Prediction]]:
+    as_of = latest_as_of(session, course_id)
+    if as_of is None:
+        return []
+    rows = session.execute(
+        select(Person, Prediction)
+        .join(Prediction, Prediction.person_id == Person.id)
+        .where(Prediction.course_id == course_id, Prediction.as_of == as_of)
+        .order_by(Person.fullname)
+    ).all()
+    return [(person, prediction) for person, prediction in rows]
+
+
+def course_summary(session: Session, course: Course) -> dict[str, Any]:
+    models = _active_models(session, course.id)
+    reg, clf = models.get("regression"), models.get("classification")
+    rows = _latest(session, course.id)
+    reg_ok, clf_ok = bool(reg and reg.gate_passed), bool(clf and clf.gate_passed)
+    at_risk = sum(1 for _, p in rows if clf_ok and p.predicted_pass is False)
+    last_run = session.scalar(
+        select(SyncRun)
+        .where(SyncRun.course_id == course.id)
+        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+        .limit(1)
+    )
+    if not rows:
+        state = "no_data"
+    elif reg is None and clf is None:
+        state = "engagement_only"
+    elif not (reg_ok or clf_ok):
+        state = "gated"
+    else:
+        state = "predictions"
+    return {
+        "course": {
+            "id": course.id,
+            "shortname": course.shortname,
+            "fullname": course.fullname,
+            "start": _iso(course.start_at),
+            "end": _iso(course.end_at),
+            "learner_view_enabled": course.learner_view_enabled,
+        },
+        "state": state,
+        "as_of": _iso(latest_as_of(session, course.id)),
+        "students": len(rows),
+        "at_risk": at_risk if clf_ok else None,
+        "sync": None
+        if last_run is None
+        else {
+            "status": last_run.status,
+            "started_at": _iso(last_run.started_at),
+            "finished_at": _iso(last_run.finished_at),
+            "pages_done": last_run.pages_done,
+            "pages_total": last_run.pages_total,
+            "events_added": last_run.events_added,
+            "error_code": last_run.error_code,
+            "error_message": last_run.error_message,
+        },
+        "models": {"regression": model_quality(reg), "classification": model_quality(clf)},
+    }
+
+
+def students_table(session: Session, course: Course) -> list[dict[str, Any]]:
+    models = _active_models(session, course.id)
+    reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
+    clf_ok = bool(models.get("classification") and models["classification"].gate_passed)
+    return [
+        {
+            "person_id": person.id,
+            "moodle_user_id": person.moodle_user_id,
+            "fullname": person.fullname,
+            **_prediction_json(prediction, reg_ok, clf_ok),
+        }
+        for person, prediction in _latest(session, course.id)
+    ]
+
+
+def _require_student(session: Session, course: Course, person_id: int) -> Person:
+    person = session.get(Person, person_id)
+    enrolled = session.scalar(
+        select(Enrolment.id).where(
+            Enrolment.course_id == course.id,
+            Enrolment.person_id == person_id,
+            Enrolment.role.in_(STUDENT_ROLES),
+        )
+    )
+    if person is None or enrolled is None:
+        raise InsightError("no such student in this course")
+    return person
+
+
+def student_detail(session: Session, course: Course, person_id: int) -> dict[str, Any]:
+    person = _require_student(session, course, person_id)
+    models = _active_models(session, course.id)
+    reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
+    clf_ok = bool(models.get("classification") and models["classification"].gate_passed)
+    history = session.scalars(
+        select(Prediction)
+        .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
+        .order_by(Prediction.as_of)
+    ).all()
+    latest = history[-1] if history else None
+    return {
+        "person_id": person.id,
+        "fullname": person.fullname,
+        "latest": _prediction_json(latest, reg_ok, clf_ok) if latest is not None else None,
+        "features": latest.features if latest is not None else {},
+        "actionable": [f for f in ACTIONABLE if latest is not None and f in latest.features],
+        "history": [
+            {
+                "as_of": _iso(p.as_of),
+                "predicted_grade": _float(p.predicted_grade) if reg_ok else None,
+                "pass_probability": _float(p.pass_probability) if clf_ok else None,
+            }
+            for p in history
+        ],
+    }
+
+
+class ModelCache:
+    """Loaded model versions, by (artifact path, digest): loading takes far longer than scoring."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[str, str], ModelBundle] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, model_root: Path, version: ModelVersion) -> ModelBundle:
+        key = (version.artifact_path, version.artifact_sha256)
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        bundle = load_model(model_root, version)
+        with self._lock:
+            self._items[key] = bundle
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+        return bundle
+
+
+@dataclass(frozen=True)
+class WhatIfRequest:
+    changes: Mapping[str, float]
+
+
+def parse_changes(payload: Any, allowed: tuple[str, ...] = ACTIONABLE) -> dict[str, float]:
+    """Validate a what-if body: {"changes": {feature: number}} with actionable features only."""
+    if not isinstance(payload, Mapping) or not isinstance(payload.get("changes"), Mapping):
+        raise InsightError(
+            'the body must be JSON like {"changes": {"active_days": 12}}', 400, "bad_request"
+        )
+    out: dict[str, float] = {}
+    for key, value in payload["changes"].items():
+        if key not in allowed:
+            raise InsightError(
+                f"'{key}' cannot be changed in a what-if; allowed: {', '.join(allowed)}",
+                400,
+                "bad_request",
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise InsightError(f"'{key}' must be a finite number", 400, "bad_request")
+        if value < 0:
+            raise InsightError(f"'{key}' cannot be negative", 400, "bad_request")
+        out[str(key)] = float(value)
+    return out
+
+
+def what_if(
+    session: Session,
+    course: Course,
+    person_id: int,
+    changes: Mapping[str, float],
+    *,
+    model_root: Path,
+    cache: ModelCache,
+    mc_passes: int = 100,
+) -> dict[str, Any]:
+    """Score the student's latest features with `changes`: grade and pass probability, each
+    with its uncertainty, in the shape of the success predictor's `/predict`."""
+    _require_student(session, course, person_id)
+    models = _active_models(session, course.id)
+    reg, clf = models.get("regression"), models.get("classification")
+    if reg is None or clf is None:
+        raise InsightError("no model for this course yet: engagement only", 409, "no_model")
+    if not (reg.gate_passed and clf.gate_passed):
+        raise InsightError(
+            reg.gate_reason or clf.gate_reason or "the model is withheld", 409, "gated"
+        )
+    latest = session.scalar(
+        select(Prediction)
+        .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
+        .order_by(Prediction.as_of.desc())
+        .limit(1)
+    )
+    if latest is None:
+        raise InsightError("no prediction for this student yet", 409, "no_prediction")
+    bundle = cache.get(model_root, reg)
+    features = bundle.regressor.features
+    row = pd.DataFrame(
+        [
+            [
+                np.nan if latest.features.get(f) is None else float(latest.features[f])
+                for f in features
+            ]
+        ],
+        columns=features,
+    )
+    full = dict(changes)
+    for base, z in _Z_OF.items():
+        if base in changes and z in features:
+            cohort = _cohort_stats(session, course.id, latest.as_of, base)
+            if cohort is not None:
+                mean, std = cohort
+                full[z] = (changes[base] - mean) / std if std > 0 else 0.0
+    result = ml_what_if(
+        row, full, regressor=bundle.regressor, classifier=bundle.classifier, n_passes=mc_passes
+    )
+    then = result["what_if"]
+    p = float(then["p_pass"])
+    return {
+        "probability": p,
+        "prediction": int(p >= bundle.classifier.threshold),
+        "confidence": float(max(p, 1 - p)),
+        "uncertainty": float(then["p_pass_std"]),
+        "ci_95": [float(then["p_pass_low"]), float(then["p_pass_high"])],
+        "predicted_grade": float(then["grade"]),
+        "grade_interval": [float(then["grade_low"]), float(then["grade_high"])],
+        "interval_level": float(then["interval_level"]),
+        "threshold": float(bundle.classifier.threshold),
+        "changes": dict(changes),
+        "current": {
+            "probability": float(result["current"]["p_pass"]),
+            "predicted_grade": float(result["current"]["grade"]),
+        },
+        "delta_grade": float(result["delta_grade"]),
+        "delta_probability": float(result["delta_p_pass"]),
+    }
+
+
+def _cohort_stats(
+    session: Session, course_id: int, as_of: datetime, feature: str
+) -> tuple[float, float] | None:
+    values = [
+        float(f[feature])
+        for f in session.scalars(
+            select(Prediction.features).where(
+                Prediction.course_id == course_id, Prediction.as_of == as_of
+            )
+        )
+        if f.get(feature) is not None
+    ]
+    if len(values) < 2:
+        return None
+    arr = np.asarray(values)
+    return float(arr.mean()), float(arr.std(ddof=0))

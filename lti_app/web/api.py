@@ -1,0 +1,292 @@
+"""The JSON API, `/api/v1/…`, for the dashboards' scripts and for integrations.
+
+Requests are authorised by the LTI session (cookie) or the launch token (`X-Launch-Token`
+header), like the pages: teachers read their own course; a learner reads only their own record,
+and only while the teacher keeps the learner view on. State-changing calls (the what-if POST)
+need the CSRF token in `X-CSRF-Token`. Every error is JSON: `{"error", "message", "status",
+"code"}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+
+from lti_app.config import Settings
+from lti_app.models import Course
+from lti_app.services.insights import (
+    ACTIONABLE,
+    InsightError,
+    ModelCache,
+    course_summary,
+    parse_changes,
+    student_detail,
+    students_table,
+    what_if,
+)
+from lti_app.web.auth import (
+    can_view_person,
+    current,
+    error_response,
+    require_course_member,
+    require_teacher,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def _db() -> Any:
+    from lti_app.app import db_session
+
+    return db_session()
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["arche_predict"]["settings"]
+    return settings
+
+
+def _course(course_id: int) -> Course | None:
+    course: Course | None = _db().get(Course, course_id)
+    return course
+
+
+def _fail(exc: InsightError) -> Any:
+    return jsonify(
+        error=exc.code, message=exc.message, status=exc.status, code=exc.code
+    ), exc.status
+
+
+def _may_read_student(course: Course, person_id: int) -> Any | None:
+    """None when the caller may read this student's record, else the error response."""
+    ctx = current()
+    assert ctx is not None
+    if not ctx.is_teacher and not course.learner_view_enabled:
+        return error_response(
+            403,
+            "Forbidden",
+            "The teacher has turned the learner view off.",
+            code="learner_view_off",
+        )
+    from sqlalchemy import select
+
+    from lti_app.models import Enrolment
+
+    enrolled = (
+        _db().scalar(
+            select(Enrolment.id).where(
+                Enrolment.course_id == course.id,
+                Enrolment.person_id == person_id,
+                Enrolment.active.is_(True),
+            )
+        )
+        is not None
+    )
+    if not can_view_person(ctx, course.id, person_id, enrolled):
+        return error_response(
+            403, "Forbidden", "You can only see your own record.", code="forbidden"
+        )
+    return None
+
+
+@bp.get("/courses/<int:course_id>")
+@require_teacher
+def summary(course_id: int) -> Any:
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    return jsonify(course_summary(_db(), course))
+
+
+@bp.get("/courses/<int:course_id>/students")
+@require_teacher
+def students(course_id: int) -> Any:
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    return jsonify(students=students_table(_db(), course))
+
+
+@bp.get("/courses/<int:course_id>/students/<int:person_id>")
+@require_course_member
+def student(course_id: int, person_id: int) -> Any:
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    refused = _may_read_student(course, person_id)
+    if refused is not None:
+        return refused
+    try:
+        return jsonify(student_detail(_db(), course, person_id))
+    except InsightError as exc:
+        return _fail(exc)
+
+
+@bp.post("/courses/<int:course_id>/students/<int:person_id>/what-if")
+@require_course_member
+def student_what_if(course_id: int, person_id: int) -> Any:
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    refused = _may_read_student(course, person_id)
+    if refused is not None:
+        return refused
+    ext = current_app.extensions["arche_predict"]
+    cache: ModelCache = ext.setdefault("model_cache", ModelCache())
+    settings = _settings()
+    try:
+        changes = parse_changes(request.get_json(silent=True))
+        result = what_if(
+            _db(),
+            course,
+            person_id,
+            changes,
+            model_root=Path(settings.instance_dir).resolve() / "models",
+            cache=cache,
+            mc_passes=settings.ml.mc_dropout_passes,
+        )
+    except InsightError as exc:
+        return _fail(exc)
+    return jsonify(result)
+
+
+@bp.get("/openapi.json")
+def openapi() -> Any:
+    """The API's OpenAPI 3.1 description (no data in it, so no launch needed)."""
+    return jsonify(OPENAPI)
+
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_ERRORS = {
+    str(code): {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+    for code, text in (
+        (400, "Malformed request"),
+        (401, "No LTI session or launch token"),
+        (403, "Not allowed for this role or course"),
+        (404, "Unknown course or student"),
+        (409, "No validated model (engagement only, or the quality gate withholds it)"),
+    )
+}
+_COURSE = {"name": "course_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_PERSON = {"name": "person_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_JSON = {"application/json": {"schema": {"type": "object"}}}
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "arche-predict API",
+        "version": "1",
+        "description": "Predicted grades and pass chances of a Moodle course, with their "
+        "uncertainty. Authorised by the LTI launch (session cookie or X-Launch-Token).",
+    },
+    "components": {
+        "securitySchemes": {
+            "launchToken": {"type": "apiKey", "in": "header", "name": "X-Launch-Token"},
+            "session": {"type": "apiKey", "in": "cookie", "name": "arche_sid"},
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "message", "status"],
+                "properties": {
+                    "error": {"type": "string"},
+                    "message": {"type": "string"},
+                    "status": {"type": "integer"},
+                    "code": {"type": ["string", "null"]},
+                },
+            },
+            "WhatIf": {
+                "type": "object",
+                "required": ["changes"],
+                "properties": {
+                    "changes": {
+                        "type": "object",
+                        "propertyNames": {"enum": list(ACTIONABLE)},
+                        "additionalProperties": {"type": "number", "minimum": 0},
+                    }
+                },
+            },
+            "WhatIfResult": {
+                "type": "object",
+                "required": [
+                    "probability",
+                    "prediction",
+                    "confidence",
+                    "uncertainty",
+                    "ci_95",
+                    "predicted_grade",
+                    "grade_interval",
+                ],
+                "properties": {
+                    "probability": {"type": "number", "description": "calibrated P(pass)"},
+                    "prediction": {"type": "integer", "enum": [0, 1]},
+                    "confidence": {"type": "number"},
+                    "uncertainty": {"type": "number", "description": "spread (std) of P(pass)"},
+                    "ci_95": {"type": "array", "items": {"type": "number"}},
+                    "predicted_grade": {"type": "number"},
+                    "grade_interval": {"type": "array", "items": {"type": "number"}},
+                },
+            },
+        },
+    },
+    "security": [{"launchToken": []}, {"session": []}],
+    "paths": {
+        "/api/v1/courses/{course_id}": {
+            "get": {
+                "summary": "Course summary: sync status, model quality and gate, at-risk count "
+                "(teachers)",
+                "parameters": [_COURSE],
+                "responses": {"200": {"description": "Summary", "content": _JSON}, **_ERRORS},
+            }
+        },
+        "/api/v1/courses/{course_id}/students": {
+            "get": {
+                "summary": "Every student with their latest prediction (teachers)",
+                "parameters": [_COURSE],
+                "responses": {"200": {"description": "Students", "content": _JSON}, **_ERRORS},
+            }
+        },
+        "/api/v1/courses/{course_id}/students/{person_id}": {
+            "get": {
+                "summary": "One student: prediction history, features, factors (the student "
+                "themself, or a teacher)",
+                "parameters": [_COURSE, _PERSON],
+                "responses": {"200": {"description": "Student", "content": _JSON}, **_ERRORS},
+            }
+        },
+        "/api/v1/courses/{course_id}/students/{person_id}/what-if": {
+            "post": {
+                "summary": "Predict with some actionable features changed",
+                "parameters": [
+                    _COURSE,
+                    _PERSON,
+                    {
+                        "name": "X-CSRF-Token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/WhatIf"}}
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "Prediction",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/WhatIfResult"}
+                            }
+                        },
+                    },
+                    **_ERRORS,
+                },
+            }
+        },
+    },
+}

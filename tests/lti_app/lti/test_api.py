@@ -1,0 +1,205 @@
+"""The JSON API over real launches: a scored simulated course, a teacher and two learners."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from lti_app.config import MLSettings
+from lti_app.models import Course, LtiSession, MoodleSite, Person
+from lti_app.services.course_data import store_simulated_course
+from lti_app.services.scoring import score_course
+from ml.simulate import SimulatedCourse, simulate_course
+from tests.lti_app.lti.env import LtiEnv, launch, token_of
+
+FAST = MLSettings(
+    regressors=("ridge",),
+    classifiers=("logistic",),
+    bootstrap_samples=100,
+    permutation_repeats=3,
+    mc_dropout_passes=10,
+)
+
+
+@dataclass
+class Scored:
+    course_id: int
+    teacher: dict[str, str]
+    learner: dict[str, str]
+    learner_id: int
+    other_id: int
+
+
+def _headers(env: LtiEnv, token: str, person_id: int) -> dict[str, str]:
+    with env.db() as db:
+        csrf = db.scalars(
+            select(LtiSession.csrf_token)
+            .where(LtiSession.person_id == person_id)
+            .order_by(LtiSession.id.desc())
+        ).first()
+    assert csrf is not None
+    return {"X-Launch-Token": token, "X-CSRF-Token": csrf, "Accept": "application/json"}
+
+
+def _as_course_2(simulated: SimulatedCourse) -> SimulatedCourse:
+    """The simulated current offering becomes Moodle course 2, the one the launches open."""
+    current = simulated.current
+    assert current is not None
+    moved = dataclasses.replace(
+        current,
+        courseid=2,
+        log=current.log.assign(courseid=2),
+        users=current.users.assign(courseid=2),
+    )
+    return dataclasses.replace(simulated, offerings=(*simulated.past, moved))
+
+
+@pytest.fixture(scope="module")
+def scored(lti_env: LtiEnv) -> Scored:
+    client = lti_env.client()
+    teacher_token = token_of(launch(client, lti_env, "teacher"))
+    simulated = _as_course_2(
+        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    )
+    with lti_env.db() as db:
+        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
+        assert course is not None
+        site = db.get_one(MoodleSite, course.site_id)
+        current, _ = store_simulated_course(db, site, simulated)
+        assert current.id == course.id
+        assert simulated.current is not None
+        assert simulated.current.now is not None
+        outcome = score_course(
+            db,
+            current,
+            settings=FAST,
+            model_root=Path(lti_env.settings.instance_dir).resolve() / "models",
+            now=simulated.current.now.to_pydatetime(),
+        )
+        assert outcome.status == "scored", outcome.message
+        students = simulated.current.roster["userid"].tolist()
+        learner = db.scalar(select(Person).where(Person.moodle_user_id == students[0]))
+        other = db.scalar(select(Person).where(Person.moodle_user_id == students[1]))
+        teacher = db.scalar(select(Person).where(Person.moodle_user_id == 3))
+        assert learner is not None
+        assert other is not None
+        assert teacher is not None
+        ids = (course.id, learner.id, other.id, teacher.id)
+    learner_token = token_of(
+        launch(lti_env.client(), lti_env, "student", sub=str(students[0]), name="A Learner")
+    )
+    return Scored(
+        course_id=ids[0],
+        teacher=_headers(lti_env, teacher_token, ids[3]),
+        learner=_headers(lti_env, learner_token, ids[1]),
+        learner_id=ids[1],
+        other_id=ids[2],
+    )
+
+
+def test_teacher_reads_summary_and_students(lti_env: LtiEnv, scored: Scored) -> None:
+    client = lti_env.client()
+    summary = client.get(f"/api/v1/courses/{scored.course_id}", headers=scored.teacher)
+    assert summary.status_code == 200, summary.get_data(as_text=True)
+    body = summary.get_json()
+    assert body["state"] == "predictions"
+    assert body["students"] >= 25
+    assert body["models"]["regression"]["gate_passed"] is True
+    assert "r2" in str(body["models"]["regression"]["metrics"])
+    rows = client.get(f"/api/v1/courses/{scored.course_id}/students", headers=scored.teacher)
+    students = rows.get_json()["students"]
+    assert len(students) == body["students"]
+    for s in students:
+        low, high = s["grade_interval"]
+        assert low <= s["predicted_grade"] <= high
+        assert 0 <= s["pass_probability"] <= 1
+    at_risk = sum(1 for s in students if s["predicted_pass"] is False)
+    assert body["at_risk"] == at_risk
+
+
+def test_learner_reads_only_their_own_record(lti_env: LtiEnv, scored: Scored) -> None:
+    client = lti_env.client()
+    base = f"/api/v1/courses/{scored.course_id}"
+    own = client.get(f"{base}/students/{scored.learner_id}", headers=scored.learner)
+    assert own.status_code == 200
+    assert own.get_json()["latest"]["predicted_grade"] is not None
+    for path in (f"{base}/students/{scored.other_id}", base, f"{base}/students"):
+        refused = client.get(path, headers=scored.learner)
+        assert refused.status_code == 403, path
+        assert refused.get_json()["status"] == 403
+    nobody = client.get(f"{base}/students/{scored.learner_id}")
+    assert nobody.status_code == 401
+
+
+def test_what_if_answers_in_the_success_predictor_shape(lti_env: LtiEnv, scored: Scored) -> None:
+    client = lti_env.client()
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
+    detail = client.get(
+        f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}", headers=scored.learner
+    ).get_json()
+    days = detail["features"]["active_days"]
+    more = client.post(url, headers=scored.learner, json={"changes": {"active_days": days + 20}})
+    assert more.status_code == 200, more.get_data(as_text=True)
+    result = more.get_json()
+    for key in ("probability", "prediction", "confidence", "uncertainty", "ci_95",
+                "predicted_grade", "grade_interval"):  # fmt: skip
+        assert key in result
+    assert result["ci_95"][0] <= result["probability"] <= result["ci_95"][1] + 1e-9
+    assert result["confidence"] == pytest.approx(
+        max(result["probability"], 1 - result["probability"])
+    )
+    unchanged = client.post(url, headers=scored.learner, json={"changes": {}}).get_json()
+    assert unchanged["probability"] == pytest.approx(unchanged["current"]["probability"])
+    # A teacher may ask about any student of the course.
+    assert client.post(url, headers=scored.teacher, json={"changes": {}}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"changes": {"z_n_actions": 3}}, "cannot be changed"),
+        ({"changes": {"active_days": "many"}}, "finite number"),
+        ({"changes": {"active_days": -1}}, "cannot be negative"),
+        ({"change": {}}, "must be JSON like"),
+    ],
+)
+def test_what_if_refuses_bad_bodies_in_json(
+    lti_env: LtiEnv, scored: Scored, body: dict[str, object], message: str
+) -> None:
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
+    resp = lti_env.client().post(url, headers=scored.learner, json=body)
+    assert resp.status_code == 400
+    assert message in resp.get_json()["message"]
+
+
+def test_what_if_needs_the_csrf_token(lti_env: LtiEnv, scored: Scored) -> None:
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
+    headers = {k: v for k, v in scored.learner.items() if k != "X-CSRF-Token"}
+    assert lti_env.client().post(url, headers=headers, json={"changes": {}}).status_code == 403
+
+
+def test_learner_view_can_be_turned_off(lti_env: LtiEnv, scored: Scored) -> None:
+    client = lti_env.client()
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}"
+    with lti_env.db() as db:
+        db.get_one(Course, scored.course_id).learner_view_enabled = False
+    try:
+        off = client.get(url, headers=scored.learner)
+        assert off.status_code == 403
+        assert off.get_json()["code"] == "learner_view_off"
+        assert client.get(url, headers=scored.teacher).status_code == 200
+    finally:
+        with lti_env.db() as db:
+            db.get_one(Course, scored.course_id).learner_view_enabled = True
+
+
+def test_openapi_document(lti_env: LtiEnv) -> None:
+    spec = lti_env.client().get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    assert "/api/v1/courses/{course_id}/students/{person_id}/what-if" in spec["paths"]
+    required = spec["components"]["schemas"]["WhatIfResult"]["required"]
+    assert {"probability", "prediction", "confidence", "uncertainty", "ci_95"} <= set(required)

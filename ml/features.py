@@ -157,27 +157,30 @@ def compute_features(
     u_all = pd.Index(ids).get_indexer(events["userid"].to_numpy(dtype=np.int64))
     keep = (u_all >= 0) & (t_all <= as_of_ns)
     kept = events.loc[keep]
-    u = u_all[keep].astype(np.int64)
+    # compact dtypes: the reordering below gathers every array at random positions, and its
+    # cost is memory traffic
+    u = u_all[keep].astype(np.int32)
     t = t_all[keep]
     ann = annotate(kept)
     name_cat = kept["eventname"].astype("category")
-    names = name_cat.cat.codes.to_numpy(dtype=np.int64)
-    cat = ann["category"].cat.codes.to_numpy(dtype=np.int64)
+    names = name_cat.cat.codes.to_numpy(dtype=np.int32)
+    cat = ann["category"].cat.codes.to_numpy(dtype=np.int8)
     active = ann["active"].to_numpy(dtype=bool)
-    depth = ann["depth"].to_numpy(dtype=np.float64)
-    social = ann["social"].to_numpy(dtype=np.float64)
+    depth = ann["depth"].to_numpy(dtype=np.int8)
+    social = ann["social"].to_numpy(dtype=np.int8)
     cm = kept["cmid"].to_numpy(dtype=np.float64, na_value=np.nan)
     # one permutation to (student, time) order: time first (usually already sorted), then a
     # stable sort on the student keeps time order within each student
     perm = np.arange(t.size)
     if t.size > 1 and np.any(t[1:] < t[:-1]):
         perm = np.argsort(t, kind="stable")
-    # student indices fit in 16 bits for any real cohort: numpy then uses a radix sort
+    # student indices fit in 16 bits for any real cohort: numpy then sorts by radix
     key = u[perm].astype(np.int16 if n < 2**15 else np.int32)
     perm = perm[np.argsort(key, kind="stable")]
-    u, t, names, cat, active, depth, social, cm = (
+    u32, t, names, cat, active, depth, social, cm = (
         a[perm] for a in (u, t, names, cat, active, depth, social, cm)
     )
+    u = u32.astype(np.int64)
 
     out: dict[str, np.ndarray] = {}
     count = np.bincount(u, minlength=n).astype(np.float64)

@@ -21,8 +21,10 @@ starts with the course page and continues with a geometric number of actions a f
 few minutes apart, drawn from the student's own mix of reading, forum and assessment pages.
 Quizzes and assignments are structured: started/viewed/submitted/graded/reviewed, or
 viewed/drafted/uploaded/submitted (and sometimes revised), at a time before the deadline set by
-procrastination. Final grades combine quiz scores, assignment marks and an exam, all driven by
-ability and effort, plus noise; ``signal`` scales how much behaviour tells about the grade.
+procrastination. Final grades combine quiz scores (30%), assignment marks (30%) and a final exam
+(40%, entered outside the activity grade items, as ARCHE courses often do), all driven by ability
+and effort, plus noise; ``signal`` scales how much the traits tell about the grade. A student
+with nothing graded and no exam (an early dropout) has no course total, like Moodle's ``-``.
 
 Everything is drawn with one ``numpy.random.Generator`` per offering, seeded from ``seed`` and
 the offering's index, with array operations only, so ten million events take seconds and the same

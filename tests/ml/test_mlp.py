@@ -12,7 +12,9 @@ from torch import nn
 from ml.mlp import TorchMLPClassifier
 
 
-# max_epochs is lowered only to keep the ~50 checks fast; every other setting is the specified one
+# max_epochs is lowered only to keep the ~50 checks fast; every other setting is the specified one.
+# scikit-learn itself skips one check here, check_array_api_input, unless SCIPY_ARRAY_API is set:
+# it does not apply (the estimator declares no array-API support: it converts inputs to numpy).
 @parametrize_with_checks([TorchMLPClassifier(max_epochs=15)])  # type: ignore[untyped-decorator]
 def test_sklearn_estimator_checks(estimator: TorchMLPClassifier, check: object) -> None:
     check(estimator)  # type: ignore[operator]

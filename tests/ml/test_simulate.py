@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,7 @@ from ml.simulate import (
     grades_export_csv,
     log_report_csv,
     simulate_course,
+    write_offering,
 )
 from tests.ml.conftest import FIXTURES
 
@@ -205,3 +207,21 @@ def test_generation_is_vectorised_enough_to_scale() -> None:
     n = len(sim.offerings[0].log)
     assert n > 200_000
     assert n / elapsed > 100_000
+
+
+def test_write_offering_writes_every_moodle_shape(course: SimulatedCourse, tmp_path: Path) -> None:
+    off = course.past[0]
+    write_offering(off, str(tmp_path / "demo"))
+    names = {p.name for p in (tmp_path / "demo").iterdir()}
+    assert names == {
+        "standard_log.csv",
+        "logs_export_en.csv",
+        "logs_export_fr.csv",
+        "grades_export_en.csv",
+        "grades_export_fr.csv",
+        "gradereport_user_get_grade_items.json",
+        "users.csv",
+    }
+    rows = pd.read_csv(tmp_path / "demo" / "standard_log.csv")
+    assert len(rows) == len(off.log)
+    assert list(rows.columns) == list(off.log.columns)

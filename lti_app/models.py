@@ -353,6 +353,28 @@ class SyncRun(Base):
     )
 
 
+class SyncRequest(Base):
+    """A "Sync now" asked from the dashboard, waiting for the scheduler process to run it.
+
+    The web never syncs itself (a sync outlives a request and must not run in a web worker);
+    it records the request, and the scheduler claims it (`picked_at`) and links its `SyncRun`,
+    whose page counts feed the dashboard's progress bar.
+    """
+
+    __tablename__ = "sync_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    picked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    picked_by: Mapped[str | None] = mapped_column(String(255))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id", ondelete="SET NULL"))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_sync_request_pending", "picked_at", "requested_at"),)
+
+
 class SyncCursor(Base):
     """Where the next incremental read of one stream resumes (the last Moodle log id seen).
 

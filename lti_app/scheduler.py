@@ -72,6 +72,11 @@ def nightly_slot(settings: Settings, now: datetime | None = None) -> str:
 def run_job(job: Job, ctx: JobContext) -> JobReport:
     """Run one job for one slot: claim each unit, do it in its own transaction, record it."""
     report = JobReport(job=job.name, slot=ctx.slot)
+    if job.schedule == "interval":
+        # Frequent jobs claim their own units of work (e.g. one request at a time): a claim
+        # row per tick would only fill the table.
+        job.run(ctx)  # type: ignore[call-arg]
+        return report
     if not job.per_course:
         claim = f"{job.name}@{ctx.slot}"
         with session_scope(ctx.session_factory) as session:
@@ -131,8 +136,10 @@ def _purge_lti(ctx: JobContext) -> None:
     log.info("expired LTI state purged", sessions=sessions, values=values)
 
 
-def _nightly_sync(ctx: JobContext, course_id: int) -> None:
-    """Sync the course, then score it on the fresh data.
+def sync_and_score(
+    ctx: JobContext, course_id: int, *, trigger: str, request_id: int | None = None
+) -> str:
+    """Sync the course, then score it on the fresh data; returns the sync's status.
 
     Scoring runs only after a successful sync: features such as "days since last activity"
     computed on stale logs would make active students look absent.
@@ -141,22 +148,56 @@ def _nightly_sync(ctx: JobContext, course_id: int) -> None:
     from lti_app.services.scoring import score_course
     from lti_app.tasks import run_course_sync
 
-    outcome = run_course_sync(ctx.settings, ctx.session_factory, course_id, trigger="nightly")
-    if outcome.status != "succeeded":
+    outcome = run_course_sync(
+        ctx.settings, ctx.session_factory, course_id, trigger=trigger, request_id=request_id
+    )
+    if outcome.status == "succeeded":
+        with session_scope(ctx.session_factory) as session:
+            course = session.get_one(CourseRow, course_id)
+            scored = score_course(
+                session,
+                course,
+                settings=ctx.settings.ml,
+                model_root=ctx.settings.instance_dir.resolve() / "models",
+            )
+        log.info("course scored", course_id=course_id, status=scored.status)
+    return outcome.status
+
+
+def _nightly_sync(ctx: JobContext, course_id: int) -> None:
+    if sync_and_score(ctx, course_id, trigger="nightly") != "succeeded":
         # Recorded in the sync history; raising marks the course failed in the job report.
-        raise RuntimeError(f"sync failed: {outcome.error_code}")
-    with session_scope(ctx.session_factory) as session:
-        course = session.get_one(CourseRow, course_id)
-        scored = score_course(
-            session,
-            course,
-            settings=ctx.settings.ml,
-            model_root=ctx.settings.instance_dir.resolve() / "models",
-        )
-    log.info("course scored", course_id=course_id, status=scored.status, message=scored.message)
+        raise RuntimeError("sync failed")
+
+
+def _sync_requests(ctx: JobContext) -> None:
+    """Run every pending "Sync now", one at a time, each claimed by exactly one process."""
+    from lti_app.services import sync_requests
+
+    while True:
+        with session_scope(ctx.session_factory) as session:
+            req = sync_requests.claim_next(session, ctx.holder)
+            if req is None:
+                return
+            request_id, course_id = req.id, req.course_id
+        try:
+            sync_and_score(ctx, course_id, trigger="manual", request_id=request_id)
+        except Exception:
+            log.exception("requested sync crashed", course_id=course_id)
+        finally:
+            with session_scope(ctx.session_factory) as session:
+                sync_requests.finish(session, request_id)
 
 
 JOBS: tuple[Job, ...] = (
+    Job(
+        name="sync-requests",
+        description='Run the "Sync now" requests made from the dashboards.',
+        schedule="interval",
+        run=_sync_requests,
+        per_course=False,
+        interval=timedelta(seconds=5),
+    ),
     Job(
         name="nightly-sync",
         description="Pull each course's roster, grades and new log events, then score it.",

@@ -20,7 +20,7 @@ from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, session_scope, utcnow
 from lti_app.models import Course, MoodleSite, SyncRun
 from lti_app.observability import get_logger
-from lti_app.services import sync
+from lti_app.services import sync, sync_requests
 from lti_app.services.logsource_db import DbLogSource
 from lti_app.services.sites import site_token
 from moodle_client.client import MoodleClient
@@ -94,11 +94,12 @@ def run_course_sync(
     client: MoodleClient | None = None,
     progress: Progress | None = None,
     include_roster: bool = True,
+    request_id: int | None = None,
 ) -> SyncOutcome:
     """Sync one course: details, roster, grades, then logs page by page.
 
     `client` may be given (tests, a shared pool); otherwise it is built from the site's
-    encrypted token.
+    encrypted token. `request_id` links the run to a dashboard "Sync now" request.
     """
     box = SecretBox.from_settings(settings)
     with session_scope(factory) as session:
@@ -111,6 +112,8 @@ def run_course_sync(
         sync.mark_stale_runs_failed(session, course.id, utcnow() - timedelta(hours=6))
         run = sync.start_run(session, course, trigger=trigger, source=source_name)
         run_id = run.id
+        if request_id is not None:  # "Sync now": the dashboard follows this run's pages
+            sync_requests.attach_run(session, request_id, run_id)
 
     error: Exception | None = None
     try:

@@ -152,6 +152,34 @@ def student_what_if(course_id: int, person_id: int) -> Any:
     return jsonify(result)
 
 
+@bp.post("/courses/<int:course_id>/sync")
+@require_teacher
+def sync_now(course_id: int) -> Any:
+    """Ask the scheduler for a sync of the course now; 202 with the request to follow."""
+    from lti_app.services import sync_requests
+
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    ctx = current()
+    assert ctx is not None
+    _, created = sync_requests.request_sync(_db(), course, ctx.person_id)
+    body = sync_requests.progress(_db(), course_id)
+    body["created"] = created
+    return jsonify(body), 202
+
+
+@bp.get("/courses/<int:course_id>/sync")
+@require_teacher
+def sync_status(course_id: int) -> Any:
+    """The latest "Sync now" and its progress (pages done of pages expected)."""
+    from lti_app.services import sync_requests
+
+    if _course(course_id) is None:
+        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    return jsonify(sync_requests.progress(_db(), course_id))
+
+
 @bp.get("/openapi.json")
 def openapi() -> Any:
     """The API's OpenAPI 3.1 description (no data in it, so no launch needed)."""
@@ -240,6 +268,26 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [_COURSE],
                 "responses": {"200": {"description": "Summary", "content": _JSON}, **_ERRORS},
             }
+        },
+        "/api/v1/courses/{course_id}/sync": {
+            "get": {
+                "summary": 'Progress of the latest "Sync now" (teachers)',
+                "parameters": [_COURSE],
+                "responses": {"200": {"description": "Progress", "content": _JSON}, **_ERRORS},
+            },
+            "post": {
+                "summary": "Ask for a sync now; the scheduler runs it (teachers)",
+                "parameters": [
+                    _COURSE,
+                    {
+                        "name": "X-CSRF-Token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "responses": {"202": {"description": "Queued", "content": _JSON}, **_ERRORS},
+            },
         },
         "/api/v1/courses/{course_id}/students": {
             "get": {

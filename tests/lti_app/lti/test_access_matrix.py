@@ -143,6 +143,7 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
     ("/api/v1/courses/{c2}", "teacher", "c2", None),
     ("/api/v1/courses/{c99}", "teacher", "c99", None),
     ("/api/v1/courses/{c2}/students", "teacher", "c2", None),
+    ("/api/v1/courses/{c2}/sync", "teacher", "c2", None),
     ("/api/v1/courses/{c2}/students/{p_learner1_c2}", "person", "c2", "learner1_c2"),
     ("/api/v1/courses/{c2}/students/{p_learner2_c2}", "person", "c2", "learner2_c2"),
     ("/api/v1/courses/{c99}/students/{p_learner_c99}", "person", "c99", "learner_c99"),

@@ -4,8 +4,10 @@ Each measurement runs in a fresh Python process (``python -m bench.features WORK
 that sizes and implementations do not pollute each other's memory. The worker loads the inputs
 (pickled by the parent), then resets the kernel's peak-RSS mark (``/proc/self/clear_refs``), so
 ``peak_rss`` is the high-water mark *during the feature pass*: the loaded events plus whatever
-the pass allocates (``rss_before`` is what the inputs alone take). The process's lifetime peak
-(``getrusage(RUSAGE_CHILDREN)``, loading included) is reported too.
+the pass allocates (``rss_before`` is what the inputs alone take, ``load_peak_rss`` the peak
+while loading them).
+``getrusage(RUSAGE_CHILDREN)`` is no use here: Linux folds the forking parent's RSS (which holds
+the dataset) into the child's maximum at ``exec``, so it reports the parent, not the worker.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import gc
 import json
 import pickle
-import resource
 import statistics
 import subprocess
 import sys
@@ -53,6 +54,7 @@ def worker(mode: str, inp: Path, out: Path, repeat: int) -> dict[str, Any]:
         data = pickle.load(fh)  # noqa: S301 - a file the parent benchmark just wrote
     events: pd.DataFrame = data["events"]
     gc.collect()
+    load_peak = _proc_status_kb("VmHWM")
     reset = _reset_peak()
     rss_before = _proc_status_kb("VmRSS")
     times: list[float] = []
@@ -78,13 +80,13 @@ def worker(mode: str, inp: Path, out: Path, repeat: int) -> dict[str, Any]:
     return {
         "seconds": statistics.median(times),
         "seconds_all": times,
+        "load_peak_rss_mb": load_peak / 1024 if load_peak else None,
         "rss_before_mb": rss_before / 1024 if rss_before else None,
         "peak_rss_mb": peak / 1024 if peak else None,
     }
 
 
 def run_worker(mode: str, inp: Path, out: Path, repeat: int) -> dict[str, Any]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     proc = subprocess.run(  # noqa: S603 - our own module, fixed arguments
         [sys.executable, "-m", "bench.features", mode, str(inp), str(out), str(repeat)],
         capture_output=True,
@@ -95,9 +97,6 @@ def run_worker(mode: str, inp: Path, out: Path, repeat: int) -> dict[str, Any]:
     if proc.returncode != 0:
         raise RuntimeError(f"feature worker ({mode}) failed:\n{proc.stderr[-4000:]}")
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # RUSAGE_CHILDREN is the largest child so far: it only tells about this one when it grew.
-    report["process_peak_rss_mb"] = after / 1024 if after > before else None
     return report
 
 

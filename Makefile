@@ -17,7 +17,7 @@ PIP_QUIET ?= -qq
 .PHONY: help venv demo serve test lint typecheck imports pytest lock vendor clean bench
 
 help:
-	@echo "make demo   - install, migrate the embedded SQLite and serve on 127.0.0.1"
+	@echo "make demo   - install, simulate a Moodle, sync, train, predict and serve on 127.0.0.1"
 	@echo "make test   - lint, type-check, import contracts and the test suite"
 	@echo "make lint   - ruff (lint and format check)"
 	@echo "make lock   - recompile requirements/*.txt from requirements/*.in"
@@ -32,10 +32,12 @@ $(STAMP): requirements/base.txt requirements/dev.txt pyproject.toml
 	$(PIP) install $(PIP_QUIET) --no-deps --no-build-isolation -e .
 	@touch $@
 
+# The whole pipeline on this machine: a simulated Moodle synced over web services, models
+# trained and predictions made, the tool and a development LTI platform served (see README).
 demo: $(STAMP)
-	@test -f $(DEMO_CONFIG) || $(BIN)/arche-predict config init $(DEMO_CONFIG)
+	@test -f $(DEMO_CONFIG) || $(BIN)/arche-predict config init --demo $(DEMO_CONFIG)
 	$(BIN)/arche-predict --config $(DEMO_CONFIG) db upgrade
-	$(BIN)/arche-predict --config $(DEMO_CONFIG) serve
+	$(BIN)/arche-predict --config $(DEMO_CONFIG) demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ line starting with ``error:`` and exit non-zero; they never print a traceback.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
 from collections.abc import Callable
@@ -153,13 +154,21 @@ def config_generate_key() -> None:
 @config_group.command("init")
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
-def config_init(path: Path, force: bool) -> None:
+@click.option("--demo", is_flag=True, help="A demo config: simulated Moodle and LTI platform.")
+def config_init(path: Path, force: bool, demo: bool) -> None:
     """Write a config file from the documented example, with fresh secrets filled in."""
     if path.exists() and not force:
         raise click.ClickException(f"{path} exists; pass --force to overwrite it")
     text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
     text = text.replace('secret_key = ""', f'secret_key = "{secrets.token_urlsafe(48)}"', 1)
     text = text.replace('encryption_key = ""', f'encryption_key = "{generate_key()}"', 1)
+    if demo:
+        text = text.replace("\nenabled = false\n", "\nenabled = true\n", 1)
+        text = text.replace('public_url = ""', 'public_url = "http://127.0.0.1:8000"', 1)
+        text = text.replace('log_format = "json"', 'log_format = "console"', 1)
+        # Quicker model reports, so the demo is ready within a few minutes on a laptop.
+        text = text.replace("bootstrap_samples = 1000", "bootstrap_samples = 300", 1)
+        text = text.replace("permutation_repeats = 30", "permutation_repeats = 10", 1)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     path.chmod(0o600)
@@ -766,6 +775,51 @@ def export_onnx_command(ctx: CliContext, ref: str, out: Path) -> None:
             raise click.ClickException(str(exc)) from None
     for kind, path in export_onnx(bundle, out).items():
         click.echo(f"{kind}: {path}")
+
+
+# ----------------------------------------------------------------------------- demo
+
+
+@main.command()
+@click.option("--no-serve", is_flag=True, help="Prepare everything, print the URLs, then exit.")
+@pass_ctx
+@friendly_errors
+def demo(ctx: CliContext, no_serve: bool) -> None:
+    """Run the whole pipeline on a simulated Moodle and serve it with a development platform.
+
+    Only with a demo configuration (`demo.enabled = true`, see `config init --demo`).
+    """
+    import subprocess
+
+    from lti_app.demo import prepare
+
+    settings = ctx.settings
+    settings.require_secrets()
+    configure_logging("WARNING", "console")
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo servers' request lines
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    click.echo("simulating a Moodle course, syncing it over web services, training…")
+    setup = prepare(settings, make_session_factory(engine))
+    click.echo(f"simulated Moodle web service: {setup.moodle_url}")
+    click.echo(f"predictions: {setup.scoring.status} ({setup.scoring.message})")
+    click.echo(
+        f'\n  Open {setup.platform_url}/  and press "Launch as teacher" or "Launch as learner".\n'
+    )
+    if no_serve:
+        return
+    scheduler = subprocess.Popen(  # noqa: S603 - our own CLI, same interpreter
+        [sys.executable, "-m", "lti_app.cli", "--config", settings.source, "scheduler"]
+    )
+    try:
+        from lti_app.wsgi import GunicornApp
+
+        bind = f"{settings.app.host}:{settings.app.port}"
+        GunicornApp(settings, bind=bind, workers=settings.app.workers).run()
+    finally:
+        scheduler.terminate()
+        setup.platform.stop()
+        setup.moodle.stop()
 
 
 # ----------------------------------------------------------------------------- serve

@@ -98,6 +98,16 @@ class LtiSettings(_Section):
     http_timeout: float = Field(default=10.0, gt=0, le=120)
 
 
+class DemoSettings(_Section):
+    enabled: bool = False
+    moodle_port: int = Field(default=8081, ge=0, le=65535)
+    platform_port: int = Field(default=8001, ge=0, le=65535)
+    past_offerings: int = Field(default=4, ge=2, le=20)
+    students: int = Field(default=60, ge=10, le=5000)
+    progress: float = Field(default=0.5, gt=0.0, le=1.0)
+    seed: int = 7
+
+
 class Settings(_Section):
     """The whole configuration. Frozen: nothing may change it after start-up."""
 
@@ -107,6 +117,7 @@ class Settings(_Section):
     moodle: MoodleSettings = MoodleSettings()
     scheduler: SchedulerSettings = SchedulerSettings()
     ml: MLSettings = MLSettings()
+    demo: DemoSettings = DemoSettings()
     lti: LtiSettings = LtiSettings()
     source: str = Field(default="defaults", exclude=True)
 

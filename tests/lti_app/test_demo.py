@@ -1,0 +1,95 @@
+"""`arche-predict demo`: the simulated Moodle is synced through the real web-service path, the
+course is scored, and the development platform performs a real LTI 1.3 launch into the tool."""
+
+from __future__ import annotations
+
+import html
+import re
+import urllib.request
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from lti_app import migrate
+from lti_app.app import create_app
+from lti_app.cli import main
+from lti_app.config import ConfigError, load_settings
+from lti_app.db import make_engine, make_session_factory
+from lti_app.demo import prepare
+from lti_app.models import LogEvent, SyncRun
+
+
+def test_demo_needs_a_demo_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "plain.toml"
+    assert CliRunner().invoke(main, ["config", "init", str(cfg)]).exit_code == 0
+    settings = load_settings(cfg, environ={})
+    with pytest.raises(ConfigError, match=r"demo\.enabled is false"):
+        prepare(settings, make_session_factory(make_engine("sqlite://")))
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    cfg = tmp_path / "demo.toml"
+    result = CliRunner().invoke(main, ["config", "init", "--demo", str(cfg)])
+    assert result.exit_code == 0, result.output
+    text = cfg.read_text()
+    text = text.replace('instance_path = "instance"', f'instance_path = "{tmp_path / "inst"}"')
+    text = text.replace('public_url = "http://127.0.0.1:8000"', 'public_url = "http://localhost"')
+    text = text.replace("moodle_port = 8081", "moodle_port = 0")
+    text = text.replace("platform_port = 8001", "platform_port = 0")
+    text = text.replace("students = 60", "students = 24").replace(
+        "past_offerings = 4", "past_offerings = 2"
+    )
+    text = text.replace("regressors = []", 'regressors = ["ridge"]')
+    text = text.replace("classifiers = []", 'classifiers = ["logistic"]')
+    text = text.replace("bootstrap_samples = 300", "bootstrap_samples = 100")
+    text = text.replace("permutation_repeats = 10", "permutation_repeats = 3")
+    cfg.write_text(text)
+    settings = load_settings(cfg, environ={})
+    assert settings.demo.enabled
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    factory = make_session_factory(engine)
+    setup = prepare(settings, factory)
+    try:
+        assert setup.scoring.status == "scored", setup.scoring.message
+        with factory() as session:
+            runs = session.scalars(select(SyncRun)).all()
+            assert len(runs) == 3
+            assert {r.status for r in runs} == {"succeeded"}
+            assert {r.source for r in runs} == {"ws"}  # the real web-service path
+            assert (session.scalar(select(func.count()).select_from(LogEvent)) or 0) > 1000
+
+        # The platform page offers both launches, into a frame.
+        with urllib.request.urlopen(setup.platform_url + "/", timeout=10) as page:
+            body = page.read().decode()
+        assert 'href="/launch?as=teacher" target="tool"' in body
+        assert '<iframe name="tool"' in body
+
+        app = create_app(settings)
+        app.testing = True
+        client = app.test_client()
+        login = urlsplit(setup.platform.login_url("teacher"))
+        resp = client.get(f"{login.path}?{login.query}")
+        assert resp.status_code == 302
+        auth_url = resp.headers["Location"]
+        assert auth_url.startswith(setup.platform.auth_login_url)
+        with urllib.request.urlopen(auth_url, timeout=10) as answer:
+            form = answer.read().decode()
+        id_token = html.unescape(re.search(r'name="id_token" value="([^"]+)"', form).group(1))  # type: ignore[union-attr]
+        state = html.unescape(re.search(r'name="state" value="([^"]+)"', form).group(1))  # type: ignore[union-attr]
+        launched = client.post("/lti/launch", data={"id_token": id_token, "state": state})
+        assert launched.status_code in (302, 303), launched.get_data(as_text=True)[:500]
+        token = parse_qs(urlsplit(launched.headers["Location"]).query)["lt"][0]
+        summary = client.get(
+            f"/api/v1/courses/{setup.current_course_id}",
+            headers={"X-Launch-Token": token, "Accept": "application/json"},
+        )
+        assert summary.status_code == 200, summary.get_data(as_text=True)
+        assert summary.get_json()["state"] == "predictions"
+        assert summary.get_json()["students"] >= 20
+    finally:
+        setup.platform.stop()
+        setup.moodle.stop()

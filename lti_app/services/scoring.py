@@ -39,11 +39,10 @@ from lti_app.models import Course, ModelVersion, Prediction
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
 from lti_app.services.courses import past_offerings
 from ml.dataset import Offering, TrainingSet, build_training_set
-from ml.evaluation import evaluation_report
 from ml.explain import grade_factors, pass_factors
 from ml.features import compute_features
-from ml.models import fit_classifier, fit_regressor
-from ml.registry import ModelBundle, load_bundle, save_bundle
+from ml.registry import ModelBundle, load_bundle
+from ml.training import train_model_version
 
 Status = Literal["scored", "gated", "no_history", "no_students"]
 
@@ -151,7 +150,8 @@ def train_model(
     settings: MLSettings,
     model_root: Path,
     checkpoint: float,
-    offerings: list[str],
+    offerings: list[Offering],
+    offering_names: list[str],
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle, bool]:
     """Train and register a version, or reuse the active one trained on the same data."""
     data_hash = training.data_hash()
@@ -159,50 +159,32 @@ def train_model(
     if reg_row is not None and clf_row is not None and reg_row.data_hash == data_hash:
         return reg_row, clf_row, load_model(model_root, reg_row), True
 
-    n_groups = training.groups.nunique()
-    regressor = fit_regressor(
-        training.X,
-        training.grade,
-        training.groups,
-        candidates=list(settings.regressors) or None,
-        n_splits=min(5, n_groups),
-        scale=training.scale,
-        random_state=settings.random_seed,
-    )
-    classifier = fit_classifier(
-        training.X,
-        training.passed,
-        training.groups,
-        candidates=list(settings.classifiers) or None,
-        n_splits=min(5, n_groups),
-        threshold_metric=settings.threshold_metric,
-        random_state=settings.random_seed,
-    )
-    report = evaluation_report(
-        training,
-        regressor,
-        classifier,
-        n_boot=settings.bootstrap_samples,
-        n_repeats=settings.permutation_repeats,
-        random_state=settings.random_seed,
-    )
     version = f"{course.id}-{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     directory = model_root / version
-    window = {"offerings": offerings, "checkpoint": checkpoint}
     try:
-        bundle = save_bundle(
-            regressor,
-            classifier,
+        # The pure pipeline: training set at the checkpoint, model selection, evaluation with
+        # the early-warning curve and the gate, then the pickle-free registry.
+        bundle = train_model_version(
+            offerings,
+            checkpoint,
             directory,
-            data=training,
-            report=_jsonable(report),
-            training_window=window,
+            scale=training.scale,
+            pass_mark=training.pass_mark,
+            regressors=list(settings.regressors) or None,
+            classifiers=list(settings.classifiers) or None,
+            threshold_metric=settings.threshold_metric,
+            n_boot=settings.bootstrap_samples,
+            n_repeats=settings.permutation_repeats,
+            random_state=settings.random_seed,
             version=version,
         )
         digest = artifact_digest(directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    regressor, classifier = bundle.regressor, bundle.classifier
+    report: dict[str, Any] = bundle.metadata.get("metrics", {})
+    window = bundle.metadata.get("training_window", {})
     gate = report.get("gate", {})
     session.execute(
         update(ModelVersion)
@@ -228,6 +210,7 @@ def train_model(
             metadata_json=_jsonable(
                 {
                     "training_window": window,
+                    "offerings": offering_names,
                     "libraries": bundle.metadata.get("libraries", {}),
                     "gate": gate,
                     "report": {
@@ -314,7 +297,8 @@ def score_course(
         settings=settings,
         model_root=model_root,
         checkpoint=progress,
-        offerings=names,
+        offerings=history,
+        offering_names=names,
     )
     stored = _store_predictions(
         session, course, roster, features, now, reg_row, clf_row, bundle, training.X, settings

@@ -640,16 +640,22 @@ def _score(ctx: CliContext, course_id: int, label: str) -> Any:
     factory = make_session_factory(make_engine(settings.database_url))
     try:
         with (
-            click.progressbar(length=1, label=label, file=sys.stderr) as bar,
+            click.progressbar(length=100, label=label, file=sys.stderr) as bar,
             session_scope(factory) as session,
         ):
+
+            def step(name: str, fraction: float) -> None:
+                bar.label = f"{label}: {name}"
+                bar.update(max(0, round(fraction * 100) - bar.pos))
+
             outcome = score_course(
                 session,
                 _course_or_fail(session, course_id),
                 settings=settings.ml,
                 model_root=_model_root(settings),
+                on_progress=step,
             )
-            bar.update(1)
+            bar.update(100 - bar.pos)
     except CourseDataError as exc:
         raise click.ClickException(str(exc)) from None
     return outcome

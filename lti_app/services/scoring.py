@@ -42,7 +42,7 @@ from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
 from ml.features import compute_features
 from ml.registry import ModelBundle, load_bundle
-from ml.training import train_model_version
+from ml.training import Progress, train_model_version
 
 Status = Literal["scored", "gated", "no_history", "no_students"]
 
@@ -152,6 +152,7 @@ def train_model(
     checkpoint: float,
     offerings: list[Offering],
     offering_names: list[str],
+    on_progress: Progress | None = None,
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle, bool]:
     """Train and register a version, or reuse the active one trained on the same data."""
     data_hash = training.data_hash()
@@ -177,6 +178,7 @@ def train_model(
             n_repeats=settings.permutation_repeats,
             random_state=settings.random_seed,
             version=version,
+            on_progress=on_progress or _quiet,
         )
         digest = artifact_digest(directory)
     except BaseException:
@@ -230,6 +232,10 @@ def train_model(
     return rows[0], rows[1], bundle, False
 
 
+def _quiet(step: str, fraction: float) -> None:
+    """No progress report (the scheduler and the web need none)."""
+
+
 def _gate_reason(task: str, report: Mapping[str, Any]) -> str:
     what = "grade" if task == "regression" else "pass/fail"
     baseline = "the mean grade" if task == "regression" else "the majority class"
@@ -249,6 +255,7 @@ def score_course(
     settings: MLSettings,
     model_root: Path,
     now: datetime | None = None,
+    on_progress: Progress | None = None,
 ) -> ScoringOutcome:
     """Features, model and predictions for one course as of `now` (see the module docstring)."""
     now = now or utcnow()
@@ -299,6 +306,7 @@ def score_course(
         checkpoint=progress,
         offerings=history,
         offering_names=names,
+        on_progress=on_progress,
     )
     stored = _store_predictions(
         session, course, roster, features, now, reg_row, clf_row, bundle, training.X, settings

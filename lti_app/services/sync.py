@@ -31,27 +31,10 @@ from lti_app.models import (
 )
 from moodle_client import types as mc
 from moodle_client.errors import MalformedResponseError
-from moodle_client.logs import LogRow, LogSource
+from moodle_client.logs import LOG_COLUMNS, LogRow, LogSource
 
 # Columns copied from a log row to a LogEvent (Moodle's `id` becomes `moodle_log_id`).
-_LOG_FIELDS = (
-    "eventname",
-    "component",
-    "action",
-    "target",
-    "objecttable",
-    "objectid",
-    "crud",
-    "edulevel",
-    "contextid",
-    "contextlevel",
-    "contextinstanceid",
-    "userid",
-    "relateduserid",
-    "courseid",
-    "timecreated",
-    "origin",
-)
+_LOG_FIELDS = tuple(c for c in LOG_COLUMNS if c != "id")
 # Columns written by store_log_rows, in the order of its value tuples.
 _LOG_COLUMNS = ("site_id", "source", "moodle_log_id", "content_hash", *_LOG_FIELDS)
 _row_values = operator.attrgetter("id", "content_hash", *_LOG_FIELDS)

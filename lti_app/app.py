@@ -56,7 +56,7 @@ def create_app(settings: Settings) -> Flask:
     _install_request_hooks(app)
     _install_error_handlers(app)
 
-    from lti_app.web import auth
+    from lti_app.web import auth, i18n
     from lti_app.web.api import bp as api_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
     auth.install(app)
+    i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))
     return app
 

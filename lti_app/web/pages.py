@@ -1,20 +1,37 @@
-"""Landing pages after a launch (placeholders for the real dashboards) and their JSON twins.
+"""The pages inside Moodle's iframe: the teacher's course dashboard (with its CSV export and the
+learner-view switch), the student page (a teacher's view of one learner, or a learner's own
+estimate), the admin page, and the small JSON twins the first scripts used.
 
 Each view states its access rule with a decorator from `lti_app.web.auth`; the per-learner
-views also check that the learner belongs to the launch's course.
+views also check that the learner belongs to the launch's course. The data and its wording
+come from `lti_app.web.views` over the services, so a view here only decides who sees what.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from sqlalchemy import desc, select
 
 from lti_app.config import Settings
 from lti_app.crypto import SecretBox
-from lti_app.models import AuditEvent, Course, Enrolment, LtiPlatform, Person, ToolKey
+from lti_app.db import utcnow
+from lti_app.models import (
+    AuditEvent,
+    Course,
+    Enrolment,
+    JobLock,
+    LtiPlatform,
+    ModelVersion,
+    MoodleSite,
+    Person,
+    SyncRun,
+    ToolKey,
+)
 from lti_app.services import audit
+from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
 from lti_app.services.nrps import (
     RosterError,
@@ -33,6 +50,8 @@ from lti_app.web.auth import (
     require_session,
     require_teacher,
 )
+from lti_app.web.views import course_view, student_view
+from lti_app.web.views import students_csv as to_csv
 
 bp = Blueprint("pages", __name__)
 
@@ -84,7 +103,47 @@ def course_dashboard(course_id: int) -> Any:
     if course is None:
         return error_response(404, "Not found", "This course is unknown.")
     ctx = current()
-    return render_template("teacher.html", course=course, ctx=ctx)
+    view = course_view(_db(), course, default_pass_mark=_settings().ml.pass_mark)
+    return render_template("teacher.html", course=course, ctx=ctx, view=view)
+
+
+@bp.get("/course/<int:course_id>/students.csv")
+@require_teacher
+def students_csv(course_id: int) -> Any:
+    """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.")
+    body = to_csv(students_table(_db(), course))
+    name = f"arche-predict-{course.shortname or course.id}.csv".replace(" ", "_")
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@bp.post("/course/<int:course_id>/learner-view")
+@require_teacher
+def learner_view_toggle(course_id: int) -> Any:
+    """A teacher turns the learners' own view (page and API) on or off for the course."""
+    course = _course(course_id)
+    if course is None:
+        return error_response(404, "Not found", "This course is unknown.")
+    ctx = current()
+    assert ctx is not None
+    course.learner_view_enabled = request.form.get("enabled") == "1"
+    audit.record(
+        _db(),
+        "course.learner_view",
+        "accepted",
+        None,
+        platform_id=ctx.platform_id,
+        person_id=ctx.person_id,
+        course_id=course_id,
+        details={"enabled": course.learner_view_enabled},
+    )
+    return redirect(lti_url_for("pages.course_dashboard", course_id=course_id), code=303)
 
 
 @bp.get("/course/<int:course_id>/roster")
@@ -173,23 +232,102 @@ def learner_page(course_id: int, person_id: int) -> Any:
     course = _course(course_id)
     if person is None or course is None:
         return error_response(404, "Not found", "This person is unknown.")
-    return render_template("learner.html", course=course, person=person, ctx=ctx)
+    if not ctx.is_teacher and not course.learner_view_enabled:
+        return render_template("learner.html", course=course, person=person, ctx=ctx, view=None)
+    try:
+        detail = student_detail(_db(), course, person_id)
+    except InsightError:
+        # Enrolled but not a student (a mentor, a teacher): nothing to estimate.
+        detail = {
+            "person_id": person.id,
+            "fullname": person.fullname,
+            "latest": None,
+            "features": {},
+            "actionable": [],
+            "history": [],
+        }
+    ext = current_app.extensions["arche_predict"]
+    cache: ModelCache = ext.setdefault("model_cache", ModelCache())
+    view = student_view(
+        _db(),
+        course,
+        detail,
+        for_teacher=ctx.is_teacher,
+        model_root=Path(_settings().instance_dir).resolve() / "models",
+        cache=cache,
+    )
+    template = "student.html" if ctx.is_teacher else "learner.html"
+    return render_template(template, course=course, person=person, ctx=ctx, view=view)
 
 
 @bp.get("/admin")
 @require_admin
 def admin() -> Any:
-    platforms = list(_db().scalars(select(LtiPlatform).order_by(LtiPlatform.id)))
-    keys = list(_db().scalars(select(ToolKey).order_by(desc(ToolKey.id))))
-    rejected = list(
-        _db().scalars(
-            select(AuditEvent)
-            .where(AuditEvent.outcome == "rejected")
-            .order_by(desc(AuditEvent.id))
-            .limit(50)
-        )
-    )
-    return render_template("admin.html", platforms=platforms, keys=keys, rejected=rejected)
+    return render_template("admin.html", **_admin_data(), check=None)
+
+
+@bp.post("/admin/sites/<int:site_id>/check")
+@require_admin
+def admin_site_check(site_id: int) -> Any:
+    """Run the Moodle connection check (what `arche-predict moodle check` prints) from the page:
+    it calls Moodle, so it is a button, never done on every page view."""
+    from lti_app.tasks import SyncConfigError, moodle_client_for
+    from moodle_client.check import run_check
+    from moodle_client.errors import MoodleError
+
+    site = _db().get(MoodleSite, site_id)
+    if site is None:
+        return error_response(404, "Not found", "This Moodle site is unknown.")
+    box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
+    raw_course = request.form.get("moodle_course_id", "").strip()
+    course_id = int(raw_course) if raw_course.isdigit() else None
+    result: dict[str, Any] = {"site": site, "ok": False, "lines": []}
+    try:
+        client = moodle_client_for(_settings(), box, site)
+        report = run_check(client, course_id, log_source=site.log_source)
+        result.update(ok=report.ok, lines=report.lines())
+    except (SyncConfigError, MoodleError) as exc:
+        result["lines"] = [str(exc)]
+    return render_template("admin.html", **_admin_data(), check=result)
+
+
+def _admin_data() -> dict[str, Any]:
+    from lti_app.scheduler import default_jobs
+    from lti_app.web.lti import tool_config_values
+
+    db = _db()
+    locks = {row.name: row for row in db.scalars(select(JobLock))}
+    jobs = [{"job": job, "lock": locks.get(job.name)} for job in default_jobs()]
+    courses = {c.id: c for c in db.scalars(select(Course))}
+    return {
+        "values": tool_config_values(),
+        "platforms": list(db.scalars(select(LtiPlatform).order_by(LtiPlatform.id))),
+        "keys": list(db.scalars(select(ToolKey).order_by(desc(ToolKey.id)))),
+        "sites": list(db.scalars(select(MoodleSite).order_by(MoodleSite.id))),
+        "runs": list(
+            db.scalars(
+                select(SyncRun).order_by(desc(SyncRun.started_at), desc(SyncRun.id)).limit(50)
+            )
+        ),
+        "jobs": jobs,
+        "now": utcnow(),
+        "versions": list(
+            db.scalars(
+                select(ModelVersion)
+                .order_by(desc(ModelVersion.trained_at), desc(ModelVersion.id))
+                .limit(50)
+            )
+        ),
+        "courses": courses,
+        "rejected": list(
+            db.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.outcome == "rejected")
+                .order_by(desc(AuditEvent.id))
+                .limit(50)
+            )
+        ),
+    }
 
 
 # --------------------------------------------------------------------------- JSON API

@@ -128,6 +128,8 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
     ("/course/{c2}", "teacher", "c2", None),
     ("/course/{c99}", "teacher", "c99", None),
     ("/course/{c2}/roster", "teacher", "c2", None),
+    ("/course/{c2}/students.csv", "teacher", "c2", None),
+    ("/course/{c99}/students.csv", "teacher", "c99", None),
     ("/api/course/{c2}/roster", "teacher", "c2", None),
     ("/api/course/{c99}/roster", "teacher", "c99", None),
     ("/course/{c2}/me", "member", "c2", None),
@@ -209,9 +211,10 @@ def test_access(world: World, actor_name: str, route_index: int) -> None:
                 assert name not in text, (actor_name, path, other)
 
 
-def test_post_routes_need_a_teacher_and_a_csrf_token(world: World) -> None:
+@pytest.mark.parametrize("route", ["roster/refresh", "learner-view"])
+def test_post_routes_need_a_teacher_and_a_csrf_token(world: World, route: str) -> None:
     env = world.env
-    path = f"/course/{world.ids['c2']}/roster/refresh"
+    path = f"/course/{world.ids['c2']}/{route}"
     learner = world.actors["learner1_c2"]
     teacher = world.actors["teacher_c2"]
     other_teacher = world.actors["teacher_c99"]

@@ -1,0 +1,338 @@
+"""Vega-Lite chart specifications for the dashboards, built with Altair on the server.
+
+The browser only renders them (vendored vega-embed, with the expression interpreter so the CSP
+needs no `unsafe-eval`). Building specs here keeps the data and its encoding in one typed
+place, testable without a browser, and the page's data tables are drawn from the same records.
+Axis titles come in as arguments: the web layer translates them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import altair as alt
+import pandas as pd
+
+#: Colours with AA contrast on white (Moodle's Boost palette shades).
+BLUE = "#0f6cbf"
+RED = "#ca3120"
+GREY = "#6a737b"
+GREEN = "#357a32"
+WIDTH = "container"
+
+
+def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
+    spec: dict[str, Any] = chart.to_dict()
+    spec.pop("$schema", None)
+    spec["autosize"] = {"type": "fit-x", "contains": "padding"}
+    return spec
+
+
+def predicted_grades(
+    rows: Sequence[Mapping[str, Any]],
+    pass_mark: float | None,
+    *,
+    student: str = "Student",
+    grade: str = "Predicted grade",
+    interval: str = "Interval",
+) -> dict[str, Any]:
+    """One dot per student with its grade interval as a bar, and the pass mark as a rule."""
+    frame = pd.DataFrame(
+        [
+            {
+                "name": r["fullname"],
+                "grade": r["predicted_grade"],
+                "low": r["grade_interval"][0],
+                "high": r["grade_interval"][1],
+                "below": pass_mark is not None and r["predicted_grade"] < pass_mark,
+            }
+            for r in rows
+            if r.get("predicted_grade") is not None
+        ],
+        columns=["name", "grade", "low", "high", "below"],
+    )
+    order = alt.EncodingSortField(field="grade", order="ascending")
+    y = alt.Y("name:N", sort=order, title=student, axis=alt.Axis(labelLimit=160))
+    base = alt.Chart(frame)
+    bars = base.mark_rule(color=GREY, strokeWidth=2).encode(
+        y=y, x=alt.X("low:Q", title=grade), x2="high:Q"
+    )
+    dots = base.mark_point(filled=True, size=60).encode(
+        y=y,
+        x="grade:Q",
+        color=alt.Color(
+            "below:N",
+            scale=alt.Scale(domain=[False, True], range=[BLUE, RED]),
+            legend=None,
+        ),
+        tooltip=[
+            alt.Tooltip("name:N", title=student),
+            alt.Tooltip("grade:Q", title=grade, format=".1f"),
+            alt.Tooltip("low:Q", title=interval, format=".1f"),
+            alt.Tooltip("high:Q", title=interval, format=".1f"),
+        ],
+    )
+    layers: list[Any] = [bars, dots]
+    if pass_mark is not None:
+        rule = (
+            alt.Chart(pd.DataFrame({"pass_mark": [pass_mark]}))
+            .mark_rule(color=RED, strokeDash=[6, 3], strokeWidth=2)
+            .encode(x="pass_mark:Q")
+        )
+        layers.append(rule)
+    height = max(120, 16 * len(frame))
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=height))
+
+
+def cohort_engagement(
+    cohort: pd.DataFrame,
+    own: pd.DataFrame | None = None,
+    *,
+    week: str = "Week",
+    actions: str = "Actions",
+    median: str = "Cohort median",
+    quartiles: str = "Middle half of the cohort",
+    own_label: str = "You",
+) -> dict[str, Any]:
+    """The cohort's weekly median as a line over its interquartile band; `own` on top."""
+    band = (
+        alt.Chart(cohort)
+        .mark_area(opacity=0.25, color=BLUE)
+        .encode(
+            x=alt.X("week:O", title=week),
+            y=alt.Y("q1:Q", title=actions),
+            y2="q3:Q",
+            tooltip=[
+                alt.Tooltip("week:O", title=week),
+                alt.Tooltip("q1:Q", title=quartiles + " (Q1)"),
+                alt.Tooltip("q3:Q", title=quartiles + " (Q3)"),
+            ],
+        )
+    )
+    line = (
+        alt.Chart(cohort.assign(series=median))
+        .mark_line(point=True, color=BLUE)
+        .encode(
+            x="week:O",
+            y="median:Q",
+            tooltip=[
+                alt.Tooltip("week:O", title=week),
+                alt.Tooltip("median:Q", title=median),
+            ],
+        )
+    )
+    layers: list[Any] = [band, line]
+    if own is not None:
+        layers.append(
+            alt.Chart(own)
+            .mark_line(point=True, color=RED, strokeDash=[4, 2])
+            .encode(
+                x="week:O",
+                y="n:Q",
+                tooltip=[alt.Tooltip("week:O", title=week), alt.Tooltip("n:Q", title=own_label)],
+            )
+        )
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=220))
+
+
+def feature_importance(
+    records: Sequence[Mapping[str, Any]],
+    labels: Mapping[str, str],
+    *,
+    feature: str = "Feature",
+    importance: str = "Importance (loss of accuracy when shuffled)",
+    top: int = 12,
+) -> dict[str, Any]:
+    """Permutation importance with its 95% interval, the most important first."""
+    frame = pd.DataFrame(
+        [
+            {
+                "feature": labels.get(str(r["feature"]), str(r["feature"])),
+                "importance": float(r["importance"]),
+                "ci_low": float(r.get("ci_low", r["importance"])),
+                "ci_high": float(r.get("ci_high", r["importance"])),
+            }
+            for r in list(records)[:top]
+        ],
+        columns=["feature", "importance", "ci_low", "ci_high"],
+    )
+    y = alt.Y("feature:N", sort="-x", title=feature, axis=alt.Axis(labelLimit=220))
+    bars = (
+        alt.Chart(frame)
+        .mark_bar(color=BLUE)
+        .encode(
+            y=y,
+            x=alt.X("importance:Q", title=importance),
+            tooltip=[
+                alt.Tooltip("feature:N", title=feature),
+                alt.Tooltip("importance:Q", format=".3f"),
+                alt.Tooltip("ci_low:Q", format=".3f"),
+                alt.Tooltip("ci_high:Q", format=".3f"),
+            ],
+        )
+    )
+    errors = alt.Chart(frame).mark_rule(color="#1d2125").encode(y=y, x="ci_low:Q", x2="ci_high:Q")
+    return _spec(alt.layer(bars, errors).properties(width=WIDTH, height=max(120, 22 * len(frame))))
+
+
+def calibration(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    predicted: str = "Predicted chance of passing",
+    observed: str = "Observed pass rate",
+) -> dict[str, Any]:
+    """Reliability diagram: observed pass rate per bin of predicted probability."""
+    frame = pd.DataFrame(
+        [
+            {
+                "predicted": float(r["mean_predicted"]),
+                "observed": float(r["fraction_positive"]),
+                "count": int(r["count"]),
+            }
+            for r in records
+        ],
+        columns=["predicted", "observed", "count"],
+    )
+    diagonal = (
+        alt.Chart(pd.DataFrame({"x": [0.0, 1.0], "y": [0.0, 1.0]}))
+        .mark_line(color=GREY, strokeDash=[4, 4])
+        .encode(x=alt.X("x:Q", title=predicted), y=alt.Y("y:Q", title=observed))
+    )
+    points = (
+        alt.Chart(frame)
+        .mark_line(point=True, color=BLUE)
+        .encode(
+            x=alt.X("predicted:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            y=alt.Y("observed:Q", scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")),
+            tooltip=[
+                alt.Tooltip("predicted:Q", format=".0%", title=predicted),
+                alt.Tooltip("observed:Q", format=".0%", title=observed),
+                alt.Tooltip("count:Q"),
+            ],
+        )
+    )
+    return _spec(alt.layer(diagonal, points).properties(width=WIDTH, height=240))
+
+
+def early_warning(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    checkpoint: str = "Share of the term elapsed",
+    value: str = "AUC (pass/fail)",
+) -> dict[str, Any]:
+    """How well the model separates passes from fails at each point of the term."""
+    frame = pd.DataFrame(
+        [{"checkpoint": float(r["checkpoint"]), "auc": r.get("auc")} for r in records],
+        columns=["checkpoint", "auc"],
+    ).dropna()
+    chance = (
+        alt.Chart(pd.DataFrame({"y": [0.5]}))
+        .mark_rule(color=GREY, strokeDash=[4, 4])
+        .encode(y="y:Q")
+    )
+    line = (
+        alt.Chart(frame)
+        .mark_line(point=True, color=BLUE)
+        .encode(
+            x=alt.X("checkpoint:Q", title=checkpoint, axis=alt.Axis(format="%")),
+            y=alt.Y("auc:Q", title=value, scale=alt.Scale(domain=[0.4, 1])),
+            tooltip=[
+                alt.Tooltip("checkpoint:Q", format=".0%", title=checkpoint),
+                alt.Tooltip("auc:Q", format=".2f", title=value),
+            ],
+        )
+    )
+    return _spec(alt.layer(chance, line).properties(width=WIDTH, height=220))
+
+
+def weekly_by_type(
+    weekly: pd.DataFrame,
+    *,
+    week: str = "Week",
+    actions: str = "Actions",
+    kind: str = "Activity type",
+) -> dict[str, Any]:
+    """A student's weekly actions, stacked by activity category."""
+    chart = (
+        alt.Chart(weekly)
+        .mark_bar()
+        .encode(
+            x=alt.X("week:O", title=week),
+            y=alt.Y("sum(n):Q", title=actions),
+            color=alt.Color("category:N", title=kind, scale=alt.Scale(scheme="tableau10")),
+            tooltip=[
+                alt.Tooltip("week:O", title=week),
+                alt.Tooltip("category:N", title=kind),
+                alt.Tooltip("n:Q", title=actions),
+            ],
+        )
+    )
+    return _spec(chart.properties(width=WIDTH, height=220))
+
+
+def history(
+    records: Sequence[Mapping[str, Any]],
+    *,
+    date: str = "Date",
+    probability: str = "Chance of passing",
+) -> dict[str, Any]:
+    """The student's pass probability at each scoring date."""
+    frame = pd.DataFrame(
+        [
+            {"as_of": r["as_of"], "p": r["pass_probability"]}
+            for r in records
+            if r.get("pass_probability") is not None
+        ],
+        columns=["as_of", "p"],
+    )
+    chart = (
+        alt.Chart(frame)
+        .mark_line(point=True, color=BLUE)
+        .encode(
+            x=alt.X("as_of:T", title=date),
+            y=alt.Y(
+                "p:Q", title=probability, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")
+            ),
+            tooltip=[
+                alt.Tooltip("as_of:T", title=date),
+                alt.Tooltip("p:Q", format=".0%", title=probability),
+            ],
+        )
+    )
+    return _spec(chart.properties(width=WIDTH, height=180))
+
+
+def sensitivity(
+    curve: Sequence[Mapping[str, Any]],
+    current: float | None,
+    *,
+    feature: str,
+    probability: str = "Chance of passing",
+) -> dict[str, Any]:
+    """Pass probability as one feature sweeps the cohort's range; the student's value marked."""
+    frame = pd.DataFrame(
+        [{"value": r["value"], "p": r.get("p_pass")} for r in curve], columns=["value", "p"]
+    )
+    line = (
+        alt.Chart(frame)
+        .mark_line(color=BLUE)
+        .encode(
+            x=alt.X("value:Q", title=feature),
+            y=alt.Y(
+                "p:Q", title=probability, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")
+            ),
+            tooltip=[
+                alt.Tooltip("value:Q", format=".1f", title=feature),
+                alt.Tooltip("p:Q", format=".0%", title=probability),
+            ],
+        )
+    )
+    layers: list[Any] = [line]
+    if current is not None:
+        layers.append(
+            alt.Chart(pd.DataFrame({"value": [current]}))
+            .mark_rule(color=RED, strokeDash=[4, 2])
+            .encode(x="value:Q")
+        )
+    return _spec(alt.layer(*layers).properties(width=WIDTH, height=160))

@@ -1,0 +1,178 @@
+// Dashboards: render the server-built Vega-Lite specs, sort and filter the at-risk table, and
+// drive the what-if sliders. A static file (the CSP allows no inline script); the charts use
+// vega-interpreter so that no expression is compiled with eval.
+(function () {
+  "use strict";
+
+  var params = new URLSearchParams(window.location.search);
+  var launchToken = params.get("lt");
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrf = csrfMeta ? csrfMeta.getAttribute("content") : "";
+  var locale = document.documentElement.lang || "en";
+
+  // ------------------------------------------------------------------ charts
+  function renderCharts() {
+    document.querySelectorAll("[data-vega-spec]").forEach(function (el) {
+      var spec = JSON.parse(el.getAttribute("data-vega-spec"));
+      if (typeof vegaEmbed === "undefined") { return; }
+      vegaEmbed(el, spec, {
+        actions: false,
+        renderer: "svg",
+        // Their <style> elements would break the CSP (style-src 'self'): arche.css has the rules.
+        defaultStyle: false,
+        tooltip: { disableDefaultStyle: true },
+        ast: true,
+        expr: vegaInterpreter.expressionInterpreter,
+        formatLocale: locale === "fr" ? FR_NUMBERS : undefined
+      }).then(function (result) {
+        el.setAttribute("data-rendered", "1");
+        var svg = el.querySelector("svg");
+        if (svg) { svg.setAttribute("aria-hidden", "true"); svg.setAttribute("focusable", "false"); }
+        el.vegaView = result.view;
+      }).catch(function (err) {
+        el.setAttribute("data-rendered", "error");
+        el.textContent = String(err);
+      });
+    });
+  }
+  var FR_NUMBERS = {
+    decimal: ",", thousands: "\u202f", grouping: [3], currency: ["", "\u00a0€"], percent: "\u202f%"
+  };
+
+  // ------------------------------------------------------------------ at-risk table
+  function setupTable(table) {
+    var tbody = table.tBodies[0];
+    var buttons = table.querySelectorAll("button.sort");
+    buttons.forEach(function (button) {
+      button.addEventListener("click", function () {
+        var th = button.closest("th");
+        var col = Array.prototype.indexOf.call(th.parentNode.children, th);
+        var numeric = button.getAttribute("data-type") === "num";
+        var ascending = th.getAttribute("aria-sort") !== "ascending";
+        table.querySelectorAll("th[aria-sort]").forEach(function (other) {
+          other.removeAttribute("aria-sort");
+        });
+        th.setAttribute("aria-sort", ascending ? "ascending" : "descending");
+        var rows = Array.prototype.slice.call(tbody.rows);
+        rows.sort(function (a, b) {
+          var x = a.cells[col].getAttribute("data-value");
+          var y = b.cells[col].getAttribute("data-value");
+          var cmp;
+          if (numeric) {
+            // Missing values sort last either way.
+            if (x === "" && y === "") { cmp = 0; }
+            else if (x === "") { return 1; }
+            else if (y === "") { return -1; }
+            else { cmp = parseFloat(x) - parseFloat(y); }
+          } else {
+            cmp = x.localeCompare(y, locale);
+          }
+          return ascending ? cmp : -cmp;
+        });
+        rows.forEach(function (row) { tbody.appendChild(row); });
+      });
+    });
+    var filter = document.getElementById("risk-filter");
+    var riskOnly = document.getElementById("risk-only");
+    var count = document.getElementById("risk-count");
+    function applyFilter() {
+      var text = filter ? filter.value.trim().toLowerCase() : "";
+      var shown = 0;
+      Array.prototype.forEach.call(tbody.rows, function (row) {
+        var visible = row.getAttribute("data-name").indexOf(text) !== -1 &&
+          (!riskOnly || !riskOnly.checked || row.getAttribute("data-risk") === "1");
+        row.hidden = !visible;
+        if (visible) { shown += 1; }
+      });
+      if (count) {
+        count.textContent = count.getAttribute("data-template")
+          .replace("{shown}", shown).replace("{total}", tbody.rows.length);
+      }
+    }
+    if (filter) { filter.addEventListener("input", applyFilter); }
+    if (riskOnly) { riskOnly.addEventListener("change", applyFilter); }
+    applyFilter();
+  }
+
+  // ------------------------------------------------------------------ what-if
+  function pct(value) {
+    return new Intl.NumberFormat(locale, { style: "percent", maximumFractionDigits: 0 })
+      .format(value);
+  }
+  function num(value, digits) {
+    return new Intl.NumberFormat(locale, {
+      minimumFractionDigits: digits, maximumFractionDigits: digits
+    }).format(value);
+  }
+
+  function setupWhatIf(form) {
+    var timer = null;
+    var seq = 0;
+    var error = document.getElementById("wi-error");
+    var inputs = form.querySelectorAll("input[type=range]");
+
+    function send() {
+      var changes = {};
+      inputs.forEach(function (input) {
+        if (input.value !== input.getAttribute("data-initial")) {
+          changes[input.getAttribute("data-feature")] = parseFloat(input.value);
+        }
+      });
+      var mine = ++seq;
+      var headers = { "Content-Type": "application/json", "X-CSRF-Token": csrf,
+                      "Accept": "application/json" };
+      if (launchToken) { headers["X-Launch-Token"] = launchToken; }
+      form.setAttribute("aria-busy", "true");
+      fetch(form.getAttribute("data-url"), {
+        method: "POST", headers: headers, credentials: "same-origin",
+        body: JSON.stringify({ changes: changes })
+      }).then(function (response) {
+        return response.json().then(function (body) { return { ok: response.ok, body: body }; });
+      }).then(function (answer) {
+        if (mine !== seq) { return; }
+        form.removeAttribute("aria-busy");
+        if (!answer.ok) { throw new Error(answer.body.message || answer.body.error); }
+        var r = answer.body;
+        error.hidden = true;
+        var p = document.getElementById("wi-probability");
+        p.textContent = pct(r.probability);
+        p.setAttribute("data-value", r.probability);
+        document.getElementById("wi-ci").textContent = pct(r.ci_95[0]) + " – " + pct(r.ci_95[1]);
+        var g = document.getElementById("wi-grade");
+        g.textContent = num(r.predicted_grade, 1);
+        g.setAttribute("data-value", r.predicted_grade);
+        document.getElementById("wi-interval").textContent =
+          num(r.grade_interval[0], 1) + " – " + num(r.grade_interval[1], 1);
+      }).catch(function (err) {
+        form.removeAttribute("aria-busy");
+        error.hidden = false;
+        error.textContent = form.getAttribute("data-error") + " " + err.message;
+      });
+    }
+
+    inputs.forEach(function (input) {
+      var out = document.getElementById(input.id + "-out");
+      var digits = input.step === "1" ? 0 : 2;
+      input.addEventListener("input", function () {
+        if (out) { out.textContent = num(parseFloat(input.value), digits); }
+        window.clearTimeout(timer);
+        timer = window.setTimeout(send, 250);
+      });
+    });
+    form.addEventListener("reset", function () {
+      window.setTimeout(function () {
+        inputs.forEach(function (input) {
+          var out = document.getElementById(input.id + "-out");
+          if (out) { out.textContent = num(parseFloat(input.value), input.step === "1" ? 0 : 2); }
+        });
+        send();
+      }, 0);
+    });
+  }
+
+  renderCharts();
+  var table = document.getElementById("risk-table");
+  if (table) { setupTable(table); }
+  var form = document.getElementById("what-if");
+  if (form) { setupWhatIf(form); }
+})();

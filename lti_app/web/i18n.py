@@ -1,0 +1,56 @@
+"""French and English through Flask-Babel; the locale follows the LTI launch.
+
+Moodle sends the user's language in `launch_presentation.locale` (e.g. `fr`, `fr_ca`, `en`);
+the launch stores it in the session details, so every page of that launch, and the scripts'
+API calls, speak the same language. Without a launch (error pages, the new-window fallback
+before a session) the browser's Accept-Language decides.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Flask, request
+from flask_babel import Babel, format_datetime, format_decimal, format_percent, get_locale
+
+from lti_app.web.auth import current
+
+LANGUAGES = ("en", "fr")
+MISSING = "\u2013"  # an en dash stands for a value that does not exist
+
+
+def select_locale() -> str:
+    ctx = current()
+    if ctx is not None:
+        raw = str(ctx.details.get("locale") or "").replace("-", "_").lower()
+        lang = raw.split("_", 1)[0]
+        if lang in LANGUAGES:
+            return lang
+    return request.accept_languages.best_match(LANGUAGES) or "en"
+
+
+def _num(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return MISSING
+    return str(format_decimal(float(value), format=f"#,##0.{'0' * digits}" if digits else "#,##0"))
+
+
+def _pct(value: Any) -> str:
+    if value is None:
+        return MISSING
+    return str(format_percent(float(value), format="#,##0 %"))
+
+
+def _when(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return str(format_datetime(value, format="medium"))
+
+
+def install(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+    app.jinja_env.globals.update(current_locale=lambda: str(get_locale() or "en"))
+    app.jinja_env.filters.update(num=_num, pct=_pct, when=_when)

@@ -1,0 +1,424 @@
+"""What the dashboard templates receive: the services' data, worded and charted for people.
+
+The services return numbers; this module turns them into sentences in the reader's language
+(the model's quality in plain words, each empty or broken state explained) and into Vega-Lite
+specs with translated axis titles. Templates then only lay things out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from flask_babel import gettext
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lti_app.models import Course, ModelVersion
+from lti_app.services import charts, dashboard
+from lti_app.services.insights import ACTIONABLE, ModelCache, course_summary, students_table
+
+
+def _(text: str, **values: Any) -> str:
+    """Translated text, typed (Flask-Babel's `gettext` is not)."""
+    return str(gettext(text, **values))
+
+
+FEATURE_LABELS: dict[str, Any] = {
+    "n_actions": _l("Actions in the course"),
+    "total_time_min": _l("Time spent (minutes)"),
+    "active_days": _l("Active days"),
+    "days_since_last": _l("Days since last activity"),
+    "trend": _l("Activity trend"),
+    "n_sessions": _l("Study sessions"),
+    "n_active": _l("Active actions (submissions, posts, attempts)"),
+    "n_passive": _l("Passive actions (views)"),
+    "share_activities": _l("Share of activities opened"),
+    "n_mod_quiz_attempt_submitted": _l("Quiz attempts submitted"),
+    "n_mod_quiz_attempt_started": _l("Quiz attempts started"),
+    "n_mod_quiz_attempt_reviewed": _l("Quiz attempts reviewed"),
+    "n_mod_quiz_course_module_viewed": _l("Quiz pages viewed"),
+    "n_mod_forum_post_created": _l("Forum posts"),
+    "n_mod_forum_discussion_viewed": _l("Forum discussions read"),
+    "n_mod_assign_assessable_submitted": _l("Assignments submitted"),
+    "n_mod_assign_course_module_viewed": _l("Assignment pages viewed"),
+    "n_mod_resource_course_module_viewed": _l("Files opened"),
+    "n_mod_page_course_module_viewed": _l("Pages read"),
+    "n_mod_url_course_module_viewed": _l("Links followed"),
+    "n_core_course_viewed": _l("Course page visits"),
+    "n_gradereport_user_grade_report_viewed": _l("Grade report visits"),
+    "active_ratio": _l("Share of active actions"),
+    "active_weeks_share": _l("Share of weeks with activity"),
+    "cognitive_depth": _l("Depth of engagement"),
+    "cognitive_depth_max": _l("Deepest engagement"),
+    "social_breadth": _l("Social engagement"),
+    "social_breadth_max": _l("Widest social engagement"),
+    "mean_interval_h": _l("Hours between actions (mean)"),
+    "mean_session_min": _l("Session length (minutes)"),
+    "mean_hour": _l("Usual hour of activity"),
+    "weekly_entropy": _l("Regularity over the week"),
+    "course_progress": _l("Share of the term elapsed"),
+    "n_cat_assessment": _l("Assessment actions"),
+    "n_cat_collaboration": _l("Collaboration actions"),
+    "n_cat_content": _l("Content actions"),
+    "n_cat_feedback": _l("Feedback actions"),
+    "n_cat_forum_read": _l("Forum reading"),
+    "n_cat_forum_write": _l("Forum writing"),
+    "n_cat_navigation": _l("Navigation actions"),
+    "n_cat_other": _l("Other actions"),
+}
+
+
+def label(feature: str) -> str:
+    """A feature's human name; cohort z-scores read as 'X compared with the cohort'."""
+    if feature.startswith("z_"):
+        return _("%(name)s, compared with the cohort", name=label(feature[2:]))
+    return str(FEATURE_LABELS.get(feature, feature.replace("_", " ")))
+
+
+def labels(features: Sequence[str]) -> dict[str, str]:
+    return {f: label(f) for f in features}
+
+
+def pass_mark(course: Course, default: float) -> float:
+    return float(course.pass_mark) if course.pass_mark is not None else default
+
+
+# --------------------------------------------------------------------------- course
+
+
+def _versions(session: Session, course: Course) -> dict[str, ModelVersion]:
+    rows = session.scalars(
+        select(ModelVersion).where(ModelVersion.course_id == course.id, ModelVersion.active)
+    )
+    return {r.task: r for r in rows}
+
+
+def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
+    """The validated quality in plain words, with the evidence (past offerings, students)."""
+    out: list[str] = []
+    reg, clf = versions.get("regression"), versions.get("classification")
+    any_version = reg or clf
+    report = any_version.metadata_json.get("report", {}) if any_version is not None else {}
+    if report:
+        out.append(
+            _(
+                "Validated on %(students)s students from %(offerings)s past offerings, each "
+                "seen at the same point of its term.",
+                students=report.get("n_students", "?"),
+                offerings=report.get("n_offerings", "?"),
+            )
+        )
+    if reg is not None and reg.metrics.get("metrics"):
+        m = reg.metrics["metrics"]
+        base = reg.metrics.get("baseline", {})
+        level = float(reg.metrics.get("interval_level", 0.9))
+        out.append(
+            _(
+                "Predicted grades were off by %(mae)s points on average (guessing the mean "
+                "grade: %(base)s); the ranges shown contained the real grade for %(cov)s of "
+                "students (target %(level)s).",
+                mae=f"{float(m.get('mae', 0)):.1f}",
+                base=f"{float(base.get('mae', 0)):.1f}",
+                cov=f"{100 * float(m.get('coverage', 0)):.0f} %",
+                level=f"{100 * level:.0f} %",
+            )
+        )
+    if clf is not None and clf.metrics.get("metrics"):
+        m = clf.metrics["metrics"]
+        auc = m.get("auc")
+        out.append(
+            _(
+                "Pass chances rank a passing student above a failing one %(auc)s of the time "
+                "(AUC; 50 %% is chance), and are calibrated: of the students given 70 %%, "
+                "about 70 %% passed (calibration error %(ece)s points).",
+                auc=f"{100 * float(auc):.0f} %" if auc is not None else "?",
+                ece=f"{100 * float(m.get('ece', 0)):.0f}",
+            )
+        )
+    return out
+
+
+def state_message(summary: Mapping[str, Any]) -> str | None:
+    """Why the dashboard shows what it shows, for every state but the normal one."""
+    state = summary["state"]
+    if state == "no_data":
+        return _(
+            "No estimate yet: this course has not been scored. Estimates appear after the "
+            "next sync once the course has students and activity."
+        )
+    if state == "engagement_only":
+        return _(
+            "Engagement only: no past offering of this course with final grades is linked, "
+            "so no model can be trained and validated. Link past offerings (arche-predict "
+            "course add --past) to get predictions."
+        )
+    if state == "gated":
+        models = summary["models"]
+        reason = next((m["gate_reason"] for m in models.values() if m and m.get("gate_reason")), "")
+        return _(
+            "No predictions are shown: the model trained on past offerings did not prove "
+            "better than a trivial guess (%(reason)s). Engagement is still shown.",
+            reason=reason,
+        )
+    return None
+
+
+def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
+    """A failed last sync: Moodle's error and what to do about it."""
+    sync = summary.get("sync")
+    if not sync or sync.get("status") != "failed":
+        return None
+    code = str(sync.get("error_code") or "")
+    fixes = {
+        "invalidtoken": _(
+            "The web-service token is invalid or expired: create a new token in Moodle and "
+            "register it again with arche-predict site add."
+        ),
+        "accessexception": _(
+            "A web-service function is missing from the service: enable the arche-predict "
+            "service's functions in Moodle (Site administration → Server → Web services)."
+        ),
+        "nopermissions": _(
+            "The web-service user lacks a capability in this course: run arche-predict "
+            "moodle check --course to see which."
+        ),
+        "unavailable": _("Moodle could not be reached: the next sync will retry."),
+    }
+    fix = fixes.get(
+        code,
+        _("Ask the Moodle administrator to run arche-predict moodle check for this course."),
+    )
+    return {"code": code, "message": str(sync.get("error_message") or ""), "fix": fix}
+
+
+def course_view(session: Session, course: Course, *, default_pass_mark: float) -> dict[str, Any]:
+    summary = course_summary(session, course)
+    students = students_table(session, course)
+    versions = _versions(session, course)
+    mark = pass_mark(course, default_pass_mark)
+    activity = dashboard.weekly_activity(session, course)
+    cohort = dashboard.cohort_weekly(activity)
+    week, actions = _("Week"), _("Actions")
+    view: dict[str, Any] = {
+        "summary": summary,
+        "students": students,
+        "pass_mark": mark,
+        "state_message": state_message(summary),
+        "sync_problem": sync_problem(summary),
+        "quality": quality_sentences(versions) if summary["state"] == "predictions" else [],
+        "versions": versions,
+        "cohort": cohort.to_dict(orient="records"),
+        "labels": labels(
+            sorted({f["feature"] for s in students for fs in s["factors"].values() for f in fs})
+        ),
+        "charts": {},
+    }
+    view["charts"]["engagement"] = charts.cohort_engagement(
+        cohort,
+        week=week,
+        actions=actions,
+        median=_("Cohort median"),
+        quartiles=_("Middle half of the cohort"),
+    )
+    if summary["state"] == "predictions":
+        with_grade = [s for s in students if s["predicted_grade"] is not None]
+        if with_grade:
+            view["charts"]["grades"] = charts.predicted_grades(
+                with_grade,
+                mark,
+                student=_("Student"),
+                grade=_("Predicted grade"),
+                interval=_("Range"),
+            )
+        clf = versions.get("classification")
+        report = clf.metadata_json.get("report", {}) if clf else {}
+        importance = report.get("permutation_importance", {}).get("classification") or []
+        view["importance"] = [{**r, "label": label(str(r["feature"]))} for r in importance[:12]]
+        if importance:
+            view["charts"]["importance"] = charts.feature_importance(
+                importance,
+                labels(importance_features(importance)),
+                feature=_("Feature"),
+                importance=_("Importance (loss of AUC when shuffled)"),
+            )
+        curve = clf.metrics.get("calibration_curve") if clf else None
+        view["calibration"] = curve or []
+        if curve:
+            view["charts"]["calibration"] = charts.calibration(
+                curve, predicted=_("Predicted chance of passing"), observed=_("Observed pass rate")
+            )
+        ew = report.get("early_warning") or []
+        view["early_warning"] = ew
+        if ew:
+            view["charts"]["early_warning"] = charts.early_warning(
+                ew, checkpoint=_("Share of the term elapsed"), value=_("AUC (pass/fail)")
+            )
+    return view
+
+
+def importance_features(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(r["feature"]) for r in records]
+
+
+def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
+    """The at-risk table as CSV (UTF-8 with BOM, so that Excel opens accents right)."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(
+        [
+            "person_id",
+            "moodle_user_id",
+            "fullname",
+            "predicted_grade",
+            "grade_low",
+            "grade_high",
+            "pass_probability",
+            "probability_low",
+            "probability_high",
+            "predicted_pass",
+            "trend",
+            "days_since_last",
+            "active_days",
+            "n_actions",
+            "top_factors",
+        ]
+    )
+
+    def fmt(value: Any) -> str:
+        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    for s in students:
+        gi = s.get("grade_interval") or [None, None]
+        pi = s.get("probability_interval") or [None, None]
+        eng = s.get("engagement") or {}
+        factors = "; ".join(f["feature"] for f in (s.get("factors") or {}).get("pass", [])[:3])
+        writer.writerow(
+            [
+                s["person_id"],
+                fmt(s.get("moodle_user_id")),
+                s["fullname"],
+                fmt(s.get("predicted_grade")),
+                fmt(gi[0]),
+                fmt(gi[1]),
+                fmt(s.get("pass_probability")),
+                fmt(pi[0]),
+                fmt(pi[1]),
+                fmt(s.get("predicted_pass")),
+                fmt(eng.get("trend")),
+                fmt(eng.get("days_since_last")),
+                fmt(eng.get("active_days")),
+                fmt(eng.get("n_actions")),
+                factors,
+            ]
+        )
+    return "\ufeff" + buf.getvalue()
+
+
+# --------------------------------------------------------------------------- one student
+
+
+SENSITIVITY_FEATURES = ("active_days", "total_time_min", "n_mod_quiz_attempt_submitted")
+
+
+def student_view(
+    session: Session,
+    course: Course,
+    detail: Mapping[str, Any],
+    *,
+    for_teacher: bool,
+    model_root: Path,
+    cache: ModelCache,
+) -> dict[str, Any]:
+    person_id = int(detail["person_id"])
+    activity = dashboard.weekly_activity(session, course)
+    weekly = dashboard.student_weekly(activity, person_id)
+    totals = dashboard.student_weekly_totals(activity, person_id)
+    cohort = dashboard.cohort_weekly(activity)
+    week, actions = _("Week"), _("Actions")
+    latest = detail.get("latest")
+    has_model = bool(latest and latest.get("pass_probability") is not None)
+    features = detail.get("features") or {}
+    sliders = [
+        {
+            "feature": f,
+            "label": label(f),
+            "value": float(features[f]),
+            "max": _slider_max(f, float(features[f])),
+            "step": 0.05 if f == "share_activities" else 1,
+        }
+        for f in detail.get("actionable", [])
+        if features.get(f) is not None
+    ]
+    view: dict[str, Any] = {
+        "detail": detail,
+        "latest": latest,
+        "has_model": has_model,
+        "no_events": weekly.empty,
+        "weekly": totals.to_dict(orient="records"),
+        "weekly_by_type": weekly.to_dict(orient="records"),
+        "cohort": cohort.to_dict(orient="records"),
+        "sliders": sliders if has_model else [],
+        "labels": labels(
+            sorted({f["feature"] for fs in (latest or {}).get("factors", {}).values() for f in fs})
+        ),
+        "charts": {},
+        "sensitivity": {},
+    }
+    view["charts"]["engagement"] = charts.cohort_engagement(
+        cohort,
+        totals,
+        week=week,
+        actions=actions,
+        median=_("Course median (anonymous)"),
+        quartiles=_("Middle half of the course"),
+        own_label=_("You") if not for_teacher else str(detail["fullname"]),
+    )
+    if for_teacher:
+        if not weekly.empty:
+            view["charts"]["weekly"] = charts.weekly_by_type(
+                weekly, week=week, actions=actions, kind=_("Activity type")
+            )
+        if has_model:
+            view["charts"]["history"] = charts.history(
+                detail.get("history", []), date=_("Date"), probability=_("Chance of passing")
+            )
+            curves = dashboard.sensitivity(
+                session,
+                course,
+                person_id,
+                SENSITIVITY_FEATURES,
+                model_root=model_root,
+                cache=cache,
+            )
+            for feature, curve in curves.items():
+                view["sensitivity"][feature] = {
+                    "label": label(feature),
+                    "points": curve,
+                    "spec": charts.sensitivity(
+                        curve,
+                        _float(features.get(feature)),
+                        feature=label(feature),
+                        probability=_("Chance of passing"),
+                    ),
+                }
+    return view
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _slider_max(feature: str, value: float) -> float:
+    if feature == "share_activities":
+        return 1.0
+    if feature == "days_since_last":
+        return float(max(30, round(value) + 7))
+    return float(max(10, round(value * 2 + 5)))
+
+
+__all__ = ["ACTIONABLE", "course_view", "student_view", "students_csv"]

@@ -1,0 +1,360 @@
+"""The dashboards in a real browser (Debian chromium through Playwright), inside the platform's
+iframe and under the tool's real CSP (`script-src 'self'`, no eval).
+
+A scored simulated course sits behind real LTI launches: the teacher's dashboard draws its
+charts (the marks and the data behind them are checked), the at-risk table sorts, a student's
+what-if slider moves the estimate, a learner sees only their own estimate and is refused the
+teacher's pages, a French launch speaks French, and axe-core finds no serious or critical
+accessibility violation. Screenshots of each page go to test-artifacts/ for a human to look at.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from playwright.sync_api import BrowserContext, Frame, Page, Playwright, expect, sync_playwright
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from lti_app.models import Course, MoodleSite, Person
+from lti_app.services.course_data import store_simulated_course
+from lti_app.services.scoring import score_course
+from ml.simulate import simulate_course
+from tests.conftest import Databases
+from tests.e2e.test_lti_iframe import ARGS, CHROMIUM, TIMEOUT_MS
+from tests.lti_app.lti.env import LtiEnv, launch, make_env
+from tests.lti_app.lti.test_api import FAST, _as_course_2
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+AXE = Path(__file__).resolve().parent / "vendor" / "axe.min.js"
+RENDER_MS = 30_000
+
+
+@dataclass
+class Scored:
+    env: LtiEnv
+    tool_origin: str
+    platform_origin: str
+    course_id: int
+    learner_sub: str
+    learner_name: str
+    learner_id: int
+    other_id: int
+    names: list[str]
+    n_students: int
+
+
+@pytest.fixture(scope="module")
+def scored(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scored]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)")
+    env = make_env(databases.new_url(backend), tmp_path_factory.mktemp("e2e-dash"))
+    # A first launch (Flask's test client) links the course; the simulated offering then fills
+    # and scores it before the browser comes.
+    launch(env.client(), env, "teacher")
+    server = make_server("127.0.0.1", 0, env.app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    tool_origin = f"http://localhost:{server.server_port}"
+    env.tool_url = env.platform.tool_url = tool_origin
+    env.platform.embed_login_query = urlencode(
+        {
+            "iss": env.platform.issuer,
+            "target_link_uri": f"{tool_origin}/lti/launch",
+            "login_hint": "3",
+            "lti_message_hint": json.dumps({"cmid": 8, "launchid": "ltilaunch1_368056654"}),
+            "client_id": env.platform.client_id,
+            "lti_deployment_id": "1",
+        }
+    )
+    simulated = _as_course_2(
+        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    )
+    assert simulated.current is not None
+    assert simulated.current.now is not None
+    with env.db() as db:
+        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
+        assert course is not None
+        site = db.get_one(MoodleSite, course.site_id)
+        current, _ = store_simulated_course(db, site, simulated)
+        outcome = score_course(
+            db,
+            current,
+            settings=FAST,
+            model_root=Path(env.settings.instance_dir).resolve() / "models",
+            now=simulated.current.now.to_pydatetime(),
+        )
+        assert outcome.status == "scored", outcome.message
+        userids = simulated.current.roster["userid"].tolist()
+        people = [db.scalar(select(Person).where(Person.moodle_user_id == u)) for u in userids]
+        named = [p for p in people if p is not None]
+        assert len(named) == len(userids)
+        world = Scored(
+            env=env,
+            tool_origin=tool_origin,
+            platform_origin=env.platform.issuer,
+            course_id=current.id,
+            learner_sub=str(userids[0]),
+            learner_name=named[0].fullname,
+            learner_id=named[0].id,
+            other_id=named[1].id,
+            names=[p.fullname for p in named],
+            n_students=len(userids),
+        )
+    try:
+        yield world
+    finally:
+        server.shutdown()
+        env.close()
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def browser(playwright: Playwright, tmp_path: Path) -> Iterator[BrowserContext]:
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    ctx = playwright.chromium.launch_persistent_context(
+        str(profile),
+        executable_path=CHROMIUM,
+        headless=True,
+        args=ARGS,
+        viewport={"width": 1280, "height": 900},
+    )
+    ctx.set_default_timeout(TIMEOUT_MS)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def _launch(ctx: BrowserContext, scored: Scored, kind: str, **claims: Any) -> tuple[Page, Frame]:
+    """Open the platform's course page; the iframe runs the real OIDC login and launch."""
+    scored.env.platform.auth_claims_kind = kind
+    scored.env.platform.auth_overrides = dict(claims)
+    page = ctx.new_page()
+    errors: list[str] = []
+    # Errors of the tool's pages only (the stub platform has no favicon, for one).
+    page.on(
+        "console",
+        lambda m: (
+            errors.append(f"{m.text} @ {m.location.get('url')}")
+            if m.type == "error" and str(m.location.get("url", "")).startswith(scored.tool_origin)
+            else None
+        ),
+    )
+    page.goto(f"{scored.platform_origin}/course/view.php?id=2")
+    expect(page.frame_locator("#contentframe").locator("#course-title")).to_be_visible()
+    frame = next(f for f in page.frames if f.url.startswith(scored.tool_origin))
+    page.console_errors = errors  # type: ignore[attr-defined]
+    return page, frame
+
+
+def _wait_charts(frame: Frame, count: int) -> None:
+    frame.wait_for_function(
+        "n => document.querySelectorAll('[data-rendered=\"1\"]').length >= n",
+        arg=count,
+        timeout=RENDER_MS,
+    )
+    assert frame.locator("[data-rendered=error]").count() == 0
+
+
+def _chart_rows(frame: Frame, chart_id: str) -> list[dict[str, Any]]:
+    """Every data row of a rendered chart, read from its Vega view (what the marks are drawn
+    from)."""
+    rows: list[dict[str, Any]] = frame.evaluate(
+        """id => {
+            const view = document.getElementById(id).vegaView;
+            const state = view.getState({data: () => true, signals: () => false, recurse: true});
+            const out = [];
+            const walk = (d) => { for (const k in d) { if (Array.isArray(d[k])) out.push(...d[k]);
+                                    else if (d[k] && typeof d[k] === 'object') walk(d[k]); } };
+            walk(state.data || {});
+            return out.map(r => Object.fromEntries(Object.entries(r).filter(
+                ([, v]) => typeof v !== 'object')));
+        }""",
+        chart_id,
+    )
+    return rows
+
+
+def _screenshot(ctx: BrowserContext, frame: Frame, name: str) -> None:
+    """The framed page at full length, in its own tab (the launch token carries the session)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    tab = ctx.new_page()
+    tab.goto(frame.url)
+    tab.wait_for_function(
+        "() => [...document.querySelectorAll('[data-vega-spec]')].every("
+        "e => e.getAttribute('data-rendered'))",
+        timeout=RENDER_MS,
+    )
+    tab.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    tab.close()
+
+
+def _axe(playwright: Playwright, url: str, tmp: Path) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations of a page (its own browser context, where
+    the CSP is bypassed only so that axe itself can be injected)."""
+    profile = tmp / "axe-profile"
+    profile.mkdir(exist_ok=True)
+    ctx = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, bypass_csp=True
+    )
+    try:
+        page = ctx.new_page()
+        page.goto(url)
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('[data-vega-spec]')].every("
+            "e => e.getAttribute('data-rendered'))",
+            timeout=RENDER_MS,
+        )
+        page.add_script_tag(path=str(AXE))
+        result: dict[str, Any] = page.evaluate(
+            "async () => await axe.run(document, {resultTypes: ['violations']})"
+        )
+    finally:
+        ctx.close()
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]}
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+
+
+# --------------------------------------------------------------------------- teacher
+
+
+def test_teacher_dashboard_draws_its_charts_and_sorts(
+    browser: BrowserContext, scored: Scored, playwright: Playwright, tmp_path: Path
+) -> None:
+    page, frame = _launch(browser, scored, "teacher")
+    _wait_charts(frame, 4)
+    # Grades chart: one dot per student, drawn from the predicted grades of the table.
+    dots = frame.locator("#chart-grades .mark-symbol path")
+    expect(dots).to_have_count(scored.n_students)
+    rows = [r for r in _chart_rows(frame, "chart-grades") if "grade" in r]
+    table_grades = sorted(
+        float(v)
+        for v in frame.locator("#risk-table tbody td.grade").evaluate_all(
+            "cells => cells.map(c => c.getAttribute('data-value'))"
+        )
+    )
+    assert sorted(r["grade"] for r in rows) == pytest.approx(table_grades)
+    # Engagement: the median line has one point per week, between the quartiles.
+    weeks = [r for r in _chart_rows(frame, "chart-engagement") if "median" in r]
+    assert len(weeks) >= 3
+    assert frame.locator("#chart-engagement .mark-area path").count() >= 1
+    assert frame.locator("#chart-importance .mark-rect path").count() >= 3
+    assert frame.locator("#chart-calibration .mark-line path").count() >= 1
+    # Sorting by pass probability, then reversing.
+    header = frame.locator("#risk-table th button.sort", has_text="Chance of passing")
+    header.click()
+    values = _column(frame, 2)
+    assert values == sorted(values)
+    assert len(values) == scored.n_students
+    header.click()
+    assert _column(frame, 2) == sorted(values, reverse=True)
+    expect(frame.locator("#risk-table th[aria-sort=descending]")).to_have_count(1)
+    # Filtering.
+    frame.locator("#risk-filter").fill(scored.learner_name[:6].lower())
+    visible = frame.locator("#risk-table tbody tr:not([hidden])")
+    assert 1 <= visible.count() < scored.n_students
+    frame.locator("#risk-filter").fill("")
+    if frame.locator("#risk-only").count():
+        frame.locator("#risk-only").check()
+        risky = frame.locator("#risk-table tbody tr:not([hidden])").count()
+        assert risky == frame.locator("#risk-table tbody tr[data-risk='1']").count()
+        frame.locator("#risk-only").uncheck()
+    assert page.console_errors == []  # type: ignore[attr-defined]
+    _screenshot(browser, frame, "teacher-dashboard")
+    violations = _axe(playwright, frame.url, tmp_path)
+    assert violations == [], violations
+
+
+def _column(frame: Frame, index: int) -> list[float]:
+    values: list[str] = frame.locator(
+        f"#risk-table tbody tr td:nth-child({index + 1})"
+    ).evaluate_all("cells => cells.map(c => c.getAttribute('data-value'))")
+    return [float(v) for v in values]
+
+
+def test_student_page_what_if_slider_moves_the_estimate(
+    browser: BrowserContext, scored: Scored
+) -> None:
+    _, frame = _launch(browser, scored, "teacher")
+    frame.locator("#risk-table a.student-link", has_text=scored.learner_name).click()
+    expect(frame.locator("#person-name")).to_have_text(scored.learner_name)
+    frame = next(f for f in frame.page.frames if "/learners/" in f.url)
+    expect(frame.locator("#what-if")).to_be_visible()
+    _wait_charts(frame, 3)
+    assert frame.locator("#chart-weekly .mark-rect path").count() >= 3
+    before = frame.locator("#wi-probability").get_attribute("data-value")
+    slider = frame.locator("#wi-active_days")
+    slider.focus()
+    slider.press("End")  # keyboard only: the maximum number of active days
+    expect(frame.locator("#wi-probability")).not_to_have_attribute("data-value", before or "")
+    after = float(frame.locator("#wi-probability").get_attribute("data-value") or "nan")
+    assert before is not None
+    assert after > float(before)
+    expect(frame.locator("#wi-error")).to_be_hidden()
+    _screenshot(browser, frame, "teacher-student-page")
+
+
+# --------------------------------------------------------------------------- learner
+
+
+def test_learner_sees_only_their_own_estimate(
+    browser: BrowserContext, scored: Scored, playwright: Playwright, tmp_path: Path
+) -> None:
+    page, frame = _launch(
+        browser, scored, "student", sub=scored.learner_sub, name=scored.learner_name
+    )
+    expect(frame.locator("#person-name")).to_have_text(scored.learner_name)
+    expect(frame.locator("#estimate")).to_contain_text("not a verdict")
+    _wait_charts(frame, 1)
+    body = frame.locator("body").inner_text()
+    for name in scored.names:
+        if name != scored.learner_name:
+            assert name not in body
+    assert page.console_errors == []  # type: ignore[attr-defined]
+    # The teacher's dashboard and another learner's record answer 403 to this session.
+    status = frame.evaluate(
+        """async ([dash, other]) => {
+            const lt = new URLSearchParams(location.search).get('lt');
+            const h = {'X-Launch-Token': lt, 'Accept': 'application/json'};
+            const a = await fetch(dash + '?lt=' + encodeURIComponent(lt));
+            const b = await fetch(other, {headers: h});
+            return [a.status, b.status];
+        }""",
+        [
+            f"/course/{scored.course_id}",
+            f"/api/v1/courses/{scored.course_id}/students/{scored.other_id}",
+        ],
+    )
+    assert status == [403, 403]
+    _screenshot(browser, frame, "learner-view")
+    violations = _axe(playwright, frame.url, tmp_path)
+    assert violations == [], violations
+
+
+def test_french_launch_speaks_french(browser: BrowserContext, scored: Scored) -> None:
+    _, frame = _launch(browser, scored, "teacher_fr")
+    expect(frame.locator("html")).to_have_attribute("lang", "fr")
+    expect(frame.locator("h2#risk-title")).to_contain_text("Étudiants")
+    expect(frame.locator("#risk-table thead")).to_contain_text("Chance de réussite")
+    _wait_charts(frame, 4)
+    _screenshot(browser, frame, "teacher-dashboard-fr")

@@ -1,0 +1,449 @@
+"""The dashboards over real launches: a scored simulated course, its teacher and two learners.
+
+Every page and state is checked on the server's HTML (the browser tests in tests/e2e check the
+rendering): the teacher's charts carry the data they claim, the CSV holds the table, learners
+see their own estimate and nobody else, and each empty or broken state says why in words.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select, update
+
+from lti_app.models import (
+    Course,
+    Enrolment,
+    ModelVersion,
+    MoodleSite,
+    Person,
+    SyncRun,
+)
+from lti_app.services.course_data import store_simulated_course
+from lti_app.services.scoring import score_course
+from ml.simulate import simulate_course
+from tests.lti_app.lti.env import LtiEnv, launch, token_of
+from tests.lti_app.lti.test_api import FAST, _as_course_2
+
+
+@dataclass
+class World:
+    course_id: int
+    teacher: str
+    teacher_fr: str
+    learner: str
+    learner_id: int
+    learner_name: str
+    other_id: int
+    other_name: str
+    names: list[str]
+    n_students: int
+
+
+@pytest.fixture(scope="module")
+def world(lti_env: LtiEnv) -> World:
+    teacher = token_of(launch(lti_env.client(), lti_env, "teacher"))
+    simulated = _as_course_2(
+        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    )
+    assert simulated.current is not None
+    assert simulated.current.now is not None
+    with lti_env.db() as db:
+        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
+        assert course is not None
+        site = db.get_one(MoodleSite, course.site_id)
+        current, _ = store_simulated_course(db, site, simulated)
+        outcome = score_course(
+            db,
+            current,
+            settings=FAST,
+            model_root=Path(lti_env.settings.instance_dir).resolve() / "models",
+            now=simulated.current.now.to_pydatetime(),
+        )
+        assert outcome.status == "scored", outcome.message
+        students = simulated.current.roster["userid"].tolist()
+        people = [db.scalar(select(Person).where(Person.moodle_user_id == u)) for u in students]
+        assert all(p is not None for p in people)
+        learner, other = people[0], people[1]
+        assert learner is not None
+        assert other is not None
+        course_id = course.id
+        ids = (learner.id, learner.fullname, other.id, other.fullname)
+        names = [p.fullname for p in people if p is not None]
+    learner_token = token_of(
+        launch(lti_env.client(), lti_env, "student", sub=str(students[0]), name=ids[1])
+    )
+    teacher_fr = token_of(launch(lti_env.client(), lti_env, "teacher_fr"))
+    return World(
+        course_id=course_id,
+        teacher=teacher,
+        teacher_fr=teacher_fr,
+        learner=learner_token,
+        learner_id=ids[0],
+        learner_name=ids[1],
+        other_id=ids[2],
+        other_name=ids[3],
+        names=names,
+        n_students=len(students),
+    )
+
+
+def _get(env: LtiEnv, path: str, token: str) -> tuple[int, str]:
+    resp = env.client().get(path, headers={"X-Launch-Token": token})
+    return resp.status_code, resp.get_data(as_text=True)
+
+
+def _specs(page: str) -> dict[str, dict[str, Any]]:
+    """The Vega-Lite specs embedded in a page, by chart element id."""
+    found = re.findall(r'<div class="vega-chart" id="([^"]+)"[^>]*data-vega-spec="([^"]*)"', page)
+    return {cid: json.loads(html.unescape(raw)) for cid, raw in found}
+
+
+def _values(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every inline data row of a (layered) spec."""
+    rows: list[dict[str, Any]] = []
+    for dataset in spec.get("datasets", {}).values():
+        rows.extend(dataset)
+    return rows
+
+
+def _csrf(env: LtiEnv, path: str, token: str) -> str:
+    """The CSRF token as the page hands it to its forms and scripts."""
+    _, page = _get(env, path, token)
+    found = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+    assert found is not None
+    return found.group(1)
+
+
+# --------------------------------------------------------------------------- teacher
+
+
+def test_dashboard_shows_quality_table_and_charts(lti_env: LtiEnv, world: World) -> None:
+    status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+    assert status == 200, page[:500]
+    assert 'id="sync-slot"' in page
+    assert 'id="gate-badge"' in page
+    assert "past offerings" in page
+    rows = re.findall(r'<tr data-risk="([01])"', page)
+    assert len(rows) == world.n_students
+    api = lti_env.client().get(
+        f"/api/v1/courses/{world.course_id}/students", headers={"X-Launch-Token": world.teacher}
+    )
+    students = api.get_json()["students"]
+    assert rows.count("1") == sum(1 for s in students if s["predicted_pass"] is False)
+    specs = _specs(page)
+    assert {"chart-grades", "chart-engagement", "chart-importance", "chart-calibration"} <= set(
+        specs
+    )
+    # The grades chart holds one row per student, with the API's values and the pass mark.
+    grade_rows = [r for r in _values(specs["chart-grades"]) if "grade" in r]
+    assert sorted(r["grade"] for r in grade_rows) == pytest.approx(
+        sorted(s["predicted_grade"] for s in students)
+    )
+    assert {"pass_mark": 10.0} in _values(specs["chart-grades"])
+    weeks = [r for r in _values(specs["chart-engagement"]) if "median" in r]
+    assert weeks
+    assert all(r["q1"] <= r["median"] <= r["q3"] for r in weeks)
+    # Each chart has its data table.
+    for table in ("table-grades", "table-engagement", "table-importance", "table-calibration"):
+        assert f'id="{table}"' in page
+    assert "Traceback" not in page
+
+
+def test_csv_export_has_every_student(lti_env: LtiEnv, world: World) -> None:
+    resp = lti_env.client().get(
+        f"/course/{world.course_id}/students.csv", headers={"X-Launch-Token": world.teacher}
+    )
+    assert resp.status_code == 200
+    assert resp.mimetype == "text/csv"
+    assert "attachment" in resp.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
+    assert len(rows) == world.n_students
+    assert {r["fullname"] for r in rows} == set(world.names)
+    for r in rows:
+        assert float(r["grade_low"]) <= float(r["predicted_grade"]) <= float(r["grade_high"])
+        assert 0 <= float(r["pass_probability"]) <= 1
+    learner = lti_env.client().get(
+        f"/course/{world.course_id}/students.csv", headers={"X-Launch-Token": world.learner}
+    )
+    assert learner.status_code == 403
+
+
+def test_teacher_student_page_has_what_if_and_sensitivity(lti_env: LtiEnv, world: World) -> None:
+    status, page = _get(
+        lti_env, f"/course/{world.course_id}/learners/{world.learner_id}", world.teacher
+    )
+    assert status == 200, page[:500]
+    assert 'id="what-if"' in page
+    sliders = re.findall(r'<input type="range"[^>]*data-feature="([a-z_]+)"', page)
+    assert "active_days" in sliders
+    specs = _specs(page)
+    assert "chart-weekly" in specs
+    assert "chart-history" in specs
+    assert any(cid.startswith("chart-sensitivity-") for cid in specs)
+    curve = specs["chart-sensitivity-active_days"]
+    probabilities = [r["p"] for r in _values(curve) if "p" in r]
+    assert len(probabilities) > 2
+    assert all(0 <= p <= 1 for p in probabilities)
+    assert 'id="factors"' in page
+
+
+def test_learner_view_switch_needs_csrf_and_hides_the_learner_page(
+    lti_env: LtiEnv, world: World
+) -> None:
+    client = lti_env.client()
+    url = f"/course/{world.course_id}/learner-view"
+    headers = {"X-Launch-Token": world.teacher}
+    assert client.post(url, headers=headers, data={"enabled": "0"}).status_code == 403
+    csrf = _csrf(lti_env, f"/course/{world.course_id}", world.teacher)
+    off = client.post(url, headers=headers, data={"enabled": "0", "csrf_token": csrf})
+    assert off.status_code == 303
+    try:
+        status, page = _get(lti_env, f"/course/{world.course_id}/me", world.learner)
+        assert status == 200
+        assert 'id="learner-view-off"' in page
+        assert 'id="estimate"' not in page
+        # The learner cannot turn it back on.
+        learner_post = client.post(
+            url, headers={"X-Launch-Token": world.learner}, data={"enabled": "1"}
+        )
+        assert learner_post.status_code == 403
+    finally:
+        on = client.post(url, headers=headers, data={"enabled": "1", "csrf_token": csrf})
+        assert on.status_code == 303
+    status, page = _get(lti_env, f"/course/{world.course_id}/me", world.learner)
+    assert 'id="estimate"' in page
+
+
+# --------------------------------------------------------------------------- learner
+
+
+def test_learner_sees_own_estimate_only(lti_env: LtiEnv, world: World) -> None:
+    status, page = _get(lti_env, f"/course/{world.course_id}/me", world.learner)
+    assert status == 200, page[:500]
+    assert 'id="estimate"' in page
+    assert "estimate" in page
+    assert "not a verdict" in page
+    assert 'id="what-if"' in page
+    assert "chart-engagement" in _specs(page)
+    for name in world.names:
+        if name != world.learner_name:
+            assert name not in page
+    assert f"/students/{world.learner_id}/what-if" in page
+    assert f"/students/{world.other_id}" not in page
+    status, _ = _get(lti_env, f"/course/{world.course_id}", world.learner)
+    assert status == 403
+    status, _ = _get(lti_env, f"/course/{world.course_id}/learners/{world.other_id}", world.learner)
+    assert status == 403
+
+
+# --------------------------------------------------------------------------- language
+
+
+def test_french_launch_renders_french(lti_env: LtiEnv, world: World) -> None:
+    status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher_fr)
+    assert status == 200
+    assert '<html lang="fr">' in page
+    assert "Tableau de bord du cours" in page
+    assert "Chance de réussite" in page
+    # Numbers with a decimal comma.
+    assert re.search(r"\d,\d", page)
+    status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+    assert '<html lang="en">' in page
+    assert "Course dashboard" in page
+
+
+# --------------------------------------------------------------------------- states
+
+
+@contextmanager
+def _models(env: LtiEnv, course_id: int, **values: Any) -> Iterator[None]:
+    with env.db() as db:
+        before = {
+            v.id: (v.active, v.gate_passed, v.gate_reason)
+            for v in db.scalars(select(ModelVersion).where(ModelVersion.course_id == course_id))
+        }
+        db.execute(update(ModelVersion).where(ModelVersion.course_id == course_id).values(**values))
+    try:
+        yield
+    finally:
+        with env.db() as db:
+            for vid, (active, passed, reason) in before.items():
+                db.execute(
+                    update(ModelVersion)
+                    .where(ModelVersion.id == vid)
+                    .values(active=active, gate_passed=passed, gate_reason=reason)
+                )
+
+
+def test_gated_model_shows_no_prediction_and_the_reason(lti_env: LtiEnv, world: World) -> None:
+    reason = "the grade model does not beat the mean grade"
+    with _models(lti_env, world.course_id, gate_passed=False, gate_reason=reason):
+        status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+        assert status == 200
+        assert 'data-state="gated"' in page
+        assert reason in page
+        assert "chart-grades" not in _specs(page)
+        assert "chart-engagement" in _specs(page)
+        assert "Predicted grade (range)" not in page
+        status, page = _get(lti_env, f"/course/{world.course_id}/me", world.learner)
+        assert 'id="no-estimate"' in page
+        assert 'id="what-if"' not in page
+
+
+def test_no_model_is_an_engagement_only_dashboard(lti_env: LtiEnv, world: World) -> None:
+    with _models(lti_env, world.course_id, active=False):
+        status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+        assert status == 200
+        assert 'data-state="engagement_only"' in page
+        assert "past offering" in page
+        assert 'id="gate-badge"' not in page
+        assert len(re.findall(r'<tr data-risk="', page)) == world.n_students
+
+
+def test_failing_sync_shows_moodle_error_and_fix(lti_env: LtiEnv, world: World) -> None:
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        run = SyncRun(
+            site_id=course.site_id,
+            course_id=course.id,
+            status="failed",
+            error_code="invalidtoken",
+            error_message="Invalid token - token not found",
+        )
+        db.add(run)
+        db.flush()
+        run_id = run.id
+    try:
+        status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+        assert status == 200
+        assert 'id="sync-error"' in page
+        assert "Invalid token - token not found" in page
+        assert "create a new token" in page
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(SyncRun).where(SyncRun.id == run_id))
+
+
+def test_student_without_events(lti_env: LtiEnv, world: World) -> None:
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        person = Person(site_id=course.site_id, moodle_user_id=999_001, fullname="Quiet Student")
+        db.add(person)
+        db.flush()
+        db.add(Enrolment(course_id=course.id, person_id=person.id, role="student"))
+        person_id = person.id
+    try:
+        status, page = _get(
+            lti_env, f"/course/{world.course_id}/learners/{person_id}", world.teacher
+        )
+        assert status == 200, page[:400]
+        assert 'id="no-events"' in page
+        assert 'id="no-estimate"' in page
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(Enrolment).where(Enrolment.person_id == person_id))
+            db.execute(delete(Person).where(Person.id == person_id))
+
+
+def test_unscored_course_with_no_students(lti_env: LtiEnv) -> None:
+    """Another course of the same platform, never synced: the dashboard says why it is empty."""
+    fresh_course = _fresh_dashboard(lti_env)
+    assert 'data-state="no_data"' in fresh_course
+    assert 'id="no-students"' in fresh_course
+
+
+def _fresh_dashboard(env: LtiEnv) -> str:
+    """The dashboard of course 99 (launched from another context), which has no data at all."""
+    resp = launch(
+        env.client(),
+        env,
+        "teacher",
+        **{
+            "https://purl.imsglobal.org/spec/lti/claim/context": {
+                "id": "99",
+                "label": "EMPTY",
+                "title": "Empty course",
+                "type": ["CourseSection"],
+            }
+        },
+    )
+    token = token_of(resp)
+    with env.db() as db:
+        course = db.scalar(select(Course).where(Course.lti_context_id == "99"))
+        assert course is not None
+        course_id = course.id
+    status, page = _get(env, f"/course/{course_id}", token)
+    assert status == 200, page[:400]
+    return page
+
+
+# --------------------------------------------------------------------------- admin
+
+SYS_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
+CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
+
+
+def test_admin_page_lists_registration_sync_scheduler_and_models(
+    lti_env: LtiEnv, world: World
+) -> None:
+    from lti_app.scheduler import default_jobs
+
+    claims: dict[str, Any] = {CLAIM + "roles": [SYS_ADMIN]}
+    admin = token_of(
+        launch(
+            lti_env.client(),
+            lti_env,
+            "student",
+            sub="2",
+            name="Ada Admin",
+            **claims,
+        )
+    )
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        db.add(
+            SyncRun(
+                site_id=course.site_id,
+                course_id=course.id,
+                status="failed",
+                error_code="nopermissions",
+                error_message="Sorry, but you do not currently have permissions",
+            )
+        )
+        site_id = course.site_id
+        n_versions = len(db.scalars(select(ModelVersion)).all())
+    status, page = _get(lti_env, "/admin", admin)
+    assert status == 200, page[:400]
+    assert "/lti/launch" in page
+    assert "/lti/jwks" in page
+    assert lti_env.platform.client_id in page
+    for job in default_jobs():
+        assert f"<code>{job.name}</code>" in page
+    assert "Sorry, but you do not currently have permissions" in page
+    versions = re.findall(r"<tr><td>[^<]*</td><td>[^<]*</td><td><code>(\d[^<]*)</code>", page)
+    assert len(versions) == n_versions
+    assert "passed" in page
+    # The connection check runs on demand (a POST with the CSRF token) and reports in words.
+    csrf = _csrf(lti_env, "/admin", admin)
+    client = lti_env.client()
+    url = f"/admin/sites/{site_id}/check"
+    assert client.post(url, headers={"X-Launch-Token": admin}).status_code == 403
+    checked = client.post(url, headers={"X-Launch-Token": admin}, data={"csrf_token": csrf})
+    assert checked.status_code == 200
+    text = checked.get_data(as_text=True)
+    assert 'id="check-result"' in text
+    assert "no web-service token" in text
+    # Teachers and learners are refused.
+    assert client.post(url, headers={"X-Launch-Token": world.teacher}).status_code == 403
+    assert _get(lti_env, "/admin", world.teacher)[0] == 403

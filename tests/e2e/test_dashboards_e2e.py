@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Playwright, expect, sync_playwright
@@ -358,3 +358,29 @@ def test_french_launch_speaks_french(browser: BrowserContext, scored: Scored) ->
     expect(frame.locator("#risk-table thead")).to_contain_text("Chance de réussite")
     _wait_charts(frame, 4)
     _screenshot(browser, frame, "teacher-dashboard-fr")
+
+
+# --------------------------------------------------------------------------- admin
+
+SYS_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
+
+
+def test_admin_page(
+    browser: BrowserContext, scored: Scored, playwright: Playwright, tmp_path: Path
+) -> None:
+    _, frame = _launch(
+        browser,
+        scored,
+        "student",
+        sub="2",
+        name="Ada Admin",
+        **{"https://purl.imsglobal.org/spec/lti/claim/roles": [SYS_ADMIN]},
+    )
+    token = parse_qs(urlsplit(frame.url).query)["lt"][0]
+    frame.goto(f"{scored.tool_origin}/admin?lt={token}")
+    expect(frame.locator("#admin-title")).to_be_visible()
+    expect(frame.locator("#model-versions tbody tr")).to_have_count(2)
+    expect(frame.locator("#jobs")).to_contain_text("nightly-sync")
+    _screenshot(browser, frame, "admin")
+    violations = _axe(playwright, frame.url, tmp_path)
+    assert violations == [], violations

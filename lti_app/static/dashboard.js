@@ -170,7 +170,64 @@
     });
   }
 
+  // ------------------------------------------------------------------ sync now
+  // POST asks the scheduler for a sync; the GET of the same URL reports the run's page counts.
+  function setupSync(slot) {
+    var button = document.getElementById("sync-now");
+    var bar = document.getElementById("sync-progress");
+    var text = document.getElementById("sync-progress-text");
+    var url = slot.getAttribute("data-sync-url");
+    var headers = { "Accept": "application/json", "X-CSRF-Token": csrf };
+    if (launchToken) { headers["X-Launch-Token"] = launchToken; }
+
+    function show(state) {
+      bar.hidden = false;
+      if (state.state === "queued") {
+        bar.removeAttribute("value");
+        text.textContent = slot.getAttribute("data-msg-queued");
+      } else if (state.state === "running") {
+        if (state.fraction !== null && state.fraction !== undefined) {
+          bar.value = state.fraction;
+        } else {
+          bar.removeAttribute("value");
+        }
+        text.textContent = slot.getAttribute("data-msg-running")
+          .replace("{done}", state.pages_done).replace("{total}", state.pages_total || "?");
+      } else if (state.state === "done") {
+        bar.value = 1;
+        text.textContent = slot.getAttribute("data-msg-done").replace("{added}", state.events_added);
+        window.setTimeout(function () { window.location.reload(); }, 1500);
+        return true;
+      } else if (state.state === "failed") {
+        bar.hidden = true;
+        text.textContent = slot.getAttribute("data-msg-failed") + " " + (state.error_message || "");
+        button.disabled = false;
+        return true;
+      }
+      return false;
+    }
+
+    function poll() {
+      fetch(url, { headers: headers, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (state) {
+          if (!show(state)) { window.setTimeout(poll, 1500); }
+        })
+        .catch(function () { window.setTimeout(poll, 3000); });
+    }
+
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      fetch(url, { method: "POST", headers: headers, credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (state) { if (!show(state)) { window.setTimeout(poll, 1000); } })
+        .catch(function () { button.disabled = false; });
+    });
+  }
+
   renderCharts();
+  var syncSlot = document.getElementById("sync-slot");
+  if (syncSlot && syncSlot.getAttribute("data-sync-url")) { setupSync(syncSlot); }
   var table = document.getElementById("risk-table");
   if (table) { setupTable(table); }
   var form = document.getElementById("what-if");

@@ -263,6 +263,17 @@ def test_french_launch_renders_french(lti_env: LtiEnv, world: World) -> None:
     assert "Course dashboard" in page
 
 
+def test_sync_now_button_targets_the_sync_api(lti_env: LtiEnv, world: World) -> None:
+    status, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+    assert status == 200
+    assert 'id="sync-now"' in page
+    assert f'data-sync-url="/api/v1/courses/{world.course_id}/sync"' in page
+    assert 'role="status" aria-live="polite"' in page  # progress is announced
+    _, french = _get(lti_env, f"/course/{world.course_id}", world.teacher_fr)
+    assert "Synchroniser maintenant" in french
+    assert "page {done} sur {total}" in french
+
+
 # --------------------------------------------------------------------------- states
 
 

@@ -11,6 +11,7 @@ accessibility violation. Screenshots of each page go to test-artifacts/ for a hu
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -384,3 +385,60 @@ def test_admin_page(
     _screenshot(browser, frame, "admin")
     violations = _axe(playwright, frame.url, tmp_path)
     assert violations == [], violations
+
+
+# --------------------------------------------------------------------------- sync now (last:
+# it syncs the recorded Moodle roster into the course, which changes what earlier tests see)
+
+
+def test_sync_now_shows_progress_then_completes(browser: BrowserContext, scored: Scored) -> None:
+    from lti_app.crypto import SecretBox
+    from lti_app.models import SyncRun
+    from lti_app.services import sync_requests
+    from lti_app.tasks import run_course_sync
+    from tests.moodle_stub import TOKEN, MoodleStub
+
+    env = scored.env
+    moodle = MoodleStub().start()
+    stop = threading.Event()
+
+    def scheduler() -> None:
+        """The scheduler's "Sync now" loop (sync part), polling like `arche-predict scheduler`."""
+        while not stop.wait(0.3):
+            with env.db() as db:
+                req = sync_requests.claim_next(db, "e2e-scheduler")
+                if req is None:
+                    continue
+                request_id, course_id = req.id, req.course_id
+            try:
+                run_course_sync(env.settings, env.factory, course_id, request_id=request_id)
+            finally:
+                with env.db() as db:
+                    sync_requests.finish(db, request_id)
+
+    worker = threading.Thread(target=scheduler, daemon=True)
+    try:
+        with env.db() as db:
+            site = db.get_one(MoodleSite, db.get_one(Course, scored.course_id).site_id)
+            site.base_url = moodle.url  # the course's Moodle now answers web services
+            site.ws_token_encrypted = SecretBox.from_settings(env.settings).encrypt(TOKEN)
+        worker.start()
+        _, frame = _launch(browser, scored, "teacher")
+        status = frame.locator("#sync-progress-text")
+        frame.locator("#sync-now").click()
+        expect(frame.locator("#sync-now")).to_be_disabled()
+        expect(frame.locator("#sync-progress")).to_be_visible()
+        expect(status).to_contain_text(re.compile(r"Sync finished: \d+ new events"), timeout=60_000)
+        shown = status.text_content() or ""  # read now: the page reloads 1.5 s later
+        assert frame.locator("#sync-progress").evaluate("el => el.value") == 1
+        with env.db() as db:
+            run = db.scalars(select(SyncRun).order_by(SyncRun.id.desc())).first()
+            assert run is not None
+            assert (run.trigger, run.status) == ("manual", "succeeded")
+            assert f"Sync finished: {run.events_added} new events" in shown
+        # Then the page reloads with the new sync time in its header.
+        expect(frame.locator("#sync-status")).to_contain_text("succeeded", timeout=30_000)
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        moodle.stop()

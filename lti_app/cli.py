@@ -867,6 +867,9 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
 
     settings = ctx.settings
     configure_logging(settings.app.log_level, settings.app.log_format)
+    # APScheduler logs every run of the 5-second "Sync now" poll at INFO; our jobs log what
+    # they do themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     jobs = {job.name: job for job in default_jobs()}
     if list_jobs:
         for job in jobs.values():

@@ -6,6 +6,7 @@ audit table is read by administrators and kept longer than logs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -19,6 +20,8 @@ def _clip(value: Any) -> Any:
     """Keep attacker-supplied values short: an audit row must not become a storage channel."""
     if isinstance(value, str):
         return value.replace("\x00", "")[:_MAX_DETAIL]
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no Infinity/NaN: PostgreSQL refuses them
     if isinstance(value, int | float | bool) or value is None:
         return value
     return str(value).replace("\x00", "")[:_MAX_DETAIL]

@@ -182,3 +182,12 @@ def test_sessions_expire_and_hash_their_id(db_session: Session, platform: LtiPla
 
 def test_platform_origins(db_session: Session, platform: LtiPlatform) -> None:
     assert "https://arche.example.fr" in platform_origins(db_session)
+
+
+def test_audit_details_keep_to_valid_json(db_session: Session) -> None:
+    """Attacker-chosen claims may parse to Infinity/NaN, which PostgreSQL's JSON refuses."""
+    from lti_app.services import audit
+
+    details = {"iss": float("inf"), "n": float("nan")}
+    event = audit.record(db_session, "lti.launch", "rejected", "test", details=details)
+    assert event.details == {"iss": "inf", "n": "nan"}

@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from lti_app.config import Settings
 from lti_app.models import Course
 from lti_app.services.insights import (
     ACTIONABLE,
@@ -33,24 +32,12 @@ from lti_app.web.auth import (
     require_course_member,
     require_teacher,
 )
+from lti_app.web.common import course as _course
+from lti_app.web.common import db as _db
+from lti_app.web.common import enrolled as _enrolled
+from lti_app.web.common import settings as _settings
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-
-
-def _db() -> Any:
-    from lti_app.app import db_session
-
-    return db_session()
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["arche_predict"]["settings"]
-    return settings
-
-
-def _course(course_id: int) -> Course | None:
-    course: Course | None = _db().get(Course, course_id)
-    return course
 
 
 def _fail(exc: InsightError) -> Any:
@@ -70,20 +57,7 @@ def _may_read_student(course: Course, person_id: int) -> Any | None:
             "The teacher has turned the learner view off.",
             code="learner_view_off",
         )
-    from sqlalchemy import select
-
-    from lti_app.models import Enrolment
-
-    enrolled = (
-        _db().scalar(
-            select(Enrolment.id).where(
-                Enrolment.course_id == course.id,
-                Enrolment.person_id == person_id,
-                Enrolment.active.is_(True),
-            )
-        )
-        is not None
-    )
+    enrolled = _enrolled(course.id, person_id)
     if not can_view_person(ctx, course.id, person_id, enrolled):
         return error_response(
             403, "Forbidden", "You can only see your own record.", code="forbidden"

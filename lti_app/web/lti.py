@@ -16,7 +16,6 @@ from flask import url_for as flask_url_for
 from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException
 
-from lti_app.config import Settings
 from lti_app.crypto import SecretBox
 from lti_app.models import LtiPlatform
 from lti_app.services import audit
@@ -37,6 +36,8 @@ from lti_app.web.auth import (
     require_session,
     set_session_cookie,
 )
+from lti_app.web.common import db as _db
+from lti_app.web.common import settings as _settings
 from lti_app.web.launch import (
     MESSAGE_TYPE,
     LaunchError,
@@ -53,20 +54,9 @@ LAUNCH_PRESENTATION = "https://purl.imsglobal.org/spec/lti/claim/launch_presenta
 CONTEXT = "https://purl.imsglobal.org/spec/lti/claim/context"
 
 
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["arche_predict"]["settings"]
-    return settings
-
-
 def _box() -> SecretBox:
     box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
     return box
-
-
-def _db() -> Any:
-    from lti_app.app import db_session
-
-    return db_session()
 
 
 def external_url(endpoint: str, **values: Any) -> str:

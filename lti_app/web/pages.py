@@ -15,13 +15,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from sqlalchemy import desc, select
 
-from lti_app.config import Settings
 from lti_app.crypto import SecretBox
 from lti_app.db import utcnow
 from lti_app.models import (
     AuditEvent,
     Course,
-    Enrolment,
     JobLock,
     LtiPlatform,
     ModelVersion,
@@ -50,39 +48,14 @@ from lti_app.web.auth import (
     require_session,
     require_teacher,
 )
+from lti_app.web.common import course as _course
+from lti_app.web.common import db as _db
+from lti_app.web.common import enrolled as _enrolled
+from lti_app.web.common import settings as _settings
 from lti_app.web.views import course_view, student_view
 from lti_app.web.views import students_csv as to_csv
 
 bp = Blueprint("pages", __name__)
-
-
-def _db() -> Any:
-    from lti_app.app import db_session
-
-    return db_session()
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["arche_predict"]["settings"]
-    return settings
-
-
-def _course(course_id: int) -> Course | None:
-    course: Course | None = _db().get(Course, course_id)
-    return course
-
-
-def _enrolled(course_id: int, person_id: int) -> bool:
-    return (
-        _db().scalar(
-            select(Enrolment.id).where(
-                Enrolment.course_id == course_id,
-                Enrolment.person_id == person_id,
-                Enrolment.active.is_(True),
-            )
-        )
-        is not None
-    )
 
 
 def _person_json(person: Person, role: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -131,6 +132,26 @@ def _install_error_handlers(app: Flask) -> None:
             f"<!doctype html><title>{code} {exc.name}</title><h1>{exc.name}</h1>"
             f"<p>{exc.description}</p>",
             code,
+        )
+
+    @app.errorhandler(OperationalError)
+    def _database_error(exc: OperationalError) -> Any:
+        # SQLite, the embedded default, has a single writer: a request whose snapshot went stale
+        # while another wrote (two first launches at once, a launch during the nightly sync)
+        # cannot write and must start again. That is "busy", not a bug: say so, and when.
+        if "database is locked" not in str(exc.orig):
+            return _unexpected(exc)
+        log.warning("database busy", path=request.path)
+        message = "The database is busy with another request. Please try again in a moment."
+        headers = {"Retry-After": "2"}
+        if _wants_json():
+            body = jsonify(error="Service Unavailable", message=message, status=503)
+            return body, 503, headers
+        return (
+            f"<!doctype html><title>503 Service Unavailable</title>"
+            f"<h1>Service Unavailable</h1><p>{message}</p>",
+            503,
+            headers,
         )
 
     @app.errorhandler(Exception)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lti_app.crypto import SecretBox
@@ -187,7 +188,25 @@ def link_launch(
 
     A launch without a course context is accepted only for an administrator (admin pages);
     learners and teachers always act within one course.
+
+    Two launches can race to create the same rows: a teacher opening the tool in two tabs, or
+    a whole class clicking the link when a course starts. Each looks the person up, finds
+    nothing, and inserts; the second insert breaks a unique constraint once the first commits.
+    The work runs in a savepoint so that the loser can roll back just that and look again: the
+    winner's rows are committed by then (PostgreSQL makes the second insert wait for the first
+    transaction; SQLite serialises writers), so the second pass finds and reuses them.
     """
+    try:
+        with session.begin_nested():
+            return _link_launch(session, box, platform, claims)
+    except IntegrityError:
+        with session.begin_nested():
+            return _link_launch(session, box, platform, claims)
+
+
+def _link_launch(
+    session: Session, box: SecretBox, platform: LtiPlatform, claims: dict[str, Any]
+) -> LaunchLink:
     access = access_for(claims.get(ROLES))
     site = platform_site(session, box, platform)
     person = link_person(session, site, platform, claims)

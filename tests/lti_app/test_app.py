@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from lti_app import migrate
 from lti_app.app import create_app
@@ -108,3 +111,32 @@ def test_unexpected_error_shows_no_stack_trace(app: Flask) -> None:
     body = resp.get_data(as_text=True)
     assert "Traceback" not in body
     assert "secret internals" not in body
+
+
+def test_sqlite_busy_is_a_503_to_retry(app: Flask) -> None:
+    """SQLite's "database is locked" (a stale snapshot under a concurrent writer) is busy, not a
+    crash: a clear 503 with Retry-After; any other database error stays a plain 500."""
+    app.config["TESTING"] = False
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+    @app.get("/busy")
+    def busy() -> str:
+        raise OperationalError(
+            "INSERT INTO person ...", {}, sqlite3.OperationalError("database is locked")
+        )
+
+    @app.get("/broken")
+    def broken() -> str:
+        raise OperationalError("SELECT 1", {}, sqlite3.OperationalError("disk I/O error"))
+
+    client = app.test_client()
+    resp = client.get("/busy", headers={"Accept": "text/html"})
+    assert resp.status_code == 503
+    assert resp.headers["Retry-After"] == "2"
+    assert "try again in a moment" in resp.get_data(as_text=True)
+    assert "INSERT INTO" not in resp.get_data(as_text=True)
+    api = client.get("/busy", headers={"Accept": "application/json"})
+    assert (api.status_code, api.get_json()["status"]) == (503, 503)
+    resp = client.get("/broken", headers={"Accept": "text/html"})
+    assert resp.status_code == 500
+    assert "disk I/O" not in resp.get_data(as_text=True)

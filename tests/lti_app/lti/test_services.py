@@ -8,16 +8,20 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from pylti1p3.request import Request
+from sqlalchemy import event, func, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from lti_app import migrate
 from lti_app.crypto import SecretBox
-from lti_app.db import utcnow
+from lti_app.db import make_engine, utcnow
 from lti_app.models import Course, Enrolment, LtiPlatform, Person
 from lti_app.services.lti_linking import LinkError, link_launch
 from lti_app.services.lti_registry import add_platform, platform_origins
 from lti_app.services.lti_roles import access_for
 from lti_app.services.lti_sessions import find_session, open_session
 from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
+from tests.conftest import Databases
 from tests.lti_app.lti.lti_platform import CLAIM, recorded
 
 ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
@@ -88,6 +92,60 @@ def test_link_creates_course_person_and_enrolment(
     assert again.person.fullname == "Claire E."
     enrolments = db_session.query(Enrolment).filter_by(person_id=link.person.id).all()
     assert [(e.role, e.source) for e in enrolments] == [("teacher", "lti")]
+
+
+def test_racing_first_launches_share_one_person(
+    backend: str, databases: Databases, box: SecretBox
+) -> None:
+    """A second launch commits the same new person between our look-up and our insert (two
+    tabs, or a class clicking at once): ours must reuse that person, not fail with a 500."""
+    engine = make_engine(databases.new_url(backend))
+    migrate.upgrade(engine)
+    with Session(engine) as setup:
+        platform = add_platform(
+            setup, box, issuer="https://arche.example.fr", client_id="c1", deployment_ids=["1"]
+        )
+        # The site and course exist (an earlier launch by another user), so the race is the
+        # person's insert alone, as in a class's first launches.
+        link_launch(setup, box, platform, _claims("teacher", sub="999"))
+        setup.commit()
+        platform_id = platform.id
+    claims = _claims("student")
+    raced: list[bool] = []
+
+    with Session(engine) as mine:
+
+        @event.listens_for(mine, "before_flush")
+        def other_launch_wins(session: Session, *_: Any) -> None:
+            if raced or not any(isinstance(o, Person) for o in session.new):
+                return
+            raced.append(True)
+            with Session(engine) as other:
+                rival = other.get(LtiPlatform, platform_id)
+                assert rival is not None
+                link_launch(other, box, rival, claims)
+                other.commit()
+
+        if backend == "sqlite":
+            # SQLite has one writer and snapshot reads: ours read before the rival committed,
+            # so it cannot write any more; the request fails as busy (the app answers 503,
+            # see test_app) and nothing is half-written.
+            with pytest.raises(OperationalError, match="database is locked"):
+                link_launch(mine, box, mine.get_one(LtiPlatform, platform_id), claims)
+            mine.rollback()
+            link = link_launch(mine, box, mine.get_one(LtiPlatform, platform_id), claims)
+        else:
+            link = link_launch(mine, box, mine.get_one(LtiPlatform, platform_id), claims)
+        mine.commit()
+        assert raced == [True]
+        assert link.role == "learner"
+        people = mine.scalars(select(Person).where(Person.lti_sub == claims["sub"])).all()
+        assert [p.id for p in people] == [link.person.id]
+        enrolments = mine.scalar(
+            select(func.count()).select_from(Enrolment).where(Enrolment.person_id == link.person.id)
+        )
+        assert enrolments == 1
+    engine.dispose()
 
 
 def test_link_attaches_a_person_known_from_the_roster(

@@ -11,7 +11,8 @@ What pylti1p3 does not do, and this module adds:
 - `aud` must hold the client id and `azp`, when present (or when `aud` has several values),
   must be it; `iss`, `exp`, `iat` are verified by PyJWT with a configurable leeway (Moodle
   sets exp = iat + 60 s);
-- the platform keyset is cached in the database and refetched once on an unknown `kid`;
+- the platform keyset is cached in the database and refetched once on an unknown `kid`, at most
+  once a minute (a stream of made-up kids must not make us hammer the platform);
 - every failure is a `LaunchError` with a short reason code for the audit trail.
 """
 
@@ -21,6 +22,7 @@ import base64
 import binascii
 import json
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -34,6 +36,7 @@ from pylti1p3.exception import LtiException
 from pylti1p3.message_validators import get_validators
 from sqlalchemy.orm import Session
 
+from lti_app.db import utcnow
 from lti_app.models import LtiPlatform
 from lti_app.services.lti_registry import (
     DbToolConf,
@@ -51,6 +54,7 @@ ROLES = CLAIM + "roles"
 DEPLOYMENT_ID = CLAIM + "deployment_id"
 SUPPORTED_MESSAGES = frozenset({"LtiResourceLinkRequest", "LtiDeepLinkingRequest"})
 ALLOWED_ALGORITHMS = ("RS256",)
+JWKS_REFETCH_INTERVAL = timedelta(minutes=1)
 STATE_COOKIE_PREFIX = "lti1p3-"
 
 
@@ -302,6 +306,14 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         except KeySetError as exc:
             raise LaunchError("jwks_unavailable", f"Cannot verify the launch: {exc}.") from None
 
+    def _may_refetch(self) -> bool:
+        """A platform publishes a new key before signing with it, so a kid that was not in a
+        keyset fetched under a minute ago is an attacker's or a typo: refetching for it would
+        let anyone turn our tool into a flood of requests to the platform's JWKS URL."""
+        assert self.platform is not None
+        fetched_at = self.platform.key_set_fetched_at
+        return fetched_at is None or utcnow() - fetched_at >= JWKS_REFETCH_INTERVAL
+
     def _verify_signature(self) -> None:
         assert self.platform is not None
         kid = str(self.header["kid"])
@@ -310,7 +322,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         if key_set is None:
             key_set = self._fetch()
         jwk = self._jwk_for(key_set, kid)
-        if jwk is None and not fetched:
+        if jwk is None and not fetched and self._may_refetch():
             jwk = self._jwk_for(self._fetch(), kid)  # the platform may have rotated its key
         if jwk is None:
             raise LaunchError("kid_unknown", "The id_token is signed with an unknown key.")

@@ -7,6 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import jwt
@@ -15,7 +16,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
-from lti_app.models import LtiSession
+from lti_app.models import LtiPlatform, LtiSession
 from tests.lti_app.lti.env import LoginResult, LtiEnv, login, post_launch
 from tests.lti_app.lti.lti_platform import CLAIM, DELETE, PlatformKey
 
@@ -201,6 +202,16 @@ def test_unknown_kid_refetches_once_then_refuses(lti_env: LtiEnv) -> None:
     result = login(client, lti_env)
     assert post_launch(client, *_signed()(lti_env, result)).status_code == 303
     hits = lti_env.platform.jwks_hits
+    # Right after a fetch an unknown kid costs nothing: the keyset is fresh.
+    result = login(client, lti_env)
+    token = lti_env.platform.sign(
+        lti_env.platform.claims("teacher", nonce=result.nonce), key=PlatformKey()
+    )
+    since = lti_env.last_audit_id()
+    _assert_refused(lti_env, post_launch(client, token, result.state), "kid_unknown", since)
+    assert lti_env.platform.jwks_hits == hits
+    # Later, it may be a rotation: one refetch, then refused.
+    _age_key_set(lti_env, minutes=2)
     result = login(client, lti_env)
     stranger = PlatformKey()
     token = lti_env.platform.sign(
@@ -209,12 +220,40 @@ def test_unknown_kid_refetches_once_then_refuses(lti_env: LtiEnv) -> None:
     since = lti_env.last_audit_id()
     _assert_refused(lti_env, post_launch(client, token, result.state), "kid_unknown", since)
     assert lti_env.platform.jwks_hits == hits + 1
+    # A stream of made-up kids right after: refused from the fresh cache, no more fetches.
+    for _ in range(3):
+        result = login(client, lti_env)
+        token = lti_env.platform.sign(
+            lti_env.platform.claims("teacher", nonce=result.nonce), key=PlatformKey()
+        )
+        since = lti_env.last_audit_id()
+        _assert_refused(lti_env, post_launch(client, token, result.state), "kid_unknown", since)
+    assert lti_env.platform.jwks_hits == hits + 1
+    # A minute on, an unknown kid may be a real rotation again: one more fetch.
+    _age_key_set(lti_env, minutes=2)
+    result = login(client, lti_env)
+    token = lti_env.platform.sign(
+        lti_env.platform.claims("teacher", nonce=result.nonce), key=stranger
+    )
+    since = lti_env.last_audit_id()
+    _assert_refused(lti_env, post_launch(client, token, result.state), "kid_unknown", since)
+    assert lti_env.platform.jwks_hits == hits + 2
+
+
+def _age_key_set(env: LtiEnv, *, minutes: int) -> None:
+    """Pretend the cached keyset was fetched `minutes` ago."""
+    with env.db() as session:
+        for platform in session.scalars(select(LtiPlatform)):
+            if platform.key_set_fetched_at is not None:
+                platform.key_set_fetched_at -= timedelta(minutes=minutes)
 
 
 def test_platform_key_rotation_is_picked_up_by_refetch(lti_env: LtiEnv) -> None:
     client = lti_env.client()
     result = login(client, lti_env)
     assert post_launch(client, *_signed()(lti_env, result)).status_code == 303
+    # The platform rotates its key some time after our fetch.
+    _age_key_set(lti_env, minutes=5)
     old, new = lti_env.platform.key, PlatformKey()
     lti_env.platform.served_keys = [new, old]
     try:

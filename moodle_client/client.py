@@ -31,7 +31,7 @@ from moodle_client.errors import (
     MoodleTimeoutError,
     MoodleUnavailableError,
 )
-from moodle_client.logs import LogPage, LogRow
+from moodle_client.logs import LogPage, log_rows_from_json
 from moodle_client.requirements import LOG_FUNCTION, capability_from_message, requirement_for
 from moodle_client.types import (
     ActivityCompletion,
@@ -469,7 +469,7 @@ class MoodleClient:
         if withcount:
             params["withcount"] = True
         data = _Reader(self.call(LOG_FUNCTION, params), LOG_FUNCTION)
-        rows = tuple(LogRow.from_json(row) for row in data.get_list("logs"))
+        rows = log_rows_from_json(data.get_list("logs"))
         lastid = data.get_int("lastid")
         if rows and rows[-1].id != lastid:
             raise MalformedResponseError(

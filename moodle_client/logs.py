@@ -10,9 +10,10 @@ resume after a crash from the last stored cursor.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import operator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from moodle_client.errors import MalformedResponseError
 from moodle_client.types import _Reader
@@ -20,7 +21,7 @@ from moodle_client.types import _Reader
 if TYPE_CHECKING:
     from moodle_client.client import MoodleClient
 
-__all__ = ["LOG_COLUMNS", "LogPage", "LogRow", "LogSource", "WsLogSource"]
+__all__ = ["LOG_COLUMNS", "LogPage", "LogRow", "LogSource", "WsLogSource", "log_rows_from_json"]
 
 #: The columns of Moodle's ``logstore_standard_log`` that the tool keeps, in table order.
 LOG_COLUMNS: tuple[str, ...] = (
@@ -44,14 +45,17 @@ LOG_COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class LogRow:
+class LogRow(NamedTuple):
     """One standard-log event, whatever source it came from.
 
     The fields are exactly ``LOG_COLUMNS`` (``timecreated`` in epoch seconds) plus
     ``content_hash``. ``ws`` and ``db`` rows carry Moodle's ``id`` and no hash. ``csv`` rows come
     from a download that has no log id and no context id, so ``id`` and ``contextid`` are None
     and ``content_hash`` (a SHA-256 hex digest) is their identity for de-duplication.
+
+    A named tuple rather than a frozen dataclass: the sync builds millions of them, and a frozen
+    dataclass's ``__init__`` (one ``object.__setattr__`` per field) cost about 5 us a row, seven
+    times a tuple's; the store can also splice the tuple into its insert values as it is.
     """
 
     id: int | None
@@ -75,7 +79,11 @@ class LogRow:
 
     @classmethod
     def from_json(cls, data: Any) -> LogRow:
-        """A row of the plugin's answer (every column, ints as ints, nullable ones may be null)."""
+        """A row of the plugin's answer (every column, ints as ints, nullable ones may be null).
+
+        Checks field by field and names the first bad one; :func:`log_rows_from_json` is the
+        fast way to read a whole page and falls back to this for the error message.
+        """
         r = _Reader(data, "log row")
         return cls(
             id=r.get_int("id"),
@@ -96,6 +104,47 @@ class LogRow:
             timecreated=r.get_int("timecreated"),
             origin=r.opt_str("origin"),
         )
+
+
+_ROW_VALUES = operator.itemgetter(*LOG_COLUMNS)
+_NONE = type(None)
+# The JSON types that a well-formed plugin row has in each column, in LOG_COLUMNS order: the
+# same rules as LogRow.from_json, minus the numeric strings it tolerates (those rows take the
+# slow path and are converted there).
+_COLUMN_TYPES: tuple[frozenset[type], ...] = tuple(
+    frozenset({str, _NONE})
+    if c in {"objecttable", "origin"}
+    else frozenset({int, _NONE})
+    if c in {"objectid", "relateduserid"}
+    else frozenset({str})
+    if c in {"eventname", "component", "action", "target", "crud"}
+    else frozenset({int})
+    for c in LOG_COLUMNS
+)
+_NO_HASH = (None,)
+
+
+def log_rows_from_json(items: Sequence[Any]) -> tuple[LogRow, ...]:
+    """A page of the plugin's rows, checked column by column rather than field by field.
+
+    The per-field checks of :meth:`LogRow.from_json` were 40% of a sync's time (17 us a row for
+    17 fields). A well-formed page is checked here with a handful of C-level passes per column
+    (``type`` of every value, as a set, within the column's allowed types; ``bool`` is not
+    ``int`` for ``type``); anything else, a missing key, a non-object row, a numeric string, a
+    wrong type, goes through ``from_json`` row by row, which converts what it tolerates and
+    raises ``MalformedResponseError`` naming the first bad field.
+    """
+    try:
+        values = list(map(_ROW_VALUES, items))
+    except (KeyError, TypeError, IndexError):
+        values = None
+    if values is not None and all(
+        set(map(type, column)) <= allowed
+        for column, allowed in zip(zip(*values, strict=True), _COLUMN_TYPES, strict=False)
+    ):
+        new = tuple.__new__
+        return tuple([new(LogRow, value + _NO_HASH) for value in values])
+    return tuple(map(LogRow.from_json, items))
 
 
 @dataclass(frozen=True, slots=True)

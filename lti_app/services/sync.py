@@ -9,12 +9,13 @@ inserts ignore rows already stored).
 
 from __future__ import annotations
 
-import operator
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
@@ -35,21 +36,24 @@ from moodle_client.logs import LOG_COLUMNS, LogRow, LogSource
 
 # Columns copied from a log row to a LogEvent (Moodle's `id` becomes `moodle_log_id`).
 _LOG_FIELDS = tuple(c for c in LOG_COLUMNS if c != "id")
-# Columns written by store_log_rows, in the order of its value tuples.
-_LOG_COLUMNS = ("site_id", "source", "moodle_log_id", "content_hash", *_LOG_FIELDS)
-_row_values = operator.attrgetter("id", "content_hash", *_LOG_FIELDS)
+# Columns written by store_log_rows, in the order of its value tuples: the site and the source,
+# then a LogRow as it is (a named tuple: id, the log fields, content_hash).
+_LOG_COLUMNS = ("site_id", "source", "moodle_log_id", *_LOG_FIELDS, "content_hash")
 # Rows per INSERT statement: keeps statements under SQLite's 32k bound-parameter limit.
 _INSERT_CHUNK = 1500
 # store_log_rows's SQL, built from the constant column names above (no outside input).
-# PostgreSQL stages rows by COPY in a temporary table (one per connection, emptied at commit).
 _COLS = ", ".join(_LOG_COLUMNS)
 _SQLITE_INSERT = f"INSERT INTO log_event ({_COLS}) VALUES "  # noqa: S608
 _SQLITE_ROW = "(" + ", ".join("?" * len(_LOG_COLUMNS)) + ")"
+_PG_COPY = f"COPY log_event ({_COLS}) FROM STDIN"
+_PG_SAVEPOINT = "arche_log_copy"
+# The slow path stages the rows in a temporary table that lives for the transaction only (so it
+# also works behind a transaction-pooling pgbouncer), then inserts them skipping conflicts.
 _PG_STAGE = (
-    "CREATE TEMP TABLE IF NOT EXISTS arche_log_stage ON COMMIT DELETE ROWS AS "  # noqa: S608
+    "CREATE TEMP TABLE IF NOT EXISTS arche_log_stage ON COMMIT DROP AS "  # noqa: S608
     f"SELECT {_COLS}, 0::bigint AS stage_order FROM log_event WITH NO DATA"
 )
-_PG_COPY = f"COPY arche_log_stage ({_COLS}, stage_order) FROM STDIN"
+_PG_STAGE_COPY = f"COPY arche_log_stage ({_COLS}, stage_order) FROM STDIN"
 _PG_INSERT = (
     f"INSERT INTO log_event ({_COLS}) SELECT {_COLS} FROM arche_log_stage "  # noqa: S608
     "ORDER BY stage_order ON CONFLICT DO NOTHING RETURNING id"
@@ -259,42 +263,76 @@ def store_log_rows(session: Session, site_id: int, source: str, rows: Sequence[L
     """Insert rows, silently skipping those already stored (same Moodle log id or same content
     hash on this site). Returns how many were new.
 
-    This is the ingest hot path (a page of 5000 rows per call), so it bypasses SQLAlchemy's
-    statement compiler, which spent about a millisecond per row building multi-row VALUES:
-    PostgreSQL gets the rows by COPY into a temporary table, then one INSERT ... SELECT;
-    SQLite gets plain multi-row INSERTs with positional parameters. Both keep ON CONFLICT DO
-    NOTHING, and RETURNING counts what was really inserted (rowcount is -1 on some drivers).
+    This is the ingest hot path (a page of 5000 rows per call, a whole file for a CSV import),
+    so it bypasses SQLAlchemy's statement compiler and builds no per-row objects: each value
+    tuple is the site, the source and the LogRow (a named tuple) spliced in as it is.
+    PostgreSQL gets the rows by COPY (see `_copy_log_rows`); SQLite gets one prepared INSERT
+    ... ON CONFLICT DO NOTHING run by `executemany`, counting what was really inserted from
+    the connection's change counter (RETURNING is not allowed there, and rowcount is not
+    reliable with ON CONFLICT).
     """
     if not rows:
         return 0
     session.flush()  # pending ORM changes (a new site) go first, as session.execute would do
-    values = [(site_id, source, *_row_values(row)) for row in rows]
+    prefix = (site_id, source)
+    values = [prefix + row for row in rows]
     if session.get_bind().dialect.name == "postgresql":
         return _copy_log_rows(session, values)
-    connection = session.connection()
-    added = 0
-    for start in range(0, len(values), _INSERT_CHUNK):
-        chunk = values[start : start + _INSERT_CHUNK]
-        sql = _SQLITE_INSERT + ", ".join([_SQLITE_ROW] * len(chunk))
-        params = tuple(value for row_values in chunk for value in row_values)
-        sql += " ON CONFLICT DO NOTHING RETURNING id"
-        added += len(connection.exec_driver_sql(sql, params).all())
-    return added
+    return _sqlite_insert_log_rows(session, values)
+
+
+def _sqlite_insert_log_rows(session: Session, values: Sequence[tuple[Any, ...]]) -> int:
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, sqlite3.Connection)
+    before = driver.total_changes
+    cur = driver.cursor()
+    try:
+        cur.executemany(_SQLITE_INSERT + _SQLITE_ROW + " ON CONFLICT DO NOTHING", values)
+    finally:
+        cur.close()
+    return driver.total_changes - before
 
 
 def _copy_log_rows(session: Session, values: Sequence[tuple[Any, ...]]) -> int:
-    """PostgreSQL: COPY into a per-connection temporary table (emptied at each commit), then
-    insert in the page's order, skipping conflicts."""
+    """PostgreSQL: COPY straight into log_event; if a row is already there, redo the call
+    through a staging table and INSERT ... ON CONFLICT DO NOTHING.
+
+    A sync page is almost always new rows (the cursor moves forward, a crashed page was rolled
+    back), and COPY into the table costs half of staging plus INSERT ... SELECT: no second
+    copy of the rows, no sort, no speculative insertion per row. The unique constraints on
+    (site, Moodle log id) and (site, content hash) still guard the table: a row already stored
+    (a re-import, a second process syncing the same course, a source switched from ``db`` to
+    ``ws`` that starts over) makes the COPY fail with a unique violation, which rolls back to a
+    savepoint taken before it, and the slow path then stores exactly the new rows, in order.
+    One savepoint per call, not per chunk, so a big CSV import never overflows PostgreSQL's
+    per-transaction cache of subtransactions.
+    """
     driver = session.connection().connection.driver_connection
     assert driver is not None
     with driver.cursor() as cur:
-        cur.execute(_PG_STAGE)
-        cur.execute("TRUNCATE arche_log_stage")
-        with cur.copy(_PG_COPY) as copy:
-            for order, row_values in enumerate(values):
-                copy.write_row((*row_values, order))
-        cur.execute(_PG_INSERT)
-        return len(cur.fetchall())
+        cur.execute(f"SAVEPOINT {_PG_SAVEPOINT}")
+        try:
+            with cur.copy(_PG_COPY) as copy:
+                for row_values in values:
+                    copy.write_row(row_values)
+        except psycopg.errors.UniqueViolation:
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
+            cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            return _stage_log_rows(cur, values)
+        cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+        return len(values)
+
+
+def _stage_log_rows(cur: psycopg.Cursor[Any], values: Sequence[tuple[Any, ...]]) -> int:
+    """The slow path: COPY into a transaction-scoped temporary table, then insert in the
+    page's order, skipping conflicts; RETURNING counts what was inserted."""
+    cur.execute(_PG_STAGE)
+    cur.execute("TRUNCATE arche_log_stage")
+    with cur.copy(_PG_STAGE_COPY) as copy:
+        for order, row_values in enumerate(values):
+            copy.write_row((*row_values, order))
+    cur.execute(_PG_INSERT)
+    return len(cur.fetchall())
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""``store_log_rows`` on both backends: every new row stored once, in page order, whatever path
+it takes (PostgreSQL's straight COPY, or its staged ON CONFLICT fallback when some rows are
+already there; SQLite's prepared INSERT)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from lti_app.models import MoodleSite
+from lti_app.services.sync import store_log_rows
+from moodle_client.logs import LogRow
+
+
+def _row(log_id: int | None, *, user: int = 5, content_hash: str | None = None) -> LogRow:
+    return LogRow(
+        id=log_id,
+        eventname="\\core\\event\\course_viewed",
+        component="core",
+        action="viewed",
+        target="course",
+        objecttable=None,
+        objectid=None,
+        crud="r",
+        edulevel=2,
+        contextid=None if log_id is None else 31,
+        contextlevel=50,
+        contextinstanceid=2,
+        userid=user,
+        relateduserid=None,
+        courseid=2,
+        timecreated=1_788_800_000 + (log_id or user),
+        origin="web\tcli\\x",  # a tab and a backslash: COPY's text format must escape them
+        content_hash=content_hash,
+    )
+
+
+@pytest.fixture
+def site_id(db_session: Session) -> int:
+    site = MoodleSite(base_url="https://moodle.example")
+    db_session.add(site)
+    db_session.flush()
+    return site.id
+
+
+def _stored(session: Session) -> list[tuple[object, ...]]:
+    """(moodle_log_id, content_hash, userid, origin) in insertion order."""
+    return [
+        tuple(r)
+        for r in session.execute(
+            text("SELECT moodle_log_id, content_hash, userid, origin FROM log_event ORDER BY id")
+        )
+    ]
+
+
+def test_new_rows_are_stored_in_page_order(db_session: Session, site_id: int) -> None:
+    page = [_row(i) for i in (7, 3, 9, 4)]
+    assert store_log_rows(db_session, site_id, "ws", page) == 4
+    assert _stored(db_session) == [(i, None, 5, "web\tcli\\x") for i in (7, 3, 9, 4)]
+    assert store_log_rows(db_session, site_id, "ws", []) == 0
+
+
+def test_rows_already_stored_are_skipped_and_the_rest_kept_in_order(
+    db_session: Session, site_id: int
+) -> None:
+    assert store_log_rows(db_session, site_id, "ws", [_row(i) for i in range(1, 6)]) == 5
+    # A page overlapping what is stored (a second process, a source started over), twice.
+    overlap = [_row(i) for i in (4, 8, 5, 6, 9)]
+    assert store_log_rows(db_session, site_id, "ws", overlap) == 3
+    assert store_log_rows(db_session, site_id, "ws", overlap) == 0
+    # The fast path works again afterwards in the same transaction.
+    assert store_log_rows(db_session, site_id, "ws", [_row(20), _row(21)]) == 2
+    ids = [r[0] for r in _stored(db_session)]
+    assert ids == [1, 2, 3, 4, 5, 8, 6, 9, 20, 21]
+
+
+def test_a_row_repeated_within_one_page_is_stored_once(db_session: Session, site_id: int) -> None:
+    page = [_row(1), _row(2), _row(1, user=99), _row(3)]
+    assert store_log_rows(db_session, site_id, "ws", page) == 3
+    assert [(r[0], r[2]) for r in _stored(db_session)] == [(1, 5), (2, 5), (3, 5)]
+
+
+def test_csv_rows_deduplicate_on_their_content_hash(db_session: Session, site_id: int) -> None:
+    first = [_row(None, user=u, content_hash=f"{u:064x}") for u in (1, 2, 3)]
+    assert store_log_rows(db_session, site_id, "csv", first) == 3
+    again = [_row(None, user=u, content_hash=f"{u:064x}") for u in (2, 3, 4)]
+    assert store_log_rows(db_session, site_id, "csv", again) == 1
+    assert [(r[0], r[1], r[2]) for r in _stored(db_session)] == [
+        (None, f"{u:064x}", u) for u in (1, 2, 3, 4)
+    ]
+    # Web-service rows (no hash) and CSV rows (no id) never collide with each other.
+    assert store_log_rows(db_session, site_id, "ws", [_row(1), _row(2)]) == 2
+
+
+def test_the_same_ids_on_another_site_are_other_events(db_session: Session, site_id: int) -> None:
+    other = MoodleSite(base_url="https://other.example")
+    db_session.add(other)
+    db_session.flush()
+    assert store_log_rows(db_session, site_id, "ws", [_row(1), _row(2)]) == 2
+    assert store_log_rows(db_session, other.id, "ws", [_row(2), _row(1)]) == 2
+    assert len(_stored(db_session)) == 4
+
+
+def test_a_row_breaking_another_rule_is_not_swallowed(db_session: Session, site_id: int) -> None:
+    bad = _row(1)._replace(crud="x")
+    with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
+        store_log_rows(db_session, site_id, "ws", [_row(2), bad])

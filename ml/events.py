@@ -232,25 +232,56 @@ def event_info(
     return EventInfo("other", True, 2, 0, crud, edulevel)
 
 
-def annotate(events: pd.DataFrame) -> pd.DataFrame:
-    """Per-event ``category`` (categorical), ``active`` (bool), ``depth`` and ``social`` (int8).
+def event_kinds(events: pd.DataFrame) -> tuple[np.ndarray, list[str], list[EventInfo]]:
+    """Each row's kind (an ``int32`` code per distinct (eventname, crud, edulevel) triple), and
+    per kind its event name and :class:`EventInfo`, so a caller maps ten million rows with one
+    lookup per kind.
 
-    Vectorised: the mapping is looked up once per distinct (eventname, crud, edulevel) triple,
-    found by hashing one integer key per row, then broadcast back with the integer codes, so ten
-    million rows cost one factorisation.
+    The key is built densely from the categorical codes (name x crud x edulevel) and the kinds
+    present are found with one ``bincount`` over that small key space: no hashing or sorting of
+    the rows, which is what makes this cheap. A missing event name reads as an unknown one
+    (the ``crud``/``edulevel`` fallback); a missing ``crud`` as ``""`` (not a read).
     """
     name = events["eventname"].astype("category")
     crud = events["crud"].astype("category")
-    edu = np.clip(events["edulevel"].to_numpy(dtype=np.int64), 0, 3)
-    n_crud = len(crud.cat.categories) + 1
-    key = (name.cat.codes.to_numpy(dtype=np.int64) * n_crud + crud.cat.codes.to_numpy()) * 4 + edu
-    codes, uniques = pd.factorize(key)
-    infos = []
-    for k in np.asarray(uniques, dtype=np.int64):
-        edulevel, rest = int(k % 4), int(k // 4)
-        crud_code, name_code = rest % n_crud, rest // n_crud
-        crud_value = str(crud.cat.categories[crud_code]) if crud_code < n_crud - 1 else ""
-        infos.append(event_info(str(name.cat.categories[name_code]), crud_value, edulevel))
+    names = [str(c) for c in name.cat.categories]
+    cruds = [str(c) for c in crud.cat.categories]
+    n_crud = len(cruds) + 1
+    space = (len(names) + 1) * n_crud * 4
+    # codes are -1 for missing values: shift by one so that every key is >= 0
+    key: np.ndarray = name.cat.codes.to_numpy().astype(np.int32 if space < 2**31 else np.int64)
+    key += 1
+    key *= n_crud
+    key += crud.cat.codes.to_numpy()
+    key += 1
+    key *= 4
+    key += np.clip(events["edulevel"].to_numpy(), 0, 3).astype(np.int8)
+    if space <= 4 * key.size + 65_536:
+        present = np.flatnonzero(np.bincount(key, minlength=space))
+        remap = np.zeros(space, dtype=np.int32)
+        remap[present] = np.arange(present.size, dtype=np.int32)
+        codes = remap[key]
+    else:  # absurdly many categories for the rows: sort the keys instead
+        present, inverse = np.unique(key, return_inverse=True)
+        codes = inverse.astype(np.int32)
+    kind_names, infos = [], []
+    for k in present.tolist():
+        rest, edulevel = divmod(k, 4)
+        name_code, crud_code = divmod(rest, n_crud)
+        kind_name = names[name_code - 1] if name_code else ""
+        crud_value = cruds[crud_code - 1] if crud_code else ""
+        kind_names.append(kind_name)
+        infos.append(event_info(kind_name, crud_value, edulevel))
+    return codes, kind_names, infos
+
+
+def annotate(events: pd.DataFrame) -> pd.DataFrame:
+    """Per-event ``category`` (categorical), ``active`` (bool), ``depth`` and ``social`` (int8).
+
+    Vectorised: the mapping is looked up once per kind (:func:`event_kinds`), then broadcast
+    back with the integer codes.
+    """
+    codes, _, infos = event_kinds(events)
     cat_lookup = np.array([CATEGORIES.index(i.category) for i in infos], dtype=np.int8)
     out = pd.DataFrame(index=events.index)
     out["category"] = pd.Categorical.from_codes(

@@ -5,10 +5,16 @@ on the roster; everything after works on what is left, so nothing after ``as_of`
 feature (the cohort statistics included). Students without events get a row too, with the values
 documented below.
 
-The work is array arithmetic on events sorted by (student, time): ``numpy.bincount`` sums per
-student, differences between neighbours for intervals and sessions, and a hash factorisation for
-distinct (student, activity) pairs. There is no per-student Python loop, which keeps the cost at
-a few sorts and passes over the events (millions of events per second).
+The work is array arithmetic on integer codes, with no per-student Python loop and no string
+or datetime objects per event: each event becomes a roster position and a kind (one code per
+distinct event name, crud and edulevel, so the event's meaning is looked up once per kind, not
+once per event) by lookup tables over Moodle's dense ids; one stable radix sort puts the kept
+events in (student, time) order, and each student's events are then one contiguous slice.
+Sessions, intervals and calendar days are differences between neighbours summed per slice; the
+counts per event type and category, the weeks and the levels reached per activity come from
+small dense per-student tables (:class:`_BlockSums`); local time adds the zone's offset, found
+once per daylight-saving change (:func:`local_ns`), not per event. The cost is one sort, a few
+gathers and a dozen passes over the events: several million events per second on one core.
 
 Features (all float64):
 
@@ -40,17 +46,27 @@ Features (all float64):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Final
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
-from ml.events import CATEGORIES, DEFAULT_EVENT_TYPES, annotate, short_event_name
+from ml.events import (
+    CATEGORIES,
+    DEFAULT_EVENT_TYPES,
+    EventInfo,
+    event_kinds,
+    short_event_name,
+)
 
 NS_PER_S: Final = 1_000_000_000
 NS_PER_DAY: Final = 86_400 * NS_PER_S
 NS_PER_WEEK: Final = 7 * NS_PER_DAY
 TREND_WINDOW: Final = pd.Timedelta(days=14)
+# cells of each per-block table of :class:`_BlockSums` (8 bytes each at most: 32 MB)
+BLOCK_CELLS: Final = 1 << 22
 
 Z_FEATURES: Final = (
     "n_actions",
@@ -109,17 +125,117 @@ def _roster_ids(roster: pd.DataFrame | pd.Series | Sequence[int] | np.ndarray) -
     return np.asarray(ids, dtype=np.int64)
 
 
-def _local_ns(t_ns: np.ndarray, tz: str) -> np.ndarray:
-    """UTC ns -> local wall-clock ns, converting each distinct hour once (offsets change rarely)."""
+def _positions(values: np.ndarray, keys: np.ndarray, missing: int = -1) -> np.ndarray:
+    """The position of each of ``values`` in the distinct ``keys`` (``missing`` when absent),
+    as int32.
+
+    Moodle ids are dense, so a lookup table over the values' range turns this into one gather;
+    a sparse range falls back on pandas' hash table.
+    """
+    if values.size == 0:
+        return np.zeros(0, dtype=np.int32)
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo > 4 * values.size + 65_536:
+        found = np.asarray(pd.Index(keys).get_indexer(values), dtype=np.int32)
+        found[found < 0] = missing
+        return found
+    if lo >= 0 and hi <= 4 * values.size + 65_536:
+        lo = 0  # a table from 0 saves subtracting ``lo`` from every value
+    lut = np.full(hi - lo + 1, missing, dtype=np.int32)
+    inside = (keys >= lo) & (keys <= hi)
+    lut[keys[inside] - lo] = np.flatnonzero(inside).astype(np.int32)
+    return np.asarray(lut[values - lo if lo else values])
+
+
+def _utc_offset_s(zone: ZoneInfo, second: int) -> int:
+    offset = datetime.fromtimestamp(second, UTC).astimezone(zone).utcoffset()
+    return int(offset.total_seconds()) if offset is not None else 0
+
+
+def offset_changes(tz: str, lo_ns: int, hi_ns: int) -> tuple[np.ndarray, np.ndarray]:
+    """The zone's UTC offsets over ``[lo_ns, hi_ns]``: ``(starts, offsets)`` in ns, where
+    ``offsets[0]`` holds before ``starts[0]`` and ``offsets[i + 1]`` from ``starts[i]`` on.
+
+    Offsets come from :mod:`zoneinfo` (what the naive baseline and Python's datetime use). A
+    change is located on an hourly grid, then bisected to the exact second, so zones whose
+    changes fall on the half hour (Adelaide, Newfoundland) are right to the second. The one
+    assumption: a zone does not change its offset twice within an hour.
+    """
+    zone = ZoneInfo(tz)
+    lo_s, hi_s = lo_ns // NS_PER_S, hi_ns // NS_PER_S
+    grid = [*range(lo_s, hi_s, 3600), hi_s]
+    offs = [_utc_offset_s(zone, g) for g in grid]
+    starts: list[int] = []
+    values = [offs[0]]
+    for a, b, off_a, off_b in zip(grid, grid[1:], offs, offs[1:], strict=False):
+        if off_a == off_b:
+            continue
+        while b - a > 1:  # invariant: offset(a) == off_a, offset(b) != off_a
+            mid = (a + b) // 2
+            if _utc_offset_s(zone, mid) == off_a:
+                a = mid
+            else:
+                b = mid
+        starts.append(b * NS_PER_S)
+        values.append(off_b)
+    return np.array(starts, dtype=np.int64), np.array(values, dtype=np.int64) * NS_PER_S
+
+
+def local_ns(t_ns: np.ndarray, tz: str) -> np.ndarray:
+    """UTC ns -> local wall-clock ns: the offset of each instant, from the zone's changes.
+
+    A term crosses one or two daylight-saving changes, so adding the first offset and then each
+    change to the instants after it is a couple of passes over the array, with no per-event
+    calendar arithmetic.
+    """
     if tz == "UTC" or t_ns.size == 0:
         return t_ns
-    codes, hours = pd.factorize(t_ns // (3600 * NS_PER_S))  # hashing: no sort of all events
-    starts = pd.DatetimeIndex(
-        pd.to_datetime(np.asarray(hours) * 3600 * NS_PER_S, unit="ns", utc=True)
-    )
-    wall = starts.tz_convert(tz).tz_localize(None).as_unit("ns").asi8
-    offset = wall - starts.as_unit("ns").asi8
-    return np.asarray(t_ns + offset[codes], dtype=np.int64)
+    starts, offsets = offset_changes(tz, int(t_ns.min()), int(t_ns.max()))
+    if starts.size > 4:
+        return np.asarray(t_ns + offsets[np.searchsorted(starts, t_ns, side="right")])
+    out: np.ndarray = t_ns + offsets[0]
+    for start, delta in zip(starts, np.diff(offsets), strict=True):
+        np.add(out, delta, out=out, where=t_ns >= start)
+    return out
+
+
+def _student_order(
+    u: np.ndarray, t: np.ndarray, n: int, as_of_ns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the kept events (roster students, up to ``as_of``) in (student, time)
+    order, and each student's number of kept events.
+
+    Logs arrive in time order, so the events after ``as_of`` are a suffix to cut (else one
+    stable sort by time comes first; timsort is linear on nearly sorted data), and a stable sort
+    on the student alone keeps time order within each. ``u`` is the roster position, -1 for a
+    stranger; strangers get the key ``n``, sort last and are cut too. Numpy sorts 16-bit keys by
+    radix (linear time), so a cohort of 65,536 or more takes two radix passes, on the low half
+    of the key then on the high half (LSD order).
+    """
+    order: np.ndarray | None = None
+    if t.size > 1 and np.any(t[1:] < t[:-1]):
+        by_time = np.argsort(t, kind="stable")
+        order = by_time[: np.searchsorted(t[by_time], as_of_ns, side="right")]
+        key = u[order]
+    else:
+        key = u[: np.searchsorted(t, as_of_ns, side="right")]
+    key = np.where(key >= 0, key, n)
+    counts = np.bincount(key, minlength=n + 1)
+    if n < 1 << 16:
+        perm = np.argsort(key.astype(np.uint16), kind="stable")
+    else:
+        perm = np.argsort((key & 0xFFFF).astype(np.uint16), kind="stable")
+        perm = perm[np.argsort((key[perm] >> 16).astype(np.uint16), kind="stable")]
+    perm = perm[: key.size - counts[n]]
+    return (perm if order is None else order[perm]), counts[:n]
+
+
+def _narrow(codes: np.ndarray, n_values: int) -> np.ndarray:
+    """``codes`` (0..n_values - 1) in the smallest integer dtype: a cheaper reordering."""
+    for dtype in (np.int8, np.int16):
+        if n_values <= np.iinfo(dtype).max:
+            return codes.astype(dtype)
+    return codes.astype(np.int32)
 
 
 def compute_features(
@@ -148,119 +264,119 @@ def compute_features(
         raise ValueError("course_end must be after course_start")
     as_of_ns, start_ns = _ns(as_of_ts), _ns(start_ts)
     gap_ns = int(pd.Timedelta(session_gap).value)
+    types = list(event_types)
 
-    # ---- keep roster events up to as_of, then sort by (student, time)
+    # ---- per event: time, roster position, kind, activity; then the kept ones, sorted
     time = pd.DatetimeIndex(events["time"])
     if time.tz is None:
         raise ValueError("event times must be timezone-aware")
     t_all = time.as_unit("ns").asi8
-    u_all = pd.Index(ids).get_indexer(events["userid"].to_numpy(dtype=np.int64))
-    keep = (u_all >= 0) & (t_all <= as_of_ns)
-    kept = events.loc[keep]
-    # compact dtypes: the reordering below gathers every array at random positions, and its
-    # cost is memory traffic
-    u = u_all[keep].astype(np.int32)
-    t = t_all[keep]
-    ann = annotate(kept)
-    name_cat = kept["eventname"].astype("category")
-    names = name_cat.cat.codes.to_numpy(dtype=np.int32)
-    cat = ann["category"].cat.codes.to_numpy(dtype=np.int8)
-    active = ann["active"].to_numpy(dtype=bool)
-    depth = ann["depth"].to_numpy(dtype=np.int8)
-    social = ann["social"].to_numpy(dtype=np.int8)
-    cm = kept["cmid"].to_numpy(dtype=np.float64, na_value=np.nan)
-    # one permutation to (student, time) order: time first (usually already sorted), then a
-    # stable sort on the student keeps time order within each student
-    perm = np.arange(t.size)
-    if t.size > 1 and np.any(t[1:] < t[:-1]):
-        perm = np.argsort(t, kind="stable")
-    # student indices fit in 16 bits for any real cohort: numpy then sorts by radix
-    key = u[perm].astype(np.int16 if n < 2**15 else np.int32)
-    perm = perm[np.argsort(key, kind="stable")]
-    u32, t, names, cat, active, depth, social, cm = (
-        a[perm] for a in (u, t, names, cat, active, depth, social, cm)
-    )
-    u = u32.astype(np.int64)
+    u_all = _positions(events["userid"].to_numpy(dtype=np.int64), ids)
+    kind_all, kind_names, infos = event_kinds(events)
+    cmid = events["cmid"]
+    cm = cmid.to_numpy(dtype=np.int64, na_value=0)  # Moodle ids start at 1: 0 is "none"
+    if course_modules is not None:
+        modules = pd.unique(np.asarray(list(course_modules), dtype=np.int64))
+    else:  # the activities anyone on the roster touched by as_of
+        modules = pd.unique(cm[cmid.notna().to_numpy() & (u_all >= 0) & (t_all <= as_of_ns)])
+    module_all = _positions(cm, modules, missing=modules.size)
+    if (modules == 0).any():  # an id 0 (not Moodle's) must not match the missing ones
+        module_all[cmid.isna().to_numpy()] = modules.size
+    del cm
+    perm, count_i = _student_order(u_all, t_all, n, as_of_ns)
+    t = t_all[perm]
+    kind = _narrow(kind_all, len(infos))[perm]
+    module = _narrow(module_all, modules.size + 1)[perm]
+    del u_all, t_all, kind_all, module_all, perm
 
     out: dict[str, np.ndarray] = {}
-    count = np.bincount(u, minlength=n).astype(np.float64)
+    count = count_i.astype(np.float64)
     out["n_actions"] = count
+    ends = np.cumsum(count_i)  # one past each student's last sorted event
+    present = np.flatnonzero(count_i)
+    starts = ends[present] - count_i[present]
+    last_idx = ends[present] - 1
 
-    # ---- counts per event type and per category
-    types = list(event_types)
-    col_of = np.array(
-        [types.index(x) if x in types else -1 for x in name_cat.cat.categories] + [-1],
-        dtype=np.int64,
-    )
-    j = col_of[names]  # code -1 (a missing name) reads the trailing -1
-    m = j >= 0
-    n_types = len(event_types)
-    per_type = np.bincount(u[m] * n_types + j[m], minlength=n * n_types).reshape(n, n_types)
-    for k, e in enumerate(event_types):
-        out[f"n_{short_event_name(e)}"] = per_type[:, k].astype(np.float64)
-    n_cat = len(CATEGORIES)
-    per_cat = np.bincount(u * n_cat + cat, minlength=n * n_cat).reshape(n, n_cat)
+    # ---- counts per kind -> per event type, per category, active; levels; weeks; activities
+    blocks = _BlockSums(n, kind_names, infos, types, modules.size, as_of_ns, start_ns)
+    blocks.run(t, kind, module, count_i)
+    for k, e in enumerate(types):
+        out[f"n_{short_event_name(e)}"] = blocks.per_type[k]
     for k, c in enumerate(CATEGORIES):
-        out[f"n_cat_{c}"] = per_cat[:, k].astype(np.float64)
-    n_active = np.bincount(u, weights=active.astype(np.float64), minlength=n)
+        out[f"n_cat_{c}"] = blocks.per_cat[k]
+    n_active = blocks.n_active
     out["n_active"] = n_active
     out["n_passive"] = count - n_active
     out["active_ratio"] = np.divide(n_active, count, out=np.zeros(n), where=count > 0)
+    del kind, module
 
-    # ---- time on task and sessions
-    same = u[1:] == u[:-1]
-    dt = np.diff(t)
-    in_session = same & (dt <= gap_ns)
-    total_ns = np.bincount(u[1:][in_session], weights=dt[in_session], minlength=n)
+    # ---- time on task and sessions: gaps to the previous action of the same student
+    gaps = np.empty(t.size, dtype=np.int64)
+    if t.size:
+        gaps[0] = 0
+        np.subtract(t[1:], t[:-1], out=gaps[1:])
+    first = np.zeros(t.size, dtype=bool)
+    first[starts] = True
+    cont = gaps <= gap_ns  # continues a session ...
+    cont &= ~first  # ... of the same student
+    gaps *= cont
+    total_ns, n_cont = np.zeros(n), np.zeros(n)
+    if present.size:
+        total_ns[present] = np.add.reduceat(gaps, starts)
+        n_cont[present] = np.add.reduceat(cont, starts, dtype=np.int64)
+    del gaps, cont
     out["total_time_min"] = total_ns / (60 * NS_PER_S)
-    new_session = np.ones(u.size, dtype=bool)
-    new_session[1:] = ~in_session
-    n_sessions = np.bincount(u[new_session], minlength=n).astype(np.float64)
+    n_sessions = count - n_cont
     out["n_sessions"] = n_sessions
     out["mean_session_min"] = np.divide(
         out["total_time_min"], n_sessions, out=np.zeros(n), where=n_sessions > 0
     )
 
     # ---- calendar: active days, mean hour
-    local = _local_ns(t, tz)
+    local = local_ns(t, tz)
     day = local // NS_PER_DAY
-    new_day = np.ones(u.size, dtype=bool)
-    new_day[1:] = ~same | (day[1:] != day[:-1])
-    out["active_days"] = np.bincount(u[new_day], minlength=n).astype(np.float64)
-    hour = (local - day * NS_PER_DAY) / (3600 * NS_PER_S)
-    hour_sum = np.bincount(u, weights=hour, minlength=n)
+    new_day = first
+    new_day[1:] |= day[1:] != day[:-1]
+    active_days = np.zeros(n)
+    if present.size:
+        active_days[present] = np.add.reduceat(new_day, starts, dtype=np.int64)
+    out["active_days"] = active_days
+    day *= NS_PER_DAY
+    hour = np.subtract(local, day, out=day if local is t else local) / (3600 * NS_PER_S)
+    del local, day, new_day, first
+    # summed in time order per student, as the naive loop does (bincount adds in array order)
+    student = np.repeat(np.arange(n, dtype=np.intp), count_i)
+    hour_sum = np.bincount(student, weights=hour, minlength=n)
+    del hour, student
     out["mean_hour"] = np.divide(hour_sum, count, out=np.full(n, np.nan), where=count > 0)
 
-    # ---- intervals and recency
-    within = np.bincount(u[1:][same], weights=dt[same], minlength=n)
+    # ---- intervals and recency; the gaps of a student telescope to last minus first action
+    span_ns = np.zeros(n)
+    span_ns[present] = t[last_idx] - t[starts]
     n_gaps = count - 1
     out["mean_interval_h"] = np.divide(
-        within / (3600 * NS_PER_S), n_gaps, out=np.full(n, np.nan), where=n_gaps > 0
+        span_ns / (3600 * NS_PER_S), n_gaps, out=np.full(n, np.nan), where=n_gaps > 0
     )
     last = np.full(n, start_ns, dtype=np.int64)
-    if u.size:
-        ends = np.flatnonzero(np.r_[~same, True])
-        last[u[ends]] = t[ends]
+    last[present] = t[last_idx]
     out["days_since_last"] = np.maximum(as_of_ns - last, 0) / NS_PER_DAY
 
     # ---- regularity over the weeks elapsed
-    n_weeks = max(1, int(np.ceil((as_of_ns - start_ns) / NS_PER_WEEK)))
-    week = np.clip((t - start_ns) // NS_PER_WEEK, 0, n_weeks - 1)
-    weekly = np.bincount(u * n_weeks + week, minlength=n * n_weeks).reshape(n, n_weeks)
-    p = np.divide(weekly, count[:, None], out=np.zeros(weekly.shape), where=count[:, None] > 0)
-    plogp = np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
+    n_weeks = blocks.n_weeks
+    weekly = blocks.weekly
+    p = np.divide(weekly, count[:, None], out=np.zeros(weekly.shape), where=weekly > 0)
+    plogp = p * np.log(p, out=np.zeros(p.shape), where=p > 0)
     entropy = -plogp.sum(axis=1)
     if n_weeks > 1:
         out["weekly_entropy"] = np.clip(entropy / np.log(n_weeks), 0.0, 1.0)
     else:
         out["weekly_entropy"] = (count > 0).astype(np.float64)
-    out["active_weeks_share"] = (weekly > 0).sum(axis=1) / n_weeks
+    out["active_weeks_share"] = np.count_nonzero(weekly, axis=1) / n_weeks
 
     # ---- trend: last 14 days vs before
     window = int(TREND_WINDOW.value)
     elapsed = as_of_ns - start_ns
-    recent_mask = t > as_of_ns - window
-    recent = np.bincount(u[recent_mask], minlength=n).astype(np.float64)
+    recent = blocks.recent
     earlier = count - recent
     if elapsed > window:
         r_recent = recent / window
@@ -273,34 +389,15 @@ def compute_features(
         out["trend"] = np.zeros(n)
 
     # ---- activities touched, cognitive depth and social breadth
-    has_cm = ~np.isnan(cm)
-    if course_modules is not None:
-        allowed = np.asarray(list(course_modules), dtype=np.float64)
-        has_cm &= np.isin(cm, allowed)
-        n_modules = allowed.size
-    else:
-        n_modules = int(np.unique(cm[has_cm]).size)
-    cm_i = cm[has_cm].astype(np.int64)
-    span = int(cm_i.max()) + 1 if cm_i.size else 1
-    pair = u[has_cm] * span + cm_i
-    per_pair = (
-        pd.DataFrame({"pair": pair, "d": depth[has_cm], "s": social[has_cm]})
-        .groupby("pair", sort=False)
-        .max()
-    )
-    pair_user = per_pair.index.to_numpy(dtype=np.int64) // span
-    touched = np.bincount(pair_user, minlength=n).astype(np.float64)
+    touched = blocks.touched
+    n_modules = modules.size
     out["share_activities"] = touched / n_modules if n_modules else np.zeros(n)
-    for name, values, col in (
-        ("cognitive_depth", depth, "d"),
-        ("social_breadth", social, "s"),
+    for name, sums, highest in (
+        ("cognitive_depth", blocks.depth_sum, blocks.depth_max),
+        ("social_breadth", blocks.social_sum, blocks.social_max),
     ):
-        sums = np.bincount(pair_user, weights=per_pair[col].to_numpy(), minlength=n)
         out[name] = np.divide(sums, touched, out=np.zeros(n), where=touched > 0)
-        mx = np.zeros(n)
-        if u.size:
-            _group_max(mx, u, values)
-        out[f"{name}_max"] = mx
+        out[f"{name}_max"] = highest
 
     course_len = _ns(end_ts) - start_ns
     out["course_progress"] = np.full(n, float(np.clip(elapsed / course_len, 0.0, 1.0)))
@@ -311,11 +408,109 @@ def compute_features(
         sd = float(np.std(x)) if n else 0.0
         out[f"z_{f}"] = (x - x.mean()) / sd if sd > 0 else np.zeros(n)
 
-    frame = pd.DataFrame(out, index=pd.Index(ids, name="userid"))
-    return frame[feature_names(event_types)].astype(np.float64)
+    # one float block, filled a column at a time: rows of its transpose, contiguous writes
+    names = feature_names(event_types)
+    matrix = np.empty((len(names), n), dtype=np.float64)
+    for row, name in enumerate(names):
+        matrix[row] = out[name]
+    return pd.DataFrame(matrix.T, index=pd.Index(ids, name="userid"), columns=names, copy=False)
 
 
-def _group_max(into: np.ndarray, groups: np.ndarray, values: np.ndarray) -> None:
-    """Per-group max for sorted ``groups`` (``np.maximum.at`` is slow on millions of rows)."""
-    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
-    into[groups[starts]] = np.maximum.reduceat(values, starts)
+class _BlockSums:
+    """Per-student tables filled from the sorted events, a block of students at a time.
+
+    Three small dense tables per block: events per (kind, student), a kind being a distinct
+    (event name, crud, edulevel); events per (student, week, in the trend's recent window);
+    and the highest cognitive and social level reached per (student, activity), filled with
+    ``np.maximum.at``. Counts per event type and per category, active actions and the highest
+    levels reached are then sums and maxima of the first table's rows (one contiguous row per
+    kind), so each event is read once rather than once per feature. The events are sorted by
+    student, so a block's events are one contiguous slice and the table indices increase with
+    them (cache friendly); the block size keeps each table under :data:`BLOCK_CELLS` cells
+    whatever the cohort, the number of kinds or of activities.
+    """
+
+    def __init__(
+        self,
+        n: int,
+        kind_names: Sequence[str],
+        infos: Sequence[EventInfo],
+        types: Sequence[str],
+        n_modules: int,
+        as_of_ns: int,
+        start_ns: int,
+    ) -> None:
+        self.n, self.n_modules = n, n_modules
+        self.as_of_ns, self.start_ns = as_of_ns, start_ns
+        self.n_weeks = max(1, int(np.ceil((as_of_ns - start_ns) / NS_PER_WEEK)))
+        widest = max(len(infos), n_modules + 1, 2 * self.n_weeks)
+        self.block = max(1, BLOCK_CELLS // widest)
+        self.kinds = list(zip(kind_names, infos, strict=True))
+        self.type_col = {e: k for k, e in enumerate(types)}
+        self.depth = np.array([i.depth for i in infos], dtype=np.uint8)
+        self.social = np.array([i.social for i in infos], dtype=np.uint8)
+        # per feature, one row per student (rows are what the blocks write into)
+        self.per_type = np.zeros((len(types), n))
+        self.per_cat = np.zeros((len(CATEGORIES), n))
+        self.n_active, self.recent = np.zeros(n), np.zeros(n)
+        self.depth_max, self.social_max = np.zeros(n), np.zeros(n)
+        self.weekly = np.zeros((n, self.n_weeks), dtype=np.int64)
+        self.touched, self.depth_sum, self.social_sum = np.zeros(n), np.zeros(n), np.zeros(n)
+
+    def run(self, t: np.ndarray, kind: np.ndarray, module: np.ndarray, counts: np.ndarray) -> None:
+        """Fill the tables from events sorted by student; ``counts`` are each student's, and
+        ``module`` is an activity's position, ``n_modules`` for an event outside any."""
+        ends = np.cumsum(counts)
+        for lo in range(0, self.n, self.block):
+            hi = min(self.n, lo + self.block)
+            a, b = (int(ends[lo - 1]) if lo else 0), int(ends[hi - 1])
+            cols = slice(lo, hi)
+            # each event's student, counted from the block's first
+            student = np.repeat(np.arange(hi - lo, dtype=np.intp), counts[cols])
+            self._kinds(cols, student, kind[a:b])
+            self._weeks(cols, student, t[a:b])
+            self._activities(cols, student, kind[a:b], module[a:b])
+
+    def _kinds(self, cols: slice, student: np.ndarray, kind: np.ndarray) -> None:
+        m = cols.stop - cols.start
+        table = np.bincount(kind.astype(np.intp) * m + student, minlength=len(self.kinds) * m)
+        table = table.reshape(len(self.kinds), m)
+        for k, (name, info) in enumerate(self.kinds):
+            row = table[k]
+            if name in self.type_col:
+                self.per_type[self.type_col[name], cols] += row
+            self.per_cat[CATEGORIES.index(info.category), cols] += row
+            if info.active:
+                self.n_active[cols] += row
+            seen = row > 0
+            np.maximum(self.depth_max[cols], seen * info.depth, out=self.depth_max[cols])
+            np.maximum(self.social_max[cols], seen * info.social, out=self.social_max[cols])
+
+    def _weeks(self, cols: slice, student: np.ndarray, t: np.ndarray) -> None:
+        w, m = self.n_weeks, cols.stop - cols.start
+        # one table of (student, week, in the trend's recent window) cells gives both
+        cell = np.clip((t - self.start_ns) // NS_PER_WEEK, 0, w - 1)
+        cell += student * w
+        cell *= 2
+        cell += t > self.as_of_ns - int(TREND_WINDOW.value)
+        table = np.bincount(cell, minlength=m * w * 2).reshape(m, w, 2)
+        self.weekly[cols] = table.sum(axis=2)
+        self.recent[cols] = table[:, :, 1].sum(axis=1)
+
+    def _activities(
+        self, cols: slice, student: np.ndarray, kind: np.ndarray, module: np.ndarray
+    ) -> None:
+        k, m = self.n_modules, cols.stop - cols.start
+        if k == 0:
+            return
+        # column k collects the events outside any activity (cheaper than filtering them)
+        cells = student * (k + 1)
+        cells += module
+        # a cell holds the highest level reached in that activity + 1: 0 marks "never touched"
+        for levels, sums in ((self.depth, self.depth_sum), (self.social, self.social_sum)):
+            table = np.zeros(m * (k + 1), dtype=np.uint8)
+            np.maximum.at(table, cells, levels[kind] + 1)
+            table = table.reshape(m, k + 1)[:, :k]
+            hit = np.count_nonzero(table, axis=1)
+            self.touched[cols] = hit
+            sums[cols] = table.sum(axis=1, dtype=np.int64) - hit

@@ -149,3 +149,29 @@ def test_short_event_name() -> None:
     assert (
         ev.short_event_name("\\mod_quiz\\event\\attempt_submitted") == "mod_quiz_attempt_submitted"
     )
+
+
+def test_event_kinds_map_each_distinct_triple_once() -> None:
+    frame = pd.DataFrame(
+        {
+            "eventname": pd.Categorical(
+                ["\\mod_forum\\event\\post_created", None, "\\x\\event\\y", "\\x\\event\\y"]
+            ),
+            "crud": pd.Categorical(["c", "r", None, "c"]),
+            "edulevel": np.array([2, 2, 2, 7], dtype=np.int8),  # 7: clipped to 3 (not 2)
+        }
+    )
+    codes, names, infos = ev.event_kinds(frame)
+    assert len(set(codes.tolist())) == len(names) == len(infos) == 4
+    by_row = [(names[c], infos[c]) for c in codes]
+    assert by_row[0] == ("\\mod_forum\\event\\post_created", ev.EVENT_INFO[by_row[0][0]])
+    # a missing name is an unknown one: a participating read is a passive view
+    assert by_row[1][0] == ""
+    assert (by_row[1][1].active, by_row[1][1].depth) == (False, 1)
+    # a missing crud is not a read: participating work
+    assert (by_row[2][1].active, by_row[2][1].depth) == (True, 2)
+    # edulevel 3 is not participating: neither active nor a level
+    assert (by_row[3][1].active, by_row[3][1].depth) == (False, 0)
+    # the same triple on two rows is one kind
+    again, _, _ = ev.event_kinds(pd.concat([frame, frame], ignore_index=True))
+    assert again[:4].tolist() == again[4:].tolist()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -10,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ml import features as ml_features
 from ml.events import canonicalize
-from ml.features import Z_FEATURES, compute_features, feature_names
+from ml.features import Z_FEATURES, compute_features, feature_names, local_ns, offset_changes
 from ml.simulate import SimulatedCourse
 from tests.ml.naive_features import naive_features
 
@@ -235,3 +238,116 @@ def test_no_future_event_leaks_property(
     base = compute_features(frame(rows), [1, 2, 3, 4, 5], as_of, START, END, tz="UTC")
     both = compute_features(frame(rows + rows_f), [1, 2, 3, 4, 5], as_of, START, END, tz="UTC")
     pd.testing.assert_frame_equal(base, both)
+
+
+# ------------------------------------------------------------------ local time, ordering, sizes
+def _zoneinfo_local_ns(t_ns: np.ndarray, tz: str) -> np.ndarray:
+    """What Python's datetime says, one instant at a time (offsets apply per whole second)."""
+    zone = ZoneInfo(tz)
+    offsets = [
+        datetime.fromtimestamp(int(t) // 1_000_000_000, UTC).astimezone(zone).utcoffset()
+        for t in t_ns
+    ]
+    return t_ns + np.array([int(o.total_seconds()) for o in offsets]) * 1_000_000_000  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("tz", "change"),
+    [
+        ("Europe/Paris", "2026-03-29 01:00:00"),  # spring forward
+        ("Europe/Paris", "2026-10-25 01:00:00"),  # fall back: 02:00-03:00 local happens twice
+        ("Australia/Adelaide", "2026-04-04 16:30:00"),  # a change on the half hour (UTC)
+        ("America/St_Johns", "2026-03-08 05:30:00"),  # UTC-3:30 -> UTC-2:30
+    ],
+)
+def test_local_time_follows_the_zone_to_the_second_around_a_change(tz: str, change: str) -> None:
+    at = pd.Timestamp(change, tz="UTC").value
+    ns = 1_000_000_000
+    t = np.array(
+        [at - 3 * 3600 * ns, at - ns, at - 1, at, at + 1, at + ns, at + 3 * 3600 * ns],
+        dtype=np.int64,
+    )
+    expected = _zoneinfo_local_ns(t, tz)
+    assert not np.array_equal(expected - t, np.full(t.size, expected[0] - t[0]))  # it changes
+    np.testing.assert_array_equal(local_ns(t, tz), expected)
+    np.testing.assert_array_equal(local_ns(t[::-1].copy(), tz), expected[::-1])
+
+
+def test_local_time_over_years_of_changes() -> None:
+    """More than a handful of changes in range: the lookup by binary search."""
+    rng = np.random.default_rng(0)
+    lo = pd.Timestamp("2020-01-01", tz="UTC").value
+    hi = pd.Timestamp("2026-01-01", tz="UTC").value
+    t = rng.integers(lo, hi, 2000)
+    starts, _ = offset_changes("Europe/Paris", int(t.min()), int(t.max()))
+    assert starts.size == 12  # two a year
+    np.testing.assert_array_equal(
+        local_ns(t, "Europe/Paris"), _zoneinfo_local_ns(t, "Europe/Paris")
+    )
+    assert offset_changes("Asia/Kolkata", lo, hi)[0].size == 0  # no daylight saving
+    np.testing.assert_array_equal(local_ns(t, "UTC"), t)
+
+
+def test_event_order_does_not_matter(course: SimulatedCourse) -> None:
+    off = course.past[2].to_offering()
+    as_of = off.course_start + (off.course_end - off.course_start) * 0.7
+    ordered = compute_features(
+        off.events, off.roster, as_of, off.course_start, off.course_end, tz="Europe/Paris"
+    )
+    shuffled = off.events.sample(frac=1.0, random_state=3)
+    assert not shuffled["time"].is_monotonic_increasing
+    mixed = compute_features(
+        shuffled, off.roster, as_of, off.course_start, off.course_end, tz="Europe/Paris"
+    )
+    pd.testing.assert_frame_equal(ordered, mixed)
+    assert ordered["n_actions"].sum() > 500
+
+
+def test_blocks_of_students_give_the_same_features(
+    course: SimulatedCourse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cohort too large for one table is processed a few students at a time: same result."""
+    off = course.past[3].to_offering()
+    as_of = off.course_start + (off.course_end - off.course_start) * 0.5
+    args = (off.events, off.roster, as_of, off.course_start, off.course_end)
+    whole = compute_features(*args, course_modules=off.course_modules)
+    touched = compute_features(*args)  # the activities touched by anyone, not the course's
+    monkeypatch.setattr(ml_features, "BLOCK_CELLS", 150)  # a few students per block
+    # a student takes at least 2 cells per week elapsed: at most 150 // (2 * weeks) per block
+    weeks = int(np.ceil((as_of - off.course_start) / pd.Timedelta(weeks=1)))
+    assert len(off.roster) > 3 * (150 // (2 * weeks))
+    pd.testing.assert_frame_equal(whole, compute_features(*args, course_modules=off.course_modules))
+    pd.testing.assert_frame_equal(touched, compute_features(*args))
+
+
+def test_a_cohort_beyond_65535_students() -> None:
+    """Roster positions past 16 bits sort in two radix passes: the students stay apart."""
+    roster = list(range(1, 70_001))
+    events = frame(
+        [
+            (69_999, "2026-01-06 10:00:00", PAGE, 1),
+            (3, "2026-01-06 10:01:00", PAGE, 1),
+            (69_999, "2026-01-06 10:03:00", QUIZ_SUBMIT, 2),
+            (65_537, "2026-01-06 10:04:00", PAGE, 1),
+            (3, "2026-01-06 10:30:00", PAGE, 2),
+            (69_999, "2026-01-06 10:20:00", PAGE, 1),
+        ]
+    )
+    big = features(events, roster, "2026-01-10", course_modules=[1, 2])
+    small = features(events, [3, 65_537, 69_999], "2026-01-10", course_modules=[1, 2])
+    cols = [c for c in big.columns if not c.startswith("z_")]
+    pd.testing.assert_frame_equal(big.loc[[3, 65_537, 69_999], cols], small[cols])
+    assert small["n_actions"].tolist() == [2, 1, 3]
+    assert small.loc[69_999, "total_time_min"] == 3.0
+    assert small.loc[69_999, "n_sessions"] == 2
+    assert big["n_actions"].sum() == 6
+
+
+def test_sparse_user_ids_and_events_outside_any_activity() -> None:
+    huge = 10**12
+    events = frame([(huge, "2026-01-06 10:00", PAGE, None), (huge, "2026-01-06 10:01", POST, None)])
+    f = features(events, [5, huge], "2026-01-10")
+    assert f["n_actions"].tolist() == [0, 2]
+    assert f.loc[huge, "share_activities"] == 0
+    assert f.loc[huge, "cognitive_depth"] == 0
+    assert f.loc[huge, "cognitive_depth_max"] == 4  # levels count outside activities too

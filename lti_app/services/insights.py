@@ -238,11 +238,21 @@ def student_detail(session: Session, course: Course, person_id: int) -> dict[str
 
 
 class ModelCache:
-    """Loaded model versions, by (artifact path, digest): loading takes far longer than scoring."""
+    """Loaded model versions, by (artifact path, digest): loading takes far longer than scoring.
+
+    Also the cohort's feature means and standard deviations per scoring (course, `as_of`), which
+    a what-if needs to move a cohort z-score with its raw count: reading and decoding every
+    student's stored features on each call cost more than the prediction itself (about 20 ms per
+    changed feature at 500 students). A scoring writes all its predictions with one `as_of` in
+    one transaction and never changes them, so the key cannot go stale.
+    """
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
         self._items: OrderedDict[tuple[str, str], ModelBundle] = OrderedDict()
+        self._cohorts: OrderedDict[tuple[int, datetime], dict[str, tuple[float, float]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
 
     def get(self, model_root: Path, version: ModelVersion) -> ModelBundle:
@@ -257,6 +267,22 @@ class ModelCache:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
         return bundle
+
+    def cohort(
+        self, session: Session, course_id: int, as_of: datetime
+    ) -> dict[str, tuple[float, float]]:
+        """(mean, population std) of each z-scored feature over the scoring's students."""
+        key = (course_id, as_of)
+        with self._lock:
+            if key in self._cohorts:
+                self._cohorts.move_to_end(key)
+                return self._cohorts[key]
+        stats = _cohort_stats(session, course_id, as_of)
+        with self._lock:
+            self._cohorts[key] = stats
+            while len(self._cohorts) > 4 * self.size:
+                self._cohorts.popitem(last=False)
+        return stats
 
 
 @dataclass(frozen=True)
@@ -327,11 +353,11 @@ def what_if(
         columns=features,
     )
     full = dict(changes)
-    for base, z in _Z_OF.items():
-        if base in changes and z in features:
-            cohort = _cohort_stats(session, course.id, latest.as_of, base)
-            if cohort is not None:
-                mean, std = cohort
+    if any(base in changes and z in features for base, z in _Z_OF.items()):
+        cohort = cache.cohort(session, course.id, latest.as_of)
+        for base, z in _Z_OF.items():
+            if base in changes and z in features and base in cohort:
+                mean, std = cohort[base]
                 full[z] = (changes[base] - mean) / std if std > 0 else 0.0
     result = ml_what_if(
         row, full, regressor=bundle.regressor, classifier=bundle.classifier, n_passes=mc_passes
@@ -359,18 +385,21 @@ def what_if(
 
 
 def _cohort_stats(
-    session: Session, course_id: int, as_of: datetime, feature: str
-) -> tuple[float, float] | None:
-    values = [
-        float(f[feature])
-        for f in session.scalars(
-            select(Prediction.features).where(
-                Prediction.course_id == course_id, Prediction.as_of == as_of
-            )
+    session: Session, course_id: int, as_of: datetime
+) -> dict[str, tuple[float, float]]:
+    """Per z-scored feature with at least two known values: (mean, population std)."""
+    values: dict[str, list[float]] = {base: [] for base in _Z_OF}
+    for feats in session.scalars(
+        select(Prediction.features).where(
+            Prediction.course_id == course_id, Prediction.as_of == as_of
         )
-        if f.get(feature) is not None
-    ]
-    if len(values) < 2:
-        return None
-    arr = np.asarray(values)
-    return float(arr.mean()), float(arr.std(ddof=0))
+    ):
+        for base, known in values.items():
+            if feats.get(base) is not None:
+                known.append(float(feats[base]))
+    out: dict[str, tuple[float, float]] = {}
+    for base, known in values.items():
+        if len(known) >= 2:
+            arr = np.asarray(known)
+            out[base] = (float(arr.mean()), float(arr.std(ddof=0)))
+    return out

@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from lti_app.config import MLSettings
-from lti_app.models import Course, LtiSession, MoodleSite, Person
+from lti_app.models import Course, LtiSession, MoodleSite, Person, Prediction
 from lti_app.services.course_data import store_simulated_course
+from lti_app.services.insights import ModelCache
 from lti_app.services.scoring import score_course
 from ml.simulate import SimulatedCourse, simulate_course
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
@@ -203,3 +205,36 @@ def test_openapi_document(lti_env: LtiEnv) -> None:
     assert "/api/v1/courses/{course_id}/students/{person_id}/what-if" in spec["paths"]
     required = spec["components"]["schemas"]["WhatIfResult"]["required"]
     assert {"probability", "prediction", "confidence", "uncertainty", "ci_95"} <= set(required)
+
+
+def test_what_if_moves_the_cohort_z_score_from_cached_cohort_stats(
+    lti_env: LtiEnv, scored: Scored
+) -> None:
+    """The cohort's mean and spread come from the scoring's stored features, computed once per
+    scoring (course, as_of) and then served from the cache."""
+    with lti_env.db() as db:
+        as_of = db.scalar(
+            select(func.max(Prediction.as_of)).where(Prediction.course_id == scored.course_id)
+        )
+        assert as_of is not None
+        days = [
+            float(f["active_days"])
+            for f in db.scalars(
+                select(Prediction.features).where(
+                    Prediction.course_id == scored.course_id, Prediction.as_of == as_of
+                )
+            )
+        ]
+        cache = ModelCache()
+        stats = cache.cohort(db, scored.course_id, as_of)
+        assert stats["active_days"] == pytest.approx((np.mean(days), np.std(days)))
+        assert cache.cohort(db, scored.course_id, as_of) is stats  # served from the cache
+    # Through the API: more active days than anyone in the cohort raise the pass chance.
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
+    client = lti_env.client()
+    base = client.post(url, headers=scored.learner, json={"changes": {}}).get_json()
+    more = client.post(
+        url, headers=scored.learner, json={"changes": {"active_days": max(days) + 30}}
+    ).get_json()
+    assert more["delta_probability"] >= 0
+    assert more["current"]["probability"] == pytest.approx(base["probability"])

@@ -299,7 +299,7 @@ def _copy_log_rows(session: Session, values: Sequence[tuple[Any, ...]]) -> int:
 
     A sync page is almost always new rows (the cursor moves forward, a crashed page was rolled
     back), and COPY into the table costs half of staging plus INSERT ... SELECT: no second
-    copy of the rows, no sort, no speculative insertion per row. The unique constraints on
+    copy of the rows, no sort, no speculative insertion per row. The unique indexes on
     (site, Moodle log id) and (site, content hash) still guard the table: a row already stored
     (a re-import, a second process syncing the same course, a source switched from ``db`` to
     ``ws`` that starts over) makes the COPY fail with a unique violation, which rolls back to a

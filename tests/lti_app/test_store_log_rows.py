@@ -109,3 +109,17 @@ def test_a_row_breaking_another_rule_is_not_swallowed(db_session: Session, site_
     bad = _row(1)._replace(crud="x")
     with pytest.raises((sqlite3.IntegrityError, psycopg.errors.CheckViolation)):
         store_log_rows(db_session, site_id, "ws", [_row(2), bad])
+
+
+def test_deleting_a_site_deletes_its_events(db_session: Session, site_id: int) -> None:
+    """log_event has no foreign key to its site (a per-row lookup on every insert); the
+    migration's trigger keeps the old ON DELETE CASCADE."""
+    other = MoodleSite(base_url="https://other.example")
+    db_session.add(other)
+    db_session.flush()
+    store_log_rows(db_session, site_id, "ws", [_row(1), _row(2)])
+    store_log_rows(db_session, site_id, "csv", [_row(None, content_hash="a" * 64)])
+    store_log_rows(db_session, other.id, "ws", [_row(1)])
+    db_session.execute(text("DELETE FROM moodle_site WHERE id = :id"), {"id": site_id})
+    left = db_session.execute(text("SELECT site_id, moodle_log_id FROM log_event")).all()
+    assert [tuple(r) for r in left] == [(other.id, 1)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -154,7 +154,7 @@ def upsert_person(
     if email:
         values["email"] = updates["email"] = email
     stmt = (
-        _insert(session)(Person)
+        dialect_insert(session)(Person)
         .values(values)
         .on_conflict_do_update(index_elements=["site_id", "moodle_user_id"], set_=updates)
         .returning(Person.id)
@@ -164,7 +164,7 @@ def upsert_person(
     return person
 
 
-def _insert(session: Session) -> Any:
+def dialect_insert(session: Session) -> Any:
     """The dialect's INSERT, which has ON CONFLICT on both SQLite and PostgreSQL."""
     return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
@@ -383,7 +383,7 @@ class _PageFeed:
         self.error = error
 
 
-def prefetched(pages: Iterator[LogPage], poll_s: float = 0.1) -> Iterator[LogPage]:
+def prefetched(pages: Iterator[LogPage], poll_s: float = 0.1) -> Generator[LogPage, None, None]:
     """The same pages, in order, with the next one fetched in a thread while the caller stores
     the current one.
 

@@ -201,7 +201,8 @@ def course_view(session: Session, course: Course, *, default_pass_mark: float) -
     students = students_table(session, course)
     versions = _versions(session, course)
     mark = pass_mark(course, default_pass_mark)
-    activity = dashboard.weekly_activity(session, course)
+    # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
+    activity = dashboard.weekly_activity(session, course, by_category=False)
     cohort = dashboard.cohort_weekly(activity)
     week, actions = _("Week"), _("Actions")
     view: dict[str, Any] = {

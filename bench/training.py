@@ -8,11 +8,12 @@ HistGradientBoosting, each grid-searched under GroupKFold, conformal residuals) 
 calibration). It runs under cProfile (the search spends its time in compiled code, so the
 profiler's overhead is small) and the report gives the time of each estimator's ``fit``.
 
-Each size runs in a fresh process with one thread per library (``OMP_NUM_THREADS=1``,
-``torch.set_num_threads(1)``, as the ml tests do). With the libraries' defaults (one OpenMP
-thread per core) HistGradientBoosting's OpenMP loops spin against any other load on a 2-core
-machine: the first measurement, at 500 students, spent 306 of 410 s in its 27 fits, about 5x
-what one thread takes (see the report). Pass ``--threads default`` to measure that instead.
+Each size runs in a fresh process with one thread per library (``n_threads=1``, which the ml
+functions apply with threadpoolctl and torch, as production training does by default:
+``[ml] training_threads``). With the libraries' defaults (one OpenMP thread per core)
+HistGradientBoosting's OpenMP loops spin against any other load on a 2-core machine: the first
+measurement, at 500 students, spent 306 of 410 s in its 27 fits, about 5x what one thread
+takes (see the report). Pass ``--threads default`` to measure one thread per core instead.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def _fit_times(stats: pstats.Stats) -> dict[str, dict[str, float]]:
     return dict(sorted(out.items(), key=lambda kv: -kv[1]["seconds"]))
 
 
-def bench_training(n_students: int) -> dict[str, Any]:
+def bench_training(n_students: int, n_threads: int = 1) -> dict[str, Any]:
     """The search, timed and profiled. On SIGTERM (the parent's time budget) it prints what it
     has so far (phases done, the completed fits' profile) and exits."""
     t0 = time.perf_counter()
@@ -92,10 +93,10 @@ def bench_training(n_students: int) -> dict[str, Any]:
     t2 = time.perf_counter()
     partial.update(students=len(ts.X), build_training_set_s=t2 - t1)
     profile.enable()
-    reg = fit_regressor(ts.X, ts.grade, ts.groups)
+    reg = fit_regressor(ts.X, ts.grade, ts.groups, n_threads=n_threads)
     t3 = time.perf_counter()
     partial["fit_regressor_s"] = t3 - t2
-    clf = fit_classifier(ts.X, ts.passed, ts.groups)
+    clf = fit_classifier(ts.X, ts.passed, ts.groups, n_threads=n_threads)
     t4 = time.perf_counter()
     profile.disable()
     stats = pstats.Stats(profile)
@@ -114,6 +115,8 @@ def bench_training(n_students: int) -> dict[str, Any]:
         "regressor_cv_r2": float(reg.cv_table["cv_r2"].to_numpy()[0]),
         "classifier": clf.name,
         "classifier_cv_auc": float(clf.cv_table["cv_auc"].to_numpy()[0]),
+        "cv_r2": dict(zip(reg.cv_table["model"], reg.cv_table["cv_r2"].round(4), strict=True)),
+        "cv_auc": dict(zip(clf.cv_table["model"], clf.cv_table["cv_auc"].round(4), strict=True)),
         "profile_fit_s": _fit_times(stats),
     }
 
@@ -143,13 +146,10 @@ def run_training(
         raise RuntimeError(f"training worker failed:\n{err[-4000:]}")
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     result["budget_s"] = budget_s
-    result["threads"] = "1 (OMP_NUM_THREADS=1, torch 1)" if single_thread else "library defaults"
+    result["threads"] = "1 (n_threads=1: threadpoolctl, torch)" if single_thread else "1 per core"
     return result
 
 
 if __name__ == "__main__":
-    if sys.argv[2] == "1":
-        import torch
-
-        torch.set_num_threads(1)
-    print(json.dumps(bench_training(int(sys.argv[1]))))
+    threads = 1 if sys.argv[2] == "1" else os.cpu_count() or 1
+    print(json.dumps(bench_training(int(sys.argv[1]), threads)))

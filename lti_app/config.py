@@ -86,6 +86,7 @@ class MLSettings(_Section):
     bootstrap_samples: int = Field(default=1000, ge=50, le=100_000)
     permutation_repeats: int = Field(default=30, ge=2, le=1000)
     mc_dropout_passes: int = Field(default=100, ge=10, le=10_000)
+    training_threads: int = Field(default=1, ge=1, le=256)
 
 
 class LtiSettings(_Section):

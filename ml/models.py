@@ -4,8 +4,24 @@ Every search and every out-of-fold prediction uses ``GroupKFold`` on the offerin
 is always judged on offerings it never saw, which is the situation of a new course offering.
 
 **Regressors.** The ARCHE prototype's Linear, Ridge, Lasso, ElasticNet and SVR, plus
-HistGradientBoosting, each behind median imputation and standardisation, are tuned by
-``GridSearchCV`` and the one with the best CV R² is kept (MAE and RMSE are reported too).
+HistGradientBoosting, each behind median imputation and standardisation, are grid-searched
+under grouped cross-validation and the one with the best CV R² is kept (MAE and RMSE are
+reported too).
+
+**The search, and its cost.** :func:`_grouped_search` does what ``GridSearchCV`` followed by a
+second out-of-fold pass over the winner used to do, with the same folds, the same fits and the
+same choice (the first configuration with the best mean fold score), minus the redundant fits:
+the best configuration's out-of-fold predictions and fold models are kept from the search
+instead of being fitted again, and only the selected model is refitted on all the data (not
+every candidate). The RBF SVR is the one model whose cost is not linear in the students: libsvm
+needs between O(n²) and O(n³) time and a kernel cache that grows as n², so it trains on at most
+:data:`DEFAULT_MAX_TRAIN_ROWS` students (a seeded random subset of each training fold, and of
+all rows for the final fit). Its CV score is still measured on whole held-out folds, so the
+comparison with the other regressors stays fair; an SVR that lost from the cap would simply
+not be selected. Fitting runs under ``n_threads`` threads (BLAS, OpenMP for the gradient
+boosting, torch for the MLP): on a shared two-core machine OpenMP's spinning threads cost more
+than they give (see ``bench/training.py``), and a nightly training must not starve the web
+workers.
 
 **Conformal intervals.** Split-conformal on out-of-fold residuals (the "CV" variant of Barber et
 al., 2021, *Predictive inference with the jackknife+*): the absolute residuals of out-of-fold
@@ -29,7 +45,7 @@ models for the others, both passed through the calibration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -49,14 +65,21 @@ from sklearn.metrics import (
     roc_auc_score,
     root_mean_squared_error,
 )
-from sklearn.model_selection import GridSearchCV, GroupKFold
+from sklearn.model_selection import GroupKFold, ParameterGrid
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
+from threadpoolctl import threadpool_limits
 
 from ml.mlp import TorchMLPClassifier
 
 ThresholdMetric = Literal["f1", "balanced_accuracy"]
+Scorer = Callable[[np.ndarray, np.ndarray], float]
+
+DEFAULT_MAX_TRAIN_ROWS: Final[Mapping[str, int]] = {"svr": 2_000}
+"""Candidates trained on a random subset of at most that many rows (see the module docstring).
+At 2,000 rows an SVR fit takes about a second; at the 4,000 of a 5,000-student training fold,
+several times that, for the 20 fits of its grid."""
 
 
 def make_pipeline(model: BaseEstimator, *, scale: bool = True) -> Pipeline:
@@ -98,7 +121,7 @@ def regressor_candidates(random_state: int = 0) -> dict[str, tuple[Pipeline, dic
 
 
 def classifier_candidates(
-    random_state: int = 0, mlp_params: Mapping[str, Any] | None = None
+    random_state: int = 0, mlp_params: Mapping[str, Any] | None = None, n_threads: int = 1
 ) -> dict[str, tuple[Pipeline, dict[str, list[Any]]]]:
     return {
         "logistic": (
@@ -117,7 +140,9 @@ def classifier_candidates(
         "mlp": (
             # the MLP standardises its inputs itself
             make_pipeline(
-                TorchMLPClassifier(random_state=random_state, **dict(mlp_params or {})),
+                TorchMLPClassifier(
+                    **{"random_state": random_state, "n_threads": n_threads, **(mlp_params or {})}
+                ),
                 scale=False,
             ),
             {},
@@ -136,26 +161,70 @@ def _n_splits(groups: np.ndarray, wanted: int) -> int:
     return min(wanted, n)
 
 
-def _oof(
-    estimator: BaseEstimator,
+@dataclass
+class _SearchResult:
+    """The best configuration of one candidate, with what its cross-validation produced."""
+
+    params: dict[str, Any]
+    estimator: Pipeline  # unfitted, with ``params`` set
+    oof: np.ndarray  # out-of-fold predictions (probabilities of class 1 for a classifier)
+    fold_scores: dict[str, np.ndarray]  # per scorer, one score per fold
+    fold_models: list[Pipeline]
+
+
+def _capped(rows: np.ndarray, max_rows: int | None, random_state: int) -> np.ndarray:
+    """``rows``, or a seeded random subset of ``max_rows`` of them (kept in order)."""
+    if max_rows is None or rows.size <= max_rows:
+        return rows
+    rng = np.random.default_rng(random_state)
+    return np.sort(rng.choice(rows, size=max_rows, replace=False))
+
+
+def _grouped_search(
+    pipe: Pipeline,
+    grid: Mapping[str, list[Any]],
     X: pd.DataFrame,
     y: np.ndarray,
-    groups: np.ndarray,
-    n_splits: int,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    scorers: Mapping[str, Scorer],
     *,
+    select: str,
     proba: bool,
-) -> tuple[np.ndarray, list[BaseEstimator]]:
-    """Out-of-fold predictions and the fold models (which give the ensemble spread)."""
-    pred = np.full(len(y), np.nan)
-    models: list[BaseEstimator] = []
-    for train, test in GroupKFold(n_splits=n_splits).split(X, y, groups):
-        m = clone(estimator).fit(X.iloc[train], y[train])
-        if proba:
-            pred[test] = m.predict_proba(X.iloc[test])[:, 1]
-        else:
-            pred[test] = m.predict(X.iloc[test])
-        models.append(m)
-    return pred, models
+    max_rows: int | None = None,
+    random_state: int = 0,
+) -> _SearchResult:
+    """Grid search over the given grouped folds; the best configuration is the first with the
+    highest mean fold score of ``select`` (``GridSearchCV``'s rule). Its out-of-fold
+    predictions and fold models come with it, so nothing is fitted twice."""
+    best: _SearchResult | None = None
+    for params in ParameterGrid(dict(grid)):
+        estimator = clone(pipe).set_params(**params)
+        pred = np.full(len(y), np.nan)
+        scores: dict[str, list[float]] = {name: [] for name in scorers}
+        models: list[Pipeline] = []
+        for train, test in splits:
+            rows = _capped(train, max_rows, random_state)
+            model = clone(estimator).fit(X.iloc[rows], y[rows])
+            if proba:
+                pred[test] = model.predict_proba(X.iloc[test])[:, 1]
+            else:
+                pred[test] = model.predict(X.iloc[test])
+            for name, scorer in scorers.items():
+                scores[name].append(float(scorer(y[test], pred[test])))
+            models.append(model)
+        result = _SearchResult(
+            dict(params), estimator, pred, {k: np.array(v) for k, v in scores.items()}, models
+        )
+        if best is None or result.fold_scores[select].mean() > best.fold_scores[select].mean():
+            best = result
+    assert best is not None  # ParameterGrid yields at least one (possibly empty) configuration
+    return best
+
+
+def _splits(
+    X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, n_splits: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(GroupKFold(n_splits=n_splits).split(X, y, groups))
 
 
 def conformal_quantile(residuals: np.ndarray, alpha: float) -> float:
@@ -204,55 +273,63 @@ def fit_regressor(
     alpha: float = 0.1,
     scale: float = 20.0,
     random_state: int = 0,
+    n_threads: int = 1,
+    max_train_rows: Mapping[str, int] = DEFAULT_MAX_TRAIN_ROWS,
 ) -> RegressionModel:
-    """Grid-search each candidate under GroupKFold, keep the best CV R², refit on everything."""
+    """Grid-search each candidate under GroupKFold, keep the best CV R², refit it on everything
+    (on at most ``max_train_rows[name]`` rows for a capped candidate)."""
     X = _as_frame(X)
     y_arr = np.asarray(y, dtype=np.float64)
     g = np.asarray(groups)
     k = _n_splits(g, n_splits)
     pool = regressor_candidates(random_state)
     names = list(candidates) if candidates is not None else list(pool)
+    splits = _splits(X, y_arr, g, k)
+    scorers: dict[str, Scorer] = {
+        "r2": r2_score,
+        "mae": mean_absolute_error,
+        "rmse": root_mean_squared_error,
+    }
     rows, searches = [], {}
-    for name in names:
-        pipe, grid = pool[name]
-        search = GridSearchCV(
-            pipe,
-            grid,
-            cv=GroupKFold(n_splits=k),
-            scoring={
-                "r2": "r2",
-                "mae": "neg_mean_absolute_error",
-                "rmse": "neg_root_mean_squared_error",
-            },
-            refit="r2",
-            n_jobs=1,
-            error_score="raise",
-        )
-        search.fit(X, y_arr, groups=g)
-        i = search.best_index_
-        res = search.cv_results_
-        rows.append(
-            {
-                "model": name,
-                "params": {kk.removeprefix("model__"): v for kk, v in search.best_params_.items()},
-                "cv_r2": float(res["mean_test_r2"][i]),
-                "cv_r2_std": float(res["std_test_r2"][i]),
-                "cv_mae": float(-res["mean_test_mae"][i]),
-                "cv_rmse": float(-res["mean_test_rmse"][i]),
-            }
-        )
-        searches[name] = search
-    table = pd.DataFrame(rows).sort_values("cv_r2", ascending=False).reset_index(drop=True)
-    best = str(table.loc[0, "model"])
-    chosen = clone(searches[best].best_estimator_)
-    oof, _ = _oof(chosen, X, y_arr, g, k, proba=False)
+    with threadpool_limits(limits=n_threads):
+        for name in names:
+            pipe, grid = pool[name]
+            found = _grouped_search(
+                pipe,
+                grid,
+                X,
+                y_arr,
+                splits,
+                scorers,
+                select="r2",
+                proba=False,
+                max_rows=max_train_rows.get(name),
+                random_state=random_state,
+            )
+            folds = found.fold_scores
+            rows.append(
+                {
+                    "model": name,
+                    "params": {kk.removeprefix("model__"): v for kk, v in found.params.items()},
+                    "cv_r2": float(folds["r2"].mean()),
+                    "cv_r2_std": float(folds["r2"].std()),
+                    "cv_mae": float(folds["mae"].mean()),
+                    "cv_rmse": float(folds["rmse"].mean()),
+                }
+            )
+            searches[name] = found
+        table = pd.DataFrame(rows).sort_values("cv_r2", ascending=False).reset_index(drop=True)
+        best = str(table.loc[0, "model"])
+        chosen = searches[best]
+        everyone = _capped(np.arange(len(y_arr)), max_train_rows.get(best), random_state)
+        final = clone(chosen.estimator).fit(X.iloc[everyone], y_arr[everyone])
     return RegressionModel(
         name=best,
-        pipeline=searches[best].best_estimator_,
+        pipeline=final,
         features=list(X.columns),
         cv_table=table,
-        oof_pred=oof,
-        residuals=np.abs(y_arr - oof),
+        oof_pred=chosen.oof,
+        residuals=np.abs(y_arr - chosen.oof),
         scale=scale,
         alpha=alpha,
     )
@@ -344,6 +421,7 @@ def fit_classifier(
     random_state: int = 0,
     mlp_params: Mapping[str, Any] | None = None,
     extra_candidates: Mapping[str, tuple[Pipeline, dict[str, list[Any]]]] | None = None,
+    n_threads: int = 1,
 ) -> ClassificationModel:
     """Compare candidates on grouped out-of-fold probabilities; calibrate and threshold the best.
 
@@ -356,41 +434,40 @@ def fit_classifier(
         raise ValueError("pass/fail needs both classes in the training data")
     g = np.asarray(groups)
     k = _n_splits(g, n_splits)
-    pool = {**classifier_candidates(random_state, mlp_params), **dict(extra_candidates or {})}
+    pool = {
+        **classifier_candidates(random_state, mlp_params, n_threads),
+        **dict(extra_candidates or {}),
+    }
     names = list(candidates) if candidates is not None else list(pool)
+    splits = _splits(X, y_arr, g, k)
     rows, fitted = [], {}
-    for name in names:
-        pipe, grid = pool[name]
-        if grid:
-            search = GridSearchCV(
-                pipe, grid, cv=GroupKFold(n_splits=k), scoring="roc_auc", n_jobs=1,
-                error_score="raise",
-            )  # fmt: skip
-            search.fit(X, y_arr, groups=g)
-            config = clone(search.best_estimator_)
-            params = {kk.removeprefix("model__"): v for kk, v in search.best_params_.items()}
-        else:
-            config, params = clone(pipe), {}
-        oof, folds = _oof(config, X, y_arr, g, k, proba=True)
-        rows.append(
-            {
-                "model": name,
-                "params": params,
-                "cv_auc": float(roc_auc_score(y_arr, oof)),
-                "cv_brier": float(brier_score_loss(y_arr, oof)),
-            }
-        )
-        fitted[name] = (config, oof, folds)
-    table = pd.DataFrame(rows)
-    top = table["cv_auc"].max()
-    near = table[table["cv_auc"] >= top - auc_tolerance]
-    best = str(near.sort_values(["cv_brier", "cv_auc"], ascending=[True, False]).iloc[0]["model"])
-    table = table.sort_values("cv_auc", ascending=False).reset_index(drop=True)
-    table["selected"] = table["model"] == best
-    config, oof, folds = fitted[best]
-    calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y_arr)
-    oof_cal = np.asarray(calibrator.predict(oof), dtype=np.float64)
-    final = clone(config).fit(X, y_arr)
+    with threadpool_limits(limits=n_threads):
+        for name in names:
+            pipe, grid = pool[name]
+            found = _grouped_search(
+                pipe, grid, X, y_arr, splits, {"auc": roc_auc_score}, select="auc", proba=True
+            )
+            rows.append(
+                {
+                    "model": name,
+                    "params": {kk.removeprefix("model__"): v for kk, v in found.params.items()},
+                    "cv_auc": float(roc_auc_score(y_arr, found.oof)),
+                    "cv_brier": float(brier_score_loss(y_arr, found.oof)),
+                }
+            )
+            fitted[name] = found
+        table = pd.DataFrame(rows)
+        top = table["cv_auc"].max()
+        near = table[table["cv_auc"] >= top - auc_tolerance]
+        ranked = near.sort_values(["cv_brier", "cv_auc"], ascending=[True, False])
+        best = str(ranked.iloc[0]["model"])
+        table = table.sort_values("cv_auc", ascending=False).reset_index(drop=True)
+        table["selected"] = table["model"] == best
+        chosen = fitted[best]
+        oof = chosen.oof
+        calibrator = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(oof, y_arr)
+        oof_cal = np.asarray(calibrator.predict(oof), dtype=np.float64)
+        final = clone(chosen.estimator).fit(X, y_arr)
     return ClassificationModel(
         name=best,
         estimator=final,
@@ -401,7 +478,7 @@ def fit_classifier(
         oof_proba_raw=oof,
         oof_proba=oof_cal,
         threshold_metric=threshold_metric,
-        fold_models=folds,
+        fold_models=chosen.fold_models,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ml.dataset import DEFAULT_CHECKPOINTS, Offering, build_training_set
 from ml.evaluation import early_warning_curve, evaluation_report
@@ -52,13 +53,57 @@ def train_model_version(
     feature_kwargs: Mapping[str, Any] | None = None,
     version: str | None = None,
     on_progress: Progress = _noop,
+    n_threads: int = 1,
 ) -> ModelBundle:
     """Train, evaluate, gate and save a version for predictions at ``progress`` (0-1].
 
     ``on_progress(step, fraction_done)`` lets a CLI draw a progress bar. The early-warning
     curve uses the cheap candidates (ridge, logistic) at each of ``early_warning``; pass
-    ``None`` to skip it.
+    ``None`` to skip it. Everything runs under ``n_threads`` threads (BLAS, OpenMP, torch;
+    see :mod:`ml.models` for why few).
     """
+    with threadpool_limits(limits=n_threads):
+        return _train_model_version(
+            offerings,
+            progress,
+            directory,
+            scale=scale,
+            pass_mark=pass_mark,
+            alpha=alpha,
+            regressors=regressors,
+            classifiers=classifiers,
+            threshold_metric=threshold_metric,
+            early_warning=early_warning,
+            n_boot=n_boot,
+            n_repeats=n_repeats,
+            random_state=random_state,
+            feature_kwargs=feature_kwargs,
+            version=version,
+            on_progress=on_progress,
+            n_threads=n_threads,
+        )
+
+
+def _train_model_version(
+    offerings: Sequence[Offering],
+    progress: float,
+    directory: str | Path,
+    *,
+    scale: float,
+    pass_mark: float,
+    alpha: float,
+    regressors: Sequence[str] | None,
+    classifiers: Sequence[str] | None,
+    threshold_metric: ThresholdMetric,
+    early_warning: Sequence[float] | None,
+    n_boot: int,
+    n_repeats: int,
+    random_state: int,
+    feature_kwargs: Mapping[str, Any] | None,
+    version: str | None,
+    on_progress: Progress,
+    n_threads: int,
+) -> ModelBundle:
     on_progress("training set", 0.0)
     data = build_training_set(
         offerings,
@@ -77,6 +122,7 @@ def train_model_version(
         alpha=alpha,
         scale=scale,
         random_state=random_state,
+        n_threads=n_threads,
     )
     on_progress("classifiers", 0.35)
     clf = fit_classifier(
@@ -86,6 +132,7 @@ def train_model_version(
         candidates=classifiers,
         threshold_metric=threshold_metric,
         random_state=random_state,
+        n_threads=n_threads,
     )
     curve = None
     if early_warning:

@@ -177,6 +177,7 @@ def train_model(
             n_boot=settings.bootstrap_samples,
             n_repeats=settings.permutation_repeats,
             random_state=settings.random_seed,
+            n_threads=settings.training_threads,
             version=version,
             on_progress=on_progress or _quiet,
         )

@@ -112,3 +112,18 @@ def test_state_round_trip(fitted: TorchMLPClassifier, data: tuple[np.ndarray, np
     meta, state = fitted.to_state()
     again = TorchMLPClassifier.from_state(meta, state)
     np.testing.assert_array_equal(again.predict_proba(data[0]), fitted.predict_proba(data[0]))
+
+
+def test_batches_grow_only_past_the_prototypes_cohorts(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """Up to 16 batches of 32 (512 rows) an epoch is the prototype's; beyond, at most 16
+    batches an epoch, so a fit's cost stops growing with the number of steps."""
+    est = TorchMLPClassifier()
+    assert est.batch_size_for(240) == 32
+    assert est.batch_size_for(512) == 32
+    assert est.batch_size_for(4000) == 250
+    assert TorchMLPClassifier(max_batches_per_epoch=None).batch_size_for(4000) == 32
+    X, y = data
+    big = np.tile(X, (4, 1)), np.tile(y, 4)  # 1200 rows: 960 to train, 60 per batch
+    fitted = TorchMLPClassifier(random_state=1).fit(*big)
+    assert fitted.score(*big) > 0.85
+    assert fitted.n_iter_ == fitted.best_epoch_ + 25 or fitted.n_iter_ == 200

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV, GroupKFold, cross_val_predict
+from threadpoolctl import threadpool_info
 
 from ml.dataset import TrainingSet
 from ml.evaluation import (
@@ -22,11 +27,14 @@ from ml.models import (
     REGRESSOR_NAMES,
     ClassificationModel,
     RegressionModel,
+    _grouped_search,
     choose_threshold,
+    classifier_candidates,
     conformal_quantile,
     fit_classifier,
     fit_regressor,
     make_pipeline,
+    regressor_candidates,
 )
 
 
@@ -209,3 +217,76 @@ def test_too_few_offerings_is_an_error(train_set: TrainingSet) -> None:
     one = np.zeros(len(train_set.grade))
     with pytest.raises(ValueError, match="at least 2 offerings"):
         fit_regressor(train_set.X, train_set.grade, one, candidates=["ridge"])
+
+
+# ------------------------------------------------------------------ the search and its cost
+def test_search_chooses_and_scores_as_grid_search_does(train_set: TrainingSet) -> None:
+    """The hand-rolled search keeps GridSearchCV's folds, scores and choice; its out-of-fold
+    predictions are those of the best configuration refitted fold by fold."""
+    X, y, groups = train_set.X, train_set.grade.to_numpy(), train_set.groups.to_numpy()
+    pipe, grid = regressor_candidates()["elasticnet"]
+    reference = GridSearchCV(pipe, grid, cv=GroupKFold(n_splits=5), scoring="r2", refit=False).fit(
+        X, y, groups=groups
+    )
+    splits = list(GroupKFold(n_splits=5).split(X, y, groups))
+    found = _grouped_search(pipe, grid, X, y, splits, {"r2": r2_score}, select="r2", proba=False)
+    assert found.params == reference.best_params_
+    best = reference.best_index_
+    assert found.fold_scores["r2"].mean() == pytest.approx(
+        reference.cv_results_["mean_test_score"][best]
+    )
+    assert found.fold_scores["r2"].std() == pytest.approx(
+        reference.cv_results_["std_test_score"][best]
+    )
+    expected = cross_val_predict(
+        clone(pipe).set_params(**reference.best_params_), X, y, groups=groups, cv=GroupKFold(5)
+    )
+    np.testing.assert_allclose(found.oof, expected)
+    assert len(found.fold_models) == 5
+
+
+def test_svr_trains_on_a_capped_sample_but_is_scored_on_whole_folds(
+    train_set: TrainingSet,
+) -> None:
+    X, y, groups = train_set.X, train_set.grade, train_set.groups
+    capped = fit_regressor(X, y, groups, candidates=["svr"], max_train_rows={"svr": 60})
+    assert capped.pipeline[-1].shape_fit_[0] == 60  # the final fit too
+    assert np.isfinite(capped.oof_pred).all()  # every student predicted out of fold
+    full = fit_regressor(X, y, groups, candidates=["svr"], max_train_rows={})
+    assert full.pipeline[-1].shape_fit_[0] == len(X)
+    capped_r2, full_r2 = (float(m.cv_table["cv_r2"].iloc[0]) for m in (capped, full))
+    assert capped_r2 != full_r2
+    assert capped_r2 > 0.2  # a smaller sample, still a model
+
+
+_SEEN_THREADS: list[int] = []
+
+
+class _ThreadRecorder(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Logistic regression that records the thread limits it was fitted under."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> _ThreadRecorder:
+        _SEEN_THREADS.extend(p["num_threads"] for p in threadpool_info())
+        self.model_ = LogisticRegression().fit(X, y)
+        self.classes_ = self.model_.classes_
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model_.predict_proba(X))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_training_runs_under_the_thread_limit(train_set: TrainingSet, n_threads: int) -> None:
+    _SEEN_THREADS.clear()
+    fit_classifier(
+        train_set.X,
+        train_set.passed,
+        train_set.groups,
+        candidates=["recorder"],
+        extra_candidates={"recorder": (make_pipeline(_ThreadRecorder()), {})},
+        n_threads=n_threads,
+    )
+    assert _SEEN_THREADS  # BLAS (numpy, scikit-learn) and OpenMP pools
+    assert set(_SEEN_THREADS) == {n_threads}
+    mlp = classifier_candidates(n_threads=n_threads)["mlp"][0][-1]
+    assert mlp.n_threads == n_threads  # torch's intra-op threads during its fit

@@ -25,8 +25,6 @@ from moodle_client.csv_logs import read_log_csv
 # A gradebook export carries no grade item id; its course total is stored under this one,
 # unless a web-service sync already created the course's real course-total item.
 CSV_COURSE_TOTAL_ITEM_ID = 0
-# People per INSERT statement: 4 parameters each, well under SQLite's 32k parameter limit.
-_PEOPLE_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -88,7 +86,7 @@ def _link_people(session: Session, course: Course, people: Mapping[int, str]) ->
 
     In bulk: a 100k-event download names thousands of people, and three statements per person
     were two thirds of an import's time. Here, one query for the site's known Moodle ids, one
-    for its people without one, and multi-row inserts of the new people. A person that another
+    for its people without one, and one INSERT run over all the new people. A person that another
     process (a roster sync) inserted meanwhile is left as it is.
     """
     if not people:
@@ -124,13 +122,13 @@ def _link_people(session: Session, course: Course, people: Mapping[int, str]) ->
                 }
             )
     session.flush()
-    insert = dialect_insert(session)
-    for start in range(0, len(new), _PEOPLE_CHUNK):
-        session.execute(
-            insert(Person)
-            .values(new[start : start + _PEOPLE_CHUNK])
-            .on_conflict_do_nothing(index_elements=["site_id", "moodle_user_id"])
+    if new:
+        # One statement compiled once, run over all the new people (executemany): a
+        # multi-row VALUES would be compiled anew for every chunk, at ~0.2 ms a row.
+        insert = dialect_insert(session)(Person).on_conflict_do_nothing(
+            index_elements=["site_id", "moodle_user_id"]
         )
+        session.execute(insert, new)
 
 
 @dataclass(frozen=True)

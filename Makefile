@@ -58,7 +58,12 @@ test: lint typecheck imports pytest
 # Benchmarks (bench/): prints one table, writes bench/results/latest.json. PostgreSQL is the
 # throwaway cluster of .ci/postgres.sh unless ARCHE_PREDICT_TEST_POSTGRES_URL names one.
 BENCH_ARGS ?=
+# The dashboard load test drives wrk (Debian package `wrk`): installed here when missing and we
+# are root, as .ci/run does for its packages; otherwise that section says how to get it.
 bench: $(STAMP)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk; } || \
+		echo "bench: wrk missing (apt-get install wrk): the dashboard load test is skipped" >&2
 	@if [ -z "$$ARCHE_PREDICT_TEST_POSTGRES_URL" ]; then \
 		eval "$$(.ci/postgres.sh start)" || echo "bench: no PostgreSQL, SQLite only" >&2; \
 	fi; \

@@ -268,6 +268,7 @@ def early_warning_curve(
     classifiers: Sequence[str] = ("logistic",),
     n_boot: int = 300,
     random_state: int = 0,
+    n_threads: int = 1,
 ) -> pd.DataFrame:
     """Grouped-CV metrics per checkpoint: how early a trustworthy prediction is possible."""
     cps = sorted(pd.unique(data.checkpoint)) if checkpoints is None else list(checkpoints)
@@ -277,8 +278,10 @@ def early_warning_curve(
         groups = part.groups.to_numpy()
         y = part.grade.to_numpy()
         passed = part.passed.to_numpy()
-        reg = fit_regressor(part.X, y, groups, candidates=regressors, scale=part.scale)
-        clf = fit_classifier(part.X, passed, groups, candidates=classifiers)
+        reg = fit_regressor(
+            part.X, y, groups, candidates=regressors, scale=part.scale, n_threads=n_threads
+        )
+        clf = fit_classifier(part.X, passed, groups, candidates=classifiers, n_threads=n_threads)
         base = fold_baselines(y, groups)
         p_base = fold_baselines(passed, groups)
         p_cal = cross_calibrate(clf.oof_proba_raw, passed, groups)

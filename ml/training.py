@@ -144,7 +144,12 @@ def _train_model_version(
             pass_mark=pass_mark,
             feature_kwargs=feature_kwargs,
         )
-        curve = early_warning_curve(all_points, n_boot=min(n_boot, 300), random_state=random_state)
+        curve = early_warning_curve(
+            all_points,
+            n_boot=min(n_boot, 300),
+            random_state=random_state,
+            n_threads=n_threads,
+        )
     on_progress("evaluation", 0.85)
     report = evaluation_report(
         data,

@@ -27,6 +27,7 @@ from ml.models import (
     REGRESSOR_NAMES,
     ClassificationModel,
     RegressionModel,
+    _capped,
     _grouped_search,
     choose_threshold,
     classifier_candidates,
@@ -245,18 +246,31 @@ def test_search_chooses_and_scores_as_grid_search_does(train_set: TrainingSet) -
     assert len(found.fold_models) == 5
 
 
-def test_svr_trains_on_a_capped_sample_but_is_scored_on_whole_folds(
+def test_svr_grid_is_tuned_on_cut_folds_then_validated_on_whole_ones(
     train_set: TrainingSet,
 ) -> None:
-    X, y, groups = train_set.X, train_set.grade, train_set.groups
-    capped = fit_regressor(X, y, groups, candidates=["svr"], max_train_rows={"svr": 60})
-    assert capped.pipeline[-1].shape_fit_[0] == 60  # the final fit too
-    assert np.isfinite(capped.oof_pred).all()  # every student predicted out of fold
-    full = fit_regressor(X, y, groups, candidates=["svr"], max_train_rows={})
-    assert full.pipeline[-1].shape_fit_[0] == len(X)
-    capped_r2, full_r2 = (float(m.cv_table["cv_r2"].iloc[0]) for m in (capped, full))
-    assert capped_r2 != full_r2
-    assert capped_r2 > 0.2  # a smaller sample, still a model
+    X, y, groups = train_set.X, train_set.grade.to_numpy(), train_set.groups.to_numpy()
+    pipe, grid = regressor_candidates()["svr"]
+    splits = list(GroupKFold(n_splits=5).split(X, y, groups))
+    scorers = {"r2": r2_score}
+    tuned = _grouped_search(
+        pipe, grid, X, y, splits, scorers, select="r2", proba=False, tune_rows=60
+    )
+    # the configuration the cut folds prefer ...
+    cut = [(_capped(train, 60, 0), test) for train, test in splits]
+    on_cut = _grouped_search(pipe, grid, X, y, cut, scorers, select="r2", proba=False)
+    assert tuned.params == on_cut.params
+    # ... scored, predicted and kept as if it had been the only one, on the whole folds
+    alone = {k: [v] for k, v in on_cut.params.items()}
+    whole = _grouped_search(pipe, alone, X, y, splits, scorers, select="r2", proba=False)
+    np.testing.assert_array_equal(tuned.oof, whole.oof)
+    np.testing.assert_array_equal(tuned.fold_scores["r2"], whole.fold_scores["r2"])
+    fitted_rows = [m[-1].shape_fit_[0] for m in tuned.fold_models]
+    assert fitted_rows == [len(train) for train, _ in splits]
+    assert not np.array_equal(tuned.oof, on_cut.oof)  # the cut folds alone predict otherwise
+    model = fit_regressor(X, y, groups, candidates=["svr"], tune_rows={"svr": 60})
+    assert model.pipeline[-1].shape_fit_[0] == len(X)  # the final fit sees every row
+    np.testing.assert_array_equal(model.oof_pred, tuned.oof)
 
 
 _SEEN_THREADS: list[int] = []

@@ -179,9 +179,8 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
         with _torch_scope(self.random_state, self.n_threads):
             net = MLPNet(Z.shape[1], tuple(self.hidden), self.dropout)
-            opt = torch.optim.AdamW(
-                net.parameters(), lr=self.lr, weight_decay=self.weight_decay, fused=True
-            )
+            params = list(net.parameters())  # once: walking the modules costs on every step
+            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
             sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
             )
@@ -203,7 +202,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     opt.zero_grad()
                     loss = loss_fn(net(x_tr[idx]), y_tr[idx])
                     loss.backward()
-                    nn.utils.clip_grad_norm_(net.parameters(), self.grad_clip)
+                    nn.utils.clip_grad_norm_(params, self.grad_clip)
                     opt.step()
                     total += float(loss.item()) * len(idx)
                 train_curve.append(total / len(perm))

@@ -507,10 +507,12 @@ class _BlockSums:
         cells = student * (k + 1)
         cells += module
         # a cell holds the highest level reached in that activity + 1: 0 marks "never touched"
+        hit = None
         for levels, sums in ((self.depth, self.depth_sum), (self.social, self.social_sum)):
             table = np.zeros(m * (k + 1), dtype=np.uint8)
             np.maximum.at(table, cells, levels[kind] + 1)
-            table = table.reshape(m, k + 1)[:, :k]
-            hit = np.count_nonzero(table, axis=1)
-            self.touched[cols] = hit
-            sums[cols] = table.sum(axis=1, dtype=np.int64) - hit
+            table = table.reshape(m, k + 1)
+            if hit is None:  # the same cells are touched in both tables
+                hit = np.count_nonzero(table[:, :k], axis=1)
+                self.touched[cols] = hit
+            sums[cols] = table.sum(axis=1, dtype=np.int64) - table[:, k] - hit

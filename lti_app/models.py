@@ -267,9 +267,11 @@ class LogEvent(Base):
       events, as the old ``ON DELETE CASCADE`` did.
     - the two identities are partial unique indexes: web-service rows have no content hash and
       CSV rows no log id, and a full index would still hold one useless NULL entry per row.
-    - one time index, (site, course, user, time): every read filters on (site, course), with
-      an as-of time that keeps most of the course, which its prefix serves as well as the
-      (site, course, time) index that 0001 also had.
+    - both time indexes stay: (site, course, user, time) serves one student's events and
+      index-only weekly aggregates; (site, course, time) answers a course's first and last
+      event (the dashboard asks on every request) in a few index pages, where the other needs
+      a scan of all the course's entries (1M events: 0.7 ms against 320 ms). It costs the
+      ingest well under a tenth.
     """
 
     __tablename__ = "log_event"
@@ -314,6 +316,7 @@ class LogEvent(Base):
             sqlite_where=text("content_hash IS NOT NULL"),
         ),
         # Feature queries: one course's events up to an as-of time, per user.
+        Index("ix_log_event_course_time", "site_id", "courseid", "timecreated"),
         Index("ix_log_event_course_user_time", "site_id", "courseid", "userid", "timecreated"),
         CheckConstraint("crud IN ('c', 'r', 'u', 'd')", name="crud"),
     )

@@ -1,10 +1,9 @@
-"""log_event write path: no per-row site lookup, partial unique indexes, one time index
+"""log_event write path: no per-row site lookup, partial unique indexes
 
 The ingest profile (issue #7) showed PostgreSQL spending a third of a COPY into log_event on the
 foreign key to moodle_site (a locking lookup per row), and more on index entries nobody reads:
 the (site, content_hash) unique index held a NULL entry for every web-service row, the
-(site, moodle_log_id) one a NULL entry for every CSV row, and (site, course, time) duplicated
-the prefix of (site, course, user, time). See `lti_app.models.LogEvent`.
+(site, moodle_log_id) one a NULL entry for every CSV row. See `lti_app.models.LogEvent`.
 
 The foreign key's ON DELETE CASCADE is kept as a trigger on moodle_site (a site row is deleted
 rarely, and then its events go with it).
@@ -63,7 +62,6 @@ def upgrade() -> None:
         batch_op.drop_constraint("fk_log_event_site_id_moodle_site", type_="foreignkey")
         batch_op.drop_constraint("uq_log_event_site_id_content_hash", type_="unique")
         batch_op.drop_constraint("uq_log_event_site_id_moodle_log_id", type_="unique")
-        batch_op.drop_index("ix_log_event_course_time")
     _partial_unique("uq_log_event_site_id_moodle_log_id", "moodle_log_id")
     _partial_unique("uq_log_event_site_id_content_hash", "content_hash")
     for statement in _PG_CREATE if _postgresql() else _SQLITE_CREATE:
@@ -88,7 +86,4 @@ def downgrade() -> None:
             ["site_id"],
             ["id"],
             ondelete="CASCADE",
-        )
-        batch_op.create_index(
-            "ix_log_event_course_time", ["site_id", "courseid", "timecreated"], unique=False
         )

@@ -23,7 +23,14 @@ WIDTH = "container"
 
 
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
-    spec: dict[str, Any] = chart.to_dict()
+    """The chart as a Vega-Lite dict, not validated here.
+
+    Altair checks every spec against the whole Vega-Lite JSON schema on `to_dict()`: about a
+    third of a 500-student dashboard's build time, on every view, for specs whose shape only
+    changes with this module's code. `tests/lti_app/lti/test_dashboards.py` validates every spec
+    the app builds against the schema instead, once per test run.
+    """
+    spec: dict[str, Any] = chart.to_dict(validate=False)
     spec.pop("$schema", None)
     spec["autosize"] = {"type": "fit-x", "contains": "padding"}
     return spec

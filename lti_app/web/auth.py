@@ -143,11 +143,23 @@ def current() -> LaunchContext | None:
     return ctx
 
 
+def request_launch_token() -> str | None:
+    """The launch token for this request's links, signed once per request (a page with a link
+    per student signed hundreds of identical tokens), or None without a session."""
+    ctx = current()
+    if ctx is None:
+        return None
+    cached: tuple[str, str] | None = g.get("launch_token")
+    if cached is None or cached[0] != ctx.raw_sid:  # a launch can switch sessions mid-request
+        cached = g.launch_token = (ctx.raw_sid, make_launch_token(ctx.raw_sid))
+    return cached[1]
+
+
 def lti_url_for(endpoint: str, **values: Any) -> str:
     """`url_for` with a fresh launch token when the request has a session."""
-    ctx = current()
-    if ctx is not None:
-        values.setdefault(TOKEN_PARAM, make_launch_token(ctx.raw_sid))
+    token = request_launch_token()
+    if token is not None:
+        values.setdefault(TOKEN_PARAM, token)
     return url_for(endpoint, **values)
 
 

@@ -38,11 +38,13 @@ from lti_app.services.nrps import (
     fetch_members,
     store_members,
 )
+from lti_app.services.page_cache import PageCache
 from lti_app.web.auth import (
     can_view_person,
     current,
     error_response,
     lti_url_for,
+    request_launch_token,
     require_admin,
     require_course_member,
     require_session,
@@ -52,7 +54,7 @@ from lti_app.web.common import course as _course
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
-from lti_app.web.views import course_view, student_view
+from lti_app.web.views import cached_course_view, student_view, with_launch_token
 from lti_app.web.views import students_csv as to_csv
 
 bp = Blueprint("pages", __name__)
@@ -76,8 +78,13 @@ def course_dashboard(course_id: int) -> Any:
     if course is None:
         return error_response(404, "Not found", "This course is unknown.")
     ctx = current()
-    view = course_view(_db(), course, default_pass_mark=_settings().ml.pass_mark)
-    return render_template("teacher.html", course=course, ctx=ctx, view=view)
+    ext = current_app.extensions["arche_predict"]
+    cache: PageCache[Any] = ext.setdefault("page_cache", PageCache())
+    view = cached_course_view(
+        _db(), course, default_pass_mark=_settings().ml.pass_mark, cache=cache
+    )
+    rows_html = with_launch_token(view["rows_html"], request_launch_token() or "")
+    return render_template("teacher.html", course=course, ctx=ctx, view=view, rows_html=rows_html)
 
 
 @bp.get("/course/<int:course_id>/students.csv")

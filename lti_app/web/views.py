@@ -9,18 +9,29 @@ from __future__ import annotations
 
 import csv
 import io
+import secrets
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flask_babel import gettext
+from flask import current_app, render_template, request
+from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
+from jinja2.utils import htmlsafe_json_dumps
+from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, ModelVersion
 from lti_app.services import charts, dashboard
-from lti_app.services.insights import ACTIONABLE, ModelCache, course_summary, students_table
+from lti_app.services.insights import (
+    ACTIONABLE,
+    ModelCache,
+    course_summary,
+    latest_predictions,
+    students_table,
+)
+from lti_app.services.page_cache import PageCache, course_page_key
 
 
 def _(text: str, **values: Any) -> str:
@@ -197,9 +208,11 @@ def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def course_view(session: Session, course: Course, *, default_pass_mark: float) -> dict[str, Any]:
-    summary = course_summary(session, course)
-    students = students_table(session, course)
     versions = _versions(session, course)
+    # One read of the latest predictions (with their features and explanations) for both.
+    rows = latest_predictions(session, course.id)
+    summary = course_summary(session, course, rows=rows, models=versions)
+    students = students_table(session, course, rows=rows, models=versions)
     mark = pass_mark(course, default_pass_mark)
     # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
     activity = dashboard.weekly_activity(session, course, by_category=False)
@@ -259,6 +272,70 @@ def course_view(session: Session, course: Course, *, default_pass_mark: float) -
             view["charts"]["early_warning"] = charts.early_warning(
                 ew, checkpoint=_("Share of the term elapsed"), value=_("AUC (pass/fail)")
             )
+    return view
+
+
+#: Stands for the request's launch token in a cached page's links, replaced on each view: the
+#: token belongs to one session, the rest of the link to the course. Random per process, so
+#: that no stored text (a student's name) can contain it.
+TOKEN_SLOT = f"lt-slot-{secrets.token_hex(12)}"
+
+
+def cached_course_view(
+    session: Session, course: Course, *, default_pass_mark: float, cache: PageCache[Any]
+) -> dict[str, Any]:
+    """The teacher dashboard's data for this course and reader's language, built once per
+    change of its inputs (`course_page_key`) and then served from `cache`.
+
+    The entry holds no session's data: its links carry `TOKEN_SLOT` where the launch token goes
+    (`with_launch_token` puts the request's in), and the CSRF token is rendered per request.
+    """
+    key = (
+        str(get_locale() or "en"),
+        request.script_root,
+        course_page_key(session, course),
+    )
+    view: dict[str, Any] = cache.get_or_build(
+        key, lambda: _built_course_view(session, course, default_pass_mark=default_pass_mark)
+    )
+    return view
+
+
+def with_launch_token(fragment: str, token: str) -> Markup:
+    """A cached fragment with this request's launch token in its links."""
+    # The fragment is autoescaped template output; the token is escaped as it goes in.
+    return Markup(str(fragment).replace(TOKEN_SLOT, str(escape(token))))  # noqa: S704
+
+
+def _spec_attribute(spec: Mapping[str, Any]) -> Markup:
+    """A chart spec as the `data-vega-spec` attribute value, as `spec|tojson|forceescape`
+    renders it (the template's filters, with the app's JSON settings)."""
+    env = current_app.jinja_env
+    dumped = htmlsafe_json_dumps(
+        spec, dumps=env.policies["json.dumps_function"], **env.policies["json.dumps_kwargs"]
+    )
+    return escape(str(dumped))
+
+
+def _built_course_view(
+    session: Session, course: Course, *, default_pass_mark: float
+) -> dict[str, Any]:
+    """`course_view` made cacheable: plain data only (no ORM rows, which belong to a database
+    session), the chart specs encoded once, and the two 500-row tables rendered once (their
+    thousands of localised numbers and per-row links were most of the template's time)."""
+    view = course_view(session, course, default_pass_mark=default_pass_mark)
+    view["versions"] = {
+        task: {"version": v.version, "estimator": v.estimator, "trained_at": v.trained_at}
+        for task, v in view["versions"].items()
+    }
+    view["charts"] = {name: _spec_attribute(spec) for name, spec in view["charts"].items()}
+    # Both are output of autoescaping templates, to be inserted as they are.
+    rows = render_template("_teacher_rows.html", view=view, course=course, lt=TOKEN_SLOT)
+    view["rows_html"] = Markup(rows)  # noqa: S704
+    grade_rows = render_template("_teacher_grade_rows.html", view=view)
+    view["grade_rows_html"] = Markup(grade_rows)  # noqa: S704
+    # The rows are in the fragments now; the page only needs to know whether there are any.
+    view["n_students"] = len(view.pop("students"))
     return view
 
 

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import delete, select, update
@@ -458,3 +459,214 @@ def test_admin_page_lists_registration_sync_scheduler_and_models(
     # Teachers and learners are refused.
     assert client.post(url, headers={"X-Launch-Token": world.teacher}).status_code == 403
     assert _get(lti_env, "/admin", world.teacher)[0] == 403
+
+
+# --------------------------------------------------------------------------- chart specs
+
+
+def _vega_lite_errors(spec: dict[str, Any]) -> str | None:
+    """The schema error of a spec, as Altair's validation (off at runtime, see `charts._spec`)
+    would report it, or None."""
+    from altair.utils.schemapi import validate_jsonschema
+    from altair.vegalite.v6.schema import load_schema
+
+    error = validate_jsonschema(spec, load_schema(), raise_error=False)
+    return None if error is None else f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+
+
+def test_every_chart_spec_the_app_builds_is_valid_vega_lite(lti_env: LtiEnv, world: World) -> None:
+    """The app builds its specs unvalidated (validation was a third of the dashboard's cost):
+    every spec of every page and state is checked against the Vega-Lite schema here."""
+    cid = world.course_id
+    pages = [
+        (f"/course/{cid}", world.teacher),
+        (f"/course/{cid}", world.teacher_fr),
+        (f"/course/{cid}/learners/{world.learner_id}", world.teacher),
+        (f"/course/{cid}/me", world.learner),
+    ]
+    specs: dict[str, dict[str, Any]] = {}
+    for path, token in pages:
+        status, page = _get(lti_env, path, token)
+        assert status == 200, page[:300]
+        specs.update({f"{path} {k}": v for k, v in _specs(page).items()})
+    with _models(lti_env, cid, active=False):
+        _, page = _get(lti_env, f"/course/{cid}", world.teacher)
+        specs.update({f"engagement-only {k}": v for k, v in _specs(page).items()})
+    kinds = {key.split(" ")[-1] for key in specs}
+    assert {
+        "chart-grades",
+        "chart-engagement",
+        "chart-importance",
+        "chart-calibration",
+        "chart-weekly",
+        "chart-history",
+        "chart-sensitivity-active_days",
+    } <= kinds
+    for key, spec in specs.items():
+        assert _vega_lite_errors(spec) is None, key
+    # The check does catch a broken spec.
+    broken = {**specs[f"/course/{cid} chart-grades"], "layer": [{"mark": "dot"}]}
+    assert _vega_lite_errors(broken) is not None
+
+
+# --------------------------------------------------------------------------- the page cache
+
+
+def _student_links(page: str) -> list[str]:
+    return re.findall(r'<a class="student-link" href="([^"]+)"', page)
+
+
+def test_cached_dashboard_follows_a_new_scoring(lti_env: LtiEnv, world: World) -> None:
+    """A scoring after the page was cached shows at once; removing it shows the old one."""
+    from lti_app.models import Prediction
+
+    path = f"/course/{world.course_id}"
+    _, before = _get(lti_env, path, world.teacher)
+    assert len(re.findall(r'<tr data-risk="', before)) == world.n_students
+    with lti_env.db() as db:
+        latest = db.scalars(
+            select(Prediction)
+            .where(Prediction.course_id == world.course_id)
+            .order_by(Prediction.as_of.desc())
+        ).first()
+        assert latest is not None
+        newer = Prediction(
+            course_id=world.course_id,
+            person_id=world.other_id,
+            regression_model_id=latest.regression_model_id,
+            classification_model_id=latest.classification_model_id,
+            as_of=latest.as_of.replace(year=latest.as_of.year + 1),
+            predicted_grade=3.25,
+            grade_lower=1.0,
+            grade_upper=5.5,
+            pass_probability=0.05,
+            probability_lower=0.01,
+            probability_upper=0.1,
+            uncertainty=0.02,
+            predicted_pass=False,
+            features=dict(latest.features),
+            explanation={},
+        )
+        db.add(newer)
+        db.flush()
+        newer_id = newer.id
+    try:
+        _, after = _get(lti_env, path, world.teacher)
+        assert len(re.findall(r'<tr data-risk="', after)) == 1
+        assert world.other_name in after
+        assert "3.2 <span" in after  # 3.25, half-even to one decimal, as Babel rounds
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(Prediction).where(Prediction.id == newer_id))
+    _, again = _get(lti_env, path, world.teacher)
+    assert len(re.findall(r'<tr data-risk="', again)) == world.n_students
+
+
+def test_cached_dashboard_follows_models_sync_and_locale(lti_env: LtiEnv, world: World) -> None:
+    path = f"/course/{world.course_id}"
+    _, page = _get(lti_env, path, world.teacher)
+    assert 'id="gate-badge"' in page
+    with _models(lti_env, world.course_id, gate_passed=False, gate_reason="withheld for a test"):
+        _, gated = _get(lti_env, path, world.teacher)
+        assert 'data-state="gated"' in gated
+        assert "withheld for a test" in gated
+    _, page = _get(lti_env, path, world.teacher)
+    assert 'id="gate-badge"' in page
+    assert "Moodle could not be reached" not in page
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        run = SyncRun(
+            site_id=course.site_id, course_id=course.id, status="failed", error_code="unavailable"
+        )
+        db.add(run)
+        db.flush()
+        run_id = run.id
+    try:
+        _, failed = _get(lti_env, path, world.teacher)
+        assert 'id="sync-error"' in failed
+        assert "Moodle could not be reached" in failed
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(SyncRun).where(SyncRun.id == run_id))
+    _, page = _get(lti_env, path, world.teacher)
+    assert "Moodle could not be reached" not in page
+    # The same data in the other language is another entry, and each stays in its language.
+    for token, lang, word in (
+        (world.teacher_fr, "fr", "Chance de réussite"),
+        (world.teacher, "en", "Chance of passing"),
+        (world.teacher_fr, "fr", "Chance de réussite"),
+    ):
+        _, page = _get(lti_env, path, token)
+        assert f'<html lang="{lang}">' in page
+        assert word in page
+        assert ("days ago" in page) == (lang == "en")
+
+
+def test_one_course_cached_page_never_shows_in_another(lti_env: LtiEnv, world: World) -> None:
+    _, page = _get(lti_env, f"/course/{world.course_id}", world.teacher)
+    assert world.other_name in page
+    empty = _fresh_dashboard(lti_env)
+    assert 'data-state="no_data"' in empty
+    assert 'id="risk-table"' not in empty
+    for name in world.names:
+        assert name not in empty
+
+
+def test_session_tokens_are_per_request_not_cached(lti_env: LtiEnv, world: World) -> None:
+    """Two teachers share the cached page, never each other's launch or CSRF tokens."""
+    other = token_of(launch(lti_env.client(), lti_env, "teacher"))
+    path = f"/course/{world.course_id}"
+    pages = {token: _get(lti_env, path, token)[1] for token in (world.teacher, other)}
+    seen: dict[str, tuple[set[str], str]] = {}
+    for token, page in pages.items():
+        links = _student_links(page)
+        assert len(links) == world.n_students
+        tokens = {parse_qs(urlsplit(html.unescape(link)).query)["lt"][0] for link in links}
+        assert len(tokens) == 1  # one token per request, the same in every row
+        csrf = re.search(r'<meta name="csrf-token" content="([^"]+)">', page)
+        assert csrf is not None
+        seen[token] = (tokens, csrf.group(1))
+        # The link's token opens the student page as this session.
+        link = urlsplit(html.unescape(links[0]))
+        status, _ = _get(lti_env, link.path, next(iter(tokens)))
+        assert status == 200
+        assert "lt-slot-" not in page
+    (tokens_a, csrf_a), (tokens_b, csrf_b) = seen.values()
+    assert tokens_a != tokens_b
+    assert csrf_a != csrf_b
+
+
+def test_page_key_changes_with_every_input(lti_env: LtiEnv, world: World) -> None:
+    from lti_app.services.page_cache import course_page_key
+
+    def key() -> tuple[Any, ...]:
+        with lti_env.db() as db:
+            return course_page_key(db, db.get_one(Course, world.course_id))
+
+    base = key()
+    assert base == key()
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        person = Person(site_id=course.site_id, moodle_user_id=999_002, fullname="New Student")
+        db.add(person)
+        db.flush()
+        db.add(Enrolment(course_id=course.id, person_id=person.id, role="student"))
+        person_id = person.id
+    try:
+        assert key() != base  # the roster changed
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(Enrolment).where(Enrolment.person_id == person_id))
+            db.execute(delete(Person).where(Person.id == person_id))
+    assert key() == base
+    with _models(lti_env, world.course_id, gate_passed=False):
+        assert key() != base
+    with lti_env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        mark, course.pass_mark = course.pass_mark, 12.5
+    try:
+        assert key() != base
+    finally:
+        with lti_env.db() as db:
+            db.get_one(Course, world.course_id).pass_mark = mark
+    assert key() == base

@@ -88,11 +88,28 @@ def course_page_key(session: Session, course: Course) -> tuple[Any, ...]:
         .where(Prediction.course_id == course.id)
         .scalar_subquery()
     )
-    scoring = session.execute(
-        select(Prediction.as_of, func.count(), func.max(Prediction.id))
-        .where(Prediction.course_id == course.id, Prediction.as_of == latest)
-        .group_by(Prediction.as_of)
-    ).first()
+    at_latest = (Prediction.course_id == course.id, Prediction.as_of == latest)
+    last_run = (SyncRun.course_id == course.id,)
+    last_first = (SyncRun.started_at.desc(), SyncRun.id.desc())
+
+    def last_run_value(column: Any) -> Any:
+        return select(column).where(*last_run).order_by(*last_first).limit(1).scalar_subquery()
+
+    in_course = Enrolment.course_id == course.id
+    # One round trip for the scalars (each an indexed look-up), one for the model rows.
+    scalars = session.execute(
+        select(
+            latest,
+            select(func.count()).where(*at_latest).scalar_subquery(),
+            select(func.max(Prediction.id)).where(*at_latest).scalar_subquery(),
+            last_run_value(SyncRun.id),
+            last_run_value(SyncRun.status),
+            last_run_value(SyncRun.finished_at),
+            last_run_value(SyncRun.error_code),
+            select(func.count()).where(in_course).scalar_subquery(),
+            select(func.max(Enrolment.updated_at)).where(in_course).scalar_subquery(),
+        )
+    ).one()
     models = session.execute(
         select(
             ModelVersion.id,
@@ -103,21 +120,10 @@ def course_page_key(session: Session, course: Course) -> tuple[Any, ...]:
         .where(ModelVersion.course_id == course.id, ModelVersion.active)
         .order_by(ModelVersion.id)
     ).all()
-    sync = session.execute(
-        select(SyncRun.id, SyncRun.status, SyncRun.finished_at, SyncRun.error_code)
-        .where(SyncRun.course_id == course.id)
-        .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
-        .limit(1)
-    ).first()
-    roster = session.execute(
-        select(func.count(), func.max(Enrolment.updated_at)).where(Enrolment.course_id == course.id)
-    ).one()
     return (
         course.id,
-        tuple(scoring) if scoring is not None else None,
+        tuple(scalars),
         tuple(tuple(m) for m in models),
-        tuple(sync) if sync is not None else None,
-        tuple(roster),
         (
             course.shortname,
             course.fullname,

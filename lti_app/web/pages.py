@@ -83,8 +83,8 @@ def course_dashboard(course_id: int) -> Any:
     view = cached_course_view(
         _db(), course, default_pass_mark=_settings().ml.pass_mark, cache=cache
     )
-    rows_html = with_launch_token(view["rows_html"], request_launch_token() or "")
-    return render_template("teacher.html", course=course, ctx=ctx, view=view, rows_html=rows_html)
+    body_html = with_launch_token(view["body_html"], request_launch_token() or "")
+    return render_template("teacher.html", course=course, ctx=ctx, view=view, body_html=body_html)
 
 
 @bp.get("/course/<int:course_id>/students.csv")

@@ -14,10 +14,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from flask import current_app, render_template, request
+from flask import render_template, request
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
-from jinja2.utils import htmlsafe_json_dumps
 from markupsafe import Markup, escape
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -307,36 +306,22 @@ def with_launch_token(fragment: str, token: str) -> Markup:
     return Markup(str(fragment).replace(TOKEN_SLOT, str(escape(token))))  # noqa: S704
 
 
-def _spec_attribute(spec: Mapping[str, Any]) -> Markup:
-    """A chart spec as the `data-vega-spec` attribute value, as `spec|tojson|forceescape`
-    renders it (the template's filters, with the app's JSON settings)."""
-    env = current_app.jinja_env
-    dumped = htmlsafe_json_dumps(
-        spec, dumps=env.policies["json.dumps_function"], **env.policies["json.dumps_kwargs"]
-    )
-    return escape(str(dumped))
-
-
 def _built_course_view(
     session: Session, course: Course, *, default_pass_mark: float
 ) -> dict[str, Any]:
-    """`course_view` made cacheable: plain data only (no ORM rows, which belong to a database
-    session), the chart specs encoded once, and the two 500-row tables rendered once (their
-    thousands of localised numbers and per-row links were most of the template's time)."""
+    """`course_view` made cacheable: the data sections of the page (quality, the at-risk table,
+    the charts and their tables) rendered once into `body_html`, since their hundreds of rows
+    and thousands of localised numbers were most of a view's time even with the data at hand;
+    and only plain data kept beside it (ORM rows belong to one database session)."""
     view = course_view(session, course, default_pass_mark=default_pass_mark)
-    view["versions"] = {
-        task: {"version": v.version, "estimator": v.estimator, "trained_at": v.trained_at}
-        for task, v in view["versions"].items()
+    body = render_template("_teacher_body.html", view=view, course=course, lt=TOKEN_SLOT)
+    return {
+        "summary": view["summary"],
+        "state_message": view["state_message"],
+        "sync_problem": view["sync_problem"],
+        # Autoescaped template output, inserted as it is.
+        "body_html": Markup(body),  # noqa: S704
     }
-    view["charts"] = {name: _spec_attribute(spec) for name, spec in view["charts"].items()}
-    # Both are output of autoescaping templates, to be inserted as they are.
-    rows = render_template("_teacher_rows.html", view=view, course=course, lt=TOKEN_SLOT)
-    view["rows_html"] = Markup(rows)  # noqa: S704
-    grade_rows = render_template("_teacher_grade_rows.html", view=view)
-    view["grade_rows_html"] = Markup(grade_rows)  # noqa: S704
-    # The rows are in the fragments now; the page only needs to know whether there are any.
-    view["n_students"] = len(view.pop("students"))
-    return view
 
 
 def importance_features(records: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import BigInteger, Integer, SmallInteger, select, update
+from sqlalchemy import BigInteger, Integer, SmallInteger, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -144,24 +144,54 @@ def upsert_person(
     Two scheduler processes syncing two courses of the same site meet the same people; a
     select-then-insert would race and fail on the unique key, an upsert cannot.
     """
-    values: dict[str, Any] = {
-        "site_id": site_id,
-        "moodle_user_id": moodle_user_id,
-        "fullname": fullname,
-        "created_at": utcnow(),
-    }
-    updates: dict[str, Any] = {"fullname": fullname}
-    if email:
-        values["email"] = updates["email"] = email
-    stmt = (
-        dialect_insert(session)(Person)
-        .values(values)
-        .on_conflict_do_update(index_elements=["site_id", "moodle_user_id"], set_=updates)
-        .returning(Person.id)
-    )
-    person_id = session.execute(stmt).scalar_one()
-    person = session.get_one(Person, person_id, populate_existing=True)
-    return person
+    person_id = upsert_people(session, site_id, [(moodle_user_id, fullname, email)])[moodle_user_id]
+    return session.get_one(Person, person_id, populate_existing=True)
+
+
+# Rows per multi-row upsert: under SQLite's 32k bound parameters (5 per person, 4 per grade).
+_UPSERT_CHUNK = 1000
+
+
+def upsert_people(
+    session: Session, site_id: int, people: Sequence[tuple[int, str, str | None]]
+) -> dict[int, int]:
+    """Insert or update people, given as (Moodle user id, full name, email): {user id: our id}.
+
+    One multi-row upsert per thousand people rather than a statement each: a 10k-student
+    roster is then ten statements, not ten thousand round trips. An empty email keeps the one
+    stored (the grade report, for one, names no email).
+    """
+    unique = {int(uid): (fullname, email or None) for uid, fullname, email in people}
+    ids: dict[int, int] = {}
+    now = utcnow()
+    uids = list(unique)
+    for start in range(0, len(uids), _UPSERT_CHUNK):
+        chunk = uids[start : start + _UPSERT_CHUNK]
+        stmt = dialect_insert(session)(Person).values(
+            [
+                {
+                    "site_id": site_id,
+                    "moodle_user_id": uid,
+                    "fullname": unique[uid][0],
+                    "email": unique[uid][1],
+                    "created_at": now,
+                }
+                for uid in chunk
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id", "moodle_user_id"],
+            set_={
+                "fullname": stmt.excluded.fullname,
+                "email": func.coalesce(stmt.excluded.email, Person.email),
+            },
+        ).returning(Person.moodle_user_id, Person.id)
+        ids.update({int(uid): int(pid) for uid, pid in session.execute(stmt).all()})
+    # People already loaded in this session would hide the new names.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Person) and obj.site_id == site_id and obj.moodle_user_id in unique:
+            session.expire(obj)
+    return ids
 
 
 def dialect_insert(session: Session) -> Any:
@@ -182,34 +212,44 @@ def sync_roster(session: Session, course: Course, users: Iterable[mc.EnrolledUse
     An enrolment that Moodle no longer reports is deactivated, not deleted: its person's past
     predictions and grades stay explainable.
     """
-    seen: set[tuple[int, str]] = set()
-    people = 0
+    users = list(users)
+    person_ids = upsert_people(
+        session, course.site_id, [(u.id, u.fullname, u.email) for u in users]
+    )
+    roles = {(person_ids[u.id], r.shortname) for u in users for r in u.roles}
+    roles |= {(person_ids[u.id], "none") for u in users if not u.roles}
+    deactivated = set_enrolments(session, course, roles, source="ws")
+    return RosterResult(people=len(person_ids), enrolments=len(roles), deactivated=deactivated)
+
+
+def set_enrolments(
+    session: Session, course: Course, roles: set[tuple[int, str]], *, source: str
+) -> int:
+    """Make exactly `roles` (person id, role) the active enrolments from `source`.
+
+    Enrolments from `source` that are not listed are deactivated (not deleted); those of other
+    sources (an LTI launch, a CSV import) are left as they are. Returns how many went inactive.
+    """
     existing = {
         (e.person_id, e.role): e
         for e in session.scalars(select(Enrolment).where(Enrolment.course_id == course.id))
     }
-    for user in users:
-        person = upsert_person(session, course.site_id, user.id, user.fullname, user.email)
-        session.flush()
-        people += 1
-        roles = [r.shortname for r in user.roles] or ["none"]
-        for role in roles:
-            key = (person.id, role)
-            seen.add(key)
-            enrolment = existing.get(key)
-            if enrolment is None:
-                enrolment = Enrolment(course_id=course.id, person_id=person.id, role=role)
-                session.add(enrolment)
-                existing[key] = enrolment
-            enrolment.active = True
-            enrolment.source = "ws"
+    new = []
+    for key in roles:
+        enrolment = existing.get(key)
+        if enrolment is None:
+            new.append(Enrolment(course_id=course.id, person_id=key[0], role=key[1]))
+            enrolment = new[-1]
+        enrolment.active = True
+        enrolment.source = source
+    session.add_all(new)
     deactivated = 0
     for key, enrolment in existing.items():
-        if key not in seen and enrolment.active and enrolment.source == "ws":
+        if key not in roles and enrolment.active and enrolment.source == source:
             enrolment.active = False
             deactivated += 1
     session.flush()
-    return RosterResult(people=people, enrolments=len(seen), deactivated=deactivated)
+    return deactivated
 
 
 # --------------------------------------------------------------------------- grades
@@ -221,18 +261,12 @@ def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int
         gi.moodle_item_id: gi
         for gi in session.scalars(select(GradeItem).where(GradeItem.course_id == course.id))
     }
-    stored = 0
+    # The report names each user (a grade can come before the roster sync sees them).
+    known = upsert_people(
+        session, course.site_id, [(ug.userid, ug.userfullname, None) for ug in report.usergrades]
+    )
+    grades: dict[int, list[tuple[int, float | None, datetime | None]]] = {}
     for usergrades in report.usergrades:
-        person = session.scalar(
-            select(Person).where(
-                Person.site_id == course.site_id, Person.moodle_user_id == usergrades.userid
-            )
-        )
-        if person is None:
-            person = upsert_person(
-                session, course.site_id, usergrades.userid, usergrades.userfullname, None
-            )
-            session.flush()
         for item in usergrades.items:
             row = items.get(item.id)
             if row is None:
@@ -247,13 +281,15 @@ def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int
             row.grademin = item.grademin
             row.grademax = item.grademax
             row.gradepass = item.gradepass
-            session.flush()
-            set_grade(session, row, person, item.graderaw, _ts(item.gradedategraded))
-            stored += 1
+            grades.setdefault(item.id, []).append(
+                (known[usergrades.userid], item.graderaw, _ts(item.gradedategraded))
+            )
             if item.itemtype == "course" and course.grade_max is None:
                 course.grade_max = item.grademax
     session.flush()
-    return stored
+    for moodle_item_id, values in grades.items():
+        set_grades(session, items[moodle_item_id], values)
+    return sum(len(v) for v in grades.values())
 
 
 def set_grade(
@@ -263,6 +299,7 @@ def set_grade(
     value: float | None,
     graded_at: datetime | None,
 ) -> None:
+    """One grade, through the ORM (callers that hold the Grade row see the new value)."""
     grade = session.scalar(
         select(Grade).where(Grade.grade_item_id == item.id, Grade.person_id == person.id)
     )
@@ -271,6 +308,43 @@ def set_grade(
         session.add(grade)
     grade.value = value
     grade.graded_at = graded_at
+
+
+def set_grades(
+    session: Session,
+    item: GradeItem,
+    grades: Sequence[tuple[int, float | None, datetime | None]],
+) -> None:
+    """Upsert an item's grades, given as (person id, value, graded at), a thousand per
+    statement; a person listed twice keeps the last value, as row-by-row updates would."""
+    latest = {person_id: (value, graded_at) for person_id, value, graded_at in grades}
+    people = list(latest)
+    for start in range(0, len(people), _UPSERT_CHUNK):
+        chunk = people[start : start + _UPSERT_CHUNK]
+        stmt = dialect_insert(session)(Grade).values(
+            [
+                {
+                    "grade_item_id": item.id,
+                    "person_id": pid,
+                    "value": latest[pid][0],
+                    "graded_at": latest[pid][1],
+                }
+                for pid in chunk
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["grade_item_id", "person_id"],
+            set_={
+                "value": stmt.excluded.value,
+                "graded_at": stmt.excluded.graded_at,
+                "updated_at": utcnow(),
+            },
+        )
+        session.execute(stmt)
+    # Grade rows already loaded in this session would hide the new values.
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Grade) and obj.grade_item_id == item.id and obj.person_id in latest:
+            session.expire(obj)
 
 
 # --------------------------------------------------------------------------- logs

@@ -85,12 +85,18 @@ def _course_start(session: Session, course: Course) -> tuple[pd.Timestamp | None
 
 
 def weekly_activity(
-    session: Session, course: Course, *, by_category: bool = True
+    session: Session, course: Course, *, by_category: bool = True, person_id: int | None = None
 ) -> WeeklyActivity:
     """Each student's actions per week, by activity category (`ml.events.annotate`), or all
     kinds together (category `ALL`) when `by_category` is false, which the course dashboard's
-    cohort quartiles need and which is a far smaller aggregate."""
+    cohort quartiles need and which is a far smaller aggregate.
+
+    With `person_id`, that student's rows only (an empty roster if they are not a student of
+    the course): a student page's own chart, without aggregating everybody's log by kind.
+    """
     roster = student_roster(session, course)
+    if person_id is not None:
+        roster = roster[roster["person_id"] == person_id]
     students = roster[["userid", "person_id"]]
     start, last = _course_start(session, course)
     if start is None:
@@ -113,6 +119,7 @@ def weekly_activity(
             LogEvent.site_id == course.site_id,
             LogEvent.courseid == course.moodle_course_id,
             LogEvent.userid > 0,
+            *([LogEvent.userid.in_(roster["userid"].tolist())] if person_id is not None else []),
         )
         .group_by(*keys)
     )

@@ -235,6 +235,7 @@ def learner_page(course_id: int, person_id: int) -> Any:
         for_teacher=ctx.is_teacher,
         model_root=Path(_settings().instance_dir).resolve() / "models",
         cache=cache,
+        page_cache=ext.setdefault("page_cache", PageCache()),
     )
     template = "student.html" if ctx.is_teacher else "learner.html"
     return render_template(template, course=course, person=person, ctx=ctx, view=view)

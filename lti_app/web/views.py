@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from flask import render_template, request
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
@@ -396,12 +397,15 @@ def student_view(
     for_teacher: bool,
     model_root: Path,
     cache: ModelCache,
+    page_cache: PageCache[Any] | None = None,
 ) -> dict[str, Any]:
     person_id = int(detail["person_id"])
-    activity = dashboard.weekly_activity(session, course)
+    # The student's own counts by kind; the cohort's quartiles from the small all-kinds
+    # aggregate, kept in `page_cache` under the course's data key like the teacher's page.
+    activity = dashboard.weekly_activity(session, course, person_id=person_id)
     weekly = dashboard.student_weekly(activity, person_id)
     totals = dashboard.student_weekly_totals(activity, person_id)
-    cohort = dashboard.cohort_weekly(activity)
+    cohort = course_cohort(session, course, page_cache)
     week, actions = _("Week"), _("Actions")
     latest = detail.get("latest")
     has_model = bool(latest and latest.get("pass_probability") is not None)
@@ -470,6 +474,26 @@ def student_view(
                     ),
                 }
     return view
+
+
+def course_cohort(
+    session: Session, course: Course, page_cache: PageCache[Any] | None = None
+) -> pd.DataFrame:
+    """The cohort's weekly quartiles (`dashboard.cohort_weekly`), built once per change of the
+    course's data when a cache is given: every student page shows them, and they aggregate the
+    whole course's log."""
+
+    def build() -> list[dict[str, Any]]:
+        activity = dashboard.weekly_activity(session, course, by_category=False)
+        frame = dashboard.cohort_weekly(activity)
+        return [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
+
+    if page_cache is None:
+        records = build()
+    else:
+        records = page_cache.get_or_build(("cohort", course_page_key(session, course)), build)
+    # A fresh frame per view: the cached records are shared between threads.
+    return pd.DataFrame(records, columns=["week", "q1", "median", "q3"])
 
 
 def _float(value: Any) -> float | None:

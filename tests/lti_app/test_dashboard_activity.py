@@ -73,6 +73,20 @@ def test_sql_counts_match_the_event_frame(db_session: Session, simulated: Simula
         totals.counts.set_index(["userid", "week"])["n"].sort_index().equals(by_week.sort_index())
     )
     assert dashboard.cohort_weekly(totals).equals(dashboard.cohort_weekly(activity))
+    # One student's rows (a student page): the same counts and weeks as in the whole course.
+    person_id = int(expected["person_id"].iloc[0])
+    own = dashboard.weekly_activity(db_session, course, person_id=person_id)
+    assert own.weeks == weeks
+    assert list(own.students["person_id"]) == [person_id]
+    pd.testing.assert_frame_equal(
+        dashboard.student_weekly(own, person_id),
+        dashboard.student_weekly(activity, person_id),
+    )
+    assert not own.counts.empty
+    # Somebody who is not a student of the course has no rows, not everybody's.
+    nobody = dashboard.weekly_activity(db_session, course, person_id=-1)
+    assert nobody.counts.empty
+    assert nobody.students.empty
 
 
 def test_events_before_the_start_count_in_week_one_and_teachers_never(

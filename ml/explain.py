@@ -22,7 +22,7 @@ named change; derived ones (ratios, cohort z-scores) are not recomputed, so a ca
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -133,16 +133,43 @@ def what_if(
     """Score the student as is and with ``changes``; both with intervals, plus the deltas."""
     if len(x) != 1:
         raise ValueError("what_if explains one student: pass a one-row frame")
-    unknown = set(changes) - set(x.columns)
+    return what_if_row(
+        x.to_numpy(dtype=np.float64)[0],
+        list(x.columns),
+        changes,
+        regressor=regressor,
+        classifier=classifier,
+        n_passes=n_passes,
+    )
+
+
+def what_if_row(
+    values: np.ndarray,
+    columns: Sequence[str],
+    changes: Mapping[str, float],
+    *,
+    regressor: RegressionModel,
+    classifier: ClassificationModel,
+    n_passes: int = 100,
+) -> dict[str, Any]:
+    """:func:`what_if` for one student's features as a plain float vector named by ``columns``
+    (NaN for missing), which a web request can keep from one call to the next.
+
+    Both rows (as is, changed) are scored in one batch through the models' array paths
+    (:meth:`RegressionModel.predict_interval_rows`, :meth:`ClassificationModel.score_rows`):
+    a prediction's cost on one or two rows is the per-call overhead, not the arithmetic.
+    """
+    position = {name: i for i, name in enumerate(columns)}
+    row = np.asarray(values, dtype=np.float64)
+    if row.shape != (len(position),):
+        raise ValueError(f"expected {len(position)} feature values, got shape {row.shape}")
+    unknown = set(changes) - set(position)
     if unknown:
         raise KeyError(f"unknown features: {sorted(unknown)}")
-    modified = x.copy()
+    both = np.vstack([row, row])
     for name, value in changes.items():
-        modified[name] = float(value)
-    # Both rows in one batch: a prediction's cost on one or two rows is the estimators' fixed
-    # per-call overhead (input validation, the fold models, the MC-dropout passes), so scoring
-    # them together halves the what-if's latency.
-    now, then = _score(pd.concat([x, modified], ignore_index=True), regressor, classifier, n_passes)
+        both[1, position[name]] = float(value)
+    now, then = _score_rows(both, position, regressor, classifier, n_passes)
     return {
         "changes": {k: float(v) for k, v in changes.items()},
         "current": now,
@@ -152,13 +179,23 @@ def what_if(
     }
 
 
-def _score(
-    rows: pd.DataFrame, regressor: RegressionModel, classifier: ClassificationModel, n: int
+def _columns(both: np.ndarray, position: Mapping[str, int], features: Sequence[str]) -> np.ndarray:
+    missing = [f for f in features if f not in position]
+    if missing:
+        raise KeyError(f"the model needs features the row lacks: {missing}")
+    return both[:, [position[f] for f in features]]
+
+
+def _score_rows(
+    rows: np.ndarray,
+    position: Mapping[str, int],
+    regressor: RegressionModel,
+    classifier: ClassificationModel,
+    n: int,
 ) -> list[dict[str, Any]]:
     """Each row's grade with its interval and pass probability with its uncertainty."""
-    pred, low, high = regressor.predict_interval(rows)
-    unc = classifier.uncertainty(rows, n_passes=n)
-    proba = classifier.predict_proba(rows)
+    pred, low, high = regressor.predict_interval_rows(_columns(rows, position, regressor.features))
+    proba, unc = classifier.score_rows(_columns(rows, position, classifier.features), n_passes=n)
     return [
         {
             "grade": float(pred[i]),

@@ -97,15 +97,25 @@ class MCDropoutResult:
 
 
 @contextmanager
-def _torch_scope(seed: int, threads: int) -> Iterator[None]:
+def _threads(threads: int) -> Iterator[None]:
+    """torch's intra-op threads for the call: on a few rows, a second thread only costs its
+    wake-up (a single-student LayerNorm took milliseconds on a busy two-core host)."""
     old = torch.get_num_threads()
-    torch.set_num_threads(max(1, threads))
+    wanted = max(1, threads)
+    if wanted != old:
+        torch.set_num_threads(wanted)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            yield
+        yield
     finally:
-        torch.set_num_threads(old)
+        if wanted != old:
+            torch.set_num_threads(old)
+
+
+@contextmanager
+def _torch_scope(seed: int, threads: int) -> Iterator[None]:
+    with _threads(threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -251,7 +261,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """The logit of the positive class (``classes_[1]``)."""
         z = self._standardise(X)
         self.module_.eval()
-        with torch.no_grad():
+        with _threads(self.n_threads), torch.no_grad():
             return np.asarray(self.module_(z).numpy(), dtype=np.float64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -269,17 +279,53 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
         The spread is the model's epistemic uncertainty for that student; with LayerNorm nothing
         else changes between training and evaluation mode.
+
+        The passes run as one forward pass over the rows repeated ``n_passes`` times (pass-major):
+        dropout draws an independent mask for every row of the batch, and LayerNorm works per
+        row, so each copy is exactly one stochastic pass, as in a loop of passes, for one call
+        into torch instead of ``n_passes`` (a what-if's 100 passes: ~30 ms -> well under 1 ms).
+        The draws are seeded as before, but made in another order, so the samples are other
+        draws from the same distribution than the loop's were.
         """
         z = self._standardise(X)
-        seed = self.random_state if random_state is None else random_state
-        with _torch_scope(seed, self.n_threads):
-            self.module_.train()
-            try:
-                with torch.no_grad():
-                    samples = torch.stack([torch.sigmoid(self.module_(z)) for _ in range(n_passes)])
-            finally:
-                self.module_.eval()
-        s = samples.numpy().astype(np.float64)
+        return self._mc(z, n_passes, self.random_state if random_state is None else random_state)
+
+    def proba_and_mc(
+        self, X: np.ndarray, n_passes: int = 100
+    ) -> tuple[np.ndarray, MCDropoutResult]:
+        """P(positive) and :meth:`predict_mc` (default seed) for a few rows of a finite float
+        array, standardised once and checked for shape only: scikit-learn's full input check
+        costs more than the net on a single student."""
+        check_is_fitted(self)
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"expected rows of {self.n_features_in_} features, got {X.shape}")
+        z = torch.from_numpy((X - self.mean_) / self.scale_)
+        self.module_.eval()
+        with _threads(self.n_threads), torch.no_grad():
+            logit = np.asarray(self.module_(z).numpy(), dtype=np.float64)
+        return 1.0 / (1.0 + np.exp(-logit)), self._mc(z, n_passes, self.random_state)
+
+    def _mc(self, z: torch.Tensor, n_passes: int, seed: int) -> MCDropoutResult:
+        if n_passes < 1:
+            raise ValueError(f"n_passes must be at least 1, got {n_passes}")
+        # The masks come from a generator of our own, as ``nn.Dropout`` makes them (keep with
+        # probability 1 - p, survivors scaled by 1 / (1 - p)): seeding the global generator in a
+        # forked state cost more than the passes themselves (~4 ms), and leaves the caller's
+        # random state alone all the same.
+        gen = torch.Generator().manual_seed(int(seed))
+        with _threads(self.n_threads), torch.no_grad():
+            h = z.repeat(n_passes, 1)
+            for layer in self.module_.body:
+                if not isinstance(layer, nn.Dropout):
+                    h = layer(h)
+                elif layer.p >= 1.0:
+                    h = torch.zeros_like(h)
+                elif layer.p > 0.0:
+                    keep = 1.0 - layer.p
+                    h = h * torch.empty_like(h).bernoulli_(keep, generator=gen).div_(keep)
+            logits = h.squeeze(-1)
+        s = torch.sigmoid(logits).reshape(n_passes, len(z)).numpy().astype(np.float64)
         return MCDropoutResult(
             mean=s.mean(axis=0),
             std=s.std(axis=0),

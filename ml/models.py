@@ -47,12 +47,16 @@ models for the others, both passed through the calibration.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
+from sklearn import config_context
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
@@ -71,7 +75,7 @@ from sklearn.model_selection import GroupKFold, ParameterGrid
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from ml.mlp import TorchMLPClassifier
 
@@ -244,6 +248,134 @@ def conformal_quantile(residuals: np.ndarray, alpha: float) -> float:
     return float(r[k - 1]) if 1 <= k <= r.size else float("inf")
 
 
+# ------------------------------------------------------------------ single-student scoring
+_controller: ThreadpoolController | None = None
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """OpenMP and BLAS at one thread for the call: a prediction on a couple of rows is too
+    small to share, and the gradient boosting's OpenMP team otherwise wakes (and spins) a thread
+    per core, which on a shared two-core web host fights the other worker (p99 of a what-if:
+    ~0.6 s). The controller is built once per process (building one scans the loaded libraries,
+    about a millisecond); each limit then costs a few microseconds."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=1):
+        yield
+
+
+def _array_step(step: Any) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A fitted imputer or scaler as a plain numpy function (the same arithmetic as its
+    ``transform``), or None for any other step."""
+    if isinstance(step, SimpleImputer):
+        stats = np.asarray(step.statistics_, dtype=np.float64)
+        missing = step.missing_values
+        if step.add_indicator or not (isinstance(missing, float) and np.isnan(missing)):
+            return None
+        keep = np.flatnonzero(~np.isnan(stats)) if not step.keep_empty_features else None
+        fill = stats if keep is None else stats[keep]
+
+        def impute(X: np.ndarray) -> np.ndarray:
+            out = X if keep is None else X[:, keep]
+            gaps = np.isnan(out)
+            return np.where(gaps, fill, out) if gaps.any() else out
+
+        return impute
+    if isinstance(step, StandardScaler):
+        mean = step.mean_ if step.with_mean else None
+        scale = step.scale_ if step.with_std else None
+
+        def standardise(X: np.ndarray) -> np.ndarray:
+            if mean is not None:
+                X = X - mean
+            if scale is not None:
+                X = X / scale
+            return X
+
+        return standardise
+    return None
+
+
+def _array_final(est: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A linear model's prediction as its own arithmetic (``X @ coef_ + intercept_``, then the
+    logistic function for P(class 1)), or None for any other estimator: even on an array,
+    scikit-learn's input check costs ~0.3 ms a call, a hundred times the product on two rows."""
+    coef = getattr(est, "coef_", None)
+    intercept = getattr(est, "intercept_", None)
+    if coef is None or intercept is None:
+        return None
+    if method == "predict" and type(est) in (LinearRegression, Ridge, Lasso, ElasticNet):
+        if np.ndim(coef) != 1:
+            return None
+        return lambda Z: np.asarray(Z @ coef + intercept, dtype=np.float64)
+    if method == "predict_proba" and type(est) is LogisticRegression:
+        if np.ndim(coef) != 2 or coef.shape[0] != 1 or len(est.classes_) != 2:
+            return None
+        return lambda Z: np.asarray(expit((Z @ coef.T + intercept).reshape(-1)), dtype=np.float64)
+    return None
+
+
+class ArrayPipeline:
+    """A fitted pipeline's predictions on plain float rows (columns in ``features`` order).
+
+    Why: a pipeline call on a one- or two-row DataFrame spends about two of its three
+    milliseconds checking and converting the frame, and a what-if makes seven of them (the
+    regressor, the classifier, five fold models). Here the imputer and the scaler are replayed
+    with their fitted statistics in numpy (the same arithmetic as their ``transform``) and the
+    final estimator is called on the array with scikit-learn's parameter validation and
+    finiteness checks off, which is sound because the imputed array is checked finite here
+    first. A pipeline with any other step in front is called as is, through a DataFrame.
+    """
+
+    def __init__(self, pipeline: Pipeline, features: Sequence[str]) -> None:
+        self.pipeline = pipeline
+        self.features = list(features)
+        front = [_array_step(step) for _, step in pipeline.steps[:-1]]
+        self.final = pipeline.steps[-1][1]
+        self.front: list[Callable[[np.ndarray], np.ndarray]] | None = (
+            None
+            if any(f is None for f in front) or hasattr(self.final, "feature_names_in_")
+            else [f for f in front if f is not None]
+        )
+        self._direct = {m: _array_final(self.final, m) for m in ("predict", "predict_proba")}
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """The rows as the final estimator sees them (imputed, scaled)."""
+        if self.front is None:
+            frame = pd.DataFrame(X, columns=self.features)
+            return np.asarray(self.pipeline[:-1].transform(frame), dtype=np.float64)
+        Z = np.asarray(X, dtype=np.float64)
+        for step in self.front:
+            Z = step(Z)
+        if not np.isfinite(Z).all():
+            raise ValueError("features must be finite numbers or NaN (missing)")
+        return Z
+
+    def _call(self, method: str, X: np.ndarray) -> np.ndarray:
+        if self.front is None:
+            frame = pd.DataFrame(X, columns=self.features)
+            with _one_thread():
+                return np.asarray(getattr(self.pipeline, method)(frame))
+        Z = self.transform(X)
+        with config_context(assume_finite=True, skip_parameter_validation=True), _one_thread():
+            return np.asarray(getattr(self.final, method)(Z))
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        direct = self._direct["predict"]
+        if direct is not None and self.front is not None:
+            return direct(self.transform(X))
+        return np.asarray(self._call("predict", X), dtype=np.float64)
+
+    def predict_proba1(self, X: np.ndarray) -> np.ndarray:
+        """P(class 1) per row."""
+        direct = self._direct["predict_proba"]
+        if direct is not None and self.front is not None:
+            return direct(self.transform(X))
+        return np.asarray(self._call("predict_proba", X)[:, 1], dtype=np.float64)
+
+
 # ------------------------------------------------------------------ regression
 @dataclass
 class RegressionModel:
@@ -271,6 +403,24 @@ class RegressionModel:
         if clip:
             pred, lo, hi = (np.clip(a, 0.0, self.scale) for a in (pred, lo, hi))
         return pred, lo, hi
+
+    @cached_property
+    def _rows(self) -> ArrayPipeline:
+        return ArrayPipeline(self.pipeline, self.features)
+
+    @cached_property
+    def _quantile(self) -> float:
+        return conformal_quantile(self.residuals, self.alpha)
+
+    def predict_interval_rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`predict_interval` (default level, clipped) for a few rows of plain floats in
+        ``features`` order: the same numbers without a DataFrame's per-call cost (see
+        :class:`ArrayPipeline`); the conformal quantile is computed once per model."""
+        pred = self._rows.predict(X)
+        q = self._quantile
+        lo, hi = pred - q, pred + q
+        clipped = (np.clip(a, 0.0, self.scale) for a in (pred, lo, hi))
+        return next(clipped), next(clipped), next(clipped)
 
 
 def fit_regressor(
@@ -408,7 +558,11 @@ class ClassificationModel:
         else:
             samples = self.predict_proba_raw(X)[None, :]
             method = "none"
-        cal = self.calibrator.predict(samples.ravel()).reshape(samples.shape)
+        return self._spread(samples, method)
+
+    def _spread(self, samples: np.ndarray, method: str) -> Uncertainty:
+        """Calibrated samples (passes or fold models x rows) summarised per row."""
+        cal = self._calibrate(samples.ravel()).reshape(samples.shape)
         return Uncertainty(
             mean=cal.mean(axis=0),
             std=cal.std(axis=0),
@@ -416,6 +570,43 @@ class ClassificationModel:
             upper=np.quantile(cal, 0.975, axis=0),
             method=method,
         )
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        """The isotonic map, as ``IsotonicRegression.predict`` computes it (clip to the fitted
+        range, then its interpolator) without its input check on a few values."""
+        cal = self.calibrator
+        f = getattr(cal, "f_", None)
+        if cal.out_of_bounds == "clip" and f is not None:
+            T = np.clip(np.asarray(raw, dtype=np.float64).reshape(-1), cal.X_min_, cal.X_max_)
+            return np.asarray(f(T), dtype=np.float64)
+        return np.asarray(cal.predict(raw), dtype=np.float64)
+
+    @cached_property
+    def _rows(self) -> ArrayPipeline:
+        return ArrayPipeline(self.estimator, self.features)
+
+    @cached_property
+    def _fold_rows(self) -> list[ArrayPipeline]:
+        return [ArrayPipeline(m, self.features) for m in self.fold_models]
+
+    def score_rows(self, X: np.ndarray, n_passes: int = 100) -> tuple[np.ndarray, Uncertainty]:
+        """:meth:`predict_proba` and :meth:`uncertainty` for a few rows of plain floats in
+        ``features`` order, the same numbers without a DataFrame's per-call cost (see
+        :class:`ArrayPipeline`): the front of the pipeline runs once, and the MLP's point
+        estimate and its MC-dropout passes share the standardised rows."""
+        model = self.estimator[-1]
+        if isinstance(model, TorchMLPClassifier):
+            raw, mc = model.proba_and_mc(self._rows.transform(X), n_passes=n_passes)
+            samples = mc.samples
+            method = f"mc_dropout({n_passes})"
+        else:
+            raw = self._rows.predict_proba1(X)
+            if self.fold_models:
+                samples = np.stack([m.predict_proba1(X) for m in self._fold_rows])
+                method = f"fold_ensemble({len(self.fold_models)})"
+            else:
+                samples, method = raw[None, :], "none"
+        return self._calibrate(raw), self._spread(samples, method)
 
 
 def fit_classifier(

@@ -15,8 +15,9 @@ from ml.explain import (
     sensitivity_curve,
     top_factors,
     what_if,
+    what_if_row,
 )
-from ml.models import ClassificationModel, RegressionModel
+from ml.models import ClassificationModel, RegressionModel, fit_classifier, fit_regressor
 
 
 def test_linear_contributions_are_exact_and_signed() -> None:
@@ -102,3 +103,92 @@ def test_what_if_more_active_work(
     assert result["delta_p_pass"] >= 0
     with pytest.raises(KeyError, match="unknown"):
         what_if(x, {"nope": 1.0}, regressor=regressor, classifier=mlp_classifier)
+
+
+@pytest.fixture(scope="module")
+def families(
+    train_set: TrainingSet, mlp_classifier: ClassificationModel
+) -> dict[str, RegressionModel | ClassificationModel]:
+    """One fitted model per estimator family the model search can pick (three folds: quick)."""
+    X, groups = train_set.X, train_set.groups
+    return {
+        "ridge": fit_regressor(X, train_set.grade, groups, candidates=["ridge"], n_splits=3),
+        "hgb_reg": fit_regressor(X, train_set.grade, groups, candidates=["hgb"], n_splits=3),
+        "logistic": fit_classifier(
+            X, train_set.passed, groups, candidates=["logistic"], n_splits=3
+        ),
+        "hgb": fit_classifier(X, train_set.passed, groups, candidates=["hgb"], n_splits=3),
+        "mlp": mlp_classifier,
+    }
+
+
+def _reference_what_if(
+    x: pd.DataFrame,
+    changes: dict[str, float],
+    regressor: RegressionModel,
+    classifier: ClassificationModel,
+    n_passes: int,
+) -> dict[str, np.ndarray]:
+    """The what-if through the models' DataFrame paths (pipelines with all their checks)."""
+    changed = x.copy()
+    for name, value in changes.items():
+        changed[name] = value
+    rows = pd.concat([x, changed], ignore_index=True)
+    grade, low, high = regressor.predict_interval(rows)
+    unc = classifier.uncertainty(rows, n_passes=n_passes)
+    return {
+        "grade": grade,
+        "grade_low": low,
+        "grade_high": high,
+        "p_pass": classifier.predict_proba(rows),
+        "p_pass_mean": unc.mean,
+        "p_pass_std": unc.std,
+        "p_pass_low": unc.lower,
+        "p_pass_high": unc.upper,
+    }
+
+
+@pytest.mark.parametrize("regressor_name", ["ridge", "hgb_reg"])
+@pytest.mark.parametrize("classifier_name", ["logistic", "hgb", "mlp"])
+def test_what_if_array_path_gives_the_pipelines_numbers(
+    families: dict[str, RegressionModel | ClassificationModel],
+    test_set: TrainingSet,
+    regressor_name: str,
+    classifier_name: str,
+) -> None:
+    """The fast path (imputer and scaler replayed in numpy, linear models as their own
+    arithmetic, checks off) answers what the fitted pipelines answer, a missing value
+    included."""
+    regressor, classifier = families[regressor_name], families[classifier_name]
+    assert isinstance(regressor, RegressionModel)
+    assert isinstance(classifier, ClassificationModel)
+    x = test_set.X.iloc[[3]].copy()
+    x.iloc[0, 1] = np.nan  # imputed with the training median
+    changes = {"n_active": float(x["n_active"].iloc[0]) + 25.0, "days_since_last": 0.5}
+    fast = what_if(x, changes, regressor=regressor, classifier=classifier, n_passes=40)
+    expected = _reference_what_if(x, changes, regressor, classifier, 40)
+    for i, state in enumerate((fast["current"], fast["what_if"])):
+        for key, values in expected.items():
+            assert state[key] == pytest.approx(values[i], rel=1e-9, abs=1e-12), key
+    method = {"mlp": "mc_dropout(40)"}.get(classifier_name, "fold_ensemble(3)")
+    assert fast["what_if"]["uncertainty_method"] == method
+    row = what_if_row(
+        x.to_numpy()[0], list(x.columns), changes,
+        regressor=regressor, classifier=classifier, n_passes=40,
+    )  # fmt: skip
+    assert row == fast
+
+
+def test_what_if_row_refuses_bad_input(
+    regressor: RegressionModel, mlp_classifier: ClassificationModel, test_set: TrainingSet
+) -> None:
+    cols = list(test_set.X.columns)
+    values = test_set.X.to_numpy()[0]
+    with pytest.raises(ValueError, match="feature values"):
+        what_if_row(values[:-1], cols, {}, regressor=regressor, classifier=mlp_classifier)
+    with pytest.raises(KeyError, match="needs features"):
+        what_if_row(values[1:], cols[1:], {}, regressor=regressor, classifier=mlp_classifier)
+    infinite = values.copy()
+    infinite[0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        what_if_row(infinite, cols, {}, regressor=regressor, classifier=mlp_classifier)

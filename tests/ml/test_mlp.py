@@ -127,3 +127,61 @@ def test_batches_grow_only_past_the_prototypes_cohorts(data: tuple[np.ndarray, n
     fitted = TorchMLPClassifier(random_state=1).fit(*big)
     assert fitted.score(*big) > 0.85
     assert fitted.n_iter_ == fitted.best_epoch_ + 25 or fitted.n_iter_ == 200
+
+
+def _loop_of_passes(model: TorchMLPClassifier, X: np.ndarray, n_passes: int) -> np.ndarray:
+    """The passes as the estimator used to make them: one forward pass at a time, dropout on
+    through the module's training mode."""
+    z = torch.from_numpy((X - model.mean_) / model.scale_)
+    model.module_.train()
+    try:
+        with torch.no_grad():
+            out = torch.stack([torch.sigmoid(model.module_(z)) for _ in range(n_passes)])
+    finally:
+        model.module_.eval()
+    return out.numpy().astype(np.float64)
+
+
+def test_batched_mc_dropout_has_the_loops_distribution(
+    fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    """One batched forward pass draws other masks than a loop of passes, from the same
+    distribution: per student, mean and spread agree within Monte-Carlo error."""
+    X = data[0][:6]
+    n = 4000
+    batched = fitted.predict_mc(X, n_passes=n).samples
+    torch.manual_seed(11)
+    looped = _loop_of_passes(fitted, X, n)
+    assert batched.shape == looped.shape == (n, 6)
+    se = np.sqrt(looped.var(axis=0) / n + batched.var(axis=0) / n)
+    assert (np.abs(batched.mean(axis=0) - looped.mean(axis=0)) < 5 * se + 1e-9).all()
+    np.testing.assert_allclose(batched.std(axis=0), looped.std(axis=0), rtol=0.1, atol=1e-6)
+    # each row's passes depend on its own masks only: a pass is one row of one copy
+    assert not np.allclose(batched[0], batched[1])
+
+
+def test_mc_dropout_is_seeded_and_leaves_the_callers_rng_alone(
+    fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X = data[0][:3]
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    first = fitted.predict_mc(X, n_passes=50).samples
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
+    np.testing.assert_array_equal(fitted.predict_mc(X, n_passes=50).samples, first)
+    other = fitted.predict_mc(X, n_passes=50, random_state=9).samples
+    assert not np.array_equal(other, first)
+    with pytest.raises(ValueError, match="n_passes"):
+        fitted.predict_mc(X, n_passes=0)
+
+
+def test_proba_and_mc_match_the_checked_paths(
+    fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
+) -> None:
+    X = data[0][:4]
+    proba, mc = fitted.proba_and_mc(X, n_passes=30)
+    np.testing.assert_allclose(proba, fitted.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(mc.samples, fitted.predict_mc(X, n_passes=30).samples)
+    with pytest.raises(ValueError, match="features"):
+        fitted.proba_and_mc(X[:, :3])

@@ -17,14 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
 from lti_app.services.course_data import STUDENT_ROLES
 from lti_app.services.scoring import load_model
-from ml.explain import what_if as ml_what_if
+from ml.explain import what_if_row
 from ml.features import Z_FEATURES
 from ml.registry import ModelBundle
 
@@ -263,12 +262,21 @@ class ModelCache:
     student's stored features on each call cost more than the prediction itself (about 20 ms per
     changed feature at 500 students). A scoring writes all its predictions with one `as_of` in
     one transaction and never changes them, so the key cannot go stale.
+
+    And each student's stored feature row of a scoring, as the float vector the models read
+    (key: course, student, `as_of`, feature list), for the same reason: a what-if is usually
+    one of several on the same student, and decoding the stored JSON into that vector is a
+    database round trip plus a dictionary walk the second call does not need.
     """
 
-    def __init__(self, size: int = 8) -> None:
+    def __init__(self, size: int = 8, rows: int = 4096) -> None:
         self.size = size
+        self.rows = rows
         self._items: OrderedDict[tuple[str, str], ModelBundle] = OrderedDict()
         self._cohorts: OrderedDict[tuple[int, datetime], dict[str, tuple[float, float]]] = (
+            OrderedDict()
+        )
+        self._rows: OrderedDict[tuple[int, int, datetime, tuple[str, ...]], np.ndarray] = (
             OrderedDict()
         )
         self._lock = threading.Lock()
@@ -301,6 +309,43 @@ class ModelCache:
             while len(self._cohorts) > 4 * self.size:
                 self._cohorts.popitem(last=False)
         return stats
+
+    def feature_row(
+        self,
+        session: Session,
+        course_id: int,
+        person_id: int,
+        as_of: datetime,
+        features: tuple[str, ...],
+    ) -> np.ndarray | None:
+        """The student's stored features of that scoring in `features` order (NaN where
+        unknown), read-only; None when the scoring has no row for the student."""
+        key = (course_id, person_id, as_of, features)
+        with self._lock:
+            if key in self._rows:
+                self._rows.move_to_end(key)
+                return self._rows[key]
+        stored = session.scalar(
+            select(Prediction.features)
+            .where(
+                Prediction.course_id == course_id,
+                Prediction.person_id == person_id,
+                Prediction.as_of == as_of,
+            )
+            .limit(1)
+        )
+        if stored is None:
+            return None
+        row = np.array(
+            [np.nan if stored.get(f) is None else float(stored[f]) for f in features],
+            dtype=np.float64,
+        )
+        row.flags.writeable = False
+        with self._lock:
+            self._rows[key] = row
+            while len(self._rows) > self.rows:
+                self._rows.popitem(last=False)
+        return row
 
 
 @dataclass(frozen=True)
@@ -341,9 +386,49 @@ def what_if(
     mc_passes: int = 100,
 ) -> dict[str, Any]:
     """Score the student's latest features with `changes`: grade and pass probability, each
-    with its uncertainty, in the shape of the success predictor's `/predict`."""
-    _require_student(session, course, person_id)
-    models = _active_models(session, course.id)
+    with its uncertainty, in the shape of the success predictor's `/predict`.
+
+    One query answers "is this a student of the course, which models are active, and the date
+    of the student's latest prediction" (only the model columns the cache needs are read); the
+    loaded models, the cohort statistics and the student's feature row come from `cache`, so a
+    repeated what-if costs that query alone. The checks keep their order: not a student (404),
+    no model (409), gated (409), no prediction yet (409).
+    """
+    is_student = (
+        select(Enrolment.id)
+        .where(
+            Enrolment.course_id == course.id,
+            Enrolment.person_id == person_id,
+            Enrolment.role.in_(STUDENT_ROLES),
+        )
+        .exists()
+    )
+    latest_as_of_of_student = (
+        select(func.max(Prediction.as_of))
+        .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
+        .scalar_subquery()
+    )
+    found = session.execute(
+        select(ModelVersion, is_student, latest_as_of_of_student)
+        .options(
+            load_only(
+                ModelVersion.task,
+                ModelVersion.version,
+                ModelVersion.artifact_path,
+                ModelVersion.artifact_sha256,
+                ModelVersion.gate_passed,
+                ModelVersion.gate_reason,
+            )
+        )
+        .where(ModelVersion.course_id == course.id, ModelVersion.active)
+    ).all()
+    if not found:  # no active model: the student check still comes first
+        _require_student(session, course, person_id)
+        raise InsightError("no model for this course yet: engagement only", 409, "no_model")
+    if not found[0][1]:
+        raise InsightError("no such student in this course")
+    models = {version.task: version for version, _, _ in found}
+    as_of: datetime | None = found[0][2]
     reg, clf = models.get("regression"), models.get("classification")
     if reg is None or clf is None:
         raise InsightError("no model for this course yet: engagement only", 409, "no_model")
@@ -351,34 +436,27 @@ def what_if(
         raise InsightError(
             reg.gate_reason or clf.gate_reason or "the model is withheld", 409, "gated"
         )
-    latest = session.scalar(
-        select(Prediction)
-        .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
-        .order_by(Prediction.as_of.desc())
-        .limit(1)
-    )
-    if latest is None:
+    if as_of is None:
         raise InsightError("no prediction for this student yet", 409, "no_prediction")
     bundle = cache.get(model_root, reg)
-    features = bundle.regressor.features
-    row = pd.DataFrame(
-        [
-            [
-                np.nan if latest.features.get(f) is None else float(latest.features[f])
-                for f in features
-            ]
-        ],
-        columns=features,
-    )
+    features = tuple(bundle.regressor.features)
+    row = cache.feature_row(session, course.id, person_id, as_of, features)
+    if row is None:  # the latest date is the student's own: only a concurrent delete gets here
+        raise InsightError("no prediction for this student yet", 409, "no_prediction")
     full = dict(changes)
     if any(base in changes and z in features for base, z in _Z_OF.items()):
-        cohort = cache.cohort(session, course.id, latest.as_of)
+        cohort = cache.cohort(session, course.id, as_of)
         for base, z in _Z_OF.items():
             if base in changes and z in features and base in cohort:
                 mean, std = cohort[base]
                 full[z] = (changes[base] - mean) / std if std > 0 else 0.0
-    result = ml_what_if(
-        row, full, regressor=bundle.regressor, classifier=bundle.classifier, n_passes=mc_passes
+    result = what_if_row(
+        row,
+        features,
+        full,
+        regressor=bundle.regressor,
+        classifier=bundle.classifier,
+        n_passes=mc_passes,
     )
     then = result["what_if"]
     p = float(then["p_pass"])

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import select
 
-from lti_app.models import Course
+from lti_app.models import Course, Enrolment
 from lti_app.services.insights import (
     ACTIONABLE,
     InsightError,
@@ -46,8 +47,26 @@ def _fail(exc: InsightError) -> Any:
     ), exc.status
 
 
-def _may_read_student(course: Course, person_id: int) -> Any | None:
-    """None when the caller may read this student's record, else the error response."""
+def _course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None, bool]:
+    """The course, and whether the person has an active enrolment in it (any role), in one
+    query: the student routes need both before anything else, and each round trip to the
+    database is a visible share of a what-if."""
+    active = (
+        select(Enrolment.id)
+        .where(
+            Enrolment.course_id == course_id,
+            Enrolment.person_id == person_id,
+            Enrolment.active.is_(True),
+        )
+        .exists()
+    )
+    row = _db().execute(select(Course, active).where(Course.id == course_id)).first()
+    return (None, False) if row is None else (row[0], bool(row[1]))
+
+
+def _may_read_student(course: Course, person_id: int, enrolled: bool | None = None) -> Any | None:
+    """None when the caller may read this student's record, else the error response.
+    ``enrolled``: the person's active enrolment, when the caller already read it."""
     ctx = current()
     assert ctx is not None
     if not ctx.is_teacher and not course.learner_view_enabled:
@@ -57,7 +76,8 @@ def _may_read_student(course: Course, person_id: int) -> Any | None:
             "The teacher has turned the learner view off.",
             code="learner_view_off",
         )
-    enrolled = _enrolled(course.id, person_id)
+    if enrolled is None:
+        enrolled = _enrolled(course.id, person_id)
     if not can_view_person(ctx, course.id, person_id, enrolled):
         return error_response(
             403, "Forbidden", "You can only see your own record.", code="forbidden"
@@ -101,10 +121,10 @@ def student(course_id: int, person_id: int) -> Any:
 @bp.post("/courses/<int:course_id>/students/<int:person_id>/what-if")
 @require_course_member
 def student_what_if(course_id: int, person_id: int) -> Any:
-    course = _course(course_id)
+    course, enrolled = _course_and_enrolment(course_id, person_id)
     if course is None:
         return error_response(404, "Not found", "This course is unknown.", code="not_found")
-    refused = _may_read_student(course, person_id)
+    refused = _may_read_student(course, person_id, enrolled)
     if refused is not None:
         return refused
     ext = current_app.extensions["arche_predict"]

@@ -51,6 +51,13 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             "workers": workers,
             "worker_class": "gthread",
             "threads": 4,
+            # Keep idle connections open longer than a reader's pause between pages: with
+            # gunicorn's default (2 s), a browser (or a reverse proxy keeping its upstream
+            # connections) that comes back after 3 s finds its connection closed and gets a
+            # reset (the dashboard benchmark saw one in ten page loads fail that way). gthread
+            # workers hold idle connections in their poller, not in a thread, so this is cheap.
+            # 75 s is nginx's default keep-alive.
+            "keepalive": 75,
             "timeout": 60,
             "graceful_timeout": 20,
             # Request metrics and the structured app logs replace gunicorn's access log.

@@ -317,6 +317,77 @@ def _array_final(est: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | 
     return None
 
 
+class _Forest:
+    """A fitted HistGradientBoosting model's trees as flat arrays, walked for all trees at once.
+
+    Why: scikit-learn predicts tree by tree (150 Python calls, each with its own OpenMP region),
+    about 20 us a tree whatever the rows; a what-if on the trees family asks six such models
+    (regressor, classifier, five fold models): ~18 ms of the call. Here every tree advances one
+    level per numpy step (a handful of steps for depth-3 trees). The walk is scikit-learn's
+    (missing values follow ``missing_go_to_left``, else ``x <= num_threshold`` goes left) and
+    the leaves are added to the baseline in iteration order, as ``_raw_predict`` does, so the
+    sums are the same. Only numerical splits and one tree per iteration (regression, binary
+    classification) are handled; anything else is left to the estimator.
+    """
+
+    def __init__(self, nodes: list[np.ndarray], baseline: float) -> None:
+        offsets = np.cumsum([0] + [len(n) for n in nodes[:-1]])
+        flat = np.concatenate(nodes)
+        self.roots = offsets.astype(np.intp)
+        shift = np.repeat(offsets, [len(n) for n in nodes]).astype(np.intp)
+        leaf = flat["is_leaf"].astype(bool)
+        own = np.arange(len(flat), dtype=np.intp)
+        self.left = np.where(leaf, own, flat["left"].astype(np.intp) + shift)
+        self.right = np.where(leaf, own, flat["right"].astype(np.intp) + shift)
+        self.feature = np.where(leaf, 0, flat["feature_idx"]).astype(np.intp)
+        self.threshold = flat["num_threshold"].astype(np.float64)
+        self.missing_left = flat["missing_go_to_left"].astype(bool)
+        self.leaf = leaf
+        self.value = flat["value"].astype(np.float64)
+        self.baseline = float(baseline)
+
+    @classmethod
+    def of(cls, est: Any) -> _Forest | None:
+        predictors = getattr(est, "_predictors", None)
+        baseline = getattr(est, "_baseline_prediction", None)
+        if not predictors or baseline is None or np.size(baseline) != 1:
+            return None
+        if any(len(trees) != 1 for trees in predictors):
+            return None
+        nodes = [trees[0].nodes for trees in predictors]
+        if any(n["is_categorical"].any() for n in nodes):
+            return None
+        return cls(nodes, float(np.ravel(baseline)[0]))
+
+    def raw(self, X: np.ndarray) -> np.ndarray:
+        """The baseline plus every tree's leaf, per row (float64)."""
+        rows = np.arange(X.shape[0])[None, :]
+        at = np.repeat(self.roots[:, None], X.shape[0], axis=1)  # (trees, rows)
+        while not self.leaf[at].all():
+            x = X[rows, self.feature[at]]
+            go_left = np.where(np.isnan(x), self.missing_left[at], x <= self.threshold[at])
+            at = np.where(go_left, self.left[at], self.right[at])
+        leaves = self.value[at]
+        start = np.full((1, X.shape[0]), self.baseline)
+        return np.asarray(np.cumsum(np.vstack([start, leaves]), axis=0)[-1], dtype=np.float64)
+
+
+def _forest_final(est: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A HistGradientBoosting model as a :class:`_Forest`: the regressor on the squared error
+    (identity link), the binary classifier through the logistic function; None otherwise."""
+    if method == "predict" and type(est) is HistGradientBoostingRegressor:
+        if est.loss != "squared_error":
+            return None
+        forest = _Forest.of(est)
+        return None if forest is None else forest.raw
+    if method == "predict_proba" and type(est) is HistGradientBoostingClassifier:
+        if len(est.classes_) != 2:
+            return None
+        forest = _Forest.of(est)
+        return None if forest is None else (lambda Z: np.asarray(expit(forest.raw(Z))))
+    return None
+
+
 class ArrayPipeline:
     """A fitted pipeline's predictions on plain float rows (columns in ``features`` order).
 
@@ -339,7 +410,10 @@ class ArrayPipeline:
             if any(f is None for f in front) or hasattr(self.final, "feature_names_in_")
             else [f for f in front if f is not None]
         )
-        self._direct = {m: _array_final(self.final, m) for m in ("predict", "predict_proba")}
+        self._direct = {
+            m: _array_final(self.final, m) or _forest_final(self.final, m)
+            for m in ("predict", "predict_proba")
+        }
 
     def transform(self, X: np.ndarray) -> np.ndarray:
         """The rows as the final estimator sees them (imputed, scaled)."""

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
 from lti_app.config import MLSettings
-from lti_app.models import Course, LtiSession, MoodleSite, Person, Prediction
+from lti_app.models import Course, LtiSession, ModelVersion, MoodleSite, Person, Prediction
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.insights import ModelCache
 from lti_app.services.scoring import score_course
@@ -238,3 +239,57 @@ def test_what_if_moves_the_cohort_z_score_from_cached_cohort_stats(
     ).get_json()
     assert more["delta_probability"] >= 0
     assert more["current"]["probability"] == pytest.approx(base["probability"])
+
+
+def test_what_if_answers_what_the_model_pipelines_answer(lti_env: LtiEnv, scored: Scored) -> None:
+    """The route's numbers are the stored model's, scored through its checked DataFrame path on
+    the student's latest stored features; a repeated call (feature row from the cache) gives
+    the same answer."""
+    from ml.explain import what_if as ml_what_if
+
+    with lti_env.db() as db:
+        reg = db.scalars(
+            select(ModelVersion).where(
+                ModelVersion.course_id == scored.course_id,
+                ModelVersion.active,
+                ModelVersion.task == "regression",
+            )
+        ).one()
+        bundle = ModelCache().get(Path(lti_env.settings.instance_dir).resolve() / "models", reg)
+        stored = db.scalars(
+            select(Prediction.features)
+            .where(
+                Prediction.course_id == scored.course_id,
+                Prediction.person_id == scored.learner_id,
+            )
+            .order_by(Prediction.as_of.desc())
+            .limit(1)
+        ).one()
+    features = bundle.regressor.features
+    row = pd.DataFrame(
+        [[np.nan if stored.get(f) is None else float(stored[f]) for f in features]],
+        columns=features,
+    )
+    changes = {"n_mod_forum_post_created": 7.0}
+    changed = row.assign(**changes)
+    both = pd.concat([row, changed], ignore_index=True)
+    grade, low, high = bundle.regressor.predict_interval(both)
+    proba = bundle.classifier.predict_proba(both)
+    unc = bundle.classifier.uncertainty(both, n_passes=FAST.mc_dropout_passes)
+    url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
+    client = lti_env.client()
+    answers = [
+        client.post(url, headers=scored.learner, json={"changes": changes}).get_json()
+        for _ in range(2)
+    ]
+    assert answers[0] == answers[1]
+    got = answers[0]
+    assert got["probability"] == pytest.approx(proba[1], rel=1e-9)
+    assert got["current"]["probability"] == pytest.approx(proba[0], rel=1e-9)
+    assert got["predicted_grade"] == pytest.approx(grade[1], rel=1e-9)
+    assert got["current"]["predicted_grade"] == pytest.approx(grade[0], rel=1e-9)
+    assert got["grade_interval"] == pytest.approx([low[1], high[1]], rel=1e-9)
+    assert got["uncertainty"] == pytest.approx(unc.std[1], rel=1e-9, abs=1e-12)
+    assert got["ci_95"] == pytest.approx([unc.lower[1], unc.upper[1]], rel=1e-9, abs=1e-12)
+    reference = ml_what_if(row, changes, regressor=bundle.regressor, classifier=bundle.classifier)
+    assert got["delta_grade"] == pytest.approx(reference["delta_grade"], rel=1e-9, abs=1e-12)

@@ -33,9 +33,10 @@ class PageCache(Generic[V]):
 
     `size` bounds the number of entries (a 500-student dashboard entry is about half a
     megabyte, mostly its pre-rendered table and chart data), so the default holds a few MB per
-    worker. Two threads missing the same key at once both build it (building holds no lock, so
-    a slow build never blocks the views of other courses); the last one stored wins, and both
-    values are equal since they come from the same data.
+    worker. One thread builds a missing key while the others asking for it wait for that build
+    (a cold worker under load had its four threads build the same page at once, four times the
+    CPU, and every request queued behind them for seconds); builds of other keys go on in
+    parallel, and a failed build is retried by the next caller.
     """
 
     def __init__(self, size: int = 8) -> None:
@@ -44,22 +45,41 @@ class PageCache(Generic[V]):
         self.size = size
         self._items: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._building: dict[Hashable, threading.Lock] = {}
         self.hits = 0
         self.misses = 0
 
-    def get_or_build(self, key: Hashable, build: Callable[[], V]) -> V:
+    def _cached(self, key: Hashable) -> tuple[bool, V | None]:
         with self._lock:
             if key in self._items:
                 self._items.move_to_end(key)
                 self.hits += 1
-                return self._items[key]
-            self.misses += 1
-        value = build()
+                return True, self._items[key]
+            return False, None
+
+    def get_or_build(self, key: Hashable, build: Callable[[], V]) -> V:
+        found, value = self._cached(key)
+        if found:
+            return value  # type: ignore[return-value]
         with self._lock:
-            self._items[key] = value
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            building = self._building.setdefault(key, threading.Lock())
+        with building:
+            # Built by the thread we waited for?
+            found, value = self._cached(key)
+            if found:
+                return value  # type: ignore[return-value]
+            with self._lock:
+                self.misses += 1
+            try:
+                value = build()
+                with self._lock:
+                    self._items[key] = value
+                    self._items.move_to_end(key)
+                    while len(self._items) > self.size:
+                        self._items.popitem(last=False)
+            finally:
+                with self._lock:
+                    self._building.pop(key, None)
         return value
 
     def __len__(self) -> int:

@@ -66,3 +66,35 @@ def test_concurrent_views_stay_within_the_bound() -> None:
         t.join()
     assert errors == []
     assert len(cache) == 3
+
+
+def test_threads_missing_the_same_key_wait_for_one_build() -> None:
+    """A cold worker's threads asking for the same page build it once, not once each."""
+    cache: PageCache[str] = PageCache(size=2)
+    started, release = threading.Event(), threading.Event()
+    builds: list[str] = []
+    results: list[str] = []
+
+    def slow_build() -> str:
+        builds.append("a")
+        started.set()
+        assert release.wait(10)
+        return "page a"
+
+    def view() -> None:
+        results.append(cache.get_or_build("a", slow_build))
+
+    first = threading.Thread(target=view)
+    first.start()
+    assert started.wait(10)
+    waiting = [threading.Thread(target=view) for _ in range(3)]
+    for t in waiting:
+        t.start()
+    # Another key is not held up by the slow build.
+    assert cache.get_or_build("b", lambda: "page b") == "page b"
+    release.set()
+    for t in [first, *waiting]:
+        t.join(10)
+    assert results == ["page a"] * 4
+    assert builds == ["a"]
+    assert cache.misses == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session, load_only
 
 from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
@@ -375,6 +375,44 @@ def parse_changes(payload: Any, allowed: tuple[str, ...] = ACTIONABLE) -> dict[s
     return out
 
 
+def _what_if_state() -> Any:
+    """Built once (with bound parameters): composing the statement cost about as much as
+    running it (a millisecond of SQLAlchemy expression building per call)."""
+    course_id = bindparam("course_id", type_=Integer)
+    person_id = bindparam("person_id", type_=Integer)
+    is_student = (
+        select(Enrolment.id)
+        .where(
+            Enrolment.course_id == course_id,
+            Enrolment.person_id == person_id,
+            Enrolment.role.in_(STUDENT_ROLES),
+        )
+        .exists()
+    )
+    latest_as_of_of_student = (
+        select(func.max(Prediction.as_of))
+        .where(Prediction.course_id == course_id, Prediction.person_id == person_id)
+        .scalar_subquery()
+    )
+    return (
+        select(ModelVersion, is_student, latest_as_of_of_student)
+        .options(
+            load_only(
+                ModelVersion.task,
+                ModelVersion.version,
+                ModelVersion.artifact_path,
+                ModelVersion.artifact_sha256,
+                ModelVersion.gate_passed,
+                ModelVersion.gate_reason,
+            )
+        )
+        .where(ModelVersion.course_id == course_id, ModelVersion.active)
+    )
+
+
+_WHAT_IF_STATE = _what_if_state()
+
+
 def what_if(
     session: Session,
     course: Course,
@@ -394,34 +432,7 @@ def what_if(
     repeated what-if costs that query alone. The checks keep their order: not a student (404),
     no model (409), gated (409), no prediction yet (409).
     """
-    is_student = (
-        select(Enrolment.id)
-        .where(
-            Enrolment.course_id == course.id,
-            Enrolment.person_id == person_id,
-            Enrolment.role.in_(STUDENT_ROLES),
-        )
-        .exists()
-    )
-    latest_as_of_of_student = (
-        select(func.max(Prediction.as_of))
-        .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
-        .scalar_subquery()
-    )
-    found = session.execute(
-        select(ModelVersion, is_student, latest_as_of_of_student)
-        .options(
-            load_only(
-                ModelVersion.task,
-                ModelVersion.version,
-                ModelVersion.artifact_path,
-                ModelVersion.artifact_sha256,
-                ModelVersion.gate_passed,
-                ModelVersion.gate_reason,
-            )
-        )
-        .where(ModelVersion.course_id == course.id, ModelVersion.active)
-    ).all()
+    found = session.execute(_WHAT_IF_STATE, {"course_id": course.id, "person_id": person_id}).all()
     if not found:  # no active model: the student check still comes first
         _require_student(session, course, person_id)
         raise InsightError("no model for this course yet: engagement only", 409, "no_model")

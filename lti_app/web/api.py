@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 
 from lti_app.models import Course, Enrolment
 from lti_app.services.insights import (
@@ -47,10 +47,10 @@ def _fail(exc: InsightError) -> Any:
     ), exc.status
 
 
-def _course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None, bool]:
-    """The course, and whether the person has an active enrolment in it (any role), in one
-    query: the student routes need both before anything else, and each round trip to the
-    database is a visible share of a what-if."""
+def _course_and_enrolment_statement() -> Any:
+    """Built once, with bound parameters (composing it per request cost as much as running it)."""
+    course_id = bindparam("course_id", type_=Integer)
+    person_id = bindparam("person_id", type_=Integer)
     active = (
         select(Enrolment.id)
         .where(
@@ -60,7 +60,18 @@ def _course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None
         )
         .exists()
     )
-    row = _db().execute(select(Course, active).where(Course.id == course_id)).first()
+    return select(Course, active).where(Course.id == course_id)
+
+
+_COURSE_AND_ENROLMENT = _course_and_enrolment_statement()
+
+
+def _course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None, bool]:
+    """The course, and whether the person has an active enrolment in it (any role), in one
+    query: the student routes need both before anything else, and each round trip to the
+    database is a visible share of a what-if."""
+    params = {"course_id": course_id, "person_id": person_id}
+    row = _db().execute(_COURSE_AND_ENROLMENT, params).first()
     return (None, False) if row is None else (row[0], bool(row[1]))
 
 

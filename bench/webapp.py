@@ -34,11 +34,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from lti_app.config import Settings, load_settings
 from lti_app.crypto import SecretBox, generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
+from lti_app.demo import register_platform
 from lti_app.demo.platform import DemoPlatform, DemoUser
-from lti_app.models import Course, Enrolment, ModelVersion, Person, ToolKey
+from lti_app.models import Course, Enrolment, ModelVersion, Person
 from lti_app.services.course_data import STUDENT_ROLES, store_simulated_course
-from lti_app.services.lti_keys import rotate_key
-from lti_app.services.lti_registry import add_platform
 from lti_app.services.scoring import ScoringOutcome, score_course
 from lti_app.services.sites import upsert_site
 from ml.simulate import SimulatedCourse, simulate_course
@@ -214,20 +213,7 @@ def scored_course(
     )
     platform.start("127.0.0.1", 0)
     with session_scope(factory) as session:
-        add_platform(
-            session,
-            box,
-            issuer=platform.issuer,
-            client_id=platform.client_id,
-            deployment_ids=[platform.deployment_id],
-            auth_login_url=platform.auth_login_url,
-            auth_token_url=platform.auth_token_url,
-            key_set_url=platform.key_set_url,
-            name="bench platform",
-            site_url=SITE_URL,
-        )
-        if session.scalar(select(ToolKey.id).limit(1)) is None:
-            rotate_key(session, box)
+        register_platform(session, box, platform, name="bench platform", site_url=SITE_URL)
     scored = ScoredCourse(
         config, settings, factory, course_id, current.courseid, students, platform, simulated,
         store_s,

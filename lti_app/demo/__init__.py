@@ -39,6 +39,27 @@ class DemoSetup:
     scoring: ScoringOutcome
 
 
+def register_platform(
+    session: Session, box: SecretBox, platform: DemoPlatform, *, name: str, site_url: str
+) -> None:
+    """Register a demo platform with the tool, as an admin would register Moodle, and give the
+    tool a signing key if it has none yet (the demo and the benchmarks launch through it)."""
+    add_platform(
+        session,
+        box,
+        issuer=platform.issuer,
+        client_id=platform.client_id,
+        deployment_ids=[platform.deployment_id],
+        auth_login_url=platform.auth_login_url,
+        auth_token_url=platform.auth_token_url,
+        key_set_url=platform.key_set_url,
+        name=name,
+        site_url=site_url,
+    )
+    if session.scalar(select(ToolKey.id).limit(1)) is None:
+        rotate_key(session, box)
+
+
 def simulated_course_for_today(settings: Settings) -> SimulatedCourse:
     """A course whose current offering is halfway through its term today."""
     demo = settings.demo
@@ -114,18 +135,5 @@ def prepare(settings: Settings, factory: sessionmaker[Session]) -> DemoSetup:
     )
     platform_url = platform.start("localhost", settings.demo.platform_port)
     with session_scope(factory) as session:
-        add_platform(
-            session,
-            box,
-            issuer=platform.issuer,
-            client_id=platform.client_id,
-            deployment_ids=[platform.deployment_id],
-            auth_login_url=platform.auth_login_url,
-            auth_token_url=platform.auth_token_url,
-            key_set_url=platform.key_set_url,
-            name="ARCHE (demo)",
-            site_url=moodle_url,
-        )
-        if session.scalar(select(ToolKey.id).limit(1)) is None:
-            rotate_key(session, box)
+        register_platform(session, box, platform, name="ARCHE (demo)", site_url=moodle_url)
     return DemoSetup(moodle, moodle_url, platform, platform_url, current_id, scoring)

@@ -22,9 +22,9 @@ import pandas as pd
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from lti_app.models import Course, LogEvent, ModelVersion, Person, Prediction
+from lti_app.models import Course, LogEvent, Person, Prediction
 from lti_app.services.course_data import student_roster
-from lti_app.services.insights import InsightError, ModelCache, latest_as_of
+from lti_app.services.insights import InsightError, ModelCache, active_models, latest_as_of
 from ml.events import annotate
 from ml.explain import sensitivity_curve
 
@@ -192,12 +192,7 @@ def sensitivity(
     """
     if session.get(Person, person_id) is None:
         raise InsightError("no such student in this course")
-    versions = {
-        v.task: v
-        for v in session.scalars(
-            select(ModelVersion).where(ModelVersion.course_id == course.id, ModelVersion.active)
-        )
-    }
+    versions = active_models(session, course.id)
     reg, clf = versions.get("regression"), versions.get("classification")
     if reg is None or clf is None or not (reg.gate_passed and clf.gate_passed):
         return {}

@@ -71,7 +71,8 @@ def latest_as_of(session: Session, course_id: int) -> datetime | None:
     return value
 
 
-def _active_models(session: Session, course_id: int) -> dict[str, ModelVersion]:
+def active_models(session: Session, course_id: int) -> dict[str, ModelVersion]:
+    """The course's active model versions, by task ("regression", "classification")."""
     rows = session.scalars(
         select(ModelVersion).where(ModelVersion.course_id == course_id, ModelVersion.active)
     ).all()
@@ -143,7 +144,7 @@ def course_summary(
     rows: list[tuple[Person, Prediction]] | None = None,
     models: dict[str, ModelVersion] | None = None,
 ) -> dict[str, Any]:
-    models = _active_models(session, course.id) if models is None else models
+    models = active_models(session, course.id) if models is None else models
     reg, clf = models.get("regression"), models.get("classification")
     rows = _latest(session, course.id) if rows is None else rows
     reg_ok, clf_ok = bool(reg and reg.gate_passed), bool(clf and clf.gate_passed)
@@ -198,7 +199,7 @@ def students_table(
     rows: list[tuple[Person, Prediction]] | None = None,
     models: dict[str, ModelVersion] | None = None,
 ) -> list[dict[str, Any]]:
-    models = _active_models(session, course.id) if models is None else models
+    models = active_models(session, course.id) if models is None else models
     reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
     clf_ok = bool(models.get("classification") and models["classification"].gate_passed)
     return [
@@ -228,7 +229,7 @@ def _require_student(session: Session, course: Course, person_id: int) -> Person
 
 def student_detail(session: Session, course: Course, person_id: int) -> dict[str, Any]:
     person = _require_student(session, course, person_id)
-    models = _active_models(session, course.id)
+    models = active_models(session, course.id)
     reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
     clf_ok = bool(models.get("classification") and models["classification"].gate_passed)
     history = session.scalars(

@@ -19,7 +19,6 @@ from flask import render_template, request
 from flask_babel import get_locale, gettext
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup, escape
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, ModelVersion
@@ -27,6 +26,7 @@ from lti_app.services import charts, dashboard
 from lti_app.services.insights import (
     ACTIONABLE,
     ModelCache,
+    active_models,
     course_summary,
     latest_predictions,
     students_table,
@@ -100,13 +100,6 @@ def pass_mark(course: Course, default: float) -> float:
 
 
 # --------------------------------------------------------------------------- course
-
-
-def _versions(session: Session, course: Course) -> dict[str, ModelVersion]:
-    rows = session.scalars(
-        select(ModelVersion).where(ModelVersion.course_id == course.id, ModelVersion.active)
-    )
-    return {r.task: r for r in rows}
 
 
 def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
@@ -208,7 +201,7 @@ def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
 
 
 def course_view(session: Session, course: Course, *, default_pass_mark: float) -> dict[str, Any]:
-    versions = _versions(session, course)
+    versions = active_models(session, course.id)
     # One read of the latest predictions (with their features and explanations) for both.
     rows = latest_predictions(session, course.id)
     summary = course_summary(session, course, rows=rows, models=versions)

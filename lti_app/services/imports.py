@@ -12,13 +12,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import utcnow
 from lti_app.models import Course, Enrolment, GradeItem, Person
-from lti_app.services.sync import dialect_insert, set_grade, store_log_rows
+from lti_app.services.sync import dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
 from moodle_client.csv_logs import read_log_csv
 
@@ -204,6 +205,7 @@ def import_grade_file(
     item = _course_total_item(session, course, grade_max)
     matched = created = 0
     unmatched: list[int] = []
+    grades: list[tuple[int, float | None, datetime | None]] = []
     for row in export.rows:
         fullname = f"{row.firstname} {row.lastname}".strip()
         person = _find_person(session, course.site_id, row.email, fullname)
@@ -230,8 +232,9 @@ def import_grade_file(
             session.add(
                 Enrolment(course_id=course.id, person_id=person.id, role="student", source="csv")
             )
-        set_grade(session, item, person, row.course_total, None)
+        grades.append((person.id, row.course_total, None))
     session.flush()
+    set_grades(session, item, grades)
     return GradeImportResult(
         rows=len(export.rows),
         matched=matched,

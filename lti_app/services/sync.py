@@ -292,24 +292,6 @@ def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int
     return sum(len(v) for v in grades.values())
 
 
-def set_grade(
-    session: Session,
-    item: GradeItem,
-    person: Person,
-    value: float | None,
-    graded_at: datetime | None,
-) -> None:
-    """One grade, through the ORM (callers that hold the Grade row see the new value)."""
-    grade = session.scalar(
-        select(Grade).where(Grade.grade_item_id == item.id, Grade.person_id == person.id)
-    )
-    if grade is None:
-        grade = Grade(grade_item_id=item.id, person_id=person.id)
-        session.add(grade)
-    grade.value = value
-    grade.graded_at = graded_at
-
-
 def set_grades(
     session: Session,
     item: GradeItem,

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lti_app.cli import main
 from lti_app.config import Settings
-from lti_app.models import Grade, GradeItem, LogEvent, Person
+from lti_app.models import Course, Grade, GradeItem, LogEvent, MoodleSite, Person
+from lti_app.services.imports import import_grade_file
 from tests.conftest import FIXTURES, Databases
 from tests.lti_app.test_sync import make_settings, setup_course
 from tests.moodle_stub import MoodleStub, fixture
@@ -186,3 +187,26 @@ def test_moodle_check_lists_missing_functions_and_capabilities(
     assert "Capabilities the token user lacks:" in out
     assert "gradereport/user:view" in out  # Moodle named "View user report"
     assert "NOT READY" in out
+
+
+def test_grade_reimport_updates_each_students_one_grade(db_session: Session) -> None:
+    site = MoodleSite(base_url="https://moodle.example")
+    db_session.add(site)
+    db_session.flush()
+    course = Course(site_id=site.id, moodle_course_id=2)
+    db_session.add(course)
+    db_session.flush()
+    header = '"First name","Last name","Email address","Course total (Real)"\n'
+    first = header + "Alice,Andre,a@example.com,50.00\nAmine,Benali,b@example.com,-\n"
+    import_grade_file(db_session, course, first.encode())
+    # The second export changes one grade, grades the other, and lists Alice twice (last wins).
+    second = header + (
+        "Alice,Andre,a@example.com,55.00\nAmine,Benali,b@example.com,40.00\n"
+        "Alice,Andre,a@example.com,60.00\n"
+    )
+    result = import_grade_file(db_session, course, second.encode())
+    assert (result.matched, result.created) == (3, 0)
+    grades = db_session.execute(
+        select(Person.email, Grade.value).join(Person, Grade.person_id == Person.id)
+    ).all()
+    assert sorted(grades) == [("a@example.com", 60.0), ("b@example.com", 40.0)]

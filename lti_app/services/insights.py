@@ -118,7 +118,9 @@ def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool) -> dict[str, Any
     }
 
 
-def _latest(session: Session, course_id: int) -> list[tuple[Person, Prediction]]:
+def latest_predictions(session: Session, course_id: int) -> list[tuple[Person, Prediction]]:
+    """The latest scoring's predictions with their people, by name: read once by a page that
+    shows both the summary and the table (pass them as `rows` to both)."""
     as_of = latest_as_of(session, course_id)
     if as_of is None:
         return []
@@ -131,12 +133,6 @@ def _latest(session: Session, course_id: int) -> list[tuple[Person, Prediction]]
     return [(person, prediction) for person, prediction in rows]
 
 
-def latest_predictions(session: Session, course_id: int) -> list[tuple[Person, Prediction]]:
-    """The latest scoring's predictions with their people, by name: read once by a page that
-    shows both the summary and the table (pass them as `rows` to both)."""
-    return _latest(session, course_id)
-
-
 def course_summary(
     session: Session,
     course: Course,
@@ -146,7 +142,7 @@ def course_summary(
 ) -> dict[str, Any]:
     models = active_models(session, course.id) if models is None else models
     reg, clf = models.get("regression"), models.get("classification")
-    rows = _latest(session, course.id) if rows is None else rows
+    rows = latest_predictions(session, course.id) if rows is None else rows
     reg_ok, clf_ok = bool(reg and reg.gate_passed), bool(clf and clf.gate_passed)
     at_risk = sum(1 for _, p in rows if clf_ok and p.predicted_pass is False)
     last_run = session.scalar(
@@ -209,7 +205,7 @@ def students_table(
             "fullname": person.fullname,
             **_prediction_json(prediction, reg_ok, clf_ok),
         }
-        for person, prediction in (_latest(session, course.id) if rows is None else rows)
+        for person, prediction in (latest_predictions(session, course.id) if rows is None else rows)
     ]
 
 

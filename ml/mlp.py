@@ -96,6 +96,10 @@ class MCDropoutResult:
     samples: np.ndarray  # (n_passes, n_rows)
 
 
+def _sigmoid(logit: np.ndarray) -> np.ndarray:
+    return np.asarray(1.0 / (1.0 + np.exp(-logit)), dtype=np.float64)
+
+
 @contextmanager
 def _threads(threads: int) -> Iterator[None]:
     """torch's intra-op threads for the call: on a few rows, a second thread only costs its
@@ -257,15 +261,18 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return torch.from_numpy((X - self.mean_) / self.scale_)
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """The logit of the positive class (``classes_[1]``)."""
-        z = self._standardise(X)
+    def _logit(self, z: torch.Tensor) -> np.ndarray:
+        """The net's logit (evaluation mode) for standardised rows."""
         self.module_.eval()
         with _threads(self.n_threads), torch.no_grad():
             return np.asarray(self.module_(z).numpy(), dtype=np.float64)
 
+    def decision_function(self, X: Any) -> np.ndarray:
+        """The logit of the positive class (``classes_[1]``)."""
+        return self._logit(self._standardise(X))
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
+        p = _sigmoid(self.decision_function(X))
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
@@ -288,25 +295,30 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         draws from the same distribution than the loop's were.
         """
         z = self._standardise(X)
-        return self._mc(z, n_passes, self.random_state if random_state is None else random_state)
+        seed = self.random_state if random_state is None else random_state
+        s = self._mc_samples(z, n_passes, seed)
+        return MCDropoutResult(
+            mean=s.mean(axis=0),
+            std=s.std(axis=0),
+            lower=np.quantile(s, 0.025, axis=0),
+            upper=np.quantile(s, 0.975, axis=0),
+            samples=s,
+        )
 
-    def proba_and_mc(
-        self, X: np.ndarray, n_passes: int = 100
-    ) -> tuple[np.ndarray, MCDropoutResult]:
-        """P(positive) and :meth:`predict_mc` (default seed) for a few rows of a finite float
-        array, standardised once and checked for shape only: scikit-learn's full input check
-        costs more than the net on a single student."""
+    def proba_and_mc(self, X: np.ndarray, n_passes: int = 100) -> tuple[np.ndarray, np.ndarray]:
+        """P(positive) and the samples of :meth:`predict_mc` (default seed; passes x rows) for
+        a few rows of a finite float array, standardised once and checked for shape only:
+        scikit-learn's full input check costs more than the net on a single student. The
+        samples come unsummarised: the caller summarises what it makes of them (calibrated)."""
         check_is_fitted(self)
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"expected rows of {self.n_features_in_} features, got {X.shape}")
         z = torch.from_numpy((X - self.mean_) / self.scale_)
-        self.module_.eval()
-        with _threads(self.n_threads), torch.no_grad():
-            logit = np.asarray(self.module_(z).numpy(), dtype=np.float64)
-        return 1.0 / (1.0 + np.exp(-logit)), self._mc(z, n_passes, self.random_state)
+        return _sigmoid(self._logit(z)), self._mc_samples(z, n_passes, self.random_state)
 
-    def _mc(self, z: torch.Tensor, n_passes: int, seed: int) -> MCDropoutResult:
+    def _mc_samples(self, z: torch.Tensor, n_passes: int, seed: int) -> np.ndarray:
+        """P(positive) per pass and row, (n_passes, rows)."""
         if n_passes < 1:
             raise ValueError(f"n_passes must be at least 1, got {n_passes}")
         # The masks come from a generator of our own, as ``nn.Dropout`` makes them (keep with
@@ -325,14 +337,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
                     keep = 1.0 - layer.p
                     h = h * torch.empty_like(h).bernoulli_(keep, generator=gen).div_(keep)
             logits = h.squeeze(-1)
-        s = torch.sigmoid(logits).reshape(n_passes, len(z)).numpy().astype(np.float64)
-        return MCDropoutResult(
-            mean=s.mean(axis=0),
-            std=s.std(axis=0),
-            lower=np.quantile(s, 0.025, axis=0),
-            upper=np.quantile(s, 0.975, axis=0),
-            samples=s,
-        )
+        return torch.sigmoid(logits).reshape(n_passes, len(z)).numpy().astype(np.float64)
 
     # ------------------------------------------------------------------ persistence
     def scoring_module(self) -> ScoringNet:

@@ -670,8 +670,7 @@ class ClassificationModel:
         estimate and its MC-dropout passes share the standardised rows."""
         model = self.estimator[-1]
         if isinstance(model, TorchMLPClassifier):
-            raw, mc = model.proba_and_mc(self._rows.transform(X), n_passes=n_passes)
-            samples = mc.samples
+            raw, samples = model.proba_and_mc(self._rows.transform(X), n_passes=n_passes)
             method = f"mc_dropout({n_passes})"
         else:
             raw = self._rows.predict_proba1(X)

@@ -180,8 +180,8 @@ def test_proba_and_mc_match_the_checked_paths(
     fitted: TorchMLPClassifier, data: tuple[np.ndarray, np.ndarray]
 ) -> None:
     X = data[0][:4]
-    proba, mc = fitted.proba_and_mc(X, n_passes=30)
+    proba, samples = fitted.proba_and_mc(X, n_passes=30)
     np.testing.assert_allclose(proba, fitted.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
-    np.testing.assert_array_equal(mc.samples, fitted.predict_mc(X, n_passes=30).samples)
+    np.testing.assert_array_equal(samples, fitted.predict_mc(X, n_passes=30).samples)
     with pytest.raises(ValueError, match="features"):
         fitted.proba_and_mc(X[:, :3])

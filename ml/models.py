@@ -472,7 +472,11 @@ class RegressionModel:
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(prediction, lower, upper) at level 1 - alpha; clipped to [0, scale] by default."""
         q = conformal_quantile(self.residuals, self.alpha if alpha is None else alpha)
-        pred = self.predict(X)
+        return self._interval(self.predict(X), q, clip=clip)
+
+    def _interval(
+        self, pred: np.ndarray, q: float, *, clip: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         lo, hi = pred - q, pred + q
         if clip:
             pred, lo, hi = (np.clip(a, 0.0, self.scale) for a in (pred, lo, hi))
@@ -490,11 +494,7 @@ class RegressionModel:
         """:meth:`predict_interval` (default level, clipped) for a few rows of plain floats in
         ``features`` order: the same numbers without a DataFrame's per-call cost (see
         :class:`ArrayPipeline`); the conformal quantile is computed once per model."""
-        pred = self._rows.predict(X)
-        q = self._quantile
-        lo, hi = pred - q, pred + q
-        clipped = (np.clip(a, 0.0, self.scale) for a in (pred, lo, hi))
-        return next(clipped), next(clipped), next(clipped)
+        return self._interval(self._rows.predict(X), self._quantile, clip=True)
 
 
 def fit_regressor(

@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import Integer, bindparam, select
 
-from lti_app.models import Course, Enrolment
+from lti_app.models import Course
 from lti_app.services.insights import (
     ACTIONABLE,
     InsightError,
@@ -34,6 +33,7 @@ from lti_app.web.auth import (
     require_teacher,
 )
 from lti_app.web.common import course as _course
+from lti_app.web.common import course_and_enrolment as _course_and_enrolment
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
@@ -45,34 +45,6 @@ def _fail(exc: InsightError) -> Any:
     return jsonify(
         error=exc.code, message=exc.message, status=exc.status, code=exc.code
     ), exc.status
-
-
-def _course_and_enrolment_statement() -> Any:
-    """Built once, with bound parameters (composing it per request cost as much as running it)."""
-    course_id = bindparam("course_id", type_=Integer)
-    person_id = bindparam("person_id", type_=Integer)
-    active = (
-        select(Enrolment.id)
-        .where(
-            Enrolment.course_id == course_id,
-            Enrolment.person_id == person_id,
-            Enrolment.active.is_(True),
-        )
-        .exists()
-    )
-    return select(Course, active).where(Course.id == course_id)
-
-
-_COURSE_AND_ENROLMENT = _course_and_enrolment_statement()
-
-
-def _course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None, bool]:
-    """The course, and whether the person has an active enrolment in it (any role), in one
-    query: the student routes need both before anything else, and each round trip to the
-    database is a visible share of a what-if."""
-    params = {"course_id": course_id, "person_id": person_id}
-    row = _db().execute(_COURSE_AND_ENROLMENT, params).first()
-    return (None, False) if row is None else (row[0], bool(row[1]))
 
 
 def _may_read_student(course: Course, person_id: int, enrolled: bool | None = None) -> Any | None:

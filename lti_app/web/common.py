@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import Integer, bindparam, select
 
 from lti_app.config import Settings
 from lti_app.models import Course, Enrolment
@@ -29,15 +29,27 @@ def course(course_id: int) -> Course | None:
     return found
 
 
+# Built once, with bound parameters (composing them per request cost as much as running them).
+_COURSE_ID = bindparam("course_id", type_=Integer)
+_PERSON_ID = bindparam("person_id", type_=Integer)
+_ACTIVE_ENROLMENT = select(Enrolment.id).where(
+    Enrolment.course_id == _COURSE_ID,
+    Enrolment.person_id == _PERSON_ID,
+    Enrolment.active.is_(True),
+)
+_COURSE_AND_ENROLMENT = select(Course, _ACTIVE_ENROLMENT.exists()).where(Course.id == _COURSE_ID)
+
+
 def enrolled(course_id: int, person_id: int) -> bool:
     """Whether the person has an active enrolment (any role) in the course."""
-    return (
-        db().scalar(
-            select(Enrolment.id).where(
-                Enrolment.course_id == course_id,
-                Enrolment.person_id == person_id,
-                Enrolment.active.is_(True),
-            )
-        )
-        is not None
-    )
+    params = {"course_id": course_id, "person_id": person_id}
+    return db().scalar(_ACTIVE_ENROLMENT, params) is not None
+
+
+def course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None, bool]:
+    """The course, and whether the person has an active enrolment in it (any role), in one
+    query: the student routes need both before anything else, and each round trip to the
+    database is a visible share of a what-if."""
+    params = {"course_id": course_id, "person_id": person_id}
+    row = db().execute(_COURSE_AND_ENROLMENT, params).first()
+    return (None, False) if row is None else (row[0], bool(row[1]))

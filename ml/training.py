@@ -63,121 +63,80 @@ def train_model_version(
     see :mod:`ml.models` for why few).
     """
     with threadpool_limits(limits=n_threads):
-        return _train_model_version(
+        on_progress("training set", 0.0)
+        data = build_training_set(
             offerings,
-            progress,
-            directory,
+            (progress,),
             scale=scale,
             pass_mark=pass_mark,
+            feature_kwargs=feature_kwargs,
+        )
+        groups = data.groups.to_numpy()
+        on_progress("regressors", 0.1)
+        reg = fit_regressor(
+            data.X,
+            data.grade,
+            groups,
+            candidates=regressors,
             alpha=alpha,
-            regressors=regressors,
-            classifiers=classifiers,
+            scale=scale,
+            random_state=random_state,
+            n_threads=n_threads,
+        )
+        on_progress("classifiers", 0.35)
+        clf = fit_classifier(
+            data.X,
+            data.passed,
+            groups,
+            candidates=classifiers,
             threshold_metric=threshold_metric,
-            early_warning=early_warning,
+            random_state=random_state,
+            n_threads=n_threads,
+        )
+        curve = None
+        if early_warning:
+            on_progress("early warning", 0.7)
+            all_points = build_training_set(
+                offerings,
+                early_warning,
+                scale=scale,
+                pass_mark=pass_mark,
+                feature_kwargs=feature_kwargs,
+            )
+            curve = early_warning_curve(
+                all_points,
+                n_boot=min(n_boot, 300),
+                random_state=random_state,
+                n_threads=n_threads,
+            )
+        on_progress("evaluation", 0.85)
+        report = evaluation_report(
+            data,
+            reg,
+            clf,
+            early_warning=curve,
             n_boot=n_boot,
             n_repeats=n_repeats,
             random_state=random_state,
-            feature_kwargs=feature_kwargs,
-            version=version,
-            on_progress=on_progress,
-            n_threads=n_threads,
         )
-
-
-def _train_model_version(
-    offerings: Sequence[Offering],
-    progress: float,
-    directory: str | Path,
-    *,
-    scale: float,
-    pass_mark: float,
-    alpha: float,
-    regressors: Sequence[str] | None,
-    classifiers: Sequence[str] | None,
-    threshold_metric: ThresholdMetric,
-    early_warning: Sequence[float] | None,
-    n_boot: int,
-    n_repeats: int,
-    random_state: int,
-    feature_kwargs: Mapping[str, Any] | None,
-    version: str | None,
-    on_progress: Progress,
-    n_threads: int,
-) -> ModelBundle:
-    on_progress("training set", 0.0)
-    data = build_training_set(
-        offerings,
-        (progress,),
-        scale=scale,
-        pass_mark=pass_mark,
-        feature_kwargs=feature_kwargs,
-    )
-    groups = data.groups.to_numpy()
-    on_progress("regressors", 0.1)
-    reg = fit_regressor(
-        data.X,
-        data.grade,
-        groups,
-        candidates=regressors,
-        alpha=alpha,
-        scale=scale,
-        random_state=random_state,
-        n_threads=n_threads,
-    )
-    on_progress("classifiers", 0.35)
-    clf = fit_classifier(
-        data.X,
-        data.passed,
-        groups,
-        candidates=classifiers,
-        threshold_metric=threshold_metric,
-        random_state=random_state,
-        n_threads=n_threads,
-    )
-    curve = None
-    if early_warning:
-        on_progress("early warning", 0.7)
-        all_points = build_training_set(
-            offerings,
-            early_warning,
-            scale=scale,
-            pass_mark=pass_mark,
-            feature_kwargs=feature_kwargs,
+        window = {
+            "progress": float(progress),
+            "offerings": [
+                {
+                    "id": o.offering_id,
+                    "course_start": o.course_start.isoformat(),
+                    "course_end": o.course_end.isoformat(),
+                    "n_students": len(o.roster),
+                }
+                for o in offerings
+            ],
+        }
+        on_progress("saving", 0.95)
+        bundle = save_bundle(
+            reg, clf, directory, data=data, report=report, training_window=window, version=version
         )
-        curve = early_warning_curve(
-            all_points,
-            n_boot=min(n_boot, 300),
-            random_state=random_state,
-            n_threads=n_threads,
-        )
-    on_progress("evaluation", 0.85)
-    report = evaluation_report(
-        data,
-        reg,
-        clf,
-        early_warning=curve,
-        n_boot=n_boot,
-        n_repeats=n_repeats,
-        random_state=random_state,
-    )
-    window = {
-        "progress": float(progress),
-        "offerings": [
-            {
-                "id": o.offering_id,
-                "course_start": o.course_start.isoformat(),
-                "course_end": o.course_end.isoformat(),
-                "n_students": len(o.roster),
-            }
-            for o in offerings
-        ],
-    }
-    on_progress("saving", 0.95)
-    bundle = save_bundle(
-        reg, clf, directory, data=data, report=report, training_window=window, version=version
-    )
-    on_progress("done", 1.0)
-    return bundle
+        on_progress("done", 1.0)
+        return bundle
 
 
 def score_students(

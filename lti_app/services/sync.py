@@ -148,8 +148,10 @@ def upsert_person(
     return session.get_one(Person, person_id, populate_existing=True)
 
 
-# Rows per multi-row upsert: under SQLite's 32k bound parameters (5 per person, 4 per grade).
-_UPSERT_CHUNK = 1000
+# ORM bulk inserts leave a None out of the row, and batch together only rows that leave out the
+# same columns: rows with and without an email alternating would go one statement each. The
+# columns written as None here have no default, so an explicit NULL stores the same.
+_ONE_BATCH = {"render_nulls": True}
 
 
 def upsert_people(
@@ -157,36 +159,36 @@ def upsert_people(
 ) -> dict[int, int]:
     """Insert or update people, given as (Moodle user id, full name, email): {user id: our id}.
 
-    One multi-row upsert per thousand people rather than a statement each: a 10k-student
-    roster is then ten statements, not ten thousand round trips. An empty email keeps the one
-    stored (the grade report, for one, names no email).
+    One upsert compiled once and run over all the people (executemany, which SQLAlchemy sends
+    as batched multi-row statements) rather than a statement each: a 10k-student roster is
+    then ten round trips, not ten thousand; a multi-row VALUES built per chunk cost ~0.2 ms a
+    row to compile. An empty email keeps the one stored (the grade report, for one, names no
+    email).
     """
     unique = {int(uid): (fullname, email or None) for uid, fullname, email in people}
-    ids: dict[int, int] = {}
+    if not unique:
+        return {}
     now = utcnow()
-    uids = list(unique)
-    for start in range(0, len(uids), _UPSERT_CHUNK):
-        chunk = uids[start : start + _UPSERT_CHUNK]
-        stmt = dialect_insert(session)(Person).values(
-            [
-                {
-                    "site_id": site_id,
-                    "moodle_user_id": uid,
-                    "fullname": unique[uid][0],
-                    "email": unique[uid][1],
-                    "created_at": now,
-                }
-                for uid in chunk
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["site_id", "moodle_user_id"],
-            set_={
-                "fullname": stmt.excluded.fullname,
-                "email": func.coalesce(stmt.excluded.email, Person.email),
-            },
-        ).returning(Person.moodle_user_id, Person.id)
-        ids.update({int(uid): int(pid) for uid, pid in session.execute(stmt).all()})
+    stmt = dialect_insert(session)(Person)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["site_id", "moodle_user_id"],
+        set_={
+            "fullname": stmt.excluded.fullname,
+            "email": func.coalesce(stmt.excluded.email, Person.email),
+        },
+    ).returning(Person.moodle_user_id, Person.id)
+    rows = [
+        {
+            "site_id": site_id,
+            "moodle_user_id": uid,
+            "fullname": fullname,
+            "email": email,
+            "created_at": now,
+        }
+        for uid, (fullname, email) in unique.items()
+    ]
+    result = session.execute(stmt, rows, execution_options=_ONE_BATCH)
+    ids = {int(uid): int(pid) for uid, pid in result.all()}
     # People already loaded in this session would hide the new names.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Person) and obj.site_id == site_id and obj.moodle_user_id in unique:
@@ -297,32 +299,29 @@ def set_grades(
     item: GradeItem,
     grades: Sequence[tuple[int, float | None, datetime | None]],
 ) -> None:
-    """Upsert an item's grades, given as (person id, value, graded at), a thousand per
-    statement; a person listed twice keeps the last value, as row-by-row updates would."""
+    """Upsert an item's grades, given as (person id, value, graded at), by one statement run
+    over all of them (executemany); a person listed twice keeps the last value, as row-by-row
+    updates would."""
     latest = {person_id: (value, graded_at) for person_id, value, graded_at in grades}
-    people = list(latest)
-    for start in range(0, len(people), _UPSERT_CHUNK):
-        chunk = people[start : start + _UPSERT_CHUNK]
-        stmt = dialect_insert(session)(Grade).values(
-            [
-                {
-                    "grade_item_id": item.id,
-                    "person_id": pid,
-                    "value": latest[pid][0],
-                    "graded_at": latest[pid][1],
-                }
-                for pid in chunk
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["grade_item_id", "person_id"],
-            set_={
-                "value": stmt.excluded.value,
-                "graded_at": stmt.excluded.graded_at,
-                "updated_at": utcnow(),
-            },
-        )
-        session.execute(stmt)
+    if not latest:
+        return
+    stmt = dialect_insert(session)(Grade)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["grade_item_id", "person_id"],
+        set_={
+            "value": stmt.excluded.value,
+            "graded_at": stmt.excluded.graded_at,
+            "updated_at": utcnow(),
+        },
+    )
+    session.execute(
+        stmt,
+        [
+            {"grade_item_id": item.id, "person_id": pid, "value": value, "graded_at": graded_at}
+            for pid, (value, graded_at) in latest.items()
+        ],
+        execution_options=_ONE_BATCH,
+    )
     # Grade rows already loaded in this session would hide the new values.
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Grade) and obj.grade_item_id == item.id and obj.person_id in latest:

@@ -25,7 +25,10 @@ self, fitted attributes end in ``_``), so it works in pipelines, grid searches, 
 
 Determinism: every random draw (weight init, the validation split, shuffling, dropout) comes from
 generators seeded with ``random_state``, inside ``torch.random.fork_rng`` so the caller's global
-torch RNG is left untouched; torch runs with ``n_threads`` intra-op threads during the call.
+torch RNG is left untouched. ``fit`` runs torch with ``n_threads`` intra-op threads (the
+training budget); predictions always run on one: they serve a student or a course at a time on a
+web or scheduler host, where a second thread only costs its wake-up, and a model trained with
+more threads must not take them when it serves.
 """
 
 from __future__ import annotations
@@ -264,7 +267,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     def _logit(self, z: torch.Tensor) -> np.ndarray:
         """The net's logit (evaluation mode) for standardised rows."""
         self.module_.eval()
-        with _threads(self.n_threads), torch.no_grad():
+        with _threads(1), torch.no_grad():
             return np.asarray(self.module_(z).numpy(), dtype=np.float64)
 
     def decision_function(self, X: Any) -> np.ndarray:
@@ -326,7 +329,7 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         # forked state cost more than the passes themselves (~4 ms), and leaves the caller's
         # random state alone all the same.
         gen = torch.Generator().manual_seed(int(seed))
-        with _threads(self.n_threads), torch.no_grad():
+        with _threads(1), torch.no_grad():
             h = z.repeat(n_passes, 1)
             for layer in self.module_.body:
                 if not isinstance(layer, nn.Dropout):

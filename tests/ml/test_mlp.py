@@ -185,3 +185,20 @@ def test_proba_and_mc_match_the_checked_paths(
     np.testing.assert_array_equal(samples, fitted.predict_mc(X, n_passes=30).samples)
     with pytest.raises(ValueError, match="features"):
         fitted.proba_and_mc(X[:, :3])
+
+
+def test_training_threads_are_not_taken_when_serving(data: tuple[np.ndarray, np.ndarray]) -> None:
+    """``n_threads`` is the training budget; a model trained with two threads predicts on one
+    (a web worker's what-if), and leaves torch's setting as it found it."""
+    X, y = data
+    model = TorchMLPClassifier(max_epochs=3, n_threads=2).fit(X, y)
+    seen: list[int] = []
+    # The first layer runs in the plain forward pass and in the batched dropout passes alike.
+    model.module_.body[0].register_forward_hook(lambda *_: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    model.predict_proba(X[:3])
+    model.predict_mc(X[:3], n_passes=5)
+    model.proba_and_mc(X[:3], n_passes=5)
+    assert len(seen) == 3
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == before

@@ -24,14 +24,11 @@ from playwright.sync_api import BrowserContext, Frame, Page, Playwright, expect,
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from lti_app.models import Course, MoodleSite, Person
-from lti_app.services.course_data import store_simulated_course
-from lti_app.services.scoring import score_course
-from ml.simulate import simulate_course
+from lti_app.models import Course, MoodleSite
 from tests.conftest import Databases
 from tests.e2e.test_lti_iframe import ARGS, CHROMIUM, TIMEOUT_MS
 from tests.lti_app.lti.env import LtiEnv, launch, make_env
-from tests.lti_app.lti.test_api import FAST, _as_course_2
+from tests.lti_app.lti.scored_course import score_course_2
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -78,40 +75,20 @@ def scored(
             "lti_deployment_id": "1",
         }
     )
-    simulated = _as_course_2(
-        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    course = score_course_2(env)
+    learner, other = course.students[0], course.students[1]
+    world = Scored(
+        env=env,
+        tool_origin=tool_origin,
+        platform_origin=env.platform.issuer,
+        course_id=course.course_id,
+        learner_sub=str(learner.moodle_user_id),
+        learner_name=learner.fullname,
+        learner_id=learner.person_id,
+        other_id=other.person_id,
+        names=[st.fullname for st in course.students],
+        n_students=len(course.students),
     )
-    assert simulated.current is not None
-    assert simulated.current.now is not None
-    with env.db() as db:
-        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
-        assert course is not None
-        site = db.get_one(MoodleSite, course.site_id)
-        current, _ = store_simulated_course(db, site, simulated)
-        outcome = score_course(
-            db,
-            current,
-            settings=FAST,
-            model_root=Path(env.settings.instance_dir).resolve() / "models",
-            now=simulated.current.now.to_pydatetime(),
-        )
-        assert outcome.status == "scored", outcome.message
-        userids = simulated.current.roster["userid"].tolist()
-        people = [db.scalar(select(Person).where(Person.moodle_user_id == u)) for u in userids]
-        named = [p for p in people if p is not None]
-        assert len(named) == len(userids)
-        world = Scored(
-            env=env,
-            tool_origin=tool_origin,
-            platform_origin=env.platform.issuer,
-            course_id=current.id,
-            learner_sub=str(userids[0]),
-            learner_name=named[0].fullname,
-            learner_id=named[0].id,
-            other_id=named[1].id,
-            names=[p.fullname for p in named],
-            n_students=len(userids),
-        )
     try:
         yield world
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,21 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from lti_app.config import MLSettings
-from lti_app.models import Course, LtiSession, ModelVersion, MoodleSite, Person, Prediction
-from lti_app.services.course_data import store_simulated_course
+from lti_app.models import Course, LtiSession, ModelVersion, Person, Prediction
 from lti_app.services.insights import ModelCache
-from lti_app.services.scoring import score_course
-from ml.simulate import SimulatedCourse, simulate_course
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
-
-FAST = MLSettings(
-    regressors=("ridge",),
-    classifiers=("logistic",),
-    bootstrap_samples=100,
-    permutation_repeats=3,
-    mc_dropout_passes=10,
-)
+from tests.lti_app.lti.scored_course import FAST, score_course_2
 
 
 @dataclass
@@ -48,59 +36,26 @@ def _headers(env: LtiEnv, token: str, person_id: int) -> dict[str, str]:
     return {"X-Launch-Token": token, "X-CSRF-Token": csrf, "Accept": "application/json"}
 
 
-def _as_course_2(simulated: SimulatedCourse) -> SimulatedCourse:
-    """The simulated current offering becomes Moodle course 2, the one the launches open."""
-    current = simulated.current
-    assert current is not None
-    moved = dataclasses.replace(
-        current,
-        courseid=2,
-        log=current.log.assign(courseid=2),
-        users=current.users.assign(courseid=2),
-    )
-    return dataclasses.replace(simulated, offerings=(*simulated.past, moved))
-
-
 @pytest.fixture(scope="module")
 def scored(lti_env: LtiEnv) -> Scored:
     client = lti_env.client()
     teacher_token = token_of(launch(client, lti_env, "teacher"))
-    simulated = _as_course_2(
-        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
-    )
+    course = score_course_2(lti_env)
+    learner, other = course.students[0], course.students[1]
     with lti_env.db() as db:
-        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
-        assert course is not None
-        site = db.get_one(MoodleSite, course.site_id)
-        current, _ = store_simulated_course(db, site, simulated)
-        assert current.id == course.id
-        assert simulated.current is not None
-        assert simulated.current.now is not None
-        outcome = score_course(
-            db,
-            current,
-            settings=FAST,
-            model_root=Path(lti_env.settings.instance_dir).resolve() / "models",
-            now=simulated.current.now.to_pydatetime(),
-        )
-        assert outcome.status == "scored", outcome.message
-        students = simulated.current.roster["userid"].tolist()
-        learner = db.scalar(select(Person).where(Person.moodle_user_id == students[0]))
-        other = db.scalar(select(Person).where(Person.moodle_user_id == students[1]))
-        teacher = db.scalar(select(Person).where(Person.moodle_user_id == 3))
-        assert learner is not None
-        assert other is not None
-        assert teacher is not None
-        ids = (course.id, learner.id, other.id, teacher.id)
+        teacher_id = db.scalar(select(Person.id).where(Person.moodle_user_id == 3))
+        assert teacher_id is not None
     learner_token = token_of(
-        launch(lti_env.client(), lti_env, "student", sub=str(students[0]), name="A Learner")
+        launch(
+            lti_env.client(), lti_env, "student", sub=str(learner.moodle_user_id), name="A Learner"
+        )
     )
     return Scored(
-        course_id=ids[0],
-        teacher=_headers(lti_env, teacher_token, ids[3]),
-        learner=_headers(lti_env, learner_token, ids[1]),
-        learner_id=ids[1],
-        other_id=ids[2],
+        course_id=course.course_id,
+        teacher=_headers(lti_env, teacher_token, teacher_id),
+        learner=_headers(lti_env, learner_token, learner.person_id),
+        learner_id=learner.person_id,
+        other_id=other.person_id,
     )
 
 

@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,15 +25,11 @@ from lti_app.models import (
     Course,
     Enrolment,
     ModelVersion,
-    MoodleSite,
     Person,
     SyncRun,
 )
-from lti_app.services.course_data import store_simulated_course
-from lti_app.services.scoring import score_course
-from ml.simulate import simulate_course
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
-from tests.lti_app.lti.test_api import FAST, _as_course_2
+from tests.lti_app.lti.scored_course import score_course_2
 
 
 @dataclass
@@ -54,48 +49,26 @@ class World:
 @pytest.fixture(scope="module")
 def world(lti_env: LtiEnv) -> World:
     teacher = token_of(launch(lti_env.client(), lti_env, "teacher"))
-    simulated = _as_course_2(
-        simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
-    )
-    assert simulated.current is not None
-    assert simulated.current.now is not None
-    with lti_env.db() as db:
-        course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
-        assert course is not None
-        site = db.get_one(MoodleSite, course.site_id)
-        current, _ = store_simulated_course(db, site, simulated)
-        outcome = score_course(
-            db,
-            current,
-            settings=FAST,
-            model_root=Path(lti_env.settings.instance_dir).resolve() / "models",
-            now=simulated.current.now.to_pydatetime(),
-        )
-        assert outcome.status == "scored", outcome.message
-        students = simulated.current.roster["userid"].tolist()
-        people = [db.scalar(select(Person).where(Person.moodle_user_id == u)) for u in students]
-        assert all(p is not None for p in people)
-        learner, other = people[0], people[1]
-        assert learner is not None
-        assert other is not None
-        course_id = course.id
-        ids = (learner.id, learner.fullname, other.id, other.fullname)
-        names = [p.fullname for p in people if p is not None]
+    course = score_course_2(lti_env)
+    learner, other = course.students[0], course.students[1]
     learner_token = token_of(
-        launch(lti_env.client(), lti_env, "student", sub=str(students[0]), name=ids[1])
-    )
+        launch(
+            lti_env.client(), lti_env, "student", sub=str(learner.moodle_user_id),
+            name=learner.fullname,
+        )
+    )  # fmt: skip
     teacher_fr = token_of(launch(lti_env.client(), lti_env, "teacher_fr"))
     return World(
-        course_id=course_id,
+        course_id=course.course_id,
         teacher=teacher,
         teacher_fr=teacher_fr,
         learner=learner_token,
-        learner_id=ids[0],
-        learner_name=ids[1],
-        other_id=ids[2],
-        other_name=ids[3],
-        names=names,
-        n_students=len(students),
+        learner_id=learner.person_id,
+        learner_name=learner.fullname,
+        other_id=other.person_id,
+        other_name=other.fullname,
+        names=[st.fullname for st in course.students],
+        n_students=len(course.students),
     )
 
 

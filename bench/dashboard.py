@@ -32,6 +32,7 @@ import requests
 
 from bench import webapp
 from bench.ingest import fresh_database
+from lti_app.web.auth import SESSION_COOKIE
 
 CLIENTS = 50
 THREADS = 2
@@ -39,7 +40,7 @@ THREADS = 2
 _LUA = r"""
 local think_min, think_max = %(think_min)d, %(think_max)d
 wrk.method = "GET"
-wrk.headers["Cookie"] = "arche_sid=%(cookie)s"
+wrk.headers["Cookie"] = "%(cookie_name)s=%(cookie)s"
 wrk.headers["Accept"] = "text/html"
 wrk.path = "%(path)s"
 math.randomseed(os.time())
@@ -69,7 +70,14 @@ def run_wrk(
 ) -> dict[str, Any]:
     script = tmp / f"dashboard-{think_ms[1]}.lua"
     script.write_text(
-        _LUA % {"think_min": think_ms[0], "think_max": think_ms[1], "cookie": cookie, "path": path},
+        _LUA
+        % {
+            "think_min": think_ms[0],
+            "think_max": think_ms[1],
+            "cookie_name": SESSION_COOKIE,
+            "cookie": cookie,
+            "path": path,
+        },
         encoding="utf-8",
     )
     proc = subprocess.run(  # noqa: S603 - fixed arguments, our script
@@ -114,7 +122,7 @@ def _single(url: str, cookie: str, n: int = 20) -> dict[str, float]:
     """One client, one request at a time: the page's own cost, without queueing."""
     times = []
     with requests.Session() as http:
-        http.cookies.set("arche_sid", cookie)
+        http.cookies.set(SESSION_COOKIE, cookie)
         for _ in range(n):
             t0 = time.perf_counter()
             r = http.get(url, timeout=60)

@@ -40,6 +40,7 @@ from lti_app.models import Course, Enrolment, ModelVersion, Person
 from lti_app.services.course_data import STUDENT_ROLES, store_simulated_course
 from lti_app.services.scoring import ScoringOutcome, score_course
 from lti_app.services.sites import upsert_site
+from lti_app.web.auth import SESSION_COOKIE
 from ml.simulate import SimulatedCourse, simulate_course
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -256,7 +257,7 @@ def launch_test_client(client: Any, platform: DemoPlatform, who: str) -> Launche
         raise RuntimeError(f"launch answered {launched.status_code}: {launched.get_data()[:300]!r}")
     landing = launched.headers["Location"]
     page = client.get(landing)
-    cookie = client.get_cookie("arche_sid")
+    cookie = client.get_cookie(SESSION_COOKIE)
     return _launched(page.status_code, page.get_data(as_text=True), landing, cookie.value)
 
 
@@ -274,7 +275,7 @@ def launch_http(http: requests.Session, platform: DemoPlatform, who: str) -> Lau
         raise RuntimeError(f"launch answered {launched.status_code}: {launched.text[:300]}")
     landing = launched.headers["Location"]
     page = http.get(landing if landing.startswith("http") else tool + landing, timeout=30)
-    return _launched(page.status_code, page.text, landing, http.cookies.get("arche_sid") or "")
+    return _launched(page.status_code, page.text, landing, http.cookies.get(SESSION_COOKIE) or "")
 
 
 def _launched(status: int, page: str, landing: str, cookie: str) -> Launched:

@@ -57,12 +57,13 @@ def create_app(settings: Settings) -> Flask:
     _install_request_hooks(app)
     _install_error_handlers(app)
 
-    from lti_app.web import auth, i18n
+    from lti_app.web import auth, converters, i18n
     from lti_app.web.api import bp as api_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
 
+    converters.install(app)  # before the blueprints: their rules use `<id:...>`
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)

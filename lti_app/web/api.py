@@ -68,7 +68,7 @@ def _may_read_student(course: Course, person_id: int, enrolled: bool | None = No
     return None
 
 
-@bp.get("/courses/<int:course_id>")
+@bp.get("/courses/<id:course_id>")
 @require_teacher
 def summary(course_id: int) -> Any:
     course = _course(course_id)
@@ -77,7 +77,7 @@ def summary(course_id: int) -> Any:
     return jsonify(course_summary(_db(), course))
 
 
-@bp.get("/courses/<int:course_id>/students")
+@bp.get("/courses/<id:course_id>/students")
 @require_teacher
 def students(course_id: int) -> Any:
     course = _course(course_id)
@@ -86,7 +86,7 @@ def students(course_id: int) -> Any:
     return jsonify(students=students_table(_db(), course))
 
 
-@bp.get("/courses/<int:course_id>/students/<int:person_id>")
+@bp.get("/courses/<id:course_id>/students/<id:person_id>")
 @require_course_member
 def student(course_id: int, person_id: int) -> Any:
     course = _course(course_id)
@@ -101,7 +101,7 @@ def student(course_id: int, person_id: int) -> Any:
         return _fail(exc)
 
 
-@bp.post("/courses/<int:course_id>/students/<int:person_id>/what-if")
+@bp.post("/courses/<id:course_id>/students/<id:person_id>/what-if")
 @require_course_member
 def student_what_if(course_id: int, person_id: int) -> Any:
     course, enrolled = _course_and_enrolment(course_id, person_id)
@@ -129,7 +129,7 @@ def student_what_if(course_id: int, person_id: int) -> Any:
     return jsonify(result)
 
 
-@bp.post("/courses/<int:course_id>/sync")
+@bp.post("/courses/<id:course_id>/sync")
 @require_teacher
 def sync_now(course_id: int) -> Any:
     """Ask the scheduler for a sync of the course now; 202 with the request to follow."""
@@ -146,7 +146,7 @@ def sync_now(course_id: int) -> Any:
     return jsonify(body), 202
 
 
-@bp.get("/courses/<int:course_id>/sync")
+@bp.get("/courses/<id:course_id>/sync")
 @require_teacher
 def sync_status(course_id: int) -> Any:
     """The latest "Sync now" and its progress (pages done of pages expected)."""

@@ -71,7 +71,7 @@ def _person_json(person: Person, role: str | None = None) -> dict[str, Any]:
     return data
 
 
-@bp.get("/course/<int:course_id>")
+@bp.get("/course/<id:course_id>")
 @require_teacher
 def course_dashboard(course_id: int) -> Any:
     course = _course(course_id)
@@ -87,7 +87,7 @@ def course_dashboard(course_id: int) -> Any:
     return render_template("teacher.html", course=course, ctx=ctx, view=view, body_html=body_html)
 
 
-@bp.get("/course/<int:course_id>/students.csv")
+@bp.get("/course/<id:course_id>/students.csv")
 @require_teacher
 def students_csv(course_id: int) -> Any:
     """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
@@ -103,7 +103,7 @@ def students_csv(course_id: int) -> Any:
     )
 
 
-@bp.post("/course/<int:course_id>/learner-view")
+@bp.post("/course/<id:course_id>/learner-view")
 @require_teacher
 def learner_view_toggle(course_id: int) -> Any:
     """A teacher turns the learners' own view (page and API) on or off for the course."""
@@ -126,7 +126,7 @@ def learner_view_toggle(course_id: int) -> Any:
     return redirect(lti_url_for("pages.course_dashboard", course_id=course_id), code=303)
 
 
-@bp.get("/course/<int:course_id>/roster")
+@bp.get("/course/<id:course_id>/roster")
 @require_teacher
 def roster(course_id: int) -> Any:
     course = _course(course_id)
@@ -143,7 +143,7 @@ def roster(course_id: int) -> Any:
     )
 
 
-@bp.post("/course/<int:course_id>/roster/refresh")
+@bp.post("/course/<id:course_id>/roster/refresh")
 @require_teacher
 def roster_refresh(course_id: int) -> Any:
     """Fetch the roster through Names and Roles (the launch's NRPS claim)."""
@@ -193,7 +193,7 @@ def roster_refresh(course_id: int) -> Any:
     )
 
 
-@bp.get("/course/<int:course_id>/me")
+@bp.get("/course/<id:course_id>/me")
 @require_course_member
 def my_page(course_id: int) -> Any:
     ctx = current()
@@ -201,7 +201,7 @@ def my_page(course_id: int) -> Any:
     return learner_page(course_id=course_id, person_id=ctx.person_id)
 
 
-@bp.get("/course/<int:course_id>/learners/<int:person_id>")
+@bp.get("/course/<id:course_id>/learners/<id:person_id>")
 @require_course_member
 def learner_page(course_id: int, person_id: int) -> Any:
     ctx = current()
@@ -247,7 +247,7 @@ def admin() -> Any:
     return render_template("admin.html", **_admin_data(), check=None)
 
 
-@bp.post("/admin/sites/<int:site_id>/check")
+@bp.post("/admin/sites/<id:site_id>/check")
 @require_admin
 def admin_site_check(site_id: int) -> Any:
     """Run the Moodle connection check (what `arche-predict moodle check` prints) from the page:
@@ -328,7 +328,7 @@ def api_session() -> Any:
     )
 
 
-@bp.get("/api/course/<int:course_id>/roster")
+@bp.get("/api/course/<id:course_id>/roster")
 @require_teacher
 def api_roster(course_id: int) -> Any:
     course = _course(course_id)
@@ -337,7 +337,7 @@ def api_roster(course_id: int) -> Any:
     return jsonify(members=[_person_json(p, r) for p, r in course_roster(_db(), course)])
 
 
-@bp.get("/api/course/<int:course_id>/learners/<int:person_id>")
+@bp.get("/api/course/<id:course_id>/learners/<id:person_id>")
 @require_course_member
 def api_learner(course_id: int, person_id: int) -> Any:
     ctx = current()

@@ -452,6 +452,36 @@ def lti_registration_url(ctx: CliContext, hours: int, public_url: str | None) ->
     click.echo(f"(valid {hours} h, once)", err=True)
 
 
+@lti.command("course-param")
+@click.option("--platform", "platform_id", type=int, required=True, help="The platform's id.")
+@click.option("--context", "context_id", required=True, help="The platform's context id.")
+@click.option("--course", "moodle_course_id", type=click.IntRange(1), required=True)
+@pass_ctx
+@friendly_errors
+def lti_course_param(
+    ctx: CliContext, platform_id: int, context_id: str, moodle_course_id: int
+) -> None:
+    """Print the signed `arche_course=...` custom parameter for a platform that is not Moodle.
+
+    Launches are placed by the platform's signed context; Moodle's context id is the course id,
+    so Moodle needs none of this. Another platform's context must be bound to a Moodle course
+    by an administrator: paste the printed line into the link's custom parameters. It is valid
+    for that context only, and the tool never trusts an unsigned course id."""
+    from lti_app.models import LtiPlatform
+    from lti_app.services.lti_linking import COURSE_PARAM, sign_course_param
+
+    settings = ctx.settings
+    settings.require_secrets()
+    factory = make_session_factory(make_engine(settings.database_url))
+    with session_scope(factory) as session:
+        platform = session.get(LtiPlatform, platform_id)
+        if platform is None:
+            raise click.ClickException(f"no platform {platform_id} (see `lti tool-config`)")
+        issuer = platform.issuer
+    value = sign_course_param(settings.app.secret_key, issuer, context_id, moodle_course_id)
+    click.echo(f"{COURSE_PARAM}={value}")
+
+
 @lti.command("purge")
 @pass_ctx
 @friendly_errors

@@ -1,10 +1,16 @@
 """Link a validated launch to the tool's Course, Person and Enrolment rows.
 
-The context claim (id, label, title) names the course; for Moodle its id is the course id. The
-`sub` claim names the person; Moodle's `sub` is the user id as a string (checked on Moodle 5.1
-recordings: the `lis` claim carries the idnumber, not the id). A platform that is not Moodle
-may send the user id in a custom parameter (`custom.moodle_user_id` or `custom.user_id`, e.g.
-Moodle's substitution `$User.id`). Everything is scoped by the platform's Moodle site.
+Only what the platform signs decides who and where a launch is. A Moodle launch's context id
+is the Moodle course id and its `sub` is the Moodle user id (checked on Moodle 5.1 recordings:
+the `lis` claim carries the idnumber, not the id). Custom parameters are NOT the platform's
+word: in Moodle an activity's custom parameters are edited by whoever edits the activity, any
+teacher of the course. So `custom.course_id`, `custom.user_id` and their spellings are ignored
+(they let a teacher's launch land in another teacher's course, or a learner's launch take over
+a roster student's record). The one custom parameter trusted is `arche_course`, a value this
+tool signed itself (in its deep-linking answer, or by `arche-predict lti course-param` for an
+administrator of a platform that is not Moodle): it binds one platform context to one Moodle
+course, and is refused for any other context. A course already linked to an LTI context is
+never relinked to another by a launch. Everything is scoped by the platform's Moodle site.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -26,6 +33,8 @@ CONTEXT = CLAIM + "context"
 CUSTOM = CLAIM + "custom"
 ROLES = CLAIM + "roles"
 TOOL_PLATFORM = CLAIM + "tool_platform"
+COURSE_PARAM = "arche_course"
+_COURSE_SALT = "arche-predict course link"
 
 
 class LinkError(ValueError):
@@ -65,22 +74,45 @@ def is_moodle(claims: dict[str, Any]) -> bool:
 
 
 def moodle_user_id(claims: dict[str, Any]) -> int | None:
-    custom = _custom(claims)
-    for key in ("moodle_user_id", "user_id", "userid"):
-        if (found := _digits(custom.get(key))) is not None:
-            return found
+    """The Moodle user id the platform vouches for: Moodle's `sub`, and nothing else."""
     return _digits(claims.get("sub")) if is_moodle(claims) else None
 
 
-def moodle_course_id(claims: dict[str, Any]) -> int | None:
-    custom = _custom(claims)
-    for key in ("moodle_course_id", "course_id", "courseid"):
-        if (found := _digits(custom.get(key))) is not None:
-            return found
+def context_id_of(claims: dict[str, Any]) -> str:
+    context = claims.get(CONTEXT)
+    return _text(context.get("id"), 255) if isinstance(context, dict) else ""
+
+
+def sign_course_param(secret: str, issuer: str, context_id: str, moodle_course_id: int) -> str:
+    """The `arche_course` custom parameter binding one platform context to one Moodle course.
+
+    Signed with the tool's secret key: a teacher can copy it but not forge one for another
+    course, and it is refused in any other context than the one it names."""
+    serializer = URLSafeSerializer(secret, salt=_COURSE_SALT)
+    return serializer.dumps({"iss": issuer, "ctx": context_id, "c": moodle_course_id})
+
+
+def signed_course_id(secret: str, issuer: str, claims: dict[str, Any]) -> int | None:
+    """The Moodle course id of a valid `arche_course` parameter for this launch's context."""
+    value = _custom(claims).get(COURSE_PARAM)
+    context_id = context_id_of(claims)
+    if not isinstance(value, str) or not context_id or len(value) > 1000:
+        return None
+    try:
+        data = URLSafeSerializer(secret, salt=_COURSE_SALT).loads(value)
+    except BadSignature:
+        return None
+    if not isinstance(data, dict) or data.get("iss") != issuer or data.get("ctx") != context_id:
+        return None
+    return _digits(data.get("c"))
+
+
+def moodle_course_id(claims: dict[str, Any], trusted_course_id: int | None = None) -> int | None:
+    """The platform's own course id (Moodle's context id), else the tool-signed one."""
     context = claims.get(CONTEXT)
     if isinstance(context, dict) and is_moodle(claims):
         return _digits(context.get("id"))
-    return None
+    return trusted_course_id
 
 
 def platform_site(session: Session, box: SecretBox, platform: LtiPlatform) -> MoodleSite:
@@ -130,14 +162,19 @@ def link_person(
     return person
 
 
-def link_course(session: Session, site: MoodleSite, claims: dict[str, Any]) -> Course | None:
+def link_course(
+    session: Session,
+    site: MoodleSite,
+    claims: dict[str, Any],
+    trusted_course_id: int | None = None,
+) -> Course | None:
     context = claims.get(CONTEXT)
     if not isinstance(context, dict):
         return None
     context_id = _text(context.get("id"), 255)
     if not context_id:
         return None
-    course_id = moodle_course_id(claims)
+    course_id = moodle_course_id(claims, trusted_course_id)
     course = session.scalar(
         select(Course).where(Course.site_id == site.id, Course.lti_context_id == context_id)
     )
@@ -145,11 +182,17 @@ def link_course(session: Session, site: MoodleSite, claims: dict[str, Any]) -> C
         course = session.scalar(
             select(Course).where(Course.site_id == site.id, Course.moodle_course_id == course_id)
         )
+        if course is not None and course.lti_context_id not in (None, context_id):
+            raise LinkError(
+                "this Moodle course is already linked to another LTI context; a launch cannot "
+                "move it (ask the tool's administrator)"
+            )
     if course is None:
         if course_id is None:
             raise LinkError(
                 "the launch's course cannot be matched to a Moodle course id; this tool reads "
-                "Moodle courses (a non-Moodle platform must send custom parameter course_id)"
+                "Moodle courses (for a platform that is not Moodle, an administrator sets the "
+                "activity's custom parameter arche_course from `arche-predict lti course-param`)"
             )
         course = Course(site_id=site.id, moodle_course_id=course_id)
         session.add(course)
@@ -182,7 +225,12 @@ def upsert_enrolment(
 
 
 def link_launch(
-    session: Session, box: SecretBox, platform: LtiPlatform, claims: dict[str, Any]
+    session: Session,
+    box: SecretBox,
+    platform: LtiPlatform,
+    claims: dict[str, Any],
+    *,
+    secret: str = "",
 ) -> LaunchLink:
     """Find or create the launch's course and person, and record the person's role in it.
 
@@ -195,22 +243,30 @@ def link_launch(
     The work runs in a savepoint so that the loser can roll back just that and look again: the
     winner's rows are committed by then (PostgreSQL makes the second insert wait for the first
     transaction; SQLite serialises writers), so the second pass finds and reuses them.
+
+    `secret` is the tool's secret key, which checks a tool-signed `arche_course` parameter; with
+    none, only the platform's own ids count.
     """
+    trusted = signed_course_id(secret, platform.issuer, claims) if secret else None
     try:
         with session.begin_nested():
-            return _link_launch(session, box, platform, claims)
+            return _link_launch(session, box, platform, claims, trusted)
     except IntegrityError:
         with session.begin_nested():
-            return _link_launch(session, box, platform, claims)
+            return _link_launch(session, box, platform, claims, trusted)
 
 
 def _link_launch(
-    session: Session, box: SecretBox, platform: LtiPlatform, claims: dict[str, Any]
+    session: Session,
+    box: SecretBox,
+    platform: LtiPlatform,
+    claims: dict[str, Any],
+    trusted_course_id: int | None,
 ) -> LaunchLink:
     access = access_for(claims.get(ROLES))
     site = platform_site(session, box, platform)
     person = link_person(session, site, platform, claims)
-    course = link_course(session, site, claims)
+    course = link_course(session, site, claims, trusted_course_id)
     if course is None:
         if not access.is_admin:
             raise LinkError("the launch carries no course (context claim); launch from a course")

@@ -17,16 +17,23 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException
 
 from lti_app.crypto import SecretBox
-from lti_app.models import LtiPlatform
+from lti_app.models import Course, LtiPlatform
 from lti_app.services import audit
 from lti_app.services.lti_dynreg import DynamicRegistrationError, ToolUrls, redeem_code, register
 from lti_app.services.lti_keys import current_key, ensure_key, published_jwks
-from lti_app.services.lti_linking import LinkError, link_launch
+from lti_app.services.lti_linking import (
+    COURSE_PARAM,
+    LinkError,
+    context_id_of,
+    link_launch,
+    sign_course_param,
+)
 from lti_app.services.lti_registry import DbToolConf, find_platform, issuer_known
 from lti_app.services.lti_sessions import open_session
 from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
 from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
+    LaunchContext,
     current,
     error_response,
     forget_frame_origins,
@@ -208,7 +215,7 @@ def launch() -> Any:
     assert platform is not None
     claims: dict[str, Any] = dict(message.get_launch_data())
     try:
-        link = link_launch(_db(), _box(), platform, claims)
+        link = link_launch(_db(), _box(), platform, claims, secret=current_app.config["SECRET_KEY"])
     except LinkError as exc:
         return _reject(
             "lti.launch",
@@ -341,6 +348,22 @@ def _restored_launch() -> ToolMessageLaunch | None:
     return restored
 
 
+def _deep_link_custom(restored: ToolMessageLaunch, ctx: LaunchContext) -> dict[str, str]:
+    """The custom parameters of the link we hand back: the view, and the course binding signed
+    by the tool (`arche_course`), the one custom parameter a later launch may trust (see
+    `lti_linking`). Moodle's own context id already names the course; a platform that is not
+    Moodle needs the signed binding."""
+    custom = {"arche_view": "course_dashboard"}
+    course = _db().get(Course, ctx.course_id) if ctx.course_id is not None else None
+    platform = _db().get(LtiPlatform, ctx.platform_id)
+    context_id = context_id_of(dict(restored.get_launch_data()))
+    if course is not None and platform is not None and context_id:
+        custom[COURSE_PARAM] = sign_course_param(
+            current_app.config["SECRET_KEY"], platform.issuer, context_id, course.moodle_course_id
+        )
+    return custom
+
+
 @bp.route("/lti/deep-link", methods=["GET", "POST"])
 @require_session
 def deep_link() -> Any:
@@ -366,7 +389,7 @@ def deep_link() -> Any:
         DeepLinkResource()
         .set_url(external_url("lti.launch"))
         .set_title("Course dashboard")
-        .set_custom_params({"arche_view": "course_dashboard"})
+        .set_custom_params(_deep_link_custom(restored, ctx))
     )
     deep_link_obj = restored.get_deep_link()
     jwt_value = deep_link_obj.get_response_jwt([resource])

@@ -716,11 +716,10 @@ def train(ctx: CliContext, course_id: int) -> None:
 @friendly_errors
 def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
     """Predict every current student of the course (batch), storing the predictions."""
-    import csv
-
     from sqlalchemy import select
 
     from lti_app.models import Person, Prediction
+    from lti_app.services.exports import SafeCsvWriter
 
     outcome = _score(ctx, course_id, f"predicting course {course_id}")
     factory = make_session_factory(make_engine(ctx.settings.database_url))
@@ -738,7 +737,8 @@ def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
     header = ["moodle_user_id", "name", "grade", "grade_low", "grade_high", "p_pass", "p_low",
               "p_high", "predicted_pass"]  # fmt: skip
     if as_csv:
-        writer = csv.writer(sys.stdout)
+        # Names neutralised against formula injection; numbers written as numbers.
+        writer = SafeCsvWriter(sys.stdout)
         writer.writerow(header)
         for name, uid, p in rows:
             writer.writerow([uid, name, p.predicted_grade, p.grade_lower, p.grade_upper,

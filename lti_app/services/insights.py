@@ -8,6 +8,7 @@ reason is, instead.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -24,21 +25,14 @@ from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, 
 from lti_app.services.course_data import STUDENT_ROLES
 from lti_app.services.scoring import load_model
 from ml.explain import what_if_row
+from ml.feature_info import CONTROLLABLE, FEATURES
 from ml.features import Z_FEATURES
 from ml.registry import ModelBundle
 
 #: Features a student can change by studying differently, offered in what-if forms. Counts and
-#: durations are as of the prediction date; their cohort z-scores follow them.
-ACTIONABLE: tuple[str, ...] = (
-    "total_time_min",
-    "active_days",
-    "n_sessions",
-    "n_active",
-    "share_activities",
-    "n_mod_quiz_attempt_submitted",
-    "n_mod_forum_post_created",
-    "days_since_last",
-)
+#: durations are as of the prediction date; their cohort z-scores follow them. Declared, with
+#: each one's unit and valid range, in `ml.feature_info`.
+ACTIONABLE: tuple[str, ...] = CONTROLLABLE
 # A what-if that changes a raw count moves its cohort z-score too, as `compute_features` would.
 _Z_OF = {f: f"z_{f}" for f in Z_FEATURES}
 
@@ -351,7 +345,14 @@ class WhatIfRequest:
 
 
 def parse_changes(payload: Any, allowed: tuple[str, ...] = ACTIONABLE) -> dict[str, float]:
-    """Validate a what-if body: {"changes": {feature: number}} with actionable features only."""
+    """Validate a what-if body: {"changes": {feature: number}} with actionable features only.
+
+    A body of the wrong shape, an unknown feature or a value that is not a number is a 400
+    (`bad_request`). A number outside the feature's valid range (`ml.feature_info`), NaN and
+    the infinities included (Python's json reads the `NaN` and `Infinity` literals), is a 422
+    (`out_of_range`) naming the feature and its range: the models would extrapolate such a
+    value to overflow, and no course can produce it.
+    """
     if not isinstance(payload, Mapping) or not isinstance(payload.get("changes"), Mapping):
         raise InsightError(
             'the body must be JSON like {"changes": {"active_days": 12}}', 400, "bad_request"
@@ -364,11 +365,20 @@ def parse_changes(payload: Any, allowed: tuple[str, ...] = ACTIONABLE) -> dict[s
                 400,
                 "bad_request",
             )
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise InsightError(f"'{key}' must be a finite number", 400, "bad_request")
-        if value < 0:
-            raise InsightError(f"'{key}' cannot be negative", 400, "bad_request")
-        out[str(key)] = float(value)
+        feature = FEATURES[key]
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float (10**400): out of any range
+            number = math.inf
+        if not feature.contains(number):
+            raise InsightError(
+                f"'{key}' must be a number from {feature.range_text()}; got {value!r}",
+                422,
+                "out_of_range",
+            )
+        out[str(key)] = number
     return out
 
 

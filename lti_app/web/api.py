@@ -9,6 +9,7 @@ need the CSRF token in `X-CSRF-Token`. Every error is JSON: `{"error", "message"
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ from lti_app.web.common import course_and_enrolment as _course_and_enrolment
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
+from lti_app.web.converters import ID_MAX
+from ml.feature_info import FEATURES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -66,6 +69,26 @@ def _may_read_student(course: Course, person_id: int, enrolled: bool | None = No
             403, "Forbidden", "You can only see your own record.", code="forbidden"
         )
     return None
+
+
+def json_body() -> Any:
+    """The request's JSON body, or `InsightError` 400 when it is not JSON.
+
+    Parsed here, not by `request.get_json`: Werkzeug turns only a ValueError into a 400, so a
+    body nested thousands of levels deep (`[[[[...]]]]`, a few kilobytes) let the parser's
+    RecursionError through as a 500. Every JSON body the API reads goes through this.
+    """
+    if not request.is_json:
+        raise InsightError(
+            "the body must be JSON, sent with Content-Type: application/json", 400, "bad_request"
+        )
+    try:
+        # Bytes: json detects UTF-8, -16 or -32; a bad byte is a UnicodeDecodeError (ValueError).
+        return json.loads(request.get_data())
+    except (ValueError, RecursionError):
+        raise InsightError(
+            "the body is not valid JSON (or is nested too deeply to read)", 400, "bad_json"
+        ) from None
 
 
 @bp.get("/courses/<id:course_id>")
@@ -114,7 +137,7 @@ def student_what_if(course_id: int, person_id: int) -> Any:
     cache: ModelCache = ext.setdefault("model_cache", ModelCache())
     settings = _settings()
     try:
-        changes = parse_changes(request.get_json(silent=True))
+        changes = parse_changes(json_body())
         result = what_if(
             _db(),
             course,
@@ -169,14 +192,32 @@ _ERRORS = {
     for code, text in (
         (400, "Malformed request"),
         (401, "No LTI session or launch token"),
-        (403, "Not allowed for this role or course"),
+        (403, "Not allowed for this role or course, or a POST without the session's CSRF token"),
         (404, "Unknown course or student"),
         (409, "No validated model (engagement only, or the quality gate withholds it)"),
     )
 }
-_COURSE = {"name": "course_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-_PERSON = {"name": "person_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_OUT_OF_RANGE = {
+    "422": {
+        "description": "A value outside its feature's range (the message names both)",
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+}
+# Row ids are bounded by the `<id:...>` URL converter; anything else is a 404 before any query.
+_ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+_COURSE = {"name": "course_id", "in": "path", "required": True, "schema": _ID}
+_PERSON = {"name": "person_id", "in": "path", "required": True, "schema": _ID}
 _JSON = {"application/json": {"schema": {"type": "object"}}}
+#: Each actionable feature with its unit and valid range, as `parse_changes` checks them.
+_CHANGES = {
+    name: {
+        "type": "number",
+        "minimum": FEATURES[name].minimum,
+        "maximum": FEATURES[name].maximum,
+        "description": f"{FEATURES[name].unit}, {FEATURES[name].range_text()}",
+    }
+    for name in ACTIONABLE
+}
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -208,8 +249,8 @@ OPENAPI: dict[str, Any] = {
                 "properties": {
                     "changes": {
                         "type": "object",
-                        "propertyNames": {"enum": list(ACTIONABLE)},
-                        "additionalProperties": {"type": "number", "minimum": 0},
+                        "properties": _CHANGES,
+                        "additionalProperties": False,
                     }
                 },
             },
@@ -310,6 +351,7 @@ OPENAPI: dict[str, Any] = {
                         },
                     },
                     **_ERRORS,
+                    **_OUT_OF_RANGE,
                 },
             }
         },

@@ -7,7 +7,6 @@ specs with translated axis titles. Templates then only lay things out.
 
 from __future__ import annotations
 
-import csv
 import io
 import secrets
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.models import Course, ModelVersion
 from lti_app.services import charts, dashboard
+from lti_app.services.exports import SafeCsvWriter
 from lti_app.services.insights import (
     ACTIONABLE,
     ModelCache,
@@ -32,6 +32,7 @@ from lti_app.services.insights import (
     students_table,
 )
 from lti_app.services.page_cache import PageCache, course_page_key
+from ml.feature_info import FEATURES
 
 
 def _(text: str, **values: Any) -> str:
@@ -323,9 +324,11 @@ def importance_features(records: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
-    """The at-risk table as CSV (UTF-8 with BOM, so that Excel opens accents right)."""
+    """The at-risk table as CSV (UTF-8 with BOM, so that Excel opens accents right). Names and
+    other text are neutralised against formula injection (`services.exports`); numbers stay
+    numbers, to four significant digits."""
     buf = io.StringIO()
-    writer = csv.writer(buf)
+    writer = SafeCsvWriter(buf, float_format=".4g")
     writer.writerow(
         [
             "person_id",
@@ -346,9 +349,6 @@ def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
         ]
     )
 
-    def fmt(value: Any) -> str:
-        return "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
-
     for s in students:
         gi = s.get("grade_interval") or [None, None]
         pi = s.get("probability_interval") or [None, None]
@@ -357,19 +357,19 @@ def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
         writer.writerow(
             [
                 s["person_id"],
-                fmt(s.get("moodle_user_id")),
+                s.get("moodle_user_id"),
                 s["fullname"],
-                fmt(s.get("predicted_grade")),
-                fmt(gi[0]),
-                fmt(gi[1]),
-                fmt(s.get("pass_probability")),
-                fmt(pi[0]),
-                fmt(pi[1]),
-                fmt(s.get("predicted_pass")),
-                fmt(eng.get("trend")),
-                fmt(eng.get("days_since_last")),
-                fmt(eng.get("active_days")),
-                fmt(eng.get("n_actions")),
+                s.get("predicted_grade"),
+                gi[0],
+                gi[1],
+                s.get("pass_probability"),
+                pi[0],
+                pi[1],
+                s.get("predicted_pass"),
+                eng.get("trend"),
+                eng.get("days_since_last"),
+                eng.get("active_days"),
+                eng.get("n_actions"),
                 factors,
             ]
         )
@@ -494,11 +494,13 @@ def _float(value: Any) -> float | None:
 
 
 def _slider_max(feature: str, value: float) -> float:
-    if feature == "share_activities":
-        return 1.0
+    """The slider's end: room to double the student's value, never past the feature's valid
+    range (`ml.feature_info`), so that a what-if the page sends is never refused."""
     if feature == "days_since_last":
-        return float(max(30, round(value) + 7))
-    return float(max(10, round(value * 2 + 5)))
+        wanted = float(max(30, round(value) + 7))
+    else:
+        wanted = float(max(10, round(value * 2 + 5)))
+    return min(wanted, FEATURES[feature].maximum)
 
 
 __all__ = ["ACTIONABLE", "course_view", "student_view", "students_csv"]

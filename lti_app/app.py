@@ -18,7 +18,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from lti_app.config import Settings, prometheus_multiprocess_dir
 from lti_app.crypto import SecretBox
-from lti_app.db import make_engine, make_session_factory
+from lti_app.db import make_engine, make_session_factory, private_instance
 from lti_app.observability import HttpMetrics, configure_logging, get_logger
 
 log = get_logger(__name__)
@@ -28,11 +28,13 @@ def create_app(settings: Settings) -> Flask:
     settings.require_secrets()
     configure_logging(settings.app.log_level, settings.app.log_format)
 
+    # Learners' data lives there (SQLite, models, metric files): only the tool's user may enter.
+    private_instance(settings.instance_dir.resolve())
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=settings.app.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SECURE=settings.app.public_url.startswith("https://"),
+        SESSION_COOKIE_SECURE=settings.app.secure,
         JSON_SORT_KEYS=False,
     )
     if settings.app.proxy_count:
@@ -57,12 +59,13 @@ def create_app(settings: Settings) -> Flask:
     _install_request_hooks(app)
     _install_error_handlers(app)
 
-    from lti_app.web import auth, converters, i18n
+    from lti_app.web import auth, converters, hardening, i18n
     from lti_app.web.api import bp as api_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
 
+    hardening.install(app)  # before auth: size and cross-site checks come first
     converters.install(app)  # before the blueprints: their rules use `<id:...>`
     app.register_blueprint(health_bp)
     app.register_blueprint(lti_bp)
@@ -127,12 +130,20 @@ def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
         code = exc.code or 500
+        # The exception's own headers say things the client needs (a 405's `Allow`, a 401's
+        # `WWW-Authenticate`, a 503's `Retry-After`); only its body headers are ours to set.
+        headers = [
+            (name, value)
+            for name, value in exc.get_headers()
+            if name.lower() not in {"content-type", "content-length"}
+        ]
         if _wants_json():
-            return jsonify(error=exc.name, message=exc.description, status=code), code
+            return jsonify(error=exc.name, message=exc.description, status=code), code, headers
         return (
             f"<!doctype html><title>{code} {exc.name}</title><h1>{exc.name}</h1>"
             f"<p>{exc.description}</p>",
             code,
+            headers,
         )
 
     @app.errorhandler(OperationalError)

@@ -11,14 +11,25 @@ A wrong type or an unknown key stops start-up with one line naming the key and i
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
 
 ENV_PREFIX = "ARCHE_PREDICT_"
 CONFIG_ENV = "ARCHE_PREDICT_CONFIG"
@@ -33,16 +44,89 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+def is_loopback_host(host: str) -> bool:
+    """`localhost`, `*.localhost` or a loopback address: a browser reaches only this machine."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class AppSettings(_Section):
     secret_key: str = ""
     instance_path: str = "instance"
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     workers: int = Field(default=2, ge=1, le=64)
+    # Declared before public_url: its validator reads this value.
+    allow_insecure_http: bool = False
     public_url: str = ""
     proxy_count: int = Field(default=0, ge=0, le=5)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # A launch form carries a signed id_token: Moodle's, with the Names and Roles and grade
+    # service claims and a long custom section, is 10-20 KB. Nothing the tool accepts is larger.
+    max_request_bytes: int = Field(default=65536, ge=8192, le=16 * 1024 * 1024)
+    # The JSON API takes small bodies only (a what-if is a few hundred bytes).
+    max_api_request_bytes: int = Field(default=16384, ge=1024, le=16 * 1024 * 1024)
+    hsts_max_age: int = Field(default=31536000, ge=0, le=2 * 31536000)
+    metrics_allow_from: tuple[str, ...] = Field(default=("127.0.0.1", "::1"), strict=False)
+    metrics_token: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_usable(cls, value: str, info: ValidationInfo) -> str:
+        """An http:// public URL breaks the session inside Moodle's iframe (a third-party
+        cookie must be `Secure`), and sends launch tokens in clear: refuse it, except on this
+        machine (the demo) or when the operator says so explicitly."""
+        if not value:
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise PydanticCustomError(
+                "public_url", "must be an absolute https:// URL, e.g. https://predict.example.fr"
+            )
+        insecure_allowed = bool(info.data.get("allow_insecure_http", False))
+        if parts.scheme == "http" and not is_loopback_host(parts.hostname) and not insecure_allowed:
+            raise PydanticCustomError(
+                "public_url",
+                "http:// is refused outside this machine (Moodle's iframe needs Secure "
+                "cookies): use https://, or set app.allow_insecure_http = true",
+            )
+        return value
+
+    @field_validator("metrics_allow_from")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise PydanticCustomError(
+                    "ip_network",
+                    "'{item}' is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)",
+                    {"item": item},
+                ) from None
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _token_is_long(cls, value: str) -> str:
+        if value and len(value) < 24:
+            raise PydanticCustomError(
+                "metrics_token",
+                "too short: use at least 24 random characters "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            )
+        return value
+
+    @property
+    def secure(self) -> bool:
+        """Whether the tool is published over HTTPS (Secure cookies, HSTS)."""
+        return self.public_url.startswith("https://")
 
 
 class DatabaseSettings(_Section):
@@ -148,6 +232,9 @@ def _format_error(err: ValidationError, source_of: Mapping[str, str]) -> str:
     origin = source_of.get(key, source_of.get("", "config"))
     if first["type"] == "extra_forbidden":
         return f"{origin}: unknown key '{key}'"
+    if any(word in key for word in ("secret", "token", "password", "encryption_key")):
+        # The refused value of a secret is still a secret: the line may end up in a log.
+        return f"{origin}: key '{key}': {first['msg']} (value not shown)"
     return f"{origin}: key '{key}': {first['msg']} (got {first.get('input')!r})"
 
 

@@ -143,16 +143,23 @@ def issuer_known(session: Session, issuer: str) -> bool:
     )
 
 
+def url_origins(*urls: str) -> set[str]:
+    """The origins (scheme://host[:port], lower case as browsers send them) of http(s) URLs."""
+    origins: set[str] = set()
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in {"http", "https"} and parts.netloc:
+            origins.add(f"{parts.scheme}://{parts.netloc}".lower())
+    return origins
+
+
 def platform_origins(session: Session) -> list[str]:
-    """Origins (scheme://host[:port]) of the active platforms, for CSP frame-ancestors."""
+    """Origins of the active platforms (issuer and login page), for CSP frame-ancestors."""
     origins: set[str] = set()
     for issuer, login in session.execute(
         select(LtiPlatform.issuer, LtiPlatform.auth_login_url).where(LtiPlatform.active.is_(True))
     ):
-        for url in (issuer, login):
-            parts = urlsplit(url)
-            if parts.scheme in {"http", "https"} and parts.netloc:
-                origins.add(f"{parts.scheme}://{parts.netloc}")
+        origins |= url_origins(issuer, login)
     return sorted(origins)
 
 

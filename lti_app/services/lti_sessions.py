@@ -77,3 +77,41 @@ def purge_expired_sessions(session: Session, *, now: datetime | None = None) -> 
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def find_session_by_ref(
+    session: Session, row_id: int, fingerprint: str, *, now: datetime | None = None
+) -> LtiSession | None:
+    """A live session named by a launch token (row id and hash fingerprint); the caller compares
+    the fingerprint in constant time."""
+    if not 0 < row_id < 2**31 or not fingerprint:
+        return None
+    return session.scalar(
+        select(LtiSession).where(LtiSession.id == row_id, LtiSession.expires_at > (now or utcnow()))
+    )
+
+
+def fork_session(
+    session: Session, parent: LtiSession, *, now: datetime | None = None
+) -> tuple[LtiSession, str]:
+    """A new session with the parent's rights and end, under a new random id.
+
+    Resuming a launch in a new window turns a launch token into a cookie. The cookie gets a
+    value of its own, never derivable from the token, and one that can be revoked without
+    ending the session in Moodle's frame."""
+    row, sid = open_session(
+        session,
+        platform_id=parent.platform_id,
+        course_id=parent.course_id,
+        person_id=parent.person_id,
+        role=parent.role,
+        is_admin=parent.is_admin,
+        message_type=parent.message_type,
+        launch_id=parent.launch_id,
+        lifetime=0,
+        details={**(parent.details or {}), "binding": "resumed", "resumed_from": parent.id},
+        now=now,
+    )
+    row.expires_at = parent.expires_at
+    session.flush()
+    return row, sid

@@ -9,12 +9,20 @@ Public pieces for the dashboards and the JSON API:
 - `lti_url_for(endpoint, **values)`: `url_for` that carries the launch token, to be used for
   every in-tool link and form action (also a Jinja global, with `csrf_token()`).
 
-How the session travels: a launch opens a server-side session (`LtiSession`) and hands its id to
-the browser twice: in a cookie (`Secure; SameSite=None; Partitioned; HttpOnly` in a secure
-context) and inside a short-lived signed launch token (`lt`, query, form field or
-`X-Launch-Token` header). The token comes first, so two Moodle tabs in two courses keep their
-own sessions; the cookie serves when there is no token (a new window, a bookmark). Every page
-hands out a fresh token, so the token's lifetime is an idle timeout.
+How the session travels: a launch opens a server-side session (`LtiSession`) and hands the
+browser two different things. The cookie (`Secure; SameSite=None; Partitioned; HttpOnly` in a
+secure context) holds the session's random id, which the database keeps only as a SHA-256. The
+launch token (`lt`: query, form field or `X-Launch-Token` header) is signed and short-lived, and
+names the session by its row id and a fingerprint of that hash: it never contains the cookie's
+value, nor anything from which it can be derived, and it is worth nothing once its own lifetime
+(`lti.launch_token_ttl`) or the session's is over. The token comes first, so two Moodle tabs in
+two courses keep their own sessions; the cookie serves when there is no token (a new window, a
+bookmark). Every page hands out a fresh token, so the token's lifetime is an idle timeout.
+
+A session whose launch could not be tied to the browser that started the login (no state
+cookie, and no `Origin` of the platform's page: see `lti.launch`) is "unbound": it gets no
+cookie, cannot be resumed into one, and may only read (its POSTs are refused), so a forged
+cross-site launch can at most show someone the attacker's own page.
 
 CSRF: every POST/PUT/PATCH/DELETE except the LTI login and launch (which the platform sends)
 must carry the session's `csrf_token` (form field or `X-CSRF-Token` header).
@@ -37,7 +45,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from lti_app.config import Settings
 from lti_app.models import LtiSession
 from lti_app.services.lti_registry import platform_origins
-from lti_app.services.lti_sessions import find_session
+from lti_app.services.lti_sessions import find_session, find_session_by_ref
 from lti_app.web.launch import secure_context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,12 +71,19 @@ class LaunchContext:
     message_type: str
     csrf_token: str
     details: dict[str, Any]
-    raw_sid: str
+    fingerprint: str  # names the session inside launch tokens (see `make_launch_token`)
     via: str  # "token" or "cookie"
 
     @property
     def is_teacher(self) -> bool:
         return self.role == "teacher"
+
+    @property
+    def bound(self) -> bool:
+        """Whether the launch was tied to this browser (sessions from before binding was
+        recorded were all launched with the state cookie or a platform origin check absent;
+        they count as bound and expire within `lti.session_lifetime`)."""
+        return self.details.get("binding") != "none"
 
 
 def _settings() -> Settings:
@@ -80,23 +95,35 @@ def _serializer() -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_TOKEN_SALT)
 
 
-def make_launch_token(raw_sid: str) -> str:
-    return _serializer().dumps({"sid": raw_sid})
+def fingerprint_of(row: LtiSession) -> str:
+    """64 bits of the stored SHA-256 of the session id: binds a token to this very session (a
+    row id alone would name a new session after the database was recreated) without saying
+    anything usable about the id itself."""
+    return row.sid_hash[:16]
 
 
-def read_launch_token(token: str, max_age: int) -> tuple[str | None, str | None]:
-    """(sid, None) for a good token, else (None, 'expired' | 'invalid')."""
+def make_launch_token(row_id: int, fingerprint: str) -> str:
+    return _serializer().dumps({"s": row_id, "f": fingerprint})
+
+
+def read_launch_token(token: str, max_age: int) -> tuple[tuple[int, str] | None, str | None]:
+    """((session row id, fingerprint), None) for a good token, else (None, 'expired' |
+    'invalid')."""
     try:
         data = _serializer().loads(token, max_age=max_age)
     except SignatureExpired:
         return None, "expired"
     except BadSignature:
         return None, "invalid"
-    sid = data.get("sid") if isinstance(data, dict) else None
-    return (sid, None) if isinstance(sid, str) else (None, "invalid")
+    if not isinstance(data, dict):
+        return None, "invalid"
+    row_id, fingerprint = data.get("s"), data.get("f")
+    if type(row_id) is not int or not isinstance(fingerprint, str) or not fingerprint:
+        return None, "invalid"
+    return (row_id, fingerprint), None
 
 
-def _context(row: LtiSession, raw_sid: str, via: str) -> LaunchContext:
+def _context(row: LtiSession, via: str) -> LaunchContext:
     return LaunchContext(
         session_id=row.id,
         platform_id=row.platform_id,
@@ -107,7 +134,7 @@ def _context(row: LtiSession, raw_sid: str, via: str) -> LaunchContext:
         message_type=row.message_type,
         csrf_token=row.csrf_token,
         details=dict(row.details or {}),
-        raw_sid=raw_sid,
+        fingerprint=fingerprint_of(row),
         via=via,
     )
 
@@ -123,19 +150,25 @@ def _load_context() -> None:
         or request.headers.get(TOKEN_HEADER)
     )
     if token:
-        sid, problem = read_launch_token(token[:2000], _settings().lti.launch_token_ttl)
-        if sid is not None:
-            row = find_session(db_session(), sid)
-            if row is not None:
-                g.lti = _context(row, sid, "token")
+        ref, problem = read_launch_token(token[:2000], _settings().lti.launch_token_ttl)
+        if ref is not None:
+            row = find_session_by_ref(db_session(), *ref)
+            if row is not None and hmac.compare_digest(fingerprint_of(row), ref[1]):
+                g.lti = _context(row, "token")
                 return
             problem = "expired"
         g.lti_token_problem = problem
+    row = cookie_session()
+    if row is not None:
+        g.lti = _context(row, "cookie")
+
+
+def cookie_session() -> LtiSession | None:
+    """The live session named by this browser's cookie, if any (whatever the token says)."""
+    from lti_app.app import db_session
+
     cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        row = find_session(db_session(), cookie)
-        if row is not None:
-            g.lti = _context(row, cookie, "cookie")
+    return find_session(db_session(), cookie) if cookie else None
 
 
 def current() -> LaunchContext | None:
@@ -149,9 +182,10 @@ def request_launch_token() -> str | None:
     ctx = current()
     if ctx is None:
         return None
-    cached: tuple[str, str] | None = g.get("launch_token")
-    if cached is None or cached[0] != ctx.raw_sid:  # a launch can switch sessions mid-request
-        cached = g.launch_token = (ctx.raw_sid, make_launch_token(ctx.raw_sid))
+    cached: tuple[int, str] | None = g.get("launch_token")
+    if cached is None or cached[0] != ctx.session_id:  # a launch can switch sessions mid-request
+        token = make_launch_token(ctx.session_id, ctx.fingerprint)
+        cached = g.launch_token = (ctx.session_id, token)
     return cached[1]
 
 
@@ -320,6 +354,14 @@ def _csrf_check() -> Any:
     if ctx is None or not hmac.compare_digest(sent.encode(), ctx.csrf_token.encode()):
         return error_response(
             403, "Forbidden", "The form's security token is missing or invalid.", code="csrf"
+        )
+    if not ctx.bound:
+        return error_response(
+            403,
+            "Forbidden",
+            "This launch could not be tied to your browser, so it can only show pages. "
+            "Reopen the tool from your Moodle course to make changes.",
+            code="session_unbound",
         )
     return None
 

@@ -2,10 +2,14 @@
 
 What pylti1p3 does not do, and this module adds:
 
-- the login state lives in the database (every worker sees it) and is consumed by the launch,
-  together with the nonce: an id_token can be used once;
+- the login state lives in the database (every worker sees it) and is consumed by the first
+  launch that presents it, whether that launch is accepted or refused (a refused attempt must
+  not leave the state usable for another try); the nonce is consumed too: an id_token can be
+  used once;
 - the state cookie, when the browser kept it, must match; when the browser blocks cookies in
   Moodle's iframe, the state is still single-use, short-lived and bound to the token's nonce;
+- the token's header and payload must be JSON objects nested at most `MAX_JSON_DEPTH` deep (a
+  20,000-level document made Python's parser raise RecursionError: a 500);
 - only RS256 is accepted (`alg: none` and HS256 signed with the public key are refused before
   any key is looked at);
 - `aud` must hold the client id and `azp`, when present (or when `aud` has several values),
@@ -56,6 +60,7 @@ SUPPORTED_MESSAGES = frozenset({"LtiResourceLinkRequest", "LtiDeepLinkingRequest
 ALLOWED_ALGORITHMS = ("RS256",)
 JWKS_REFETCH_INTERVAL = timedelta(minutes=1)
 STATE_COOKIE_PREFIX = "lti1p3-"
+MAX_JSON_DEPTH = 32  # Moodle's deepest claim (custom or AGS) is 3 levels down
 
 
 class LaunchError(Exception):
@@ -125,9 +130,31 @@ class ToolOIDCLogin(FlaskOIDCLogin):
         return nonce
 
 
+def json_depth(value: Any) -> int:
+    """How deeply a parsed JSON value nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((child, depth) for child in item)
+    return deepest
+
+
 def _b64json(part: str) -> Any:
+    """A JWT part as JSON; ValueError for anything else, deep nesting included."""
     padded = part + "=" * (-len(part) % 4)
-    return json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
+    text = base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise ValueError("nested too deeply")
+    return value
 
 
 class ToolMessageLaunch(FlaskMessageLaunch):
@@ -163,6 +190,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         self.unverified: dict[str, Any] = {}
         self.header: dict[str, Any] = {}
         self.jwks_fetches = 0
+        self.state_cookie_ok = False
 
     @classmethod
     def restore(cls, launch_id: str, *args: Any, **kwargs: Any) -> ToolMessageLaunch | None:
@@ -192,7 +220,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             self._check_azp()
             self._check_deployment()
             self._check_message()
-            self._consume_state_and_nonce()
+            self._consume_nonce()
             self.save_launch_data()
         except LaunchError:
             self._validated = False
@@ -220,14 +248,16 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         return [n for n in cookies if n.startswith(STATE_COOKIE_PREFIX + "state-")]
 
     def _check_state(self) -> None:
+        """Take the login state out of storage (any attempt uses it up), then check that this
+        browser is the one that started the login, when it kept our cookies."""
         state = self._get_request_param("state")
         if not state:
             raise LaunchError("state_missing", "The launch has no state parameter.")
         if len(state) > 200:
             raise LaunchError("state_unknown", "The launch state is not one this tool issued.")
         service: DbSessionService = self._session_service
-        params = service.data_storage.get_value(service._get_key(state))
-        if not isinstance(params, dict):
+        params = service.consume_state_params(state)
+        if params is None:
             raise LaunchError(
                 "state_unknown",
                 "The launch state is unknown, expired or already used. Relaunch from Moodle.",
@@ -239,6 +269,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
             # The browser keeps our state cookies but has none for this state: it did not start
             # this login (login CSRF).
             raise LaunchError("state_mismatch", "The launch state was not issued to this browser.")
+        self.state_cookie_ok = cookie == state
         self._state_params = params
 
     def _decode_unverified(self) -> None:
@@ -408,7 +439,7 @@ class ToolMessageLaunch(FlaskMessageLaunch):
         except (LtiException, AttributeError, TypeError) as exc:
             raise LaunchError("message_invalid", f"The launch is incomplete: {exc}") from None
 
-    def _consume_state_and_nonce(self) -> None:
+    def _consume_nonce(self) -> None:
         assert self._state_params is not None
         assert self.platform is not None
         if (
@@ -419,7 +450,5 @@ class ToolMessageLaunch(FlaskMessageLaunch):
                 "state_mismatch", "The launch does not answer the login this tool started."
             )
         service: DbSessionService = self._session_service
-        if service.consume_state_params(str(self._get_request_param("state"))) is None:
-            raise LaunchError("replayed", "This launch was already used. Relaunch.")
         if not service.check_nonce(str(self.unverified["nonce"])):
             raise LaunchError("replayed", "This launch was already used. Relaunch.")

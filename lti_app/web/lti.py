@@ -17,7 +17,8 @@ from pylti1p3.deep_link_resource import DeepLinkResource
 from pylti1p3.exception import LtiException
 
 from lti_app.crypto import SecretBox
-from lti_app.models import Course, LtiPlatform
+from lti_app.db import utcnow
+from lti_app.models import Course, LtiPlatform, LtiSession, Person
 from lti_app.services import audit
 from lti_app.services.lti_dynreg import DynamicRegistrationError, ToolUrls, redeem_code, register
 from lti_app.services.lti_keys import current_key, ensure_key, published_jwks
@@ -28,14 +29,16 @@ from lti_app.services.lti_linking import (
     link_launch,
     sign_course_param,
 )
-from lti_app.services.lti_registry import DbToolConf, find_platform, issuer_known
-from lti_app.services.lti_sessions import open_session
+from lti_app.services.lti_registry import DbToolConf, find_platform, issuer_known, url_origins
+from lti_app.services.lti_sessions import fork_session, open_session
 from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
 from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
     LaunchContext,
+    cookie_session,
     current,
     error_response,
+    fingerprint_of,
     forget_frame_origins,
     lti_url_for,
     make_launch_token,
@@ -213,6 +216,16 @@ def launch() -> Any:
         )
     platform = message.platform
     assert platform is not None
+    binding = _launch_binding(message.state_cookie_ok, platform)
+    if binding is None:
+        return _reject(
+            "lti.launch",
+            "origin_foreign",
+            "This launch was not sent by the platform's page. Relaunch from Moodle.",
+            403,
+            platform_id=platform.id,
+            details={**message.audit_details(), "origin": _request_origin()[:200]},
+        )
     claims: dict[str, Any] = dict(message.get_launch_data())
     try:
         link = link_launch(_db(), _box(), platform, claims, secret=current_app.config["SECRET_KEY"])
@@ -253,6 +266,7 @@ def launch() -> Any:
             "locale": str(presentation.get("locale", ""))[:20],
             "return_url": str(presentation.get("return_url", ""))[:1000],
             "nrps_url": memberships_url(claims),
+            "binding": binding,
         },
     )
     audit.record(
@@ -264,9 +278,14 @@ def launch() -> Any:
         person_id=link.person.id,
         course_id=row.course_id,
         remote_addr=request.remote_addr,
-        details={"role": link.role, "is_admin": link.is_admin, "message_type": message_type},
+        details={
+            "role": link.role,
+            "is_admin": link.is_admin,
+            "message_type": message_type,
+            "binding": binding,
+        },
     )
-    token = make_launch_token(sid)
+    token = make_launch_token(row.id, fingerprint_of(row))
     if message_type == DEEP_LINK:
         target = flask_url_for("lti.deep_link", lt=token)
     elif link.course is None:
@@ -276,8 +295,36 @@ def launch() -> Any:
     else:
         target = flask_url_for("pages.my_page", course_id=link.course.id, lt=token)
     response = redirect(target, code=303)
-    set_session_cookie(response, sid, settings.lti.session_lifetime)
+    if binding != "none":
+        set_session_cookie(response, sid, settings.lti.session_lifetime)
     return response
+
+
+def _request_origin() -> str:
+    """Where the browser says this request comes from: `Origin`, else `Referer`'s origin;
+    "" when it says nothing (or "null", which a page can ask its browser to send)."""
+    origin = request.headers.get("Origin", "")
+    if origin and origin != "null":
+        return origin.lower()
+    referer = request.headers.get("Referer", "")
+    return _origin(referer) if referer.startswith(("http://", "https://")) else ""
+
+
+def _launch_binding(state_cookie_ok: bool, platform: LtiPlatform) -> str | None:
+    """How this launch is tied to the browser that started the login, or None to refuse it.
+
+    "cookie": the browser kept the state cookie of its own login. "origin": no cookie, but
+    the id_token was posted by a page of the platform (Moodle's auto-submitting form); an
+    attacker's site cannot post from there. "none": the browser said nothing of where the post
+    came from; the session is then limited (no cookie, read-only, no resume; see `web.auth`).
+    A post from any other site without the state cookie is a forged cross-site launch (login
+    CSRF with the attacker's own id_token) and is refused."""
+    if state_cookie_ok:
+        return "cookie"
+    origin = _request_origin()
+    if not origin:
+        return "none"
+    return "origin" if origin in url_origins(platform.issuer, platform.auth_login_url) else None
 
 
 # --------------------------------------------------------------------------- keys and config
@@ -325,8 +372,6 @@ def _restored_launch() -> ToolMessageLaunch | None:
         return None
     settings = _settings()
     req, conf, service, cookies = _services()
-    from lti_app.models import LtiSession
-
     row = _db().get(LtiSession, ctx.session_id)
     if row is None or not row.launch_id:
         return None
@@ -410,22 +455,97 @@ def deep_link() -> Any:
     return render_template("autopost.html", action=return_url, fields={"JWT": jwt_value})
 
 
-@bp.get("/lti/resume")
+def _landing(ctx: LaunchContext) -> str:
+    """Where a session starts: the page its launch was for."""
+    if ctx.message_type == DEEP_LINK:
+        return flask_url_for("lti.deep_link")
+    if ctx.course_id is None:
+        return flask_url_for("pages.admin")
+    if ctx.is_teacher:
+        return flask_url_for("pages.course_dashboard", course_id=ctx.course_id)
+    return flask_url_for("pages.my_page", course_id=ctx.course_id)
+
+
+def _user_asked_here() -> bool:
+    """Whether this request is the person's own action on one of the tool's pages.
+
+    Browsers set `Sec-Fetch-*` and `Origin` themselves; no page of another site can make them
+    claim "same-origin". A GET counts when the person clicked in our page (the "Open in a new
+    window" link); a POST when our own form sent it (a browser always sends `Origin` on POST).
+    """
+    site = request.headers.get("Sec-Fetch-Site")
+    if request.method == "GET":
+        return site == "same-origin" and request.headers.get("Sec-Fetch-User") == "?1"
+    if site is not None:
+        return site == "same-origin"
+    return _request_origin() == _tool_origin()
+
+
+@bp.route("/lti/resume", methods=["GET", "POST"])
 @require_session
 def resume() -> Any:
-    """The new-window fallback: a launch token opened top-level becomes a first-party cookie."""
+    """The new-window fallback: a launch token opened top-level becomes a first-party cookie.
+
+    The cookie is a new session of its own (`fork_session`): the token never carried a cookie
+    value. A link from elsewhere could otherwise sign a victim into the sender's session (login
+    CSRF), so this happens only on the person's own action (a click in our page, or the
+    confirmation form below, which names whose session it is), never for an unbound launch, and
+    never over a live session of another person in this browser."""
     ctx = current()
     assert ctx is not None
-    if ctx.message_type == DEEP_LINK:
-        target = flask_url_for("lti.deep_link")
-    elif ctx.course_id is None:
-        target = flask_url_for("pages.admin")
-    elif ctx.is_teacher:
-        target = flask_url_for("pages.course_dashboard", course_id=ctx.course_id)
-    else:
-        target = flask_url_for("pages.my_page", course_id=ctx.course_id)
-    response = redirect(target, code=303)
-    set_session_cookie(response, ctx.raw_sid, _settings().lti.session_lifetime)
+    if ctx.via != "token":
+        return redirect(_landing(ctx), code=303)
+    if not ctx.bound:
+        return error_response(
+            403,
+            "Forbidden",
+            "This launch could not be tied to your browser, so it cannot be opened in a new "
+            "window. Reopen the tool from your Moodle course.",
+            code="session_unbound",
+        )
+    existing = cookie_session()
+    if existing is not None and (
+        existing.person_id != ctx.person_id or existing.platform_id != ctx.platform_id
+    ):
+        return error_response(
+            409,
+            "Another session is open",
+            "This browser is already signed in to the tool as someone else. Close that session "
+            "(or this window) and open the tool from your own Moodle course.",
+            code="session_conflict",
+        )
+    if not _user_asked_here():
+        if request.method == "POST":
+            return error_response(
+                403,
+                "Forbidden",
+                "This request did not come from the tool's own page.",
+                code="cross_site",
+            )
+        person = _db().get(Person, ctx.person_id)
+        return render_template(
+            "resume.html",
+            person=person,
+            course_title=ctx.details.get("context_title", ""),
+            action=lti_url_for("lti.resume"),
+        )
+    parent = _db().get(LtiSession, ctx.session_id)
+    assert parent is not None  # `current()` just read it
+    row, sid = fork_session(_db(), parent)
+    audit.record(
+        _db(),
+        "lti.resume",
+        "accepted",
+        None,
+        platform_id=ctx.platform_id,
+        person_id=ctx.person_id,
+        course_id=ctx.course_id,
+        remote_addr=request.remote_addr,
+        details={"session": parent.id, "resumed_as": row.id},
+    )
+    response = redirect(_landing(ctx), code=303)
+    remaining = int((row.expires_at - utcnow()).total_seconds())
+    set_session_cookie(response, sid, max(remaining, 0))
     return response
 
 

@@ -16,7 +16,7 @@ from lti_app import migrate
 from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, utcnow
 from lti_app.models import Course, Enrolment, LtiPlatform, Person
-from lti_app.services.lti_linking import LinkError, link_launch
+from lti_app.services.lti_linking import COURSE_PARAM, LinkError, link_launch, sign_course_param
 from lti_app.services.lti_registry import add_platform, platform_origins
 from lti_app.services.lti_roles import access_for
 from lti_app.services.lti_sessions import find_session, open_session
@@ -166,16 +166,30 @@ def test_link_attaches_a_person_known_from_the_roster(
     assert link.role == "learner"
 
 
-def test_non_moodle_platform_needs_custom_ids(
+def test_non_moodle_platform_needs_a_tool_signed_course(
     db_session: Session, box: SecretBox, platform: LtiPlatform
 ) -> None:
+    """Unsigned custom ids are a teacher's word, not the platform's: ignored. The course comes
+    from the tool's own signed `arche_course`, valid for its context only."""
     claims = _claims()
     claims.pop(CLAIM + "tool_platform")
-    with pytest.raises(LinkError, match="course_id"):
-        link_launch(db_session, box, platform, claims)
-    claims[CLAIM + "custom"] = {"user_id": "77", "course_id": "12"}
-    link = link_launch(db_session, box, platform, claims)
-    assert link.person.moodle_user_id == 77
+    claims[CLAIM + "custom"] = {"user_id": "77", "course_id": "12", "moodle_course_id": "12"}
+    with pytest.raises(LinkError, match="arche_course"):
+        link_launch(db_session, box, platform, claims, secret="s3cret")
+    context_id = claims[CLAIM + "context"]["id"]
+    good = sign_course_param("s3cret", platform.issuer, context_id, 12)
+    for forged in (
+        sign_course_param("other secret", platform.issuer, context_id, 12),
+        sign_course_param("s3cret", platform.issuer, context_id + "0", 12),
+        sign_course_param("s3cret", "https://other.example", context_id, 12),
+        good[:-2] + ("AA" if not good.endswith("AA") else "BB"),
+    ):
+        claims[CLAIM + "custom"] = {COURSE_PARAM: forged}
+        with pytest.raises(LinkError, match="arche_course"):
+            link_launch(db_session, box, platform, claims, secret="s3cret")
+    claims[CLAIM + "custom"] = {COURSE_PARAM: good, "user_id": "77"}
+    link = link_launch(db_session, box, platform, claims, secret="s3cret")
+    assert link.person.moodle_user_id is None  # only Moodle's own sub names a Moodle user
     assert link.course is not None
     assert link.course.moodle_course_id == 12
 

@@ -6,9 +6,9 @@ session.
 
 - **Size.** Every request body is capped at `app.max_request_bytes` (a Moodle launch with its
   signed id_token is 10-20 KB), and the JSON API under `/api/` at `app.max_api_request_bytes`.
-  A body whose declared length is over the cap is refused before it is read; a chunked body is
-  cut off at the cap by Werkzeug's limited stream. Either way the answer is a 413 in the app's
-  error style (JSON for the API, a page otherwise), never a stack trace.
+  A body whose declared length is over the cap is refused before it is read; a chunked body
+  (no length) is read up to one byte past the cap, never further. Either way the answer is a
+  413 in the app's error style (JSON for the API, a page otherwise), never a stack trace.
 - **Cross-site.** The CSRF token (checked in `auth`) stays the main defence. In addition, a
   state-changing request that a browser marks as coming from another site (`Sec-Fetch-Site`
   other than `same-origin`/`none`, or else an `Origin` other than the tool's public origin) is
@@ -145,6 +145,14 @@ def install(app: Flask) -> None:
         # Refuse on the declared length, before anything reads the body.
         if request.content_length is not None and request.content_length > limit:
             return _too_large(limit)
+        if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+            # A chunked body: Werkzeug's limited stream stops at the limit without a word, and
+            # a form parsed from the cut body would look valid. Read (and keep) one byte more
+            # than the limit to tell "exactly at the limit" from "over it".
+            request.max_content_length = limit + 1
+            if len(request.get_data(cache=True)) > limit:
+                return _too_large(limit)
+            request.max_content_length = limit
         if request.method not in STATE_CHANGING or request.endpoint is None:
             return None
         if request.endpoint in CROSS_SITE_EXEMPT:

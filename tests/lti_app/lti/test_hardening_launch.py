@@ -166,7 +166,8 @@ def test_a_large_real_launch_fits(lti_env: LtiEnv) -> None:
     client = lti_env.client()
     result = login(client, lti_env)
     custom: dict[str, Any] = {f"param_{i:03d}": "v" * 100 for i in range(110)}
-    claims = lti_env.platform.claims("teacher", nonce=result.nonce, **{CLAIM + "custom": custom})
+    claims = lti_env.platform.claims("teacher", nonce=result.nonce)
+    claims[CLAIM + "custom"] = custom
     id_token = lti_env.platform.sign(claims)
     assert 18_000 < len(id_token) < 65_536
     resp = client.post("/lti/launch", data={"id_token": id_token, "state": result.state})

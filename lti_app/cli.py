@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from lti_app import migrate
 from lti_app.config import ConfigError, Settings, load_settings
 from lti_app.crypto import SecretBox, SecretError, generate_key
-from lti_app.db import make_engine, make_session_factory, session_scope
+from lti_app.db import make_engine, make_session_factory, private_instance, session_scope
 from lti_app.observability import configure_logging, redact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -833,6 +833,7 @@ def demo(ctx: CliContext, no_serve: bool) -> None:
     settings.require_secrets()
     configure_logging("WARNING", "console")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo servers' request lines
+    private_instance(settings.instance_dir.resolve())
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)
     click.echo("simulating a Moodle course, syncing it over web services, training…")
@@ -873,6 +874,7 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int | No
 
     settings = ctx.settings
     settings.require_secrets()
+    private_instance(settings.instance_dir.resolve())  # before gunicorn writes its metric files
     bind = f"{host or settings.app.host}:{port or settings.app.port}"
     click.echo(f"serving on http://{bind}/ with {workers or settings.app.workers} workers")
     GunicornApp(settings, bind=bind, workers=workers or settings.app.workers).run()
@@ -910,6 +912,7 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
             )
             click.echo(f"{job.name:20} {when:22} {job.description}")
         return
+    private_instance(settings.instance_dir.resolve())  # training writes models there
     factory = make_session_factory(make_engine(settings.database_url))
     if once is not None:
         if once not in jobs:

@@ -126,12 +126,13 @@ def _tighten(path: Path, wanted: int) -> None:
 
 
 def private_instance(instance_dir: Path) -> None:
-    """The instance folder 0700, and its model and metric folders when they exist (an older
-    version created them 0755). Called at start-up by the app factory and the CLI's servers."""
+    """The instance folder 0700, and its model folder when it exists (an older version created
+    both 0755). Called at start-up by the app factory and by the CLI's long-running commands.
+    Whatever is inside (the metric files `serve` recreates at each start) is then out of other
+    users' reach through the folder."""
     private_dir(instance_dir)
-    for sub in ("models", "prometheus"):
-        if (instance_dir / sub).is_dir():
-            private_dir(instance_dir / sub)
+    if (instance_dir / "models").is_dir():
+        private_dir(instance_dir / "models")
 
 
 def sqlite_file(url: str) -> Path | None:

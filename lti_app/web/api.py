@@ -195,6 +195,7 @@ _ERRORS = {
         (403, "Not allowed for this role or course, or a POST without the session's CSRF token"),
         (404, "Unknown course or student"),
         (409, "No validated model (engagement only, or the quality gate withholds it)"),
+        (413, "A request body larger than the API accepts"),
     )
 }
 _OUT_OF_RANGE = {

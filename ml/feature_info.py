@@ -64,8 +64,8 @@ class FeatureInfo:
         return math.isfinite(value) and self.minimum <= value <= self.maximum
 
     def range_text(self) -> str:
-        """The range as people read it, e.g. ``0 to 52596000 minutes``."""
-        return f"{_num(self.minimum)} to {_num(self.maximum)} {self.unit}"
+        """The range as people read it, e.g. ``0 to 52596000 (minutes)``."""
+        return f"{_num(self.minimum)} to {_num(self.maximum)} ({self.unit})"
 
 
 def _num(value: float) -> str:

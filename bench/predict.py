@@ -134,7 +134,7 @@ def _ml_only(sc: webapp.ScoredCourse, calls: int) -> dict[str, Any]:
             )
         )
         assert reg is not None
-        bundle = ModelCache().get(sc.settings.instance_dir.resolve() / "models", reg)
+        bundle = ModelCache().get(sc.settings.model_root, reg)
         feats = session.scalars(
             select(Prediction.features)
             .where(Prediction.course_id == sc.course_id)
@@ -238,7 +238,7 @@ def bench_batch(
                 with session_scope(factory) as session:
                     outcome = scoring.score_course(
                         session, session.get_one(Course, course_id), settings=settings.ml,
-                        model_root=settings.instance_dir.resolve() / "models",
+                        model_root=settings.model_root,
                         now=current.now.to_pydatetime(),
                     )  # fmt: skip
                 seconds = time.perf_counter() - t0

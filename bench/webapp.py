@@ -138,7 +138,7 @@ class ScoredCourse:
                 session,
                 session.get_one(Course, self.course_id),
                 settings=self.settings.ml,
-                model_root=self.settings.instance_dir.resolve() / "models",
+                model_root=self.settings.model_root,
                 now=now.to_pydatetime(),
             )
         if outcome.status != "scored":

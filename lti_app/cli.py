@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from lti_app import migrate
+from lti_app import log_sources, migrate
 from lti_app.config import ConfigError, Settings, load_settings
 from lti_app.crypto import SecretBox, SecretError, generate_key
 from lti_app.db import make_engine, make_session_factory, private_instance, session_scope
@@ -266,7 +266,7 @@ def course_list(ctx: CliContext) -> None:
 @click.option("--course", "course_id", type=int, default=None, help="Course id (default: all).")
 @click.option(
     "--source",
-    type=click.Choice(["ws", "db", "csv"]),
+    type=click.Choice(log_sources.names()),
     default=None,
     help="Log source (default: the site's).",
 )
@@ -280,7 +280,8 @@ def sync_command(
     from sqlalchemy import select
 
     from lti_app.models import Course
-    from lti_app.tasks import SyncConfigError, run_course_sync
+    from lti_app.services.connections import SyncConfigError
+    from lti_app.tasks import run_course_sync
 
     settings = ctx.settings
     configure_logging("WARNING", settings.app.log_format)
@@ -611,7 +612,7 @@ def moodle() -> None:
 @click.option("--site", "site_url", default=None, help="Site URL (default: the only site).")
 @click.option("--course", "moodle_course_id", type=int, default=None,
               help="A Moodle course id in which to probe the capabilities.")  # fmt: skip
-@click.option("--source", type=click.Choice(["ws", "db", "csv"]), default=None)
+@click.option("--source", type=click.Choice(log_sources.names()), default=None)
 @pass_ctx
 @friendly_errors
 def moodle_check(
@@ -621,8 +622,8 @@ def moodle_check(
     from sqlalchemy import select
 
     from lti_app.models import MoodleSite
+    from lti_app.services.connections import SyncConfigError, moodle_client_for
     from lti_app.services.sites import normalise_base_url
-    from lti_app.tasks import SyncConfigError, moodle_client_for
     from moodle_client.check import run_check
     from moodle_client.errors import MoodleError
 
@@ -658,10 +659,6 @@ def moodle_check(
 # ----------------------------------------------------------------------------- models
 
 
-def _model_root(settings: Settings) -> Path:
-    return settings.instance_dir.resolve() / "models"
-
-
 def _score(ctx: CliContext, course_id: int, label: str) -> Any:
     from lti_app.services.course_data import CourseDataError
     from lti_app.services.scoring import score_course
@@ -682,7 +679,7 @@ def _score(ctx: CliContext, course_id: int, label: str) -> Any:
                 session,
                 _course_or_fail(session, course_id),
                 settings=settings.ml,
-                model_root=_model_root(settings),
+                model_root=settings.model_root,
                 on_progress=step,
             )
             bar.update(100 - bar.pos)
@@ -806,7 +803,7 @@ def export_onnx_command(ctx: CliContext, ref: str, out: Path) -> None:
     with session_scope(factory) as session:
         version = _model_version(session, ref)
         try:
-            bundle = load_model(_model_root(ctx.settings), version)
+            bundle = load_model(ctx.settings.model_root, version)
         except ModelStoreError as exc:
             raise click.ClickException(str(exc)) from None
     for kind, path in export_onnx(bundle, out).items():

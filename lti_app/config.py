@@ -141,9 +141,19 @@ class SecuritySettings(_Section):
 
 
 class MoodleSettings(_Section):
+    @field_validator("log_source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        """One of the sources declared in `lti_app.log_sources` (the registry)."""
+        from lti_app.log_sources import DECLARED
+
+        if value not in DECLARED:
+            raise ValueError(f"must be one of {', '.join(DECLARED)}")
+        return value
+
     request_timeout: float = Field(default=30.0, gt=0)
     max_retries: int = Field(default=4, ge=0, le=10)
-    log_source: Literal["ws", "db", "csv"] = "ws"
+    log_source: str = "ws"
     page_size: int = Field(default=5000, ge=1, le=5000)
     timezone: str = "Europe/Paris"
     db_log_url: str = ""
@@ -209,6 +219,12 @@ class Settings(_Section):
     @property
     def instance_dir(self) -> Path:
         return Path(self.app.instance_path)
+
+    @property
+    def model_root(self) -> Path:
+        """Where model versions are stored (absolute: `load_model` checks every artifact path
+        stays inside it, and a relative root would depend on the working directory)."""
+        return self.instance_dir.resolve() / "models"
 
     @property
     def database_url(self) -> str:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_app.db import Base, BigIntPK, UTCDateTime, utcnow
+from lti_app.log_sources import DECLARED
 
 # --------------------------------------------------------------------------- Moodle sites
 
@@ -49,7 +50,14 @@ class MoodleSite(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (CheckConstraint("log_source IN ('ws', 'db', 'csv')", name="log_source"),)
+    # The names come from the registry, so the constraint cannot drift from it (a new declared
+    # source needs a migration re-creating it: tests/test_migrations.py compares the two).
+    __table_args__ = (
+        CheckConstraint(
+            "log_source IN ({})".format(", ".join(f"'{name}'" for name in DECLARED)),
+            name="log_source",
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- LTI

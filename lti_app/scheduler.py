@@ -158,7 +158,7 @@ def sync_and_score(
                 session,
                 course,
                 settings=ctx.settings.ml,
-                model_root=ctx.settings.instance_dir.resolve() / "models",
+                model_root=ctx.settings.model_root,
             )
         log.info("course scored", course_id=course_id, status=scored.status)
     return outcome.status

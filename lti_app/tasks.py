@@ -15,25 +15,22 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from lti_app import log_sources
 from lti_app.config import Settings
 from lti_app.crypto import SecretBox
-from lti_app.db import make_engine, session_scope, utcnow
+from lti_app.db import session_scope, utcnow
 from lti_app.models import Course, MoodleSite, SyncRun
 from lti_app.observability import get_logger
 from lti_app.services import sync, sync_requests
-from lti_app.services.logsource_db import DbLogSource
-from lti_app.services.sites import site_token
+from lti_app.services.connections import SyncConfigError, moodle_client_for
 from moodle_client.client import MoodleClient
 from moodle_client.errors import MoodleError
-from moodle_client.logs import LogSource, WsLogSource
 
 log = get_logger(__name__)
 
 Progress = Callable[[sync.PageProgress], None]
-
-
-class SyncConfigError(Exception):
-    """The course or site cannot be synced as configured (no token, unknown source…)."""
+# What ends a sync as "failed" with a reason for the admin, rather than as a crash.
+_EXPECTED = (MoodleError, SyncConfigError, log_sources.LogSourceError)
 
 
 @dataclass(frozen=True)
@@ -44,44 +41,6 @@ class SyncOutcome:
     events_added: int
     error_code: str | None = None
     error_message: str | None = None
-
-
-def moodle_client_for(settings: Settings, box: SecretBox, site: MoodleSite) -> MoodleClient:
-    token = site_token(box, site)
-    if not token:
-        raise SyncConfigError(
-            f"site {site.base_url} has no web-service token; run `arche-predict site add`"
-        )
-    return MoodleClient(
-        site.base_url,
-        token,
-        timeout=settings.moodle.request_timeout,
-        max_retries=settings.moodle.max_retries,
-    )
-
-
-def log_source_for(
-    settings: Settings, client: MoodleClient | None, course: Course, source: str
-) -> LogSource:
-    if source == "ws":
-        if client is None:
-            raise SyncConfigError("the ws log source needs a Moodle client")
-        return WsLogSource(client, course.moodle_course_id, page_size=settings.moodle.page_size)
-    if source == "db":
-        if not settings.moodle.db_log_url:
-            raise SyncConfigError(
-                "the db log source needs moodle.db_log_url (a read-only URL to the log table)"
-            )
-        return DbLogSource(
-            make_engine(settings.moodle.db_log_url),
-            settings.moodle.db_log_table,
-            course.moodle_course_id,
-            page_size=settings.moodle.page_size,
-        )
-    raise SyncConfigError(
-        f"'{source}' logs cannot be pulled; import the CSV download with "
-        "`arche-predict import-logs FILE --course ID`"
-    )
 
 
 def run_course_sync(
@@ -120,7 +79,8 @@ def run_course_sync(
         with session_scope(factory) as session:
             course = session.get_one(Course, course_id)
             site = session.get_one(MoodleSite, course.site_id)
-            if client is None and (include_roster or source_name == "ws"):
+            source_spec = log_sources.spec(source_name)
+            if client is None and (include_roster or source_spec.needs_client):
                 client = moodle_client_for(settings, box, site)
             if include_roster and client is not None:
                 mid = course.moodle_course_id
@@ -128,7 +88,9 @@ def run_course_sync(
                 users = [u for page in client.iter_enrolled_users(mid) for u in page]
                 sync.sync_roster(session, course, users)
                 sync.sync_grades(session, course, client.get_grade_items(mid))
-            source_obj = log_source_for(settings, client, course, source_name)
+            source_obj = log_sources.build(
+                source_name, log_sources.SourceContext(settings, course, client)
+            )
 
         session = factory()
         try:
@@ -144,7 +106,7 @@ def run_course_sync(
             raise
         finally:
             session.close()
-    except (MoodleError, SyncConfigError) as exc:
+    except _EXPECTED as exc:
         error = exc
         log.warning(
             "sync failed",
@@ -160,7 +122,7 @@ def run_course_sync(
         run = session.get_one(SyncRun, run_id)
         if error is None:
             sync.finish_run(run)
-        elif isinstance(error, MoodleError | SyncConfigError):
+        elif isinstance(error, _EXPECTED):
             code = error.errorcode if isinstance(error, MoodleError) else "configuration"
             sync.finish_run(run, error_code=code, message=str(error))
         else:
@@ -177,6 +139,6 @@ def run_course_sync(
             error_code=run.error_code,
             error_message=run.error_message,
         )
-    if error is not None and not isinstance(error, MoodleError | SyncConfigError):
+    if error is not None and not isinstance(error, _EXPECTED):
         raise error
     return outcome

@@ -13,13 +13,10 @@ from __future__ import annotations
 import operator
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from moodle_client.errors import MalformedResponseError
 from moodle_client.types import _Reader
-
-if TYPE_CHECKING:
-    from moodle_client.client import MoodleClient
 
 __all__ = ["LOG_COLUMNS", "LogPage", "LogRow", "LogSource", "WsLogSource", "log_rows_from_json"]
 
@@ -177,12 +174,21 @@ class LogSource(Protocol):
     def pages(self, after: int = 0) -> Iterator[LogPage]: ...
 
 
+class LogPageReader(Protocol):
+    """What ``WsLogSource`` needs of a client: ``MoodleClient.get_course_logs``. A protocol, so
+    that this module (which the client imports for ``LogPage``) never imports the client."""
+
+    def get_course_logs(
+        self, courseid: int, afterid: int = 0, limit: int = 1000, *, withcount: bool = False
+    ) -> LogPage: ...
+
+
 class WsLogSource:
     """The ``ws`` source: the companion plugin's ``local_archepredict_get_course_logs``."""
 
     name = "ws"
 
-    def __init__(self, client: MoodleClient, courseid: int, page_size: int = 1000) -> None:
+    def __init__(self, client: LogPageReader, courseid: int, page_size: int = 1000) -> None:
         if not 1 <= page_size <= 5000:
             raise ValueError("page_size must be between 1 and 5000 (the plugin's cap)")
         self.client = client

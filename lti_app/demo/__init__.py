@@ -110,7 +110,7 @@ def prepare(settings: Settings, factory: sessionmaker[Session]) -> DemoSetup:
             session,
             session.get_one(type(current_row), current_id),
             settings=settings.ml,
-            model_root=settings.instance_dir.resolve() / "models",
+            model_root=settings.model_root,
             now=current.now.to_pydatetime() if current.now is not None else None,
         )
 

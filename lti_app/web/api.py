@@ -10,7 +10,6 @@ need the CSRF token in `X-CSRF-Token`. Every error is JSON: `{"error", "message"
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
@@ -143,7 +142,7 @@ def student_what_if(course_id: int, person_id: int) -> Any:
             course,
             person_id,
             changes,
-            model_root=Path(settings.instance_dir).resolve() / "models",
+            model_root=settings.model_root,
             cache=cache,
             mc_passes=settings.ml.mc_dropout_passes,
         )

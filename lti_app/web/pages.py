@@ -9,7 +9,6 @@ come from `lti_app.web.views` over the services, so a view here only decides who
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
@@ -233,7 +232,7 @@ def learner_page(course_id: int, person_id: int) -> Any:
         course,
         detail,
         for_teacher=ctx.is_teacher,
-        model_root=Path(_settings().instance_dir).resolve() / "models",
+        model_root=_settings().model_root,
         cache=cache,
         page_cache=ext.setdefault("page_cache", PageCache()),
     )
@@ -252,7 +251,7 @@ def admin() -> Any:
 def admin_site_check(site_id: int) -> Any:
     """Run the Moodle connection check (what `arche-predict moodle check` prints) from the page:
     it calls Moodle, so it is a button, never done on every page view."""
-    from lti_app.tasks import SyncConfigError, moodle_client_for
+    from lti_app.services.connections import SyncConfigError, moodle_client_for
     from moodle_client.check import run_check
     from moodle_client.errors import MoodleError
 

@@ -17,8 +17,10 @@ from sqlalchemy import BigInteger, String, column, func, select, table
 from sqlalchemy.engine import Engine, RowMapping
 from sqlalchemy.exc import SQLAlchemyError
 
+from lti_app.db import make_engine
+from lti_app.log_sources import LogSourceError, LogSourceSpec, SourceContext
 from moodle_client.errors import MoodleUnavailableError
-from moodle_client.logs import LOG_COLUMNS, LogPage, LogRow
+from moodle_client.logs import LOG_COLUMNS, LogPage, LogRow, LogSource
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 _INT_COLUMNS = {
@@ -131,3 +133,24 @@ def _row(m: RowMapping) -> LogRow:
         timecreated=int(m["timecreated"]),
         origin=m.get("origin"),
     )
+
+
+def _build(context: SourceContext) -> LogSource:
+    url = context.settings.moodle.db_log_url
+    if not url:
+        raise LogSourceError(
+            "the db log source needs moodle.db_log_url (a read-only URL to the log table)"
+        )
+    return DbLogSource(
+        make_engine(url),
+        context.settings.moodle.db_log_table,
+        context.course.moodle_course_id,
+        page_size=context.settings.moodle.page_size,
+    )
+
+
+SOURCE = LogSourceSpec(
+    name="db",
+    description="read-only SQL on a table with Moodle's standard-log schema",
+    build=_build,
+)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -71,7 +70,7 @@ def score_course_2(env: LtiEnv) -> ScoredCourse:
             db,
             current,
             settings=FAST,
-            model_root=Path(env.settings.instance_dir).resolve() / "models",
+            model_root=env.settings.model_root,
             now=current_off.now.to_pydatetime(),
         )
         assert outcome.status == "scored", outcome.message

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -209,7 +208,7 @@ def test_what_if_answers_what_the_model_pipelines_answer(lti_env: LtiEnv, scored
                 ModelVersion.task == "regression",
             )
         ).one()
-        bundle = ModelCache().get(Path(lti_env.settings.instance_dir).resolve() / "models", reg)
+        bundle = ModelCache().get(lti_env.settings.model_root, reg)
         stored = db.scalars(
             select(Prediction.features)
             .where(

@@ -12,7 +12,6 @@ from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -59,12 +58,13 @@ def create_app(settings: Settings) -> Flask:
     _install_request_hooks(app)
     _install_error_handlers(app)
 
-    from lti_app.web import auth, converters, hardening, i18n
+    from lti_app.web import auth, converters, db, hardening, i18n
     from lti_app.web.api import bp as api_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
 
+    db.install(app)
     hardening.install(app)  # before auth: size and cross-site checks come first
     converters.install(app)  # before the blueprints: their rules use `<id:...>`
     app.register_blueprint(health_bp)
@@ -82,16 +82,6 @@ def settings_of(app: Flask) -> Settings:
     return settings
 
 
-def db_session() -> Session:
-    """The request's session, opened lazily and committed or rolled back at teardown."""
-    if "db_session" not in g:
-        from flask import current_app
-
-        g.db_session = current_app.extensions["arche_predict"]["session_factory"]()
-    session: Session = g.db_session
-    return session
-
-
 def _install_request_hooks(app: Flask) -> None:
     metrics: HttpMetrics = app.extensions["arche_predict"]["metrics"]
 
@@ -106,19 +96,6 @@ def _install_request_hooks(app: Flask) -> None:
             endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
             metrics.observe(endpoint, request.method, response.status_code, started)
         return response
-
-    @app.teardown_request
-    def _close_session(exc: BaseException | None) -> None:
-        session: Session | None = g.pop("db_session", None)
-        if session is None:
-            return
-        try:
-            if exc is None:
-                session.commit()
-            else:
-                session.rollback()
-        finally:
-            session.close()
 
 
 def _wants_json() -> bool:

@@ -46,6 +46,7 @@ from lti_app.config import Settings
 from lti_app.models import LtiSession
 from lti_app.services.lti_registry import platform_origins
 from lti_app.services.lti_sessions import find_session, find_session_by_ref
+from lti_app.web.db import db_session
 from lti_app.web.launch import secure_context
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,8 +141,6 @@ def _context(row: LtiSession, via: str) -> LaunchContext:
 
 
 def _load_context() -> None:
-    from lti_app.app import db_session
-
     g.lti = None
     g.lti_token_problem = None
     token = (
@@ -165,8 +164,6 @@ def _load_context() -> None:
 
 def cookie_session() -> LtiSession | None:
     """The live session named by this browser's cookie, if any (whatever the token says)."""
-    from lti_app.app import db_session
-
     cookie = request.cookies.get(SESSION_COOKIE)
     return find_session(db_session(), cookie) if cookie else None
 

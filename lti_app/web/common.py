@@ -3,19 +3,17 @@ look-ups every course page and API route starts with."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import current_app
 from sqlalchemy import Integer, bindparam, select
+from sqlalchemy.orm import Session
 
 from lti_app.config import Settings
 from lti_app.models import Course, Enrolment
+from lti_app.web.db import db_session
 
 
-def db() -> Any:
-    """The request's database session (opened lazily, committed at teardown by the app)."""
-    from lti_app.app import db_session
-
+def db() -> Session:
+    """The request's database session (opened lazily, committed at teardown)."""
     return db_session()
 
 

@@ -155,6 +155,8 @@ def roster_refresh(course_id: int) -> Any:
             409, "Unavailable", "This launch did not offer the Names and Roles service."
         )
     platform = _db().get(LtiPlatform, ctx.platform_id)
+    if platform is None:  # a session outlives its platform only if the platform was deleted
+        return error_response(409, "Unavailable", "This launch's platform is no longer registered.")
     box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
     registration = DbToolConf(_db(), box).find_registration_by_params(
         platform.issuer, platform.client_id

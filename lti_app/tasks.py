@@ -25,6 +25,7 @@ from lti_app.services import sync, sync_requests
 from lti_app.services.connections import SyncConfigError, moodle_client_for
 from moodle_client.client import MoodleClient
 from moodle_client.errors import MoodleError
+from moodle_client.logs import LogSource
 
 log = get_logger(__name__)
 
@@ -60,52 +61,13 @@ def run_course_sync(
     `client` may be given (tests, a shared pool); otherwise it is built from the site's
     encrypted token. `request_id` links the run to a dashboard "Sync now" request.
     """
-    box = SecretBox.from_settings(settings)
-    with session_scope(factory) as session:
-        course = session.get(Course, course_id)
-        if course is None:
-            raise SyncConfigError(f"no course with id {course_id}; see `arche-predict course list`")
-        site = session.get(MoodleSite, course.site_id)
-        assert site is not None
-        source_name = source or site.log_source or settings.moodle.log_source
-        sync.mark_stale_runs_failed(session, course.id, utcnow() - timedelta(hours=6))
-        run = sync.start_run(session, course, trigger=trigger, source=source_name)
-        run_id = run.id
-        if request_id is not None:  # "Sync now": the dashboard follows this run's pages
-            sync_requests.attach_run(session, request_id, run_id)
-
+    run_id, source_name = _start_run(settings, factory, course_id, trigger, source, request_id)
     error: Exception | None = None
     try:
-        with session_scope(factory) as session:
-            course = session.get_one(Course, course_id)
-            site = session.get_one(MoodleSite, course.site_id)
-            source_spec = log_sources.spec(source_name)
-            if client is None and (include_roster or source_spec.needs_client):
-                client = moodle_client_for(settings, box, site)
-            if include_roster and client is not None:
-                mid = course.moodle_course_id
-                sync.refresh_course(course, client.get_course(mid))
-                users = [u for page in client.iter_enrolled_users(mid) for u in page]
-                sync.sync_roster(session, course, users)
-                sync.sync_grades(session, course, client.get_grade_items(mid))
-            source_obj = log_sources.build(
-                source_name, log_sources.SourceContext(settings, course, client)
-            )
-
-        session = factory()
-        try:
-            course = session.get_one(Course, course_id)
-            run = session.get_one(SyncRun, run_id)
-            for step in sync.iter_log_sync(session, course, source_obj, run):
-                session.commit()  # the page, its cursor and the run's counters, together
-                if progress is not None:
-                    progress(step)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        source_obj = _roster_and_source(
+            settings, factory, course_id, source_name, client, include_roster
+        )
+        _pull_logs(factory, course_id, run_id, source_obj, progress)
     except _EXPECTED as exc:
         error = exc
         log.warning(
@@ -117,7 +79,87 @@ def run_course_sync(
     except Exception as exc:  # recorded, then re-raised: the history must not say "running"
         error = exc
         log.exception("sync crashed", course_id=course_id)
+    outcome = _finish_run(factory, run_id, error)
+    if error is not None and not isinstance(error, _EXPECTED):
+        raise error
+    return outcome
 
+
+def _start_run(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    course_id: int,
+    trigger: str,
+    source: str | None,
+    request_id: int | None,
+) -> tuple[int, str]:
+    """Record the run first, committed, so the dashboard sees it start: (run id, source)."""
+    with session_scope(factory) as session:
+        course = session.get(Course, course_id)
+        if course is None:
+            raise SyncConfigError(f"no course with id {course_id}; see `arche-predict course list`")
+        site = session.get_one(MoodleSite, course.site_id)
+        source_name = source or site.log_source or settings.moodle.log_source
+        sync.mark_stale_runs_failed(session, course.id, utcnow() - timedelta(hours=6))
+        run = sync.start_run(session, course, trigger=trigger, source=source_name)
+        if request_id is not None:  # "Sync now": the dashboard follows this run's pages
+            sync_requests.attach_run(session, request_id, run.id)
+        return run.id, source_name
+
+
+def _roster_and_source(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    course_id: int,
+    source_name: str,
+    client: MoodleClient | None,
+    include_roster: bool,
+) -> LogSource:
+    """Course details, roster and grades in one transaction; then the course's log source."""
+    with session_scope(factory) as session:
+        course = session.get_one(Course, course_id)
+        site = session.get_one(MoodleSite, course.site_id)
+        if client is None and (include_roster or log_sources.spec(source_name).needs_client):
+            client = moodle_client_for(settings, SecretBox.from_settings(settings), site)
+        if include_roster and client is not None:
+            mid = course.moodle_course_id
+            sync.refresh_course(course, client.get_course(mid))
+            users = [u for page in client.iter_enrolled_users(mid) for u in page]
+            sync.sync_roster(session, course, users)
+            sync.sync_grades(session, course, client.get_grade_items(mid))
+        return log_sources.build(source_name, log_sources.SourceContext(settings, course, client))
+
+
+def _pull_logs(
+    factory: sessionmaker[Session],
+    course_id: int,
+    run_id: int,
+    source: LogSource,
+    progress: Progress | None,
+) -> None:
+    """Each page committed with its cursor and the run's counters, so a crash loses nothing
+    and the next run resumes after the last committed page."""
+    session = factory()
+    try:
+        course = session.get_one(Course, course_id)
+        run = session.get_one(SyncRun, run_id)
+        for step in sync.iter_log_sync(session, course, source, run):
+            session.commit()
+            if progress is not None:
+                progress(step)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def _finish_run(
+    factory: sessionmaker[Session], run_id: int, error: Exception | None
+) -> SyncOutcome:
+    """The run's final status: succeeded, failed with Moodle's or the configuration's reason,
+    or failed as internal (the details go to the log, not to the page)."""
     with session_scope(factory) as session:
         run = session.get_one(SyncRun, run_id)
         if error is None:
@@ -131,7 +173,7 @@ def run_course_sync(
                 error_code="internal",
                 message="an internal error stopped the sync; the logs have the details",
             )
-        outcome = SyncOutcome(
+        return SyncOutcome(
             run_id=run.id,
             status=run.status,
             pages=run.pages_done,
@@ -139,6 +181,3 @@ def run_course_sync(
             error_code=run.error_code,
             error_message=run.error_message,
         )
-    if error is not None and not isinstance(error, _EXPECTED):
-        raise error
-    return outcome

@@ -124,7 +124,7 @@ def read_launch_token(token: str, max_age: int) -> tuple[tuple[int, str] | None,
     return (row_id, fingerprint), None
 
 
-def _context(row: LtiSession, via: str) -> LaunchContext:
+def context_of(row: LtiSession, via: str) -> LaunchContext:
     return LaunchContext(
         session_id=row.id,
         platform_id=row.platform_id,
@@ -153,13 +153,13 @@ def _load_context() -> None:
         if ref is not None:
             row = find_session_by_ref(db_session(), *ref)
             if row is not None and hmac.compare_digest(fingerprint_of(row), ref[1]):
-                g.lti = _context(row, "token")
+                g.lti = context_of(row, "token")
                 return
             problem = "expired"
         g.lti_token_problem = problem
     row = cookie_session()
     if row is not None:
-        g.lti = _context(row, "cookie")
+        g.lti = context_of(row, "cookie")
 
 
 def cookie_session() -> LtiSession | None:

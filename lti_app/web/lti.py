@@ -24,6 +24,7 @@ from lti_app.services.lti_dynreg import DynamicRegistrationError, ToolUrls, rede
 from lti_app.services.lti_keys import current_key, ensure_key, published_jwks
 from lti_app.services.lti_linking import (
     COURSE_PARAM,
+    LaunchLink,
     LinkError,
     context_id_of,
     link_launch,
@@ -35,6 +36,7 @@ from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
 from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
     LaunchContext,
+    context_of,
     cookie_session,
     current,
     error_response,
@@ -186,22 +188,35 @@ def login() -> Any:
 # --------------------------------------------------------------------------- launch
 
 
-@bp.post("/lti/launch")
-def launch() -> Any:
+def _message_launch(launch_id: str | None = None) -> ToolMessageLaunch | None:
+    """pylti1p3's launch object with our hardening and settings: a new one to validate, or
+    the launch `launch_id` read back from storage (deep linking answers it later)."""
     settings = _settings()
     req, conf, service, cookies = _services()
     service.set_launch_data_lifetime(settings.lti.session_lifetime)
-    message = ToolMessageLaunch(
-        req,
-        conf,
-        session_service=service,
-        cookie_service=cookies,
-        db=_db(),
-        http=TimeoutSession(settings.lti.http_timeout),
-        leeway=settings.lti.leeway_seconds,
-        jwks_max_age=settings.lti.jwks_max_age,
-        http_timeout=settings.lti.http_timeout,
-    )
+    kwargs: dict[str, Any] = {
+        "session_service": service,
+        "cookie_service": cookies,
+        "db": _db(),
+        "http": TimeoutSession(settings.lti.http_timeout),
+        "leeway": settings.lti.leeway_seconds,
+        "jwks_max_age": settings.lti.jwks_max_age,
+        "http_timeout": settings.lti.http_timeout,
+    }
+    if launch_id is None:
+        return ToolMessageLaunch(req, conf, **kwargs)
+    try:
+        return ToolMessageLaunch.restore(launch_id, req, conf, **kwargs)
+    except LtiException:
+        return None
+
+
+@bp.post("/lti/launch")
+def launch() -> Any:
+    """Validate the id_token, tie it to this browser, link it to our rows, open a session and
+    send the person to their page (see `web.auth` for the session and its token)."""
+    message = _message_launch()
+    assert message is not None
     try:
         message.validate()
     except LaunchError as exc:
@@ -237,8 +252,7 @@ def launch() -> Any:
             platform_id=platform.id,
             details=message.audit_details(),
         )
-    message_type = str(claims.get(MESSAGE_TYPE))
-    if message_type == DEEP_LINK and link.role != "teacher":
+    if str(claims.get(MESSAGE_TYPE)) == DEEP_LINK and link.role != "teacher":
         return _reject(
             "lti.launch",
             "deep_link_forbidden",
@@ -247,20 +261,35 @@ def launch() -> Any:
             platform_id=platform.id,
             details=message.audit_details(),
         )
+    row, sid = _open_launch_session(message, link, claims, binding)
+    token = make_launch_token(row.id, fingerprint_of(row))
+    response = redirect(_landing(context_of(row, via="token"), lt=token), code=303)
+    if binding != "none":
+        set_session_cookie(response, sid, _settings().lti.session_lifetime)
+    return response
+
+
+def _open_launch_session(
+    message: ToolMessageLaunch, link: LaunchLink, claims: dict[str, Any], binding: str
+) -> tuple[LtiSession, str]:
+    """The launch's server-side session, with what later pages need from the claims (title,
+    locale, return URL, the roster service), and its audit event."""
+    assert message.platform is not None
+    message_type = str(claims.get(MESSAGE_TYPE))
     presentation = claims.get(LAUNCH_PRESENTATION)
     presentation = presentation if isinstance(presentation, dict) else {}
     context = claims.get(CONTEXT)
     context = context if isinstance(context, dict) else {}
     row, sid = open_session(
         _db(),
-        platform_id=platform.id,
+        platform_id=message.platform.id,
         course_id=link.course.id if link.course else None,
         person_id=link.person.id,
         role=link.role,
         is_admin=link.is_admin,
         message_type=message_type,
         launch_id=message.get_launch_id(),
-        lifetime=settings.lti.session_lifetime,
+        lifetime=_settings().lti.session_lifetime,
         details={
             "context_title": str(context.get("title", ""))[:500],
             "locale": str(presentation.get("locale", ""))[:20],
@@ -274,7 +303,7 @@ def launch() -> Any:
         "lti.launch",
         "accepted",
         None,
-        platform_id=platform.id,
+        platform_id=message.platform.id,
         person_id=link.person.id,
         course_id=row.course_id,
         remote_addr=request.remote_addr,
@@ -285,19 +314,7 @@ def launch() -> Any:
             "binding": binding,
         },
     )
-    token = make_launch_token(row.id, fingerprint_of(row))
-    if message_type == DEEP_LINK:
-        target = flask_url_for("lti.deep_link", lt=token)
-    elif link.course is None:
-        target = flask_url_for("pages.admin", lt=token)
-    elif link.role == "teacher":
-        target = flask_url_for("pages.course_dashboard", course_id=link.course.id, lt=token)
-    else:
-        target = flask_url_for("pages.my_page", course_id=link.course.id, lt=token)
-    response = redirect(target, code=303)
-    if binding != "none":
-        set_session_cookie(response, sid, settings.lti.session_lifetime)
-    return response
+    return row, sid
 
 
 def _request_origin() -> str:
@@ -370,27 +387,10 @@ def _restored_launch() -> ToolMessageLaunch | None:
     ctx = current()
     if ctx is None or ctx.message_type != DEEP_LINK:
         return None
-    settings = _settings()
-    req, conf, service, cookies = _services()
     row = _db().get(LtiSession, ctx.session_id)
     if row is None or not row.launch_id:
         return None
-    try:
-        restored = ToolMessageLaunch.restore(
-            row.launch_id,
-            req,
-            conf,
-            session_service=service,
-            cookie_service=cookies,
-            db=_db(),
-            http=TimeoutSession(settings.lti.http_timeout),
-            leeway=settings.lti.leeway_seconds,
-            jwks_max_age=settings.lti.jwks_max_age,
-            http_timeout=settings.lti.http_timeout,
-        )
-    except LtiException:
-        return None
-    return restored
+    return _message_launch(row.launch_id)
 
 
 def _deep_link_custom(restored: ToolMessageLaunch, ctx: LaunchContext) -> dict[str, str]:
@@ -455,15 +455,15 @@ def deep_link() -> Any:
     return render_template("autopost.html", action=return_url, fields={"JWT": jwt_value})
 
 
-def _landing(ctx: LaunchContext) -> str:
-    """Where a session starts: the page its launch was for."""
+def _landing(ctx: LaunchContext, **values: Any) -> str:
+    """Where a session starts: the page its launch was for (`values`: e.g. the launch token)."""
     if ctx.message_type == DEEP_LINK:
-        return flask_url_for("lti.deep_link")
+        return flask_url_for("lti.deep_link", **values)
     if ctx.course_id is None:
-        return flask_url_for("pages.admin")
+        return flask_url_for("pages.admin", **values)
     if ctx.is_teacher:
-        return flask_url_for("pages.course_dashboard", course_id=ctx.course_id)
-    return flask_url_for("pages.my_page", course_id=ctx.course_id)
+        return flask_url_for("pages.course_dashboard", course_id=ctx.course_id, **values)
+    return flask_url_for("pages.my_page", course_id=ctx.course_id, **values)
 
 
 def _user_asked_here() -> bool:

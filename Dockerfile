@@ -30,6 +30,7 @@ COPY pyproject.toml README.md config.example.toml ./
 COPY lti_app lti_app
 COPY moodle_client moodle_client
 COPY ml ml
+COPY simulation simulation
 COPY migrations migrations
 RUN pip install --no-deps --no-build-isolation -e . \
  && mkdir -p /var/lib/arche-predict \

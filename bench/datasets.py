@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ml.dataset import Offering
-from ml.simulate import SimulatedOffering, simulate_course
+from simulation.course import SimulatedOffering, simulate_course
 
 SEED = 20261122
 

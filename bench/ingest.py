@@ -42,7 +42,8 @@ from lti_app.services.courses import add_course
 from lti_app.services.imports import import_log_file
 from lti_app.services.sites import upsert_site
 from lti_app.tasks import run_course_sync
-from ml.simulate import SimulatedOffering, log_report_csv
+from simulation.course import SimulatedOffering
+from simulation.exports import log_report_csv
 
 POSTGRES_ENV = "ARCHE_PREDICT_TEST_POSTGRES_URL"
 ROOT = Path(__file__).resolve().parents[1]

@@ -37,8 +37,8 @@ from ml.dataset import build_training_set
 from ml.explain import grade_factors, pass_factors
 from ml.explain import what_if as ml_what_if
 from ml.features import compute_features
-from ml.simulate import simulate_course
 from ml.training import train_model_version
+from simulation.course import simulate_course
 
 FAMILIES = (("logistic", "ridge"), ("hgb", "hgb"), ("mlp", "ridge"))
 CHANGES = ("active_days", "total_time_min", "n_mod_quiz_attempt_submitted", "days_since_last")

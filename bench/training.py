@@ -31,7 +31,7 @@ from typing import Any
 
 from ml.dataset import build_training_set
 from ml.models import fit_classifier, fit_regressor
-from ml.simulate import simulate_course
+from simulation.course import simulate_course
 
 ROOT = Path(__file__).resolve().parents[1]
 N_OFFERINGS = 5

@@ -41,7 +41,7 @@ from lti_app.services.course_data import STUDENT_ROLES, store_simulated_course
 from lti_app.services.scoring import ScoringOutcome, score_course
 from lti_app.services.sites import upsert_site
 from lti_app.web.auth import SESSION_COOKIE
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE_URL = "https://moodle.bench.example"

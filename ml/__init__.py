@@ -14,6 +14,8 @@ Modules, in the order data flows through them:
 * :mod:`ml.evaluation`: the report of a model version and its quality gate;
 * :mod:`ml.explain`: top factors, sensitivity curves, what-if;
 * :mod:`ml.registry`: pickle-free model versions and ONNX export;
-* :mod:`ml.training`: train a version, score a running offering (what the services call);
-* :mod:`ml.simulate`: realistic Moodle courses for the demo, tests and benchmarks.
+* :mod:`ml.training`: train a version, score a running offering (what the services call).
+
+The simulator of Moodle courses (the demo's, the tests' and the benchmarks' data) is the
+``simulation`` package: it imports ``ml``, never the reverse.
 """

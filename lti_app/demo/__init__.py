@@ -26,7 +26,7 @@ from lti_app.services.lti_registry import add_platform
 from lti_app.services.scoring import ScoringOutcome, score_course
 from lti_app.services.sites import upsert_site
 from lti_app.tasks import run_course_sync
-from ml.simulate import CourseSpec, SimulatedCourse, simulate_course
+from simulation.course import CourseSpec, SimulatedCourse, simulate_course
 
 
 @dataclass(frozen=True)

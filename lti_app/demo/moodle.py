@@ -17,7 +17,8 @@ import pandas as pd
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
-from ml.simulate import SimulatedCourse, SimulatedOffering, grade_items_json
+from simulation.course import SimulatedCourse, SimulatedOffering
+from simulation.exports import grade_items_json
 
 FUNCTIONS = (
     "core_webservice_get_site_info",

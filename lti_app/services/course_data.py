@@ -31,8 +31,8 @@ from lti_app.services.courses import link_past_offering
 from lti_app.services.sync import set_enrolments, set_grades, store_log_rows, upsert_people
 from ml.dataset import Offering
 from ml.events import STANDARD_LOG_COLUMNS, from_standard_log
-from ml.simulate import SimulatedCourse, SimulatedOffering
 from moodle_client.logs import LOG_COLUMNS, LogRow
+from simulation.course import SimulatedCourse, SimulatedOffering
 
 # Enrolment roles that make someone a student of a course: Moodle's role shortname from the web
 # service ("student"), or the LTI/Names-and-Roles role ("learner").

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from bench.moodle_ws import LogService
-from ml.simulate import simulate_course
 from moodle_client.logs import LOG_COLUMNS, LogRow, log_rows_from_json
+from simulation.course import simulate_course
 
 
 @pytest.fixture(scope="module")

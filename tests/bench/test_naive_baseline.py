@@ -8,7 +8,7 @@ import pytest
 
 from bench.naive import baseline_feature_names, compare, naive_features
 from ml.features import compute_features
-from ml.simulate import simulate_course
+from simulation.course import simulate_course
 
 
 @pytest.mark.parametrize("tz", ["Europe/Paris", "UTC"])

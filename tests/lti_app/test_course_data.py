@@ -12,7 +12,7 @@ from lti_app.models import MoodleSite
 from lti_app.services.course_data import load_offering, store_simulated_course
 from lti_app.services.courses import past_offerings
 from ml.features import compute_features
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from lti_app.models import Course, MoodleSite
 from lti_app.services import dashboard
 from lti_app.services.course_data import load_offering, store_simulated_course, student_roster
 from ml.events import annotate
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 _WEEK = pd.Timedelta(days=7)
 

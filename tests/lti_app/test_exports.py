@@ -19,7 +19,7 @@ from lti_app.db import make_engine, make_session_factory, session_scope
 from lti_app.models import MoodleSite, Person
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.exports import FORMULA_STARTS, SafeCsvWriter, cell, neutralise
-from ml.simulate import simulate_course
+from simulation.course import simulate_course
 
 NAMES = {
     "=": '=HYPERLINK("http://x","y")',

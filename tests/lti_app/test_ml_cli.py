@@ -17,7 +17,7 @@ from lti_app.crypto import generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
 from lti_app.models import MoodleSite
 from lti_app.services.course_data import store_simulated_course
-from ml.simulate import simulate_course
+from simulation.course import simulate_course
 
 
 def test_train_predict_evaluate_export(tmp_path: Path) -> None:

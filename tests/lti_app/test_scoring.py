@@ -12,7 +12,7 @@ from lti_app.config import MLSettings
 from lti_app.models import ModelVersion, MoodleSite, Prediction
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.scoring import ModelStoreError, load_model, score_course
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 FAST = MLSettings(
     regressors=("ridge", "linear"),

@@ -15,7 +15,7 @@ import torch
 
 from ml.dataset import TrainingSet, build_training_set
 from ml.models import ClassificationModel, RegressionModel, fit_classifier, fit_regressor
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 torch.set_num_threads(1)
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml import events as ev
-from ml.simulate import TEMPLATES
+from simulation.course import TEMPLATES
 
 
 def _log_rows(**overrides: object) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from ml import features as ml_features
 from ml.events import canonicalize
 from ml.features import Z_FEATURES, compute_features, feature_names, local_ns, offset_changes
-from ml.simulate import SimulatedCourse
+from simulation.course import SimulatedCourse
 from tests.ml.naive_features import naive_features
 
 START = pd.Timestamp("2026-01-05 00:00", tz="UTC")  # a Monday, winter time in Paris

@@ -8,8 +8,8 @@ import pytest
 
 from ml.features import compute_features
 from ml.registry import load_bundle
-from ml.simulate import SimulatedCourse, simulate_course
 from ml.training import GatedModelError, explain_students, score_students, train_model_version
+from simulation.course import SimulatedCourse, simulate_course
 
 
 def test_train_then_score_the_running_offering(course: SimulatedCourse, tmp_path: Path) -> None:

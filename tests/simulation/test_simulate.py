@@ -14,14 +14,8 @@ import pytest
 
 from ml.dataset import final_grades_from_grade_items
 from ml.events import EVENT_INFO, STANDARD_LOG_COLUMNS
-from ml.simulate import (
-    SimulatedCourse,
-    grade_items_json,
-    grades_export_csv,
-    log_report_csv,
-    simulate_course,
-    write_offering,
-)
+from simulation.course import SimulatedCourse, simulate_course
+from simulation.exports import grade_items_json, grades_export_csv, log_report_csv, write_offering
 from tests.ml.conftest import FIXTURES
 
 MOODLE_TIME = re.compile(r"^([1-9]|[12]\d|3[01])/\d\d/\d\d, \d\d:\d\d:\d\d$")

@@ -16,7 +16,7 @@ from lti_app.config import MLSettings
 from lti_app.models import Course, MoodleSite, Person
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.scoring import score_course
-from ml.simulate import SimulatedCourse, simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 from tests.lti_app.lti.env import LtiEnv
 
 FAST = MLSettings(

@@ -145,7 +145,7 @@ class MoodleSettings(_Section):
     @classmethod
     def _known_source(cls, value: str) -> str:
         """One of the sources declared in `lti_app.log_sources` (the registry)."""
-        from lti_app.log_sources import DECLARED
+        from lti_app.log_source_names import DECLARED
 
         if value not in DECLARED:
             raise ValueError(f"must be one of {', '.join(DECLARED)}")

@@ -1,22 +1,17 @@
 """The registry of log sources: one name, one factory, declared once.
 
 Everything that needs to know which log sources exist reads this registry: the configuration
-(`moodle.log_source` must name one), the CLI's `--source` choices, the site's stored source
-(a CHECK constraint built from `DECLARED`), the sync (which builds the source of a course) and
-`moodle check` (whether the companion plugin's function is needed). A new source is a module
-exposing `SOURCE` (a `LogSourceSpec`), usually under `lti_app/services/log_sources/`, plus one
-line in `DECLARED` below (and a migration re-creating `moodle_site`'s CHECK, which
-`tests/test_migrations.py` holds equal to `DECLARED`); no if-chain anywhere. A source added at
-run time with `register` (a plugin, a test) can be synced by name but not stored as a site's
-default.
+(`moodle.log_source` must name one), the CLI's `--source` choices, the site's stored source (a
+CHECK constraint built from `DECLARED`) and the sync (which builds a course's source). A new
+source is a module exposing `SOURCE` (a `LogSourceSpec`), usually under
+`lti_app/services/log_sources/`, plus one line in `DECLARED` (in `lti_app/log_source_names.py`)
+and a migration re-creating `moodle_site`'s CHECK (`tests/lti_app/test_log_sources.py` holds
+the two equal); no if-chain anywhere. A source added at run time with `register` (a plugin, a test) can be synced by name
+but not stored as a site's default.
 
-Source modules are imported on first use, by name: this module stays a leaf (the standard
-library and `moodle_client`'s LogSource protocol only), so that the configuration and the models
-can read it without an import circle (a source module may need both, and a client).
-
-The database keeps the name as plain text with no CHECK constraint on purpose: a constraint
-spelling the names would need a migration for every new source, and the application never
-writes a name the registry does not know.
+Source modules are imported on first use, by name, and the declared names sit in a leaf module
+of their own: the configuration and the models read the names there, while this module and the
+sources may use the configuration and the models, without an import circle.
 """
 
 from __future__ import annotations
@@ -26,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lti_app.log_source_names import DECLARED
 from moodle_client.logs import LogSource
 
 if TYPE_CHECKING:
@@ -53,23 +49,14 @@ class LogSourceSpec:
 
     `build` is None for a source that is imported rather than pulled (the CSV download);
     `not_pulled` then says how to import it. `needs_client` says whether building it needs a
-    Moodle web-service client, and `needs_log_function` whether the site must have the
-    companion plugin's log function (what `moodle check` then verifies)."""
+    Moodle web-service client."""
 
     name: str
     description: str
     build: Callable[[SourceContext], LogSource] | None = None
     needs_client: bool = False
-    needs_log_function: bool = False
     not_pulled: str = ""
 
-
-# The sources this tool ships: name -> the module whose SOURCE describes it. One line each.
-DECLARED: dict[str, str] = {
-    "ws": "lti_app.services.log_sources.ws",
-    "db": "lti_app.services.log_sources.db",
-    "csv": "lti_app.services.log_sources.csv",
-}
 
 _LOADED: dict[str, LogSourceSpec] = {}
 _EXTRA: dict[str, LogSourceSpec] = {}

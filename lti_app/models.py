@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from lti_app.db import Base, BigIntPK, UTCDateTime, utcnow
-from lti_app.log_sources import DECLARED
+from lti_app.log_source_names import DECLARED
 
 # --------------------------------------------------------------------------- Moodle sites
 

@@ -24,5 +24,4 @@ SOURCE = LogSourceSpec(
     description="the companion plugin's web-service function (the default)",
     build=_build,
     needs_client=True,
-    needs_log_function=True,
 )

@@ -6,8 +6,8 @@ CHECK constraint built from `DECLARED`) and the sync (which builds a course's so
 source is a module exposing `SOURCE` (a `LogSourceSpec`), usually under
 `lti_app/services/log_sources/`, plus one line in `DECLARED` (in `lti_app/log_source_names.py`)
 and a migration re-creating `moodle_site`'s CHECK (`tests/lti_app/test_log_sources.py` holds
-the two equal); no if-chain anywhere. A source added at run time with `register` (a plugin, a test) can be synced by name
-but not stored as a site's default.
+the two equal); no if-chain anywhere. A source added at run time with `register` (a plugin, a
+test) can be synced by name but not stored as a site's default.
 
 Source modules are imported on first use, by name, and the declared names sit in a leaf module
 of their own: the configuration and the models read the names there, while this module and the

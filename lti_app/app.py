@@ -19,6 +19,7 @@ from lti_app.config import Settings, prometheus_multiprocess_dir
 from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory, private_instance
 from lti_app.observability import HttpMetrics, configure_logging, get_logger
+from lti_app.web.auth import wants_json
 
 log = get_logger(__name__)
 
@@ -98,11 +99,6 @@ def _install_request_hooks(app: Flask) -> None:
         return response
 
 
-def _wants_json() -> bool:
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return request.path.startswith(("/api/", "/healthz")) or best == "application/json"
-
-
 def _install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Any:
@@ -114,7 +110,7 @@ def _install_error_handlers(app: Flask) -> None:
             for name, value in exc.get_headers()
             if name.lower() not in {"content-type", "content-length"}
         ]
-        if _wants_json():
+        if wants_json():
             return jsonify(error=exc.name, message=exc.description, status=code), code, headers
         return (
             f"<!doctype html><title>{code} {exc.name}</title><h1>{exc.name}</h1>"
@@ -133,7 +129,7 @@ def _install_error_handlers(app: Flask) -> None:
         log.warning("database busy", path=request.path)
         message = "The database is busy with another request. Please try again in a moment."
         headers = {"Retry-After": "2"}
-        if _wants_json():
+        if wants_json():
             body = jsonify(error="Service Unavailable", message=message, status=503)
             return body, 503, headers
         return (
@@ -150,7 +146,7 @@ def _install_error_handlers(app: Flask) -> None:
         message = (
             "An unexpected error occurred. The administrator can find the details in the logs."
         )
-        if _wants_json():
+        if wants_json():
             return jsonify(error="Internal Server Error", message=message, status=500), 500
         return (
             f"<!doctype html><title>500 Internal Server Error</title>"

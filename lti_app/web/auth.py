@@ -56,7 +56,9 @@ TOKEN_PARAM = "lt"  # noqa: S105 - a parameter name, not a secret
 TOKEN_HEADER = "X-Launch-Token"  # noqa: S105
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "X-CSRF-Token"
-CSRF_EXEMPT = frozenset({"lti.login", "lti.launch"})
+# Posted by the platform's page, cross-site by design and without our session: exempt from the
+# CSRF token here and from the cross-site refusal in `hardening`.
+PLATFORM_POSTED = frozenset({"lti.login", "lti.launch"})
 _TOKEN_SALT = "arche-predict launch token"  # noqa: S105 - a salt, not a secret
 _ORIGINS_TTL = 10.0
 
@@ -223,8 +225,9 @@ def set_session_cookie(response: BaseResponse, raw_sid: str, max_age: int) -> No
 
 
 def wants_json() -> bool:
+    """Whether an error should be JSON: API and health routes always, else by `Accept`."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return request.path.startswith("/api/") or best == "application/json"
+    return request.path.startswith(("/api/", "/healthz")) or best == "application/json"
 
 
 def error_response(status: int, title: str, message: str, *, code: str | None = None) -> Any:
@@ -344,7 +347,7 @@ def forget_frame_origins(app: Flask) -> None:
 def _csrf_check() -> Any:
     if request.method not in {"POST", "PUT", "PATCH", "DELETE"}:
         return None
-    if request.endpoint in CSRF_EXEMPT or request.endpoint is None:
+    if request.endpoint in PLATFORM_POSTED or request.endpoint is None:
         return None
     ctx = current()
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""

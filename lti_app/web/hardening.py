@@ -33,14 +33,12 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from lti_app.config import Settings
 from lti_app.observability import get_logger
 from lti_app.services import audit
-from lti_app.web.auth import error_response
+from lti_app.web.auth import PLATFORM_POSTED, error_response
 from lti_app.web.common import db
 
 log = get_logger(__name__)
 
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-# The platform's page (another site) posts these two by design; auth exempts them from CSRF too.
-CROSS_SITE_EXEMPT = frozenset({"lti.login", "lti.launch"})
 # Sec-Fetch-Site values that mean no other site started the request.
 _SAME_ORIGIN = frozenset({"same-origin", "none"})
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
@@ -155,7 +153,7 @@ def install(app: Flask) -> None:
             request.max_content_length = limit
         if request.method not in STATE_CHANGING or request.endpoint is None:
             return None
-        if request.endpoint in CROSS_SITE_EXEMPT:
+        if request.endpoint in PLATFORM_POSTED:
             return None
         signal = cross_site_signal()
         if signal is not None:

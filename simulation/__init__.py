@@ -6,6 +6,7 @@ client (import-linter holds both directions).
 
 * :mod:`simulation.course`: ``simulate_course``, seeded offerings with latent student traits,
   standard-log rows, rosters and final grades;
+* :mod:`simulation.templates`: the Moodle events it writes and standard-log rows built from them;
 * :mod:`simulation.exports`: Moodle's file shapes of an offering (log-report and gradebook
   downloads in English and French, the grade-items web-service answer, ``write_offering``).
 """

@@ -7,7 +7,8 @@ pandas and ``ml``'s event schema. It writes exactly the shapes a real Moodle 5.1
 (checked against the recordings in ``tests/fixtures``/``shared/fixtures/moodle-5.1``):
 ``logstore_standard_log`` rows here, as the companion plugin's web service and the DB source
 give them (``id`` + :data:`ml.events.STANDARD_LOG_COLUMNS`); the downloads and web-service
-answers built from them in :mod:`simulation.exports`.
+answers built from them in :mod:`simulation.exports`; the events' templates in
+:mod:`simulation.templates`.
 
 **The generative story.** Each student has latent traits: *ability*, *engagement* (correlated
 with ability), *regularity*, *procrastination*, *sociality* and a *dropout* time. Work happens
@@ -37,7 +38,8 @@ import numpy as np
 import pandas as pd
 
 from ml.dataset import Offering
-from ml.events import CONTEXT_COURSE, CONTEXT_MODULE, STANDARD_LOG_COLUMNS, from_standard_log
+from ml.events import from_standard_log
+from simulation.templates import TEMPLATE_CODE, TEMPLATES, log_rows
 
 DAY: Final = 86_400
 WEEK: Final = 7 * DAY
@@ -99,326 +101,6 @@ class CourseSpec:
     """Where students live: session hours are local wall-clock hours (daylight-saving shifts
     inside a course are ignored, an hour's drift the features do not care about)."""
 
-
-# ------------------------------------------------------------------ event templates
-@dataclass(frozen=True, slots=True)
-class _Template:
-    eventname: str
-    component: str
-    action: str
-    target: str
-    objecttable: str | None
-    crud: str
-    edulevel: int
-    module: bool  # context is the course module (else the course)
-    en: str
-    fr: str
-    description: str  # {u} user, {c} course, {cm} cmid, {mod}, {o} objectid, {a} aux, {r} related
-    related: bool = False
-
-
-_T = _Template
-TEMPLATES: Final[tuple[_Template, ...]] = (
-    _T(
-        "\\core\\event\\course_viewed",
-        "core",
-        "viewed",
-        "course",
-        None,
-        "r",
-        2,
-        False,
-        "Course viewed",
-        "Cours consulté",
-        "The user with id '{u}' viewed the course with id '{c}'.",
-    ),
-    _T(
-        "\\mod_page\\event\\course_module_viewed",
-        "mod_page",
-        "viewed",
-        "course_module",
-        "page",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_resource\\event\\course_module_viewed",
-        "mod_resource",
-        "viewed",
-        "course_module",
-        "resource",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_url\\event\\course_module_viewed",
-        "mod_url",
-        "viewed",
-        "course_module",
-        "url",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_forum\\event\\course_module_viewed",
-        "mod_forum",
-        "viewed",
-        "course_module",
-        "forum",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_forum\\event\\discussion_viewed",
-        "mod_forum",
-        "viewed",
-        "discussion",
-        "forum_discussions",
-        "r",
-        2,
-        True,
-        "Discussion viewed",
-        "Discussion consultée",
-        "The user with id '{u}' has viewed the discussion with id '{o}' in the forum with course "
-        "module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_forum\\event\\post_created",
-        "mod_forum",
-        "created",
-        "post",
-        "forum_posts",
-        "c",
-        2,
-        True,
-        "Post created",
-        "Message créé",
-        "The user with id '{u}' has created the post with id '{o}' in the discussion with id "
-        "'{a}' in the forum with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_quiz\\event\\course_module_viewed",
-        "mod_quiz",
-        "viewed",
-        "course_module",
-        "quiz",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_quiz\\event\\attempt_started",
-        "mod_quiz",
-        "started",
-        "attempt",
-        "quiz_attempts",
-        "c",
-        2,
-        True,
-        "Quiz attempt started",
-        "Tentative de test commencée",
-        "The user with id '{u}' has started the attempt with id '{o}' for the quiz with course "
-        "module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\mod_quiz\\event\\attempt_viewed",
-        "mod_quiz",
-        "viewed",
-        "attempt",
-        "quiz_attempts",
-        "r",
-        2,
-        True,
-        "Quiz attempt viewed",
-        "Tentative de test consultée",
-        "The user with id '{u}' has viewed page '{a}' of the attempt with id '{o}' belonging to "
-        "the user with id '{r}' for the quiz with course module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\mod_quiz\\event\\attempt_submitted",
-        "mod_quiz",
-        "submitted",
-        "attempt",
-        "quiz_attempts",
-        "u",
-        2,
-        True,
-        "Quiz attempt submitted",
-        "Tentative de test envoyée",
-        "The user with id '{u}' has submitted the attempt with id '{o}' for the quiz with course "
-        "module id '{cm}'.",
-        related=True,
-    ),
-    # Moodle 5.1's French pack has no string for this one yet: it stays English (see fixture).
-    _T(
-        "\\mod_quiz\\event\\attempt_graded",
-        "mod_quiz",
-        "graded",
-        "attempt",
-        "quiz_attempts",
-        "u",
-        0,
-        True,
-        "Quiz attempt graded",
-        "Quiz attempt graded",
-        "The attempt with id {o} for for quiz with course module id {cm} by user with id {u} had "
-        "automatic grading performed.",
-        related=True,
-    ),
-    _T(
-        "\\mod_quiz\\event\\attempt_reviewed",
-        "mod_quiz",
-        "reviewed",
-        "attempt",
-        "quiz_attempts",
-        "r",
-        2,
-        True,
-        "Quiz attempt reviewed",
-        "Tentative de test relue",
-        "The user with id '{u}' has reviewed quiz attempt with id '{o}' by user with id '{r}' for "
-        "the quiz with course module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\mod_assign\\event\\course_module_viewed",
-        "mod_assign",
-        "viewed",
-        "course_module",
-        "assign",
-        "r",
-        2,
-        True,
-        "Course module viewed",
-        "Module de cours consulté",
-        "The user with id '{u}' viewed the '{mod}' activity with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_assign\\event\\submission_status_viewed",
-        "mod_assign",
-        "viewed",
-        "submission_status",
-        None,
-        "r",
-        0,
-        True,
-        "The status of the submission has been viewed.",
-        "Statut du travail remis consulté",
-        "The user with id '{u}' has viewed the submission status page for the assignment with "
-        "course module id '{cm}'.",
-    ),
-    _T(
-        "\\assignsubmission_onlinetext\\event\\submission_created",
-        "assignsubmission_onlinetext",
-        "created",
-        "submission",
-        "assignsubmission_onlinetext",
-        "c",
-        2,
-        True,
-        "Submission created.",
-        "Travail de devoir créé",
-        "The user with id '{u}' created an online text submission with '{a}' words in the "
-        "assignment with course module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\assignsubmission_onlinetext\\event\\assessable_uploaded",
-        "assignsubmission_onlinetext",
-        "uploaded",
-        "assessable",
-        "assign_submission",
-        "c",
-        2,
-        True,
-        "An online text has been uploaded.",
-        "Texte en ligne déposé",
-        "The user with id '{u}' has saved an online text submission with id '{o}' in the "
-        "assignment activity with course module id '{cm}'.",
-    ),
-    # Not in the recorded fixture: English string from Moodle's lang/en; French is our best
-    # reading of the language pack and may differ.
-    _T(
-        "\\assignsubmission_onlinetext\\event\\submission_updated",
-        "assignsubmission_onlinetext",
-        "updated",
-        "submission",
-        "assignsubmission_onlinetext",
-        "u",
-        2,
-        True,
-        "Submission updated.",
-        "Travail de devoir modifié",
-        "The user with id '{u}' updated an online text submission with '{a}' words in the "
-        "assignment with course module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\mod_assign\\event\\assessable_submitted",
-        "mod_assign",
-        "submitted",
-        "assessable",
-        "assign_submission",
-        "u",
-        2,
-        True,
-        "A submission has been submitted.",
-        "Travail de devoir remis",
-        "The user with id '{u}' has submitted the submission with id '{o}' for the assignment "
-        "with course module id '{cm}'.",
-    ),
-    _T(
-        "\\mod_assign\\event\\submission_graded",
-        "mod_assign",
-        "graded",
-        "submission",
-        "assign_grades",
-        "u",
-        1,
-        True,
-        "The submission has been graded.",
-        "Travail de devoir évalué",
-        "The user with id '{u}' has graded the submission '{o}' for the user with id '{r}' for "
-        "the assignment with course module id '{cm}'.",
-        related=True,
-    ),
-    _T(
-        "\\gradereport_user\\event\\grade_report_viewed",
-        "gradereport_user",
-        "viewed",
-        "grade_report",
-        None,
-        "r",
-        0,
-        False,
-        "Grade user report viewed",
-        "Rapport d'évaluation utilisateur consulté",
-        "The user with id '{u}' viewed the user report in the gradebook.",
-        related=True,
-    ),
-)
-_CODE: Final = {t.eventname: i for i, t in enumerate(TEMPLATES)}
 
 _FIRST = (
     "Amine", "Alice", "Yanis", "Jade", "Lucas", "Camille", "Noah", "Louis", "Ilyes", "Maya",
@@ -547,6 +229,9 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return np.asarray(1.0 / (1.0 + np.exp(-x)))
 
 
+# ------------------------------------------------------------------ one offering, step by step
+# Every step draws from the offering's one generator, in the order written here: changing that
+# order (or adding a draw) changes every course a seed gives, which tests and benchmarks rely on.
 def _simulate_offering(
     rng: np.random.Generator,
     spec: CourseSpec,
@@ -560,41 +245,158 @@ def _simulate_offering(
     signal: float,
     activity: float,
 ) -> SimulatedOffering:
-    s_n, n_weeks = n_students, spec.n_weeks
     t0 = int(start.timestamp())
-    end_s = t0 + n_weeks * WEEK
-    # ---- latent traits
-    ability = rng.standard_normal(s_n)
-    engagement = 0.55 * ability + np.sqrt(1 - 0.55**2) * rng.standard_normal(s_n)
-    regularity = rng.beta(2.0, 2.0, s_n)
-    procrastination = rng.beta(2.0, 3.0, s_n)
-    sociality = rng.standard_normal(s_n)
-    hour_shift = rng.normal(0.0, 1.5, s_n) + 2.0 * procrastination
-    drops = rng.random(s_n) < _sigmoid(-2.0 - 1.2 * engagement)
-    drop_at = np.where(drops, t0 + rng.uniform(0.1, 0.8, s_n) * (end_s - t0), np.inf)
-    ids = np.arange(first_userid + 1, first_userid + 1 + s_n, dtype=np.int64)
+    end_s = t0 + spec.n_weeks * WEEK
+    traits = _draw_traits(rng, n_students, t0, end_s)
+    ids = np.arange(first_userid + 1, first_userid + 1 + n_students, dtype=np.int64)
     teacher = first_userid
+    events = _EventParts(ids)
+    sess_student, sess_start = _sessions(rng, spec, traits, t0, activity)
+    f_stu, f_time, first = _session_actions(rng, traits, sess_student, sess_start)
+    f_code, f_cm, f_obj, f_aux = _free_actions(rng, spec, traits, f_stu, f_time, first, t0)
+    events.add(
+        f_stu, f_time, f_code, f_cm, f_obj, f_aux, ids[f_stu], np.zeros(f_stu.size, dtype=np.int64)
+    )
+    marks = _graded_work(rng, spec, traits, events, t0, teacher)
+    now_s = None if progress is None else int(t0 + progress * (end_s - t0))
+    log = _log_until(events, traits.drop_at, teacher, now_s, spec.activities, courseid)
+    users = _users(rng, ids, teacher, courseid)
+    grades = _final_grades(rng, spec, traits, marks, ids, signal, finished=progress is None)
+    return SimulatedOffering(
+        index=index,
+        courseid=courseid,
+        start=start,
+        end=pd.Timestamp(end_s, unit="s", tz="UTC"),
+        now=None if now_s is None else pd.Timestamp(now_s, unit="s", tz="UTC"),
+        users=users,
+        log=log,
+        grades=grades,
+        traits=_traits_frame(ids, traits),
+        spec=spec,
+    )
 
-    acts = spec.activities
-    by_mod: dict[str, list[Activity]] = {}
-    for a in acts:
-        by_mod.setdefault(a.modname, []).append(a)
-    forum = by_mod["forum"][0]
 
-    # ---- free sessions: weekly Poisson counts shaped by traits
+@dataclass(frozen=True, slots=True)
+class _Traits:
+    """The latent traits of an offering's students, one array entry per student."""
+
+    ability: np.ndarray
+    engagement: np.ndarray
+    regularity: np.ndarray
+    procrastination: np.ndarray
+    sociality: np.ndarray
+    hour_shift: np.ndarray
+    drop_at: np.ndarray  # epoch seconds of dropping out; inf for a student who stays
+
+
+def _draw_traits(rng: np.random.Generator, n: int, t0: int, end_s: int) -> _Traits:
+    """Engagement follows ability; procrastinators work later in the day; the less engaged drop
+    out more often, somewhere between 10% and 80% of the course."""
+    ability = rng.standard_normal(n)
+    engagement = 0.55 * ability + np.sqrt(1 - 0.55**2) * rng.standard_normal(n)
+    regularity = rng.beta(2.0, 2.0, n)
+    procrastination = rng.beta(2.0, 3.0, n)
+    sociality = rng.standard_normal(n)
+    hour_shift = rng.normal(0.0, 1.5, n) + 2.0 * procrastination
+    drops = rng.random(n) < _sigmoid(-2.0 - 1.2 * engagement)
+    drop_at = np.where(drops, t0 + rng.uniform(0.1, 0.8, n) * (end_s - t0), np.inf)
+    return _Traits(ability, engagement, regularity, procrastination, sociality, hour_shift, drop_at)
+
+
+def _traits_frame(ids: np.ndarray, traits: _Traits) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "userid": ids,
+            "ability": traits.ability,
+            "engagement": traits.engagement,
+            "regularity": traits.regularity,
+            "procrastination": traits.procrastination,
+            "sociality": traits.sociality,
+            "dropout_time": pd.to_datetime(
+                np.where(np.isfinite(traits.drop_at), traits.drop_at, np.nan), unit="s", utc=True
+            ),
+        }
+    )
+
+
+@dataclass(slots=True)
+class _EventParts:
+    """The offering's events, column by column, one array per batch, concatenated once.
+
+    The log is sorted by time with a stable sort, so events of the same second keep the order
+    their batches were added in (a quiz attempt's submitted before its graded)."""
+
+    ids: np.ndarray  # Moodle user id of each student index
+    stu: list[np.ndarray] = field(default_factory=list)
+    time: list[np.ndarray] = field(default_factory=list)
+    code: list[np.ndarray] = field(default_factory=list)
+    cm: list[np.ndarray] = field(default_factory=list)
+    obj: list[np.ndarray] = field(default_factory=list)
+    aux: list[np.ndarray] = field(default_factory=list)
+    user: list[np.ndarray] = field(default_factory=list)
+    rel: list[np.ndarray] = field(default_factory=list)
+
+    def add(
+        self,
+        stu: np.ndarray,
+        time: np.ndarray,
+        code: np.ndarray,
+        cm: np.ndarray,
+        obj: np.ndarray,
+        aux: np.ndarray,
+        user: np.ndarray,
+        rel: np.ndarray,
+    ) -> None:
+        self.stu.append(stu)
+        self.time.append(time)
+        self.code.append(code)
+        self.cm.append(cm)
+        self.obj.append(obj)
+        self.aux.append(aux)
+        self.user.append(user)
+        self.rel.append(rel)
+
+    def emit(self, stu: np.ndarray, time: np.ndarray, code: str, cm: int, obj: np.ndarray,
+             aux: np.ndarray | int = 0, user: np.ndarray | None = None,
+             rel: np.ndarray | None = None) -> None:  # fmt: skip
+        """One event of template ``code`` on module ``cm`` per student in ``stu`` (by default
+        done by that student, about nobody else)."""
+        n = stu.size
+        self.add(
+            stu,
+            time.astype(np.int64),
+            np.full(n, TEMPLATE_CODE[code], dtype=np.int64),
+            np.full(n, cm, dtype=np.int64),
+            obj.astype(np.int64),
+            np.broadcast_to(np.asarray(aux, dtype=np.int64), (n,)).copy(),
+            self.ids[stu] if user is None else user,
+            np.zeros(n, dtype=np.int64) if rel is None else rel,
+        )
+
+
+def _sessions(
+    rng: np.random.Generator, spec: CourseSpec, traits: _Traits, t0: int, activity: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Free work sessions: (student index, start time) of each.
+
+    Weekly Poisson counts, more when engaged, spread unevenly when irregular, bunched in weeks
+    with a deadline when procrastinating; each on a weekday and hour rhythm (quiet nights and
+    weekends) shifted by the student's own hour."""
+    s_n, n_weeks = traits.ability.size, spec.n_weeks
+    procrastination = traits.procrastination[:, None]
     due_weeks = np.zeros(n_weeks)
-    for a in acts:
+    for a in spec.activities:
         if a.due is not None:
             due_weeks[min(int(a.due // 7), n_weeks - 1)] = 1.0
-    shape = 0.7 + 12.0 * regularity[:, None]
+    shape = 0.7 + 12.0 * traits.regularity[:, None]
     week_noise = rng.gamma(shape, 1.0 / shape, (s_n, n_weeks))
     lam = (
         2.6
         * activity
-        * np.exp(0.55 * engagement)[:, None]
+        * np.exp(0.55 * traits.engagement)[:, None]
         * week_noise
-        * (1.0 + 1.4 * procrastination[:, None] * due_weeks[None, :])
-        / (1.0 + 0.7 * procrastination[:, None])
+        * (1.0 + 1.4 * procrastination * due_weeks[None, :])
+        / (1.0 + 0.7 * procrastination)
     )
     n_sess = rng.poisson(lam)
     sess_student = np.repeat(np.repeat(np.arange(s_n), n_weeks), n_sess.ravel())
@@ -606,188 +408,268 @@ def _simulate_offering(
         [0.15, 0.08, 0.04, 0.02, 0.02, 0.05, 0.2, 0.5, 0.9, 1.2, 1.3, 1.2, 0.8, 0.9, 1.2, 1.3,
          1.2, 1.0, 0.9, 1.0, 1.2, 1.2, 0.9, 0.4]
     )  # fmt: skip
-    hour = rng.choice(24, n_s, p=hour_w / hour_w.sum()) + hour_shift[sess_student]
+    hour = rng.choice(24, n_s, p=hour_w / hour_w.sum()) + traits.hour_shift[sess_student]
     sess_start = (
         t0 + sess_week * WEEK + day * DAY + np.round(np.mod(hour, 24) * 3600).astype(np.int64)
     )
     sess_start = sess_start + rng.integers(0, 3600, n_s)
-    sess_len = 1 + rng.geometric(1.0 / (5.0 * np.exp(0.25 * engagement[sess_student])))
+    return sess_student, sess_start
+
+
+def _session_actions(
+    rng: np.random.Generator, traits: _Traits, sess_student: np.ndarray, sess_start: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The actions of each session: (student index, time, opens-a-session mask) per action.
+
+    A geometric number of actions (longer when engaged), 3 seconds to under 5 minutes apart."""
+    sess_len = 1 + rng.geometric(1.0 / (5.0 * np.exp(0.25 * traits.engagement[sess_student])))
     n_free = int(sess_len.sum())
-    ev_sess = np.repeat(np.arange(n_s), sess_len)
+    ev_sess = np.repeat(np.arange(sess_student.size), sess_len)
     gaps = np.minimum(rng.exponential(50.0, n_free), 280.0).astype(np.int64) + 3
     first = np.zeros(n_free, dtype=bool)
     first[np.cumsum(sess_len) - sess_len] = True
     gaps[first] = 0
     cum = np.cumsum(gaps)
     cum -= np.repeat(cum[first], sess_len)
-    f_time = sess_start[ev_sess] + cum
-    f_stu = sess_student[ev_sess]
-    # free action kinds (content, forum page, discussion, post, quiz page, assignment page,
-    # grades): per-student weights, inverse-CDF sampling
-    w = np.column_stack(
-        [
-            6.0 * np.exp(0.25 * ability + 0.2 * engagement),
-            0.6 * np.exp(0.4 * sociality),
-            1.2 * np.exp(0.6 * sociality),
-            0.08 * np.exp(0.9 * sociality + 0.3 * engagement),
-            0.7 * np.ones(s_n),
-            0.6 * np.ones(s_n),
-            0.35 * np.exp(0.3 * ability),
-        ]
-    )
-    cdf = np.cumsum(w, axis=1)
-    cdf /= cdf[:, -1:]
-    u = rng.random(n_free)
-    kind = (u[:, None] > cdf[f_stu]).sum(axis=1)
-    kind[first] = -1  # every session opens on the course page
-    f_code = np.full(n_free, _CODE["\\core\\event\\course_viewed"], dtype=np.int64)
+    return sess_student[ev_sess], sess_start[ev_sess] + cum, first
+
+
+def _free_actions(
+    rng: np.random.Generator,
+    spec: CourseSpec,
+    traits: _Traits,
+    f_stu: np.ndarray,
+    f_time: np.ndarray,
+    first: np.ndarray,
+    t0: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What each session action is: (template code, cmid, object id, aux) per action.
+
+    Every session opens on the course page; then content of the current or a recent week,
+    forum pages and posts (the sociable), the next quiz or assignment due, or the grades."""
+    n_free, n_weeks = f_stu.size, spec.n_weeks
+    kind = _action_kinds(rng, traits, f_stu, first)
+    f_code = np.full(n_free, TEMPLATE_CODE["\\core\\event\\course_viewed"], dtype=np.int64)
     f_cm = np.zeros(n_free, dtype=np.int64)
     f_obj = np.zeros(n_free, dtype=np.int64)
     f_aux = np.zeros(n_free, dtype=np.int64)
     week_now = np.clip((f_time - t0) // WEEK, 0, n_weeks - 1)
-    # content: an open page/resource/url, mostly of the current or previous week
-    content = [a for a in acts if a.modname in ("page", "resource", "url")]
-    per_week = [[a for a in content if a.opens_week == wk] for wk in range(n_weeks)]
-    width = max(len(x) for x in per_week)
-    table = np.zeros((n_weeks, width), dtype=np.int64)
-    count = np.zeros(n_weeks, dtype=np.int64)
-    modcode = {"page": 1, "resource": 2, "url": 3}
-    table_code = np.zeros((n_weeks, width), dtype=np.int64)
-    for wk, lst in enumerate(per_week):
-        count[wk] = len(lst)
-        for j, a in enumerate(lst):
-            table[wk, j] = a.cmid
-            table_code[wk, j] = _CODE[f"\\mod_{a.modname}\\event\\course_module_viewed"]
-        if not lst:
-            count[wk] = 0
-    del modcode
     m = kind == 0
-    back = rng.geometric(0.55, int(m.sum())) - 1
-    wk_pick = np.clip(week_now[m] - back, 0, n_weeks - 1)
-    empty = count[wk_pick] == 0
-    wk_pick[empty] = 0
-    j = np.floor(rng.random(wk_pick.size) * count[wk_pick]).astype(np.int64)
-    f_cm[m] = table[wk_pick, j]
-    f_code[m] = table_code[wk_pick, j]
-    # forum
+    f_cm[m], f_code[m] = _content_views(rng, spec, week_now[m])
+    by_mod: dict[str, list[Activity]] = {}
+    for a in spec.activities:
+        by_mod.setdefault(a.modname, []).append(a)
+    forum = by_mod["forum"][0]
     n_disc = 3 + n_weeks
     m = kind == 1
-    f_code[m], f_cm[m] = _CODE["\\mod_forum\\event\\course_module_viewed"], forum.cmid
+    f_code[m], f_cm[m] = TEMPLATE_CODE["\\mod_forum\\event\\course_module_viewed"], forum.cmid
     m = kind == 2
-    f_code[m], f_cm[m] = _CODE["\\mod_forum\\event\\discussion_viewed"], forum.cmid
+    f_code[m], f_cm[m] = TEMPLATE_CODE["\\mod_forum\\event\\discussion_viewed"], forum.cmid
     f_obj[m] = 1 + np.minimum(week_now[m] + rng.integers(0, 4, int(m.sum())), n_disc - 1)
     m = kind == 3
-    f_code[m], f_cm[m] = _CODE["\\mod_forum\\event\\post_created"], forum.cmid
+    f_code[m], f_cm[m] = TEMPLATE_CODE["\\mod_forum\\event\\post_created"], forum.cmid
     f_aux[m] = 1 + np.minimum(week_now[m] + rng.integers(0, 4, int(m.sum())), n_disc - 1)
     # quiz / assign pages: the next activity due
     for k_idx, mod in ((4, "quiz"), (5, "assign")):
         lst = by_mod.get(mod, [])
         m = kind == k_idx
         if not lst:
-            f_code[m] = _CODE["\\core\\event\\course_viewed"]
+            f_code[m] = TEMPLATE_CODE["\\core\\event\\course_viewed"]
             continue
         dues = np.array([t0 + (a.due or 0) * DAY for a in lst])
         pos = np.minimum(np.searchsorted(dues, f_time[m]), len(lst) - 1)
         f_cm[m] = np.array([a.cmid for a in lst])[pos]
-        f_code[m] = _CODE[f"\\mod_{mod}\\event\\course_module_viewed"]
+        f_code[m] = TEMPLATE_CODE[f"\\mod_{mod}\\event\\course_module_viewed"]
     m = kind == 6
-    f_code[m] = _CODE["\\gradereport_user\\event\\grade_report_viewed"]
+    f_code[m] = TEMPLATE_CODE["\\gradereport_user\\event\\grade_report_viewed"]
+    return f_code, f_cm, f_obj, f_aux
 
-    parts_stu = [f_stu]
-    parts_time = [f_time]
-    parts_code = [f_code]
-    parts_cm = [f_cm]
-    parts_obj = [f_obj]
-    parts_aux = [f_aux]
-    parts_user = [ids[f_stu]]
-    parts_rel = [np.zeros(n_free, dtype=np.int64)]
-    item_grades: dict[int, np.ndarray] = {}
-    quiz_scores: list[np.ndarray] = []
-    assign_scores: list[np.ndarray] = []
+
+def _action_kinds(
+    rng: np.random.Generator, traits: _Traits, f_stu: np.ndarray, first: np.ndarray
+) -> np.ndarray:
+    """Per action, its kind: 0 content, 1 forum page, 2 discussion, 3 post, 4 quiz page,
+    5 assignment page, 6 grades; -1 the course page that opens every session.
+
+    Each student has their own mix (weights from the traits), sampled by inverse CDF."""
+    ability, engagement, sociality = traits.ability, traits.engagement, traits.sociality
+    w = np.column_stack(
+        [
+            6.0 * np.exp(0.25 * ability + 0.2 * engagement),
+            0.6 * np.exp(0.4 * sociality),
+            1.2 * np.exp(0.6 * sociality),
+            0.08 * np.exp(0.9 * sociality + 0.3 * engagement),
+            0.7 * np.ones(ability.size),
+            0.6 * np.ones(ability.size),
+            0.35 * np.exp(0.3 * ability),
+        ]
+    )
+    cdf = np.cumsum(w, axis=1)
+    cdf /= cdf[:, -1:]
+    u = rng.random(f_stu.size)
+    kind = (u[:, None] > cdf[f_stu]).sum(axis=1)
+    kind[first] = -1
+    return np.asarray(kind)
+
+
+def _content_views(
+    rng: np.random.Generator, spec: CourseSpec, week_now: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(cmid, template code) of content views made in weeks ``week_now``: a page, file or link
+    opened in that week or, geometrically less often, in an earlier one."""
+    n_weeks = spec.n_weeks
+    content = [a for a in spec.activities if a.modname in ("page", "resource", "url")]
+    per_week = [[a for a in content if a.opens_week == wk] for wk in range(n_weeks)]
+    width = max(len(x) for x in per_week)
+    table = np.zeros((n_weeks, width), dtype=np.int64)
+    table_code = np.zeros((n_weeks, width), dtype=np.int64)
+    count = np.array([len(lst) for lst in per_week], dtype=np.int64)
+    for wk, lst in enumerate(per_week):
+        for j, a in enumerate(lst):
+            table[wk, j] = a.cmid
+            table_code[wk, j] = TEMPLATE_CODE[f"\\mod_{a.modname}\\event\\course_module_viewed"]
+    back = rng.geometric(0.55, week_now.size) - 1
+    wk_pick = np.clip(week_now - back, 0, n_weeks - 1)
+    wk_pick[count[wk_pick] == 0] = 0
+    pick = np.floor(rng.random(wk_pick.size) * count[wk_pick]).astype(np.int64)
+    return table[wk_pick, pick], table_code[wk_pick, pick]
+
+
+@dataclass(frozen=True, slots=True)
+class _Marks:
+    """Graded work: raw points per grade item (NaN when not done), and per quiz / assignment
+    the score in [0, 1] of every student (0 when not done)."""
+
+    item_grades: dict[int, np.ndarray]
+    quiz_scores: list[np.ndarray]
+    assign_scores: list[np.ndarray]
+
+
+def _graded_work(
+    rng: np.random.Generator,
+    spec: CourseSpec,
+    traits: _Traits,
+    events: _EventParts,
+    t0: int,
+    teacher: int,
+) -> _Marks:
+    """Each quiz and assignment: who does it (the effortful, before dropping out), when (the
+    procrastinators close to the deadline), its events and its mark."""
+    s_n = traits.ability.size
+    marks = _Marks({}, [], [])
+    effort = 0.7 * traits.engagement + 0.3 * traits.ability
     obj_counter = 1
-
-    def emit(stu: np.ndarray, time: np.ndarray, code: str, cm: int, obj: np.ndarray,
-             aux: np.ndarray | int = 0, user: np.ndarray | None = None,
-             rel: np.ndarray | None = None) -> None:  # fmt: skip
-        n = stu.size
-        parts_stu.append(stu)
-        parts_time.append(time.astype(np.int64))
-        parts_code.append(np.full(n, _CODE[code], dtype=np.int64))
-        parts_cm.append(np.full(n, cm, dtype=np.int64))
-        parts_obj.append(obj.astype(np.int64))
-        parts_aux.append(np.broadcast_to(np.asarray(aux, dtype=np.int64), (n,)).copy())
-        parts_user.append(ids[stu] if user is None else user)
-        parts_rel.append(np.zeros(n, dtype=np.int64) if rel is None else rel)
-
-    effort = 0.7 * engagement + 0.3 * ability
-    for a in acts:
+    for a in spec.activities:
         if a.due is None or a.itemid is None:
             continue
         due_s = t0 + a.due * DAY
         open_s = t0 + a.opens_week * WEEK
         lead = np.minimum(
-            rng.exponential(0.3 + 5.0 * (1 - procrastination)) * DAY, due_s - open_s - 600
+            rng.exponential(0.3 + 5.0 * (1 - traits.procrastination)) * DAY,
+            due_s - open_s - 600,
         )
         when = due_s - lead
-        does = (rng.random(s_n) < _sigmoid(1.1 + 1.5 * effort)) & (when < drop_at)
+        does = (rng.random(s_n) < _sigmoid(1.1 + 1.5 * effort)) & (when < traits.drop_at)
         stu = np.flatnonzero(does)
         when = when[stu].astype(np.int64)
         obj = np.arange(obj_counter, obj_counter + stu.size)
         obj_counter += stu.size
         if a.modname == "quiz":
-            score = _sigmoid(0.3 + 1.3 * ability[stu] + rng.normal(0, 0.6, stu.size))
-            emit(stu, when, "\\mod_quiz\\event\\course_module_viewed", a.cmid, obj)
-            emit(stu, when + 8, "\\mod_quiz\\event\\attempt_started", a.cmid, obj,
-                 rel=ids[stu])  # fmt: skip
-            for page in range(1, 5):
-                emit(stu, when + 8 + 70 * page, "\\mod_quiz\\event\\attempt_viewed", a.cmid, obj,
-                     page, rel=ids[stu])  # fmt: skip
-            emit(stu, when + 360, "\\mod_quiz\\event\\attempt_submitted", a.cmid, obj,
-                 rel=ids[stu])  # fmt: skip
-            emit(stu, when + 360, "\\mod_quiz\\event\\attempt_graded", a.cmid, obj,
-                 rel=ids[stu])  # fmt: skip
-            rev = rng.random(stu.size) < _sigmoid(-0.3 + 0.8 * ability[stu])
-            emit(stu[rev], when[rev] + 400, "\\mod_quiz\\event\\attempt_reviewed", a.cmid,
-                 obj[rev], rel=ids[stu[rev]])  # fmt: skip
-            g = np.full(s_n, np.nan)
-            g[stu] = np.round(10.0 * score, 2)
-            item_grades[a.itemid] = g
-            full = np.zeros(s_n)
-            full[stu] = score
-            quiz_scores.append(full)
+            score = _quiz_attempts(rng, events, a.cmid, traits, stu, when, obj)
+            points, scores = 10.0, marks.quiz_scores
         else:
-            quality = _sigmoid(0.2 + 1.1 * ability[stu] + 0.5 * engagement[stu]
-                               + rng.normal(0, 0.6, stu.size))  # fmt: skip
-            words = rng.integers(80, 900, stu.size)
-            emit(stu, when - 900, "\\mod_assign\\event\\course_module_viewed", a.cmid, obj)
-            emit(stu, when - 890, "\\mod_assign\\event\\submission_status_viewed", a.cmid, obj)
-            emit(stu, when - 600, "\\assignsubmission_onlinetext\\event\\submission_created",
-                 a.cmid, obj, words, rel=ids[stu])  # fmt: skip
-            emit(stu, when - 600, "\\assignsubmission_onlinetext\\event\\assessable_uploaded",
-                 a.cmid, obj)  # fmt: skip
-            revise = rng.random(stu.size) < 0.25 * _sigmoid(ability[stu] + engagement[stu])
-            emit(stu[revise], when[revise] - 120,
-                 "\\assignsubmission_onlinetext\\event\\submission_updated", a.cmid, obj[revise],
-                 words[revise] + 50, rel=ids[stu[revise]])  # fmt: skip
-            emit(stu, when, "\\mod_assign\\event\\assessable_submitted", a.cmid, obj)
-            graded_at = int(due_s + 5 * DAY) + rng.integers(0, 2 * DAY, stu.size)
-            emit(stu, graded_at, "\\mod_assign\\event\\submission_graded", a.cmid, obj,
-                 user=np.full(stu.size, teacher), rel=ids[stu])  # fmt: skip
-            look = rng.random(stu.size) < _sigmoid(0.0 + 0.8 * ability[stu])
-            emit(stu[look], graded_at[look] + rng.integers(3600, 3 * DAY, int(look.sum())),
-                 "\\gradereport_user\\event\\grade_report_viewed", 0, obj[look],
-                 rel=ids[stu[look]])  # fmt: skip
-            g = np.full(s_n, np.nan)
-            g[stu] = np.round(20.0 * quality, 2)
-            item_grades[a.itemid] = g
-            full = np.zeros(s_n)
-            full[stu] = quality
-            assign_scores.append(full)
+            score = _assignment_submissions(
+                rng, events, a.cmid, traits, stu, when, obj, due_s, teacher
+            )
+            points, scores = 20.0, marks.assign_scores
+        g = np.full(s_n, np.nan)
+        g[stu] = np.round(points * score, 2)
+        marks.item_grades[a.itemid] = g
+        full = np.zeros(s_n)
+        full[stu] = score
+        scores.append(full)
+    return marks
 
-    stu_all = np.concatenate(parts_stu)
-    time_all = np.concatenate(parts_time)
-    keep = (time_all < drop_at[stu_all]) | (np.concatenate(parts_user) == teacher)
-    now_s = None if progress is None else int(t0 + progress * (end_s - t0))
+
+def _quiz_attempts(
+    rng: np.random.Generator,
+    events: _EventParts,
+    cmid: int,
+    traits: _Traits,
+    stu: np.ndarray,
+    when: np.ndarray,
+    obj: np.ndarray,
+) -> np.ndarray:
+    """One attempt per student in ``stu``: viewed, started, four pages, submitted and graded in
+    six minutes, reviewed by the abler; returns the scores in [0, 1]."""
+    ability, ids = traits.ability, events.ids
+    score = _sigmoid(0.3 + 1.3 * ability[stu] + rng.normal(0, 0.6, stu.size))
+    events.emit(stu, when, "\\mod_quiz\\event\\course_module_viewed", cmid, obj)
+    events.emit(stu, when + 8, "\\mod_quiz\\event\\attempt_started", cmid, obj, rel=ids[stu])
+    for page in range(1, 5):
+        events.emit(stu, when + 8 + 70 * page, "\\mod_quiz\\event\\attempt_viewed", cmid, obj,
+                    page, rel=ids[stu])  # fmt: skip
+    events.emit(stu, when + 360, "\\mod_quiz\\event\\attempt_submitted", cmid, obj,
+                rel=ids[stu])  # fmt: skip
+    events.emit(stu, when + 360, "\\mod_quiz\\event\\attempt_graded", cmid, obj, rel=ids[stu])
+    rev = rng.random(stu.size) < _sigmoid(-0.3 + 0.8 * ability[stu])
+    events.emit(stu[rev], when[rev] + 400, "\\mod_quiz\\event\\attempt_reviewed", cmid,
+                obj[rev], rel=ids[stu[rev]])  # fmt: skip
+    return score
+
+
+def _assignment_submissions(
+    rng: np.random.Generator,
+    events: _EventParts,
+    cmid: int,
+    traits: _Traits,
+    stu: np.ndarray,
+    when: np.ndarray,
+    obj: np.ndarray,
+    due_s: float,
+    teacher: int,
+) -> np.ndarray:
+    """One online-text submission per student in ``stu`` (a quarter of the able and engaged
+    revise it), graded by the teacher five to seven days after the deadline, the grade looked
+    at by the abler; returns the qualities in [0, 1]."""
+    ability, engagement, ids = traits.ability, traits.engagement, events.ids
+    quality = _sigmoid(0.2 + 1.1 * ability[stu] + 0.5 * engagement[stu]
+                       + rng.normal(0, 0.6, stu.size))  # fmt: skip
+    words = rng.integers(80, 900, stu.size)
+    events.emit(stu, when - 900, "\\mod_assign\\event\\course_module_viewed", cmid, obj)
+    events.emit(stu, when - 890, "\\mod_assign\\event\\submission_status_viewed", cmid, obj)
+    events.emit(stu, when - 600, "\\assignsubmission_onlinetext\\event\\submission_created",
+                cmid, obj, words, rel=ids[stu])  # fmt: skip
+    events.emit(stu, when - 600, "\\assignsubmission_onlinetext\\event\\assessable_uploaded",
+                cmid, obj)  # fmt: skip
+    revise = rng.random(stu.size) < 0.25 * _sigmoid(ability[stu] + engagement[stu])
+    events.emit(stu[revise], when[revise] - 120,
+                "\\assignsubmission_onlinetext\\event\\submission_updated", cmid, obj[revise],
+                words[revise] + 50, rel=ids[stu[revise]])  # fmt: skip
+    events.emit(stu, when, "\\mod_assign\\event\\assessable_submitted", cmid, obj)
+    graded_at = int(due_s + 5 * DAY) + rng.integers(0, 2 * DAY, stu.size)
+    events.emit(stu, graded_at, "\\mod_assign\\event\\submission_graded", cmid, obj,
+                user=np.full(stu.size, teacher), rel=ids[stu])  # fmt: skip
+    look = rng.random(stu.size) < _sigmoid(0.0 + 0.8 * ability[stu])
+    events.emit(stu[look], graded_at[look] + rng.integers(3600, 3 * DAY, int(look.sum())),
+                "\\gradereport_user\\event\\grade_report_viewed", 0, obj[look],
+                rel=ids[stu[look]])  # fmt: skip
+    return quality
+
+
+def _log_until(
+    events: _EventParts,
+    drop_at: np.ndarray,
+    teacher: int,
+    now_s: int | None,
+    acts: tuple[Activity, ...],
+    courseid: int,
+) -> pd.DataFrame:
+    """The standard log, in time order: students' events stop when they drop out, everyone's
+    at ``now_s`` for the running offering (the teacher's grading goes on)."""
+    stu_all = np.concatenate(events.stu)
+    time_all = np.concatenate(events.time)
+    keep = (time_all < drop_at[stu_all]) | (np.concatenate(events.user) == teacher)
     if now_s is not None:
         keep &= time_all <= now_s
     order = np.argsort(time_all[keep], kind="stable")
@@ -795,35 +677,36 @@ def _simulate_offering(
     def take(parts: list[np.ndarray]) -> np.ndarray:
         return np.asarray(np.concatenate(parts)[keep][order])
 
-    code_k, cm_k, obj_k = take(parts_code), take(parts_cm), take(parts_obj)
+    code_k, cm_k, obj_k = take(events.code), take(events.cm), take(events.obj)
     # a course-module view's object is the activity instance (Moodle's objecttable row)
     instance_of = np.zeros(max(a.cmid for a in acts) + 1, dtype=np.int64)
     for a in acts:
         instance_of[a.cmid] = a.instance
     is_cm_view = np.array([t.target == "course_module" for t in TEMPLATES])[code_k]
     obj_k = np.where(is_cm_view, instance_of[cm_k], obj_k)
-    log = _log_rows(
-        code_k, take(parts_time), take(parts_user), take(parts_rel), cm_k, obj_k,
-        take(parts_aux), courseid=courseid,
+    return log_rows(
+        code_k, take(events.time), take(events.user), take(events.rel), cm_k, obj_k,
+        take(events.aux), courseid=courseid,
     )  # fmt: skip
 
-    users = _users(rng, ids, teacher, courseid)
-    traits = pd.DataFrame(
-        {
-            "userid": ids,
-            "ability": ability,
-            "engagement": engagement,
-            "regularity": regularity,
-            "procrastination": procrastination,
-            "sociality": sociality,
-            "dropout_time": pd.to_datetime(
-                np.where(np.isfinite(drop_at), drop_at, np.nan), unit="s", utc=True
-            ),
-        }
-    )
-    # ---- grades: quiz average 30%, assignments 30%, final exam 40%; behaviour carries signal
-    quiz = np.mean(quiz_scores, axis=0) if quiz_scores else np.zeros(s_n)
-    assign = np.mean(assign_scores, axis=0) if assign_scores else np.zeros(s_n)
+
+def _final_grades(
+    rng: np.random.Generator,
+    spec: CourseSpec,
+    traits: _Traits,
+    marks: _Marks,
+    ids: np.ndarray,
+    signal: float,
+    *,
+    finished: bool,
+) -> pd.DataFrame:
+    """Quiz average 30%, assignments 30%, final exam 40% (sat by those who did not drop out);
+    ``signal`` mixes that with noise. No total for a student with nothing graded and no exam,
+    and no grades at all while the offering runs."""
+    s_n = ids.size
+    ability, engagement, drop_at = traits.ability, traits.engagement, traits.drop_at
+    quiz = np.mean(marks.quiz_scores, axis=0) if marks.quiz_scores else np.zeros(s_n)
+    assign = np.mean(marks.assign_scores, axis=0) if marks.assign_scores else np.zeros(s_n)
     sit_exam = np.isinf(drop_at)
     exam = _sigmoid(0.6 + 1.2 * ability + 0.35 * engagement + rng.normal(0, 0.7, s_n))
     exam = np.where(sit_exam, exam, 0.0)
@@ -831,28 +714,17 @@ def _simulate_offering(
     noise = rng.uniform(0.0, 1.0, s_n) * 0.3 + 0.35
     total = spec.grademax * (signal * latent + (1 - signal) * noise)
     graded_any = np.zeros(s_n, dtype=bool)
-    for g in item_grades.values():
+    for g in marks.item_grades.values():
         graded_any |= ~np.isnan(g)
     total = np.where(graded_any | sit_exam, np.round(total, 2), np.nan)
     grades = pd.DataFrame({"userid": ids})
-    if progress is None:
-        for itemid, g in item_grades.items():
+    if finished:
+        for itemid, g in marks.item_grades.items():
             grades[itemid] = g
         grades["course_total"] = total
     else:
         grades["course_total"] = np.nan
-    return SimulatedOffering(
-        index=index,
-        courseid=courseid,
-        start=start,
-        end=pd.Timestamp(end_s, unit="s", tz="UTC"),
-        now=None if now_s is None else pd.Timestamp(now_s, unit="s", tz="UTC"),
-        users=users,
-        log=log,
-        grades=grades,
-        traits=traits,
-        spec=spec,
-    )
+    return grades
 
 
 def _users(rng: np.random.Generator, ids: np.ndarray, teacher: int, courseid: int) -> pd.DataFrame:
@@ -874,52 +746,3 @@ def _users(rng: np.random.Generator, ids: np.ndarray, teacher: int, courseid: in
             "courseid": courseid,
         }
     )
-
-
-def _log_rows(
-    code: np.ndarray,
-    time: np.ndarray,
-    user: np.ndarray,
-    rel: np.ndarray,
-    cm: np.ndarray,
-    obj: np.ndarray,
-    aux: np.ndarray,
-    *,
-    courseid: int,
-) -> pd.DataFrame:
-    """Assemble standard-log rows from per-event template codes (lookups, no Python loops)."""
-
-    def col(attr: str) -> np.ndarray:
-        return np.asarray(np.array([getattr(t, attr) for t in TEMPLATES], dtype=object)[code])
-
-    module = np.array([t.module for t in TEMPLATES])[code]
-    course_ctx = 1000 + courseid * 1000
-    n = code.size
-    rel_out = pd.array(np.where(rel > 0, rel, 0), dtype="Int64")
-    rel_out[rel <= 0] = pd.NA
-    objectid = pd.array(obj, dtype="Int64")
-    objectid[np.array([t.objecttable is None for t in TEMPLATES])[code]] = pd.NA
-    log = pd.DataFrame(
-        {
-            "id": np.arange(1, n + 1, dtype=np.int64),
-            "eventname": pd.Categorical(col("eventname")),
-            "component": pd.Categorical(col("component")),
-            "action": pd.Categorical(col("action")),
-            "target": pd.Categorical(col("target")),
-            "objecttable": pd.Categorical(col("objecttable")),
-            "objectid": objectid,
-            "crud": pd.Categorical(col("crud")),
-            "edulevel": np.array([t.edulevel for t in TEMPLATES], dtype=np.int64)[code],
-            "contextid": np.where(module, course_ctx + cm, course_ctx).astype(np.int64),
-            "contextlevel": np.where(module, CONTEXT_MODULE, CONTEXT_COURSE).astype(np.int64),
-            "contextinstanceid": np.where(module, cm, courseid).astype(np.int64),
-            "userid": user.astype(np.int64),
-            "relateduserid": rel_out,
-            "courseid": np.full(n, courseid, dtype=np.int64),
-            "timecreated": time.astype(np.int64),
-            "origin": pd.Categorical(np.full(n, "web", dtype=object)),
-        }
-    )
-    log.attrs["aux"] = aux  # words / page / discussion, for the log-report descriptions
-    assert tuple(log.columns[1:]) == STANDARD_LOG_COLUMNS
-    return log

@@ -23,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from ml.events import CONTEXT_MODULE
-from simulation.course import TEMPLATES, Activity, SimulatedOffering
+from simulation.course import Activity, SimulatedOffering
+from simulation.templates import TEMPLATES
 
 Lang = Literal["en", "fr"]
 

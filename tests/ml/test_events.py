@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ml import events as ev
-from simulation.course import TEMPLATES
+from simulation.templates import TEMPLATES
 
 
 def _log_rows(**overrides: object) -> pd.DataFrame:

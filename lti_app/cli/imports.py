@@ -1,0 +1,77 @@
+"""`arche-predict import-logs` and `import-grades`: Moodle's own CSV downloads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from lti_app.cli.common import CliContext, course_or_fail, friendly_errors, pass_ctx
+
+
+@click.command("import-logs")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--timezone", default=None, help="Time zone of the download (default: config).")
+@click.option("--encoding", default=None, help="File encoding (default: detected).")
+@pass_ctx
+@friendly_errors
+def import_logs(
+    ctx: CliContext, file: Path, course_id: int, timezone: str | None, encoding: str | None
+) -> None:
+    """Import Moodle's log-report download (CSV, English or French). Re-importing adds nothing."""
+    from lti_app.services.imports import import_log_file
+    from moodle_client.csvfiles import CsvImportError
+
+    settings = ctx.settings
+    try:
+        with ctx.session() as session:
+            course = course_or_fail(session, course_id)
+            result = import_log_file(
+                session,
+                course,
+                file,
+                timezone=timezone or settings.moodle.timezone,
+                encoding=encoding,
+            )
+    except CsvImportError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    except ValueError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    click.echo(
+        f"{file.name}: {result.rows} events read ({result.layout} headers), {result.added} new, "
+        f"{result.duplicates} already stored"
+        + (
+            f"; {result.unknown_event_rows} of an unrecognised kind"
+            if result.unknown_event_rows
+            else ""
+        )
+    )
+
+
+@click.command("import-grades")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--grade-max", type=float, default=None, help="Maximum of the course total.")
+@click.option("--encoding", default=None, help="File encoding (default: detected).")
+@pass_ctx
+@friendly_errors
+def import_grades(
+    ctx: CliContext, file: Path, course_id: int, grade_max: float | None, encoding: str | None
+) -> None:
+    """Import a Moodle gradebook export (CSV) with its course-total column."""
+    from lti_app.services.imports import import_grade_file
+    from moodle_client.csvfiles import CsvImportError
+
+    try:
+        with ctx.session() as session:
+            course = course_or_fail(session, course_id)
+            result = import_grade_file(
+                session, course, file, encoding=encoding, grade_max=grade_max
+            )
+    except CsvImportError as exc:
+        raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
+    click.echo(
+        f"{file.name}: {result.rows} students, course total from '{result.column}'; "
+        f"{result.matched} matched to known people, {result.created} added"
+    )

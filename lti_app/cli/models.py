@@ -1,0 +1,170 @@
+"""`arche-predict train`, `predict`, `evaluate` and `export-onnx`: a course's models.
+
+The ML stack (pandas, scikit-learn, torch) is imported by the services these commands call,
+never at this module's import.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from lti_app.cli.common import CliContext, course_or_fail, friendly_errors, pass_ctx
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from lti_app.models import ModelVersion
+    from lti_app.services.scoring import ScoringOutcome
+
+
+def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
+    """Score the course (training or reusing its models) behind a progress bar on stderr."""
+    from lti_app.services.course_data import CourseDataError
+    from lti_app.services.scoring import score_course
+
+    settings = ctx.settings
+    try:
+        with (
+            click.progressbar(length=100, label=label, file=sys.stderr) as bar,
+            ctx.session() as session,
+        ):
+
+            def step(name: str, fraction: float) -> None:
+                bar.label = f"{label}: {name}"
+                bar.update(max(0, round(fraction * 100) - bar.pos))
+
+            outcome = score_course(
+                session,
+                course_or_fail(session, course_id),
+                settings=settings.ml,
+                model_root=settings.model_root,
+                on_progress=step,
+            )
+            bar.update(100 - bar.pos)
+    except CourseDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    return outcome
+
+
+@click.command("train")
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@pass_ctx
+@friendly_errors
+def train(ctx: CliContext, course_id: int) -> None:
+    """Train (or reuse) the course's models on its past offerings, at today's point of the term."""
+    outcome = _score(ctx, course_id, f"training course {course_id}")
+    click.echo(f"course {course_id}: {outcome.status} ({outcome.message})")
+    click.echo(f"progress through the term: {outcome.progress:.0%}")
+    if outcome.regression_model_id is not None:
+        reused = "reused (same training data)" if outcome.reused_model else "trained"
+        click.echo(
+            f"model versions {outcome.regression_model_id} (grade) and "
+            f"{outcome.classification_model_id} (pass) {reused}; "
+            "`arche-predict evaluate --model ID` prints their report"
+        )
+
+
+@click.command("predict")
+@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--csv", "as_csv", is_flag=True, help="Write the predictions as CSV on stdout.")
+@pass_ctx
+@friendly_errors
+def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
+    """Predict every current student of the course (batch), storing the predictions."""
+    from sqlalchemy import select
+
+    from lti_app.models import Person, Prediction
+    from lti_app.services.exports import SafeCsvWriter
+
+    outcome = _score(ctx, course_id, f"predicting course {course_id}")
+    with ctx.session() as session:
+        rows = session.execute(
+            select(Person.fullname, Person.moodle_user_id, Prediction)
+            .join(Prediction, Prediction.person_id == Person.id)
+            .where(Prediction.course_id == course_id, Prediction.as_of == outcome.as_of)
+            .order_by(Prediction.pass_probability.asc().nulls_last(), Person.fullname)
+        ).all()
+
+    def fmt(value: float | None, pattern: str) -> str:
+        return "-" if value is None else pattern.format(value)
+
+    header = ["moodle_user_id", "name", "grade", "grade_low", "grade_high", "p_pass", "p_low",
+              "p_high", "predicted_pass"]  # fmt: skip
+    if as_csv:
+        # Names neutralised against formula injection; numbers written as numbers.
+        writer = SafeCsvWriter(sys.stdout)
+        writer.writerow(header)
+        for name, uid, p in rows:
+            writer.writerow([uid, name, p.predicted_grade, p.grade_lower, p.grade_upper,
+                             p.pass_probability, p.probability_lower, p.probability_upper,
+                             p.predicted_pass])  # fmt: skip
+        return
+    click.echo(f"course {course_id}: {outcome.status} ({outcome.message}); {len(rows)} students")
+    for name, uid, p in rows:
+        click.echo(
+            f"{uid!s:>8}  {name[:28]:28}  grade {fmt(p.predicted_grade, '{:5.1f}')} "
+            f"[{fmt(p.grade_lower, '{:.1f}')}, {fmt(p.grade_upper, '{:.1f}')}]  "
+            f"P(pass) {fmt(p.pass_probability, '{:.0%}')} "
+            f"[{fmt(p.probability_lower, '{:.0%}')}, {fmt(p.probability_upper, '{:.0%}')}]"
+        )
+
+
+def _model_version(session: Session, ref: str) -> ModelVersion:
+    """The model version whose id (all digits) or version name is REF, or a one-line error."""
+    from sqlalchemy import select
+
+    from lti_app.models import ModelVersion
+
+    query = select(ModelVersion).where(
+        ModelVersion.id == int(ref) if ref.isdigit() else ModelVersion.version == ref
+    )
+    version = session.scalar(query)
+    if version is None:
+        raise click.ClickException(f"no model version {ref}")
+    return version
+
+
+@click.command("evaluate")
+@click.option("--model", "ref", required=True, help="Model version id or name.")
+@pass_ctx
+@friendly_errors
+def evaluate(ctx: CliContext, ref: str) -> None:
+    """Print a model version's validated report: metrics with CIs, baseline and gate."""
+    import json
+
+    with ctx.session() as session:
+        version = _model_version(session, ref)
+        click.echo(f"model {version.version}: {version.task}, {version.estimator}")
+        click.echo(
+            f"trained {version.trained_at:%Y-%m-%d %H:%M} UTC on data {version.data_hash[:12]}"
+        )
+        click.echo(
+            "quality gate: PASSED"
+            if version.gate_passed
+            else f"quality gate: FAILED ({version.gate_reason})"
+        )
+        click.echo(json.dumps(version.metrics, indent=2, sort_keys=True))
+
+
+@click.command("export-onnx")
+@click.option("--model", "ref", required=True, help="Model version id or name.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True)
+@pass_ctx
+@friendly_errors
+def export_onnx_command(ctx: CliContext, ref: str, out: Path) -> None:
+    """Write the version's regressor and classifier as ONNX files into OUT."""
+    from lti_app.services.scoring import ModelStoreError, load_model
+    from ml.registry import export_onnx
+
+    with ctx.session() as session:
+        version = _model_version(session, ref)
+        try:
+            bundle = load_model(ctx.settings.model_root, version)
+        except ModelStoreError as exc:
+            raise click.ClickException(str(exc)) from None
+    for kind, path in export_onnx(bundle, out).items():
+        click.echo(f"{kind}: {path}")

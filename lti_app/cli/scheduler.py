@@ -1,0 +1,63 @@
+"""`arche-predict scheduler`: the periodic jobs, in a process of their own."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from lti_app.cli.common import CliContext, friendly_errors, pass_ctx
+
+
+@click.command("scheduler")
+@click.option("--once", "once", metavar="JOB", default=None, help="Run JOB now, then exit.")
+@click.option("--list", "list_jobs", is_flag=True, help="List the declared jobs and exit.")
+@pass_ctx
+@friendly_errors
+def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
+    """Run the periodic jobs (nightly sync and scoring) in this process.
+
+    Several scheduler processes may run at once: every course is claimed in the database
+    before it is processed, so each is processed exactly once per slot.
+    """
+    from lti_app.db import private_instance
+    from lti_app.observability import configure_logging
+    from lti_app.scheduler import JobContext, build_scheduler, default_jobs, nightly_slot, run_job
+    from lti_app.services.locks import holder_id
+
+    settings = ctx.settings
+    configure_logging(settings.app.log_level, settings.app.log_format)
+    # APScheduler logs every run of the 5-second "Sync now" poll at INFO; our jobs log what
+    # they do themselves.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    jobs = {job.name: job for job in default_jobs()}
+    if list_jobs:
+        for job in jobs.values():
+            when = (
+                f"nightly at {settings.scheduler.nightly_at}"
+                if job.schedule == "nightly"
+                else (f"every {job.interval}")
+            )
+            click.echo(f"{job.name:20} {when:22} {job.description}")
+        return
+    # Training writes models there; and SQLite creates its file there when the engine is made.
+    private_instance(settings.instance_dir.resolve())
+    factory = ctx.session_factory
+    if once is not None:
+        if once not in jobs:
+            raise click.ClickException(f"unknown job '{once}'; known: {', '.join(jobs)}")
+        report = run_job(
+            jobs[once], JobContext(settings, factory, holder_id(), nightly_slot(settings))
+        )
+        click.echo(
+            f"{report.job} slot {report.slot}: processed {report.processed}, "
+            f"skipped (claimed elsewhere) {report.skipped}, failed {sorted(report.failed)}"
+        )
+        if report.failed:
+            sys.exit(1)
+        return
+    if not settings.scheduler.enabled:
+        raise click.ClickException("scheduler.enabled is false in the configuration")
+    click.echo(f"scheduler started: {', '.join(jobs)}")
+    build_scheduler(settings, factory, list(jobs.values())).start()

@@ -11,8 +11,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import QueuePool
 
 from lti_app import migrate
 from lti_app.cli import main
@@ -183,3 +186,35 @@ def test_cli_does_not_import_prometheus_client_in_the_master() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)  # fmt: skip
     assert result.stdout.strip() == "False"
+
+
+def test_cli_import_loads_no_heavy_module() -> None:
+    """`arche-predict --help` and the light commands import only click and the CLI's modules:
+    the database, configuration, web and ML stacks load inside the commands that use them."""
+    heavy = ["sqlalchemy", "alembic", "pydantic", "requests", "flask", "gunicorn", "pandas",
+             "sklearn", "torch", "lti_app.config", "lti_app.log_sources"]  # fmt: skip
+    code = f"import sys, lti_app.cli; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)  # fmt: skip
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_command_makes_one_engine_and_disposes_it(settings: Settings, monkeypatch: Any) -> None:
+    """The CLI context owns the process's engine: `db upgrade` uses it twice (migrate, then
+    read the revision) through one engine, whose pooled connection is closed when it ends."""
+    import lti_app.db
+
+    made: list[Engine] = []
+    real_make_engine = lti_app.db.make_engine
+
+    def counting(url: str, **kwargs: Any) -> Engine:
+        made.append(real_make_engine(url, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(lti_app.db, "make_engine", counting)
+    result = CliRunner().invoke(main, ["--config", str(settings.source), "db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert len(made) == 1
+    pool = made[0].pool
+    assert isinstance(pool, QueuePool)  # a SQLite file keeps its connections pooled
+    assert pool.checkedin() == 0  # disposed: no connection left in the pool

@@ -327,18 +327,48 @@ def evaluation_report(
     y = data.grade.to_numpy()
     passed = data.passed.to_numpy()
     groups = data.groups.to_numpy()
+    ci = {"n_boot": n_boot, "random_state": random_state}
+    reg_block = _regression_block(y, groups, regressor, ci)
+    clf_block = _classification_block(passed, groups, classifier, ci)
+    report: dict[str, Any] = {
+        "n_students": len(y),
+        "n_offerings": int(pd.unique(groups).size),
+        "checkpoints": sorted(float(c) for c in pd.unique(data.checkpoint)),
+        "regression": reg_block,
+        "classification": clf_block,
+    }
+    report["permutation_importance"] = _importance_block(
+        holdout if holdout is not None else data,
+        "holdout" if holdout is not None else "training",
+        regressor,
+        classifier,
+        n_repeats=n_repeats,
+        random_state=random_state,
+    )
+    if holdout is not None:
+        report["holdout"] = _holdout_block(holdout, regressor, classifier)
+    if early_warning is not None:
+        report["early_warning"] = _records(early_warning)
+    report["gate"] = {
+        "regression": reg_block["gate"]["passed"],
+        "classification": clf_block["gate"]["passed"],
+        "passed": bool(reg_block["gate"]["passed"] and clf_block["gate"]["passed"]),
+    }
+    return report
+
+
+def _regression_block(
+    y: np.ndarray, groups: np.ndarray, regressor: RegressionModel, ci: dict[str, int]
+) -> dict[str, Any]:
+    """The grade model on its out-of-fold predictions: metrics with bootstrap intervals, the
+    conformal interval's coverage, and the gate against the mean grade of the other folds."""
     base = fold_baselines(y, groups)
-    p_base = fold_baselines(passed, groups)
     q = conformal_quantile(regressor.residuals, regressor.alpha)
     oof = regressor.oof_pred
-    p_cal = cross_calibrate(classifier.oof_proba_raw, passed, groups)
-    ci = {"n_boot": n_boot, "random_state": random_state}
-
-    reg_metrics = regression_metrics(y, oof, oof - q, oof + q)
-    reg_block: dict[str, Any] = {
+    return {
         "model": regressor.name,
         "cv_table": _records(regressor.cv_table),
-        "metrics": reg_metrics,
+        "metrics": regression_metrics(y, oof, oof - q, oof + q),
         "ci": {
             "r2": _ci(bootstrap_ci(_r2, y, oof, **ci)),
             "mae": _ci(bootstrap_ci(_mae, y, oof, **ci)),
@@ -346,15 +376,24 @@ def evaluation_report(
         },
         "interval_level": 1 - regressor.alpha,
         "baseline": {"name": "mean grade", **regression_metrics(y, base)},
-        "gate": gain_gate(_mae, y, oof, base, n_boot=n_boot, random_state=random_state),
+        "gate": gain_gate(_mae, y, oof, base, **ci),
     }
+
+
+def _classification_block(
+    passed: np.ndarray, groups: np.ndarray, classifier: ClassificationModel, ci: dict[str, int]
+) -> dict[str, Any]:
+    """The pass model on out-of-fold probabilities calibrated across folds: metrics with
+    bootstrap intervals, calibration before and after, and the gate against the pass rate of
+    the other folds."""
+    p_base = fold_baselines(passed, groups)
+    p_cal = cross_calibrate(classifier.oof_proba_raw, passed, groups)
     majority = float(np.mean(passed) >= 0.5)
-    clf_metrics = classification_metrics(passed, p_cal, classifier.threshold)
     raw_ece, raw_mce = ece_mce(passed, classifier.oof_proba_raw)
-    clf_block: dict[str, Any] = {
+    return {
         "model": classifier.name,
         "cv_table": _records(classifier.cv_table),
-        "metrics": clf_metrics,
+        "metrics": classification_metrics(passed, p_cal, classifier.threshold),
         "uncalibrated": {"ece": raw_ece, "mce": raw_mce},
         "ci": {
             "auc": _ci(bootstrap_ci(_auc, passed, p_cal, **ci)),
@@ -374,23 +413,27 @@ def evaluation_report(
             "brier": _brier(passed, p_base),
             "accuracy": float(np.mean(passed == majority)),
         },
-        "gate": gain_gate(_brier, passed, p_cal, p_base, n_boot=n_boot, random_state=random_state),
+        "gate": gain_gate(_brier, passed, p_cal, p_base, **ci),
     }
-    report: dict[str, Any] = {
-        "n_students": len(y),
-        "n_offerings": int(pd.unique(groups).size),
-        "checkpoints": sorted(float(c) for c in pd.unique(data.checkpoint)),
-        "regression": reg_block,
-        "classification": clf_block,
-    }
-    imp_data = holdout if holdout is not None else data
-    report["permutation_importance"] = {
-        "data": "holdout" if holdout is not None else "training",
+
+
+def _importance_block(
+    data: TrainingSet,
+    source: str,
+    regressor: RegressionModel,
+    classifier: ClassificationModel,
+    *,
+    n_repeats: int,
+    random_state: int,
+) -> dict[str, Any]:
+    """Permutation importance of each model's features on ``data`` (``source`` names it)."""
+    return {
+        "data": source,
         "regression": _records(
             permutation_importance_table(
                 regressor.pipeline,
-                imp_data.X[regressor.features],
-                imp_data.grade.to_numpy(),
+                data.X[regressor.features],
+                data.grade.to_numpy(),
                 scoring="neg_mean_absolute_error",
                 n_repeats=n_repeats,
                 random_state=random_state,
@@ -399,31 +442,28 @@ def evaluation_report(
         "classification": _records(
             permutation_importance_table(
                 classifier.estimator,
-                imp_data.X[classifier.features],
-                imp_data.passed.to_numpy(),
+                data.X[classifier.features],
+                data.passed.to_numpy(),
                 scoring="roc_auc",
                 n_repeats=n_repeats,
                 random_state=random_state,
             )
         ),
     }
-    if holdout is not None:
-        pred, lo, hi = regressor.predict_interval(holdout.X, clip=False)
-        report["holdout"] = {
-            "n_students": len(holdout.grade),
-            "regression": regression_metrics(holdout.grade.to_numpy(), pred, lo, hi),
-            "classification": classification_metrics(
-                holdout.passed.to_numpy(), classifier.predict_proba(holdout.X), classifier.threshold
-            ),
-        }
-    if early_warning is not None:
-        report["early_warning"] = _records(early_warning)
-    report["gate"] = {
-        "regression": reg_block["gate"]["passed"],
-        "classification": clf_block["gate"]["passed"],
-        "passed": bool(reg_block["gate"]["passed"] and clf_block["gate"]["passed"]),
+
+
+def _holdout_block(
+    holdout: TrainingSet, regressor: RegressionModel, classifier: ClassificationModel
+) -> dict[str, Any]:
+    """Both models on offerings they never saw."""
+    pred, lo, hi = regressor.predict_interval(holdout.X, clip=False)
+    return {
+        "n_students": len(holdout.grade),
+        "regression": regression_metrics(holdout.grade.to_numpy(), pred, lo, hi),
+        "classification": classification_metrics(
+            holdout.passed.to_numpy(), classifier.predict_proba(holdout.X), classifier.threshold
+        ),
     }
-    return report
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -46,6 +46,7 @@ Features (all float64):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -256,6 +257,10 @@ def compute_features(
     ``eventname``, ``crud``, ``edulevel`` and ``cmid`` are read. ``roster`` is a frame with a
     ``userid`` column or a sequence of ids; its order is the output's order (index ``userid``).
     ``tz`` sets the calendar for days and hours (ARCHE's is Europe/Paris).
+
+    The steps below share the kept events sorted by (student, time), each student's a
+    contiguous run (:class:`_Runs`), so every per-student sum is one ``reduceat`` or
+    ``bincount`` over whole arrays; each step frees its large temporaries before the next.
     """
     ids = _roster_ids(roster)
     n = ids.size
@@ -266,7 +271,45 @@ def compute_features(
     gap_ns = int(pd.Timedelta(session_gap).value)
     types = list(event_types)
 
-    # ---- per event: time, roster position, kind, activity; then the kept ones, sorted
+    t, kind, module, count_i, modules, kind_names, infos = _sorted_events(
+        events, ids, as_of_ns, course_modules
+    )
+    runs = _Runs.of(count_i)
+    out: dict[str, np.ndarray] = {"n_actions": runs.count}
+    blocks = _BlockSums(n, kind_names, infos, types, modules.size, as_of_ns, start_ns)
+    blocks.run(t, kind, module, count_i)
+    del kind, module
+    _count_features(out, blocks, types, runs.count)
+    first = _session_features(out, t, runs, gap_ns)
+    _calendar_features(out, t, runs, first, tz)
+    del first
+    _timing_features(out, t, runs, as_of_ns, start_ns)
+    _regularity_features(out, blocks, runs.count, as_of_ns, start_ns)
+    _activity_features(out, blocks, modules.size, n)
+    elapsed = as_of_ns - start_ns
+    course_len = _ns(end_ts) - start_ns
+    out["course_progress"] = np.full(n, float(np.clip(elapsed / course_len, 0.0, 1.0)))
+    _add_z_scores(out, n)
+
+    # one float block, filled a column at a time: rows of its transpose, contiguous writes
+    names = feature_names(event_types)
+    matrix = np.empty((len(names), n), dtype=np.float64)
+    for row, name in enumerate(names):
+        matrix[row] = out[name]
+    return pd.DataFrame(matrix.T, index=pd.Index(ids, name="userid"), columns=names, copy=False)
+
+
+def _sorted_events(
+    events: pd.DataFrame, ids: np.ndarray, as_of_ns: int, course_modules: Sequence[int] | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str], list[EventInfo]]:
+    """The kept events (roster students, up to ``as_of``) in (student, time) order: their
+    times, kinds and activity positions (narrowed), each student's count, the activities
+    counted, and the kinds' names and meanings.
+
+    Per event first: time, roster position, kind, activity; then one reordering of the kept
+    ones. Activities are ``course_modules`` or, when not given, those anyone on the roster
+    touched by ``as_of``; the position ``modules.size`` means "none".
+    """
     time = pd.DatetimeIndex(events["time"])
     if time.tz is None:
         raise ValueError("event times must be timezone-aware")
@@ -283,23 +326,35 @@ def compute_features(
     if (modules == 0).any():  # an id 0 (not Moodle's) must not match the missing ones
         module_all[cmid.isna().to_numpy()] = modules.size
     del cm
-    perm, count_i = _student_order(u_all, t_all, n, as_of_ns)
+    perm, count_i = _student_order(u_all, t_all, ids.size, as_of_ns)
     t = t_all[perm]
     kind = _narrow(kind_all, len(infos))[perm]
     module = _narrow(module_all, modules.size + 1)[perm]
-    del u_all, t_all, kind_all, module_all, perm
+    return t, kind, module, count_i, modules, kind_names, infos
 
-    out: dict[str, np.ndarray] = {}
-    count = count_i.astype(np.float64)
-    out["n_actions"] = count
-    ends = np.cumsum(count_i)  # one past each student's last sorted event
-    present = np.flatnonzero(count_i)
-    starts = ends[present] - count_i[present]
-    last_idx = ends[present] - 1
 
-    # ---- counts per kind -> per event type, per category, active; levels; weeks; activities
-    blocks = _BlockSums(n, kind_names, infos, types, modules.size, as_of_ns, start_ns)
-    blocks.run(t, kind, module, count_i)
+@dataclass(frozen=True, slots=True)
+class _Runs:
+    """Where each student's run of sorted events lies."""
+
+    count_i: np.ndarray  # events per student
+    count: np.ndarray  # the same as floats (the n_actions feature, and every rate's divisor)
+    present: np.ndarray  # the students with at least one event
+    starts: np.ndarray  # first position of each present student's run
+    last_idx: np.ndarray  # last position of each present student's run
+
+    @classmethod
+    def of(cls, count_i: np.ndarray) -> _Runs:
+        ends = np.cumsum(count_i)  # one past each student's last sorted event
+        present = np.flatnonzero(count_i)
+        starts = ends[present] - count_i[present]
+        return cls(count_i, count_i.astype(np.float64), present, starts, ends[present] - 1)
+
+
+def _count_features(
+    out: dict[str, np.ndarray], blocks: _BlockSums, types: list[str], count: np.ndarray
+) -> None:
+    """Counts per event type and per category; active (writing) actions and their share."""
     for k, e in enumerate(types):
         out[f"n_{short_event_name(e)}"] = blocks.per_type[k]
     for k, c in enumerate(CATEGORIES):
@@ -307,10 +362,18 @@ def compute_features(
     n_active = blocks.n_active
     out["n_active"] = n_active
     out["n_passive"] = count - n_active
-    out["active_ratio"] = np.divide(n_active, count, out=np.zeros(n), where=count > 0)
-    del kind, module
+    out["active_ratio"] = np.divide(n_active, count, out=np.zeros(count.size), where=count > 0)
 
-    # ---- time on task and sessions: gaps to the previous action of the same student
+
+def _session_features(
+    out: dict[str, np.ndarray], t: np.ndarray, runs: _Runs, gap_ns: int
+) -> np.ndarray:
+    """Time on task and sessions, from the gaps to the previous action of the same student:
+    a gap up to ``gap_ns`` continues a session and counts as time on task.
+
+    Returns the mask of each student's first event, which :func:`_calendar_features` reuses
+    as its buffer."""
+    n, present, starts = runs.count.size, runs.present, runs.starts
     gaps = np.empty(t.size, dtype=np.int64)
     if t.size:
         gaps[0] = 0
@@ -326,34 +389,47 @@ def compute_features(
         n_cont[present] = np.add.reduceat(cont, starts, dtype=np.int64)
     del gaps, cont
     out["total_time_min"] = total_ns / (60 * NS_PER_S)
-    n_sessions = count - n_cont
+    n_sessions = runs.count - n_cont
     out["n_sessions"] = n_sessions
     out["mean_session_min"] = np.divide(
         out["total_time_min"], n_sessions, out=np.zeros(n), where=n_sessions > 0
     )
+    return first
 
-    # ---- calendar: active days, mean hour
+
+def _calendar_features(
+    out: dict[str, np.ndarray], t: np.ndarray, runs: _Runs, first: np.ndarray, tz: str
+) -> None:
+    """Active days and mean hour, on the local calendar of ``tz``. ``first`` (each student's
+    first event) is overwritten: it becomes the new-day mask."""
+    n, count = runs.count.size, runs.count
     local = local_ns(t, tz)
     day = local // NS_PER_DAY
     new_day = first
     new_day[1:] |= day[1:] != day[:-1]
     active_days = np.zeros(n)
-    if present.size:
-        active_days[present] = np.add.reduceat(new_day, starts, dtype=np.int64)
+    if runs.present.size:
+        active_days[runs.present] = np.add.reduceat(new_day, runs.starts, dtype=np.int64)
     out["active_days"] = active_days
     day *= NS_PER_DAY
     hour = np.subtract(local, day, out=day if local is t else local) / (3600 * NS_PER_S)
-    del local, day, new_day, first
+    del local, day, new_day
     # summed in time order per student, as the naive loop does (bincount adds in array order)
-    student = np.repeat(np.arange(n, dtype=np.intp), count_i)
+    student = np.repeat(np.arange(n, dtype=np.intp), runs.count_i)
     hour_sum = np.bincount(student, weights=hour, minlength=n)
     del hour, student
     out["mean_hour"] = np.divide(hour_sum, count, out=np.full(n, np.nan), where=count > 0)
 
-    # ---- intervals and recency; the gaps of a student telescope to last minus first action
+
+def _timing_features(
+    out: dict[str, np.ndarray], t: np.ndarray, runs: _Runs, as_of_ns: int, start_ns: int
+) -> None:
+    """Mean interval between actions and days since the last one (the course start for a
+    student with none); a student's gaps telescope to last minus first action."""
+    n, present, starts, last_idx = runs.count.size, runs.present, runs.starts, runs.last_idx
     span_ns = np.zeros(n)
     span_ns[present] = t[last_idx] - t[starts]
-    n_gaps = count - 1
+    n_gaps = runs.count - 1
     out["mean_interval_h"] = np.divide(
         span_ns / (3600 * NS_PER_S), n_gaps, out=np.full(n, np.nan), where=n_gaps > 0
     )
@@ -361,7 +437,17 @@ def compute_features(
     last[present] = t[last_idx]
     out["days_since_last"] = np.maximum(as_of_ns - last, 0) / NS_PER_DAY
 
-    # ---- regularity over the weeks elapsed
+
+def _regularity_features(
+    out: dict[str, np.ndarray],
+    blocks: _BlockSums,
+    count: np.ndarray,
+    as_of_ns: int,
+    start_ns: int,
+) -> None:
+    """Regularity over the weeks elapsed (normalised entropy of the weekly counts, share of
+    active weeks) and the trend: the rate of the last 14 days against the rate before."""
+    n = count.size
     n_weeks = blocks.n_weeks
     weekly = blocks.weekly
     p = np.divide(weekly, count[:, None], out=np.zeros(weekly.shape), where=weekly > 0)
@@ -373,7 +459,6 @@ def compute_features(
         out["weekly_entropy"] = (count > 0).astype(np.float64)
     out["active_weeks_share"] = np.count_nonzero(weekly, axis=1) / n_weeks
 
-    # ---- trend: last 14 days vs before
     window = int(TREND_WINDOW.value)
     elapsed = as_of_ns - start_ns
     recent = blocks.recent
@@ -388,9 +473,13 @@ def compute_features(
     else:
         out["trend"] = np.zeros(n)
 
-    # ---- activities touched, cognitive depth and social breadth
+
+def _activity_features(
+    out: dict[str, np.ndarray], blocks: _BlockSums, n_modules: int, n: int
+) -> None:
+    """Share of the activities touched; cognitive depth and social breadth of those touched
+    (mean and highest level)."""
     touched = blocks.touched
-    n_modules = modules.size
     out["share_activities"] = touched / n_modules if n_modules else np.zeros(n)
     for name, sums, highest in (
         ("cognitive_depth", blocks.depth_sum, blocks.depth_max),
@@ -399,21 +488,13 @@ def compute_features(
         out[name] = np.divide(sums, touched, out=np.zeros(n), where=touched > 0)
         out[f"{name}_max"] = highest
 
-    course_len = _ns(end_ts) - start_ns
-    out["course_progress"] = np.full(n, float(np.clip(elapsed / course_len, 0.0, 1.0)))
 
-    # ---- cohort-relative z-scores
+def _add_z_scores(out: dict[str, np.ndarray], n: int) -> None:
+    """Cohort-relative z-scores of :data:`Z_FEATURES` (0 when the cohort does not vary)."""
     for f in Z_FEATURES:
         x = out[f]
         sd = float(np.std(x)) if n else 0.0
         out[f"z_{f}"] = (x - x.mean()) / sd if sd > 0 else np.zeros(n)
-
-    # one float block, filled a column at a time: rows of its transpose, contiguous writes
-    names = feature_names(event_types)
-    matrix = np.empty((len(names), n), dtype=np.float64)
-    for row, name in enumerate(names):
-        matrix[row] = out[name]
-    return pd.DataFrame(matrix.T, index=pd.Index(ids, name="userid"), columns=names, copy=False)
 
 
 class _BlockSums:

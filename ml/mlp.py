@@ -181,65 +181,14 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.scale_ = np.where(scale > 0, scale, 1.0)
         Z = ((X - self.mean_) / self.scale_).astype(np.float32)
 
-        counts = np.bincount(target.astype(np.int64), minlength=2)
-        n_val = round(self.validation_fraction * len(Z))
-        can_split = n_val >= 4 and counts.min() >= 2 and len(Z) - n_val >= 4
-        if can_split:
-            tr, va = train_test_split(
-                np.arange(len(Z)),
-                test_size=n_val,
-                stratify=target,
-                random_state=self.random_state,
-            )
-        else:  # too little data to hold any out: monitor the training loss instead
-            tr = va = np.arange(len(Z))
-
+        tr, va = self._validation_split(target)
         with _torch_scope(self.random_state, self.n_threads):
             net = MLPNet(Z.shape[1], tuple(self.hidden), self.dropout)
-            params = list(net.parameters())  # once: walking the modules costs on every step
-            opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
-            sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
-            )
-            loss_fn = nn.BCEWithLogitsLoss()
             x_tr, y_tr = torch.from_numpy(Z[tr]), torch.from_numpy(target[tr])
             x_va, y_va = torch.from_numpy(Z[va]), torch.from_numpy(target[va])
-            gen = torch.Generator().manual_seed(self.random_state)
-            batch = self.batch_size_for(len(x_tr))
-            best, best_state, best_epoch, since = np.inf, copy.deepcopy(net.state_dict()), 0, 0
-            train_curve: list[float] = []
-            val_curve: list[float] = []
-            epoch = 0
-            for epoch in range(1, self.max_epochs + 1):
-                net.train()
-                perm = torch.randperm(len(x_tr), generator=gen)
-                total = 0.0
-                for start in range(0, len(perm), batch):
-                    idx = perm[start : start + batch]
-                    opt.zero_grad()
-                    loss = loss_fn(net(x_tr[idx]), y_tr[idx])
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(params, self.grad_clip)
-                    opt.step()
-                    total += float(loss.item()) * len(idx)
-                train_curve.append(total / len(perm))
-                net.eval()
-                with torch.no_grad():
-                    val = float(loss_fn(net(x_va), y_va).item())
-                val_curve.append(val)
-                sched.step(val)
-                if val < best - 1e-7:
-                    best, best_state, best_epoch, since = (
-                        val,
-                        copy.deepcopy(net.state_dict()),
-                        epoch,
-                        0,
-                    )
-                else:
-                    since += 1
-                    if since >= self.patience:
-                        break
-            net.load_state_dict(best_state)
+            epoch, best_epoch, best, train_curve, val_curve = self._train(
+                net, x_tr, y_tr, x_va, y_va
+            )
             # predict in float64: float32 matrix products differ in the last bits with the batch
             # size (BLAS blocking), and a student's score must not depend on who else is scored
             net.double().eval()
@@ -250,6 +199,75 @@ class TorchMLPClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self.loss_curve_ = train_curve
         self.validation_loss_curve_ = val_curve
         return self
+
+    def _validation_split(self, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices to train on and to validate on (stratified, ``validation_fraction``).
+
+        With too little data to hold any out, both are every row: early stopping and the
+        learning-rate schedule then watch the training loss."""
+        n = len(target)
+        counts = np.bincount(target.astype(np.int64), minlength=2)
+        n_val = round(self.validation_fraction * n)
+        if n_val >= 4 and counts.min() >= 2 and n - n_val >= 4:
+            tr, va = train_test_split(
+                np.arange(n),
+                test_size=n_val,
+                stratify=target,
+                random_state=self.random_state,
+            )
+            return tr, va
+        return np.arange(n), np.arange(n)
+
+    def _train(
+        self,
+        net: MLPNet,
+        x_tr: torch.Tensor,
+        y_tr: torch.Tensor,
+        x_va: torch.Tensor,
+        y_va: torch.Tensor,
+    ) -> tuple[int, int, float, list[float], list[float]]:
+        """Mini-batch AdamW with gradient clipping, the rate lowered on validation plateaus,
+        stopped after ``patience`` epochs without improvement; ``net`` ends with the weights of
+        its best epoch. Returns (epochs run, best epoch, best validation loss, training and
+        validation loss curves)."""
+        params = list(net.parameters())  # once: walking the modules costs on every step
+        opt = torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay, fused=True)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.lr_factor, patience=self.lr_patience
+        )
+        loss_fn = nn.BCEWithLogitsLoss()
+        gen = torch.Generator().manual_seed(self.random_state)
+        batch = self.batch_size_for(len(x_tr))
+        best, best_state, best_epoch, since = np.inf, copy.deepcopy(net.state_dict()), 0, 0
+        train_curve: list[float] = []
+        val_curve: list[float] = []
+        epoch = 0
+        for epoch in range(1, self.max_epochs + 1):
+            net.train()
+            perm = torch.randperm(len(x_tr), generator=gen)
+            total = 0.0
+            for start in range(0, len(perm), batch):
+                idx = perm[start : start + batch]
+                opt.zero_grad()
+                loss = loss_fn(net(x_tr[idx]), y_tr[idx])
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, self.grad_clip)
+                opt.step()
+                total += float(loss.item()) * len(idx)
+            train_curve.append(total / len(perm))
+            net.eval()
+            with torch.no_grad():
+                val = float(loss_fn(net(x_va), y_va).item())
+            val_curve.append(val)
+            sched.step(val)
+            if val < best - 1e-7:
+                best, best_state, best_epoch, since = val, copy.deepcopy(net.state_dict()), epoch, 0
+            else:
+                since += 1
+                if since >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        return epoch, best_epoch, float(best), train_curve, val_curve
 
     def batch_size_for(self, n_rows: int) -> int:
         """The mini-batch size for ``n_rows`` training rows: ``batch_size``, or larger so that an

@@ -18,10 +18,16 @@ from typing import Any
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ml.dataset import DEFAULT_CHECKPOINTS, Offering, build_training_set
+from ml.dataset import DEFAULT_CHECKPOINTS, Offering, TrainingSet, build_training_set
 from ml.evaluation import early_warning_curve, evaluation_report
 from ml.explain import grade_factors
-from ml.models import ThresholdMetric, fit_classifier, fit_regressor
+from ml.models import (
+    ClassificationModel,
+    RegressionModel,
+    ThresholdMetric,
+    fit_classifier,
+    fit_regressor,
+)
 from ml.registry import ModelBundle, save_bundle
 
 Progress = Callable[[str, float], None]
@@ -71,40 +77,26 @@ def train_model_version(
             pass_mark=pass_mark,
             feature_kwargs=feature_kwargs,
         )
-        groups = data.groups.to_numpy()
-        on_progress("regressors", 0.1)
-        reg = fit_regressor(
-            data.X,
-            data.grade,
-            groups,
-            candidates=regressors,
+        reg, clf = _fit_models(
+            data,
+            regressors=regressors,
+            classifiers=classifiers,
             alpha=alpha,
             scale=scale,
-            random_state=random_state,
-            n_threads=n_threads,
-        )
-        on_progress("classifiers", 0.35)
-        clf = fit_classifier(
-            data.X,
-            data.passed,
-            groups,
-            candidates=classifiers,
             threshold_metric=threshold_metric,
             random_state=random_state,
             n_threads=n_threads,
+            on_progress=on_progress,
         )
         curve = None
         if early_warning:
             on_progress("early warning", 0.7)
-            all_points = build_training_set(
+            curve = _early_warning(
                 offerings,
                 early_warning,
                 scale=scale,
                 pass_mark=pass_mark,
                 feature_kwargs=feature_kwargs,
-            )
-            curve = early_warning_curve(
-                all_points,
                 n_boot=min(n_boot, 300),
                 random_state=random_state,
                 n_threads=n_threads,
@@ -119,24 +111,90 @@ def train_model_version(
             n_repeats=n_repeats,
             random_state=random_state,
         )
-        window = {
-            "progress": float(progress),
-            "offerings": [
-                {
-                    "id": o.offering_id,
-                    "course_start": o.course_start.isoformat(),
-                    "course_end": o.course_end.isoformat(),
-                    "n_students": len(o.roster),
-                }
-                for o in offerings
-            ],
-        }
         on_progress("saving", 0.95)
+        window = _training_window(offerings, progress)
         bundle = save_bundle(
             reg, clf, directory, data=data, report=report, training_window=window, version=version
         )
         on_progress("done", 1.0)
         return bundle
+
+
+def _fit_models(
+    data: TrainingSet,
+    *,
+    regressors: Sequence[str] | None,
+    classifiers: Sequence[str] | None,
+    alpha: float,
+    scale: float,
+    threshold_metric: ThresholdMetric,
+    random_state: int,
+    n_threads: int,
+    on_progress: Progress,
+) -> tuple[RegressionModel, ClassificationModel]:
+    """The grade regressor and the pass classifier, each the best of its candidates under
+    cross-validation grouped by offering (so no offering is both fitted and scored)."""
+    groups = data.groups.to_numpy()
+    on_progress("regressors", 0.1)
+    reg = fit_regressor(
+        data.X,
+        data.grade,
+        groups,
+        candidates=regressors,
+        alpha=alpha,
+        scale=scale,
+        random_state=random_state,
+        n_threads=n_threads,
+    )
+    on_progress("classifiers", 0.35)
+    clf = fit_classifier(
+        data.X,
+        data.passed,
+        groups,
+        candidates=classifiers,
+        threshold_metric=threshold_metric,
+        random_state=random_state,
+        n_threads=n_threads,
+    )
+    return reg, clf
+
+
+def _early_warning(
+    offerings: Sequence[Offering],
+    checkpoints: Sequence[float],
+    *,
+    scale: float,
+    pass_mark: float,
+    feature_kwargs: Mapping[str, Any] | None,
+    n_boot: int,
+    random_state: int,
+    n_threads: int,
+) -> pd.DataFrame:
+    """How good predictions are at each of ``checkpoints``: the early-warning curve of the
+    report, on training sets built at those points of the same offerings."""
+    all_points = build_training_set(
+        offerings, checkpoints, scale=scale, pass_mark=pass_mark, feature_kwargs=feature_kwargs
+    )
+    return early_warning_curve(
+        all_points, n_boot=n_boot, random_state=random_state, n_threads=n_threads
+    )
+
+
+def _training_window(offerings: Sequence[Offering], progress: float) -> dict[str, Any]:
+    """What a version was trained on, kept in its metadata: the relative point and, per past
+    offering, its id, dates and cohort size."""
+    return {
+        "progress": float(progress),
+        "offerings": [
+            {
+                "id": o.offering_id,
+                "course_start": o.course_start.isoformat(),
+                "course_end": o.course_end.isoformat(),
+                "n_students": len(o.roster),
+            }
+            for o in offerings
+        ],
+    }
 
 
 def score_students(

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from lti_app.log_source_names import DECLARED
+from lti_app.log_source_names import DECLARED as DECLARED  # re-exported: the registry API
 from moodle_client.logs import LogSource
 
 if TYPE_CHECKING:

@@ -185,9 +185,23 @@ def train_model(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
+    rows = _register_versions(session, course, bundle, version, digest, data_hash, offering_names)
+    return rows[0], rows[1], bundle, False
+
+
+def _register_versions(
+    session: Session,
+    course: Course,
+    bundle: ModelBundle,
+    version: str,
+    digest: str,
+    data_hash: str,
+    offering_names: list[str],
+) -> list[ModelVersion]:
+    """The new regression and classification rows, active, the course's previous ones not:
+    each keeps its metrics, the gate's verdict and what it was trained on."""
     regressor, classifier = bundle.regressor, bundle.classifier
     report: dict[str, Any] = bundle.metadata.get("metrics", {})
-    window = bundle.metadata.get("training_window", {})
     gate = report.get("gate", {})
     session.execute(
         update(ModelVersion)
@@ -195,12 +209,20 @@ def train_model(
         .values(active=False)
         .execution_options(synchronize_session=False)
     )
+    metadata = _jsonable(
+        {
+            "training_window": bundle.metadata.get("training_window", {}),
+            "offerings": offering_names,
+            "libraries": bundle.metadata.get("libraries", {}),
+            "gate": gate,
+            "report": {
+                k: v for k, v in report.items() if k not in ("regression", "classification")
+            },
+        }
+    )
     rows = []
-    for task, estimator, key in (
-        ("regression", regressor.name, "regression"),
-        ("classification", classifier.name, "classification"),
-    ):
-        passed = bool(gate.get(key, False))
+    for task, estimator in (("regression", regressor.name), ("classification", classifier.name)):
+        passed = bool(gate.get(task, False))
         row = ModelVersion(
             course_id=course.id,
             version=f"{version}-{task[:3]}",
@@ -210,17 +232,7 @@ def train_model(
             artifact_sha256=digest,
             features=list(regressor.features),
             metrics=_jsonable(report.get(task, {})),
-            metadata_json=_jsonable(
-                {
-                    "training_window": window,
-                    "offerings": offering_names,
-                    "libraries": bundle.metadata.get("libraries", {}),
-                    "gate": gate,
-                    "report": {
-                        k: v for k, v in report.items() if k not in ("regression", "classification")
-                    },
-                }
-            ),
+            metadata_json=metadata,
             data_hash=data_hash,
             gate_passed=passed,
             gate_reason=None if passed else _gate_reason(task, report),
@@ -230,7 +242,7 @@ def train_model(
         session.add(row)
         rows.append(row)
     session.flush()
-    return rows[0], rows[1], bundle, False
+    return rows
 
 
 def _quiet(step: str, fraction: float) -> None:

@@ -1,8 +1,12 @@
-"""What each engagement feature is: its unit, the values it can take, and who moves it.
+"""What each engagement feature is: its name for people, its unit, the values it can take, and
+who moves it.
 
-Declared once here so that every surface reads the same facts: the what-if validation and the
-API's OpenAPI schema read the valid range, the what-if sliders never go past it, and (as they
-move over) the pages and exports can read units and effort directions from the same place.
+Declared once here so that every surface reads the same facts: the pages and charts show the
+label (translated by the web layer), the what-if validation and the API's OpenAPI schema read
+the valid range and the levers, the what-if sliders take their order, step and end from here,
+the at-risk table, its CSV export and the sensitivity curves take their features from the
+tuples at the end of this module. No other module lists feature names (:mod:`ml.features`
+computes them).
 
 The ranges are the values :func:`ml.features.compute_features` can produce, made generous: a
 time span is bounded by :data:`HORIZON_DAYS` (a century, longer than any course offering, so no
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 from ml.events import CATEGORIES, DEFAULT_EVENT_TYPES, short_event_name
@@ -32,12 +36,23 @@ MAX_COUNT: Final = 10**9
 Unit = Literal["count", "minutes", "hours", "days", "hour of day", "share", "level", "ratio"]
 
 
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for a no-op marker
+    """Marks ``message`` as a label to translate and returns it unchanged.
+
+    `ml` does not translate (it never imports Flask or Babel); Babel's extraction reads this
+    module (`babel.cfg`; ``N_`` is one of its default keywords), so every label is a msgid of the
+    catalogue, and the web layer passes it through gettext when it shows it.
+    """
+    return message
+
+
 @dataclass(frozen=True)
 class FeatureInfo:
-    """One feature: ``name`` (the column, also the key of its translated label), ``unit``, the
-    closed range ``[minimum, maximum]`` of its values, whether the student ``controllable``-y
-    moves it by studying differently (what-if forms offer only these), and ``effort``: +1 when
-    more of it means more study, -1 when less does (days since the last visit), 0 when neither.
+    """One feature: ``name`` (the column), ``unit``, the closed range ``[minimum, maximum]`` of
+    its values, whether the student ``controllable``-y moves it by studying differently (what-if
+    forms offer only these; set from :data:`CONTROLLABLE`), ``effort``: +1 when more of it means
+    more study, -1 when less does (days since the last visit), 0 when neither, and ``label``:
+    its name for people, in English (the msgid the web layer translates).
     """
 
     name: str
@@ -46,6 +61,7 @@ class FeatureInfo:
     maximum: float
     controllable: bool = False
     effort: Literal[-1, 0, 1] = 0
+    label: str = ""
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.minimum) and math.isfinite(self.maximum)):
@@ -55,9 +71,20 @@ class FeatureInfo:
 
     @property
     def z_scored(self) -> bool:
-        """Whether the models also see this feature as a cohort z-score (``z_<name>``), which a
+        """Whether the models also see this feature as a cohort z-score (:attr:`z_name`), which a
         what-if changing it must move too."""
         return self.name in Z_FEATURES
+
+    @property
+    def z_name(self) -> str:
+        """The column of the feature's cohort z-score (meaningful when :attr:`z_scored`)."""
+        return f"z_{self.name}"
+
+    @property
+    def step(self) -> float:
+        """The smallest change a person sets by hand (a what-if slider's step): a twentieth for
+        a share or a ratio, which live between 0 and 1; one unit otherwise."""
+        return 0.05 if self.unit in ("share", "ratio") else 1.0
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` is a finite number inside the range (NaN and infinities are not)."""
@@ -77,45 +104,8 @@ _HOURS: Final = HORIZON_DAYS * 24
 _MAX_LEVEL: Final = 5  # cognitive depth 0..5, social breadth 0..3 (ml.events)
 
 
-def _count(name: str, *, controllable: bool = False, effort: Literal[-1, 0, 1] = 0) -> FeatureInfo:
-    return FeatureInfo(name, "count", 0, MAX_COUNT, controllable, effort)
-
-
-def _all() -> dict[str, FeatureInfo]:
-    infos = [
-        _count("n_actions", effort=1),
-        *(_count(f"n_{short_event_name(e)}") for e in DEFAULT_EVENT_TYPES),
-        *(_count(f"n_cat_{c}") for c in CATEGORIES),
-        _count("n_active", controllable=True, effort=1),
-        _count("n_passive"),
-        FeatureInfo("active_ratio", "share", 0, 1),
-        FeatureInfo("total_time_min", "minutes", 0, _MINUTES, controllable=True, effort=1),
-        _count("n_sessions", controllable=True, effort=1),
-        FeatureInfo("mean_session_min", "minutes", 0, _MINUTES),
-        FeatureInfo("active_days", "days", 0, HORIZON_DAYS, controllable=True, effort=1),
-        FeatureInfo("mean_hour", "hour of day", 0, 24),
-        FeatureInfo("mean_interval_h", "hours", 0, _HOURS),
-        FeatureInfo("days_since_last", "days", 0, HORIZON_DAYS, controllable=True, effort=-1),
-        FeatureInfo("weekly_entropy", "ratio", 0, 1),
-        FeatureInfo("active_weeks_share", "share", 0, 1),
-        FeatureInfo("trend", "ratio", -1, 1),
-        FeatureInfo("share_activities", "share", 0, 1, controllable=True, effort=1),
-        FeatureInfo("cognitive_depth", "level", 0, _MAX_LEVEL),
-        FeatureInfo("cognitive_depth_max", "level", 0, _MAX_LEVEL),
-        FeatureInfo("social_breadth", "level", 0, _MAX_LEVEL),
-        FeatureInfo("social_breadth_max", "level", 0, _MAX_LEVEL),
-        FeatureInfo("course_progress", "share", 0, 1),
-    ]
-    # The per-event counts a student moves directly (quizzes submitted, forum posts written).
-    for name in ("n_mod_quiz_attempt_submitted", "n_mod_forum_post_created"):
-        infos = [_count(name, controllable=True, effort=1) if i.name == name else i for i in infos]
-    return {i.name: i for i in infos}
-
-
-#: Every base feature of :func:`ml.features.feature_names` (default event types), by name.
-FEATURES: Final[Mapping[str, FeatureInfo]] = _all()
-
-#: The features a student controls, in the order what-if forms offer them.
+#: The features a student controls (each one's effort is declared below), in the order what-if
+#: forms offer them.
 CONTROLLABLE: Final[tuple[str, ...]] = (
     "total_time_min",
     "active_days",
@@ -127,10 +117,126 @@ CONTROLLABLE: Final[tuple[str, ...]] = (
     "days_since_last",
 )
 
+#: Labels of the counts generated per event type and per category (their names come from
+#: `ml.events`; the other features carry their label in their own line below).
+_COUNT_LABELS: Final = {
+    "n_mod_quiz_attempt_submitted": N_("Quiz attempts submitted"),
+    "n_mod_quiz_attempt_started": N_("Quiz attempts started"),
+    "n_mod_quiz_attempt_reviewed": N_("Quiz attempts reviewed"),
+    "n_mod_quiz_course_module_viewed": N_("Quiz pages viewed"),
+    "n_mod_forum_post_created": N_("Forum posts"),
+    "n_mod_forum_discussion_viewed": N_("Forum discussions read"),
+    "n_mod_assign_assessable_submitted": N_("Assignments submitted"),
+    "n_mod_assign_course_module_viewed": N_("Assignment pages viewed"),
+    "n_mod_resource_course_module_viewed": N_("Files opened"),
+    "n_mod_page_course_module_viewed": N_("Pages read"),
+    "n_mod_url_course_module_viewed": N_("Links followed"),
+    "n_core_course_viewed": N_("Course page visits"),
+    "n_gradereport_user_grade_report_viewed": N_("Grade report visits"),
+    "n_cat_assessment": N_("Assessment actions"),
+    "n_cat_collaboration": N_("Collaboration actions"),
+    "n_cat_content": N_("Content actions"),
+    "n_cat_feedback": N_("Feedback actions"),
+    "n_cat_forum_read": N_("Forum reading"),
+    "n_cat_forum_write": N_("Forum writing"),
+    "n_cat_navigation": N_("Navigation actions"),
+    "n_cat_other": N_("Other actions"),
+}
+
+
+def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 0) -> FeatureInfo:
+    return FeatureInfo(
+        name, "count", 0, MAX_COUNT, effort=effort, label=label or _COUNT_LABELS[name]
+    )
+
+
+def _all() -> dict[str, FeatureInfo]:
+    events = [f"n_{short_event_name(e)}" for e in DEFAULT_EVENT_TYPES]
+    infos = [
+        _count("n_actions", N_("Actions in the course"), effort=1),
+        # The per-event counts a student moves directly (quizzes submitted, forum posts
+        # written) are the levers among them: more of them is more study.
+        *(_count(n, effort=1 if n in CONTROLLABLE else 0) for n in events),
+        *(_count(f"n_cat_{c}") for c in CATEGORIES),
+        _count("n_active", N_("Active actions (submissions, posts, attempts)"), effort=1),
+        _count("n_passive", N_("Passive actions (views)")),
+        FeatureInfo("active_ratio", "share", 0, 1, label=N_("Share of active actions")),
+        FeatureInfo(
+            "total_time_min", "minutes", 0, _MINUTES, effort=1, label=N_("Time spent (minutes)")
+        ),
+        _count("n_sessions", N_("Study sessions"), effort=1),
+        FeatureInfo(
+            "mean_session_min", "minutes", 0, _MINUTES, label=N_("Session length (minutes)")
+        ),
+        FeatureInfo("active_days", "days", 0, HORIZON_DAYS, effort=1, label=N_("Active days")),
+        FeatureInfo("mean_hour", "hour of day", 0, 24, label=N_("Usual hour of activity")),
+        FeatureInfo(
+            "mean_interval_h", "hours", 0, _HOURS, label=N_("Hours between actions (mean)")
+        ),
+        FeatureInfo(
+            "days_since_last",
+            "days",
+            0,
+            HORIZON_DAYS,
+            effort=-1,
+            label=N_("Days since last activity"),
+        ),
+        FeatureInfo("weekly_entropy", "ratio", 0, 1, label=N_("Regularity over the week")),
+        FeatureInfo("active_weeks_share", "share", 0, 1, label=N_("Share of weeks with activity")),
+        FeatureInfo("trend", "ratio", -1, 1, label=N_("Activity trend")),
+        FeatureInfo(
+            "share_activities", "share", 0, 1, effort=1, label=N_("Share of activities opened")
+        ),
+        FeatureInfo("cognitive_depth", "level", 0, _MAX_LEVEL, label=N_("Depth of engagement")),
+        FeatureInfo("cognitive_depth_max", "level", 0, _MAX_LEVEL, label=N_("Deepest engagement")),
+        FeatureInfo("social_breadth", "level", 0, _MAX_LEVEL, label=N_("Social engagement")),
+        FeatureInfo(
+            "social_breadth_max", "level", 0, _MAX_LEVEL, label=N_("Widest social engagement")
+        ),
+        FeatureInfo("course_progress", "share", 0, 1, label=N_("Share of the term elapsed")),
+    ]
+    return {i.name: replace(i, controllable=i.name in CONTROLLABLE) for i in infos}
+
+
+#: Every base feature of :func:`ml.features.feature_names` (default event types), by name.
+FEATURES: Final[Mapping[str, FeatureInfo]] = _all()
+
+#: The features the at-risk table and the API's ``engagement`` show for each student, in order.
+ENGAGEMENT: Final[tuple[str, ...]] = (
+    "n_actions",
+    "total_time_min",
+    "active_days",
+    "days_since_last",
+    "trend",
+)
+
+#: The engagement columns of the at-risk CSV export, in their order (a spreadsheet's columns:
+#: kept stable for the sheets and scripts that read them).
+CSV_ENGAGEMENT: Final[tuple[str, ...]] = ("trend", "days_since_last", "active_days", "n_actions")
+
+#: The levers a teacher sees as sensitivity curves on a student's page (each curve is a batch
+#: of predictions, so a few of the levers, not all), in the page's order.
+SENSITIVITY: Final[tuple[str, ...]] = (
+    "active_days",
+    "total_time_min",
+    "n_mod_quiz_attempt_submitted",
+)
+
 
 def info(name: str) -> FeatureInfo:
     """The description of feature ``name``; KeyError for a name no feature has."""
     return FEATURES[name]
 
 
-__all__ = ["CONTROLLABLE", "FEATURES", "HORIZON_DAYS", "MAX_COUNT", "FeatureInfo", "info"]
+__all__ = [
+    "CONTROLLABLE",
+    "CSV_ENGAGEMENT",
+    "ENGAGEMENT",
+    "FEATURES",
+    "HORIZON_DAYS",
+    "MAX_COUNT",
+    "N_",
+    "SENSITIVITY",
+    "FeatureInfo",
+    "info",
+]

@@ -25,16 +25,12 @@ from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, 
 from lti_app.services.course_data import STUDENT_ROLES
 from lti_app.services.scoring import load_model
 from ml.explain import what_if_row
-from ml.feature_info import CONTROLLABLE, FEATURES
-from ml.features import Z_FEATURES
+from ml.feature_info import CONTROLLABLE, ENGAGEMENT, FEATURES
 from ml.registry import ModelBundle
 
-#: Features a student can change by studying differently, offered in what-if forms. Counts and
-#: durations are as of the prediction date; their cohort z-scores follow them. Declared, with
-#: each one's unit and valid range, in `ml.feature_info`.
-ACTIONABLE: tuple[str, ...] = CONTROLLABLE
-# A what-if that changes a raw count moves its cohort z-score too, as `compute_features` would.
-_Z_OF = {f: f"z_{f}" for f in Z_FEATURES}
+# A what-if that changes a raw count moves its cohort z-score too, as `compute_features` would:
+# each z-scored feature (declared in `ml.feature_info`) with its z-score's column.
+_Z_OF = {name: info.z_name for name, info in FEATURES.items() if info.z_scored}
 
 
 class InsightError(Exception):
@@ -105,10 +101,7 @@ def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool) -> dict[str, Any
         "uncertainty": _float(p.uncertainty) if proba is not None else None,
         "predicted_pass": p.predicted_pass if proba is not None else None,
         "factors": (p.explanation or {}) if (grade is not None or proba is not None) else {},
-        "engagement": {
-            key: _float(p.features.get(key))
-            for key in ("n_actions", "total_time_min", "active_days", "days_since_last", "trend")
-        },
+        "engagement": {key: _float(p.features.get(key)) for key in ENGAGEMENT},
     }
 
 
@@ -233,7 +226,8 @@ def student_detail(session: Session, course: Course, person_id: int) -> dict[str
         "fullname": person.fullname,
         "latest": _prediction_json(latest, reg_ok, clf_ok) if latest is not None else None,
         "features": latest.features if latest is not None else {},
-        "actionable": [f for f in ACTIONABLE if latest is not None and f in latest.features],
+        # The levers a what-if may move (`ml.feature_info.CONTROLLABLE`), in the form's order.
+        "actionable": [f for f in CONTROLLABLE if latest is not None and f in latest.features],
         "history": [
             {
                 "as_of": _iso(p.as_of),
@@ -344,7 +338,7 @@ class WhatIfRequest:
     changes: Mapping[str, float]
 
 
-def parse_changes(payload: Any, allowed: tuple[str, ...] = ACTIONABLE) -> dict[str, float]:
+def parse_changes(payload: Any, allowed: tuple[str, ...] = CONTROLLABLE) -> dict[str, float]:
     """Validate a what-if body: {"changes": {feature: number}} with actionable features only.
 
     A body of the wrong shape, an unknown feature or a value that is not a number is a 400

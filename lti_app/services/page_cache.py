@@ -6,9 +6,16 @@ numbers formatted for the reader's language) and its data only changes when the 
 scored again, its models change, a sync runs or the roster changes. Under load (teachers
 reloading the page) building it on every view made the server queue for seconds. So the built,
 session-independent part of a page is kept in a small LRU per worker process, under a key read
-from the database by one cheap query per view (`course_page_key`): a change of any input makes a
-new key, so nothing is ever served stale and nothing expires by time. Per-session parts (CSRF
-token, launch tokens in links) are never part of an entry; the web layer adds them per request.
+from the database by one cheap query per view: a change of any input makes a new key, so
+nothing is ever served stale and nothing expires by time. Per-session parts (CSRF token, launch
+tokens in links) are never part of an entry; the web layer adds them per request.
+
+What a page reads is declared, not remembered: each cached page is a `CachedPage` naming its
+`PageInput`s (the course's fields, the latest scoring, the active models, the last sync, the
+roster), each input names the tables it stands for and the cheap values that change when they
+do, and the page's key is derived from that declaration alone. A test runs every cached
+page's builder and checks that it queries no table outside its declared inputs, so a chart that
+starts reading something new fails until its page declares it, instead of serving stale pages.
 
 No Flask here: the key is a plain query over a session, the cache a thread-safe container.
 """
@@ -17,10 +24,11 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, Enrolment, ModelVersion, Prediction, SyncRun
@@ -91,65 +99,132 @@ class PageCache(Generic[V]):
             self._items.clear()
 
 
-def course_page_key(session: Session, course: Course) -> tuple[Any, ...]:
-    """Everything a course dashboard's data depends on, read cheaply (indexed aggregates and a
-    few small rows; about a millisecond on PostgreSQL):
+_Rows = Select[*tuple[Any, ...]]
 
-    - the latest scoring: its `as_of`, how many predictions and the highest prediction id (a
-      scoring writes its rows once, in one transaction, under a new `as_of`);
-    - the active model versions with their gate (the gate decides what may be shown);
-    - the latest sync run and its state (the page shows it and a failure's fix), which also
-      covers the events the weekly chart counts and the names a sync refreshes;
-    - the roster's size and last change (the weekly chart counts the roster's students);
-    - the course's own fields the page shows.
+
+@dataclass(frozen=True)
+class PageInput:
+    """One kind of data a cached page reads, and how to tell that it changed.
+
+    ``tables``: the tables whose rows this input stands for, the only ones a page declaring it
+    may query for it. ``values(course_id)``: scalar subqueries (each an indexed look-up) whose
+    results change whenever those rows change in a way a page can show. ``rows(course_id)``,
+    for what a few rows say better than scalars: a query whose every row is part of the key.
     """
+
+    name: str
+    tables: frozenset[str]
+    values: Callable[[int], Sequence[ScalarSelect[Any]]]
+    rows: Callable[[int], _Rows] | None = None
+
+
+@dataclass(frozen=True)
+class CachedPage:
+    """A page (or a part shared by pages) kept in a `PageCache`, with what it reads.
+
+    `key` is derived from `inputs` only: the page's name, the course, and every declared
+    input's values (one round trip for the scalars, one per input with rows). Two pages never
+    share an entry, and a page's key moves exactly when one of its inputs does.
+    """
+
+    name: str
+    inputs: tuple[PageInput, ...]
+
+    @property
+    def tables(self) -> frozenset[str]:
+        """Every table the page's builder may read."""
+        return frozenset().union(*(i.tables for i in self.inputs))
+
+    def key(self, session: Session, course: Course) -> tuple[Any, ...]:
+        scalars = [v for i in self.inputs for v in i.values(course.id)]
+        values = tuple(session.execute(select(*scalars)).one()) if scalars else ()
+        rows = tuple(
+            tuple(tuple(r) for r in session.execute(i.rows(course.id)).all())
+            for i in self.inputs
+            if i.rows is not None
+        )
+        return (self.name, course.id, values, rows)
+
+
+def _course_fields(course_id: int) -> list[ScalarSelect[Any]]:
+    # Every field of its own a page shows; a look-up by primary key each.
+    return [
+        select(column).where(Course.id == course_id).scalar_subquery()
+        for column in (
+            Course.shortname,
+            Course.fullname,
+            Course.start_at,
+            Course.end_at,
+            Course.pass_mark,
+            Course.learner_view_enabled,
+        )
+    ]
+
+
+def _latest_scoring(course_id: int) -> list[ScalarSelect[Any]]:
+    # A scoring writes its rows once, in one transaction, under a new `as_of`: its date, its
+    # size and its highest row id say which one is the latest.
     latest = (
         select(func.max(Prediction.as_of))
-        .where(Prediction.course_id == course.id)
+        .where(Prediction.course_id == course_id)
         .scalar_subquery()
     )
-    at_latest = (Prediction.course_id == course.id, Prediction.as_of == latest)
-    last_run = (SyncRun.course_id == course.id,)
-    last_first = (SyncRun.started_at.desc(), SyncRun.id.desc())
+    at_latest = (Prediction.course_id == course_id, Prediction.as_of == latest)
+    return [
+        latest,
+        select(func.count()).where(*at_latest).scalar_subquery(),
+        select(func.max(Prediction.id)).where(*at_latest).scalar_subquery(),
+    ]
 
-    def last_run_value(column: Any) -> Any:
-        return select(column).where(*last_run).order_by(*last_first).limit(1).scalar_subquery()
 
-    in_course = Enrolment.course_id == course.id
-    # One round trip for the scalars (each an indexed look-up), one for the model rows.
-    scalars = session.execute(
-        select(
-            latest,
-            select(func.count()).where(*at_latest).scalar_subquery(),
-            select(func.max(Prediction.id)).where(*at_latest).scalar_subquery(),
-            last_run_value(SyncRun.id),
-            last_run_value(SyncRun.status),
-            last_run_value(SyncRun.finished_at),
-            last_run_value(SyncRun.error_code),
-            select(func.count()).where(in_course).scalar_subquery(),
-            select(func.max(Enrolment.updated_at)).where(in_course).scalar_subquery(),
-        )
-    ).one()
-    models = session.execute(
+def _active_models(course_id: int) -> _Rows:
+    # The gate decides what may be shown, so it is part of the key with the versions.
+    return (
         select(
             ModelVersion.id,
             ModelVersion.task,
             ModelVersion.gate_passed,
             ModelVersion.gate_reason,
         )
-        .where(ModelVersion.course_id == course.id, ModelVersion.active)
+        .where(ModelVersion.course_id == course_id, ModelVersion.active)
         .order_by(ModelVersion.id)
-    ).all()
-    return (
-        course.id,
-        tuple(scalars),
-        tuple(tuple(m) for m in models),
-        (
-            course.shortname,
-            course.fullname,
-            course.start_at,
-            course.end_at,
-            course.pass_mark,
-            course.learner_view_enabled,
-        ),
     )
+
+
+def _last_sync(course_id: int) -> list[ScalarSelect[Any]]:
+    def last_run_value(column: Any) -> ScalarSelect[Any]:
+        return (
+            select(column)
+            .where(SyncRun.course_id == course_id)
+            .order_by(SyncRun.started_at.desc(), SyncRun.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    return [
+        last_run_value(SyncRun.id),
+        last_run_value(SyncRun.status),
+        last_run_value(SyncRun.finished_at),
+        last_run_value(SyncRun.error_code),
+    ]
+
+
+def _roster(course_id: int) -> list[ScalarSelect[Any]]:
+    in_course = Enrolment.course_id == course_id
+    return [
+        select(func.count()).where(in_course).scalar_subquery(),
+        select(func.max(Enrolment.updated_at)).where(in_course).scalar_subquery(),
+    ]
+
+
+#: The course's own fields (names, dates, pass mark, learner-view switch).
+COURSE = PageInput("course", frozenset({"course"}), _course_fields)
+#: The latest scoring's predictions, with their features and explanations.
+SCORING = PageInput("scoring", frozenset({"prediction"}), _latest_scoring)
+#: The active model versions and their quality gate.
+MODELS = PageInput("models", frozenset({"model_version"}), lambda _: [], _active_models)
+#: The latest sync run and its state (the page shows it, and a failure's fix). A sync is what
+#: brings new events and refreshed names, so the run also stands for the log and the people.
+SYNC = PageInput("sync", frozenset({"sync_run", "log_event", "person"}), _last_sync)
+#: The course's enrolments: who the students are (the weekly charts count the roster's).
+ROSTER = PageInput("roster", frozenset({"enrolment", "person"}), _roster)

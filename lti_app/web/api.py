@@ -16,7 +16,6 @@ from flask import Blueprint, current_app, jsonify, request
 
 from lti_app.models import Course
 from lti_app.services.insights import (
-    ACTIONABLE,
     InsightError,
     ModelCache,
     course_summary,
@@ -32,13 +31,13 @@ from lti_app.web.auth import (
     require_course_member,
     require_teacher,
 )
-from lti_app.web.common import course as _course
-from lti_app.web.common import course_and_enrolment as _course_and_enrolment
+from lti_app.web.common import api_course as _course
+from lti_app.web.common import api_course_and_enrolment as _course_and_enrolment
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
 from lti_app.web.converters import ID_MAX
-from ml.feature_info import FEATURES
+from ml.feature_info import CONTROLLABLE, FEATURES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -94,8 +93,6 @@ def json_body() -> Any:
 @require_teacher
 def summary(course_id: int) -> Any:
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
     return jsonify(course_summary(_db(), course))
 
 
@@ -103,8 +100,6 @@ def summary(course_id: int) -> Any:
 @require_teacher
 def students(course_id: int) -> Any:
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
     return jsonify(students=students_table(_db(), course))
 
 
@@ -112,8 +107,6 @@ def students(course_id: int) -> Any:
 @require_course_member
 def student(course_id: int, person_id: int) -> Any:
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
     refused = _may_read_student(course, person_id)
     if refused is not None:
         return refused
@@ -127,8 +120,6 @@ def student(course_id: int, person_id: int) -> Any:
 @require_course_member
 def student_what_if(course_id: int, person_id: int) -> Any:
     course, enrolled = _course_and_enrolment(course_id, person_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
     refused = _may_read_student(course, person_id, enrolled)
     if refused is not None:
         return refused
@@ -158,8 +149,6 @@ def sync_now(course_id: int) -> Any:
     from lti_app.services import sync_requests
 
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
     ctx = current()
     assert ctx is not None
     _, created = sync_requests.request_sync(_db(), course, ctx.person_id)
@@ -174,8 +163,7 @@ def sync_status(course_id: int) -> Any:
     """The latest "Sync now" and its progress (pages done of pages expected)."""
     from lti_app.services import sync_requests
 
-    if _course(course_id) is None:
-        return error_response(404, "Not found", "This course is unknown.", code="not_found")
+    _course(course_id)  # an unknown course is the API's 404
     return jsonify(sync_requests.progress(_db(), course_id))
 
 
@@ -216,7 +204,7 @@ _CHANGES = {
         "maximum": FEATURES[name].maximum,
         "description": f"{FEATURES[name].unit}, {FEATURES[name].range_text()}",
     }
-    for name in ACTIONABLE
+    for name in CONTROLLABLE
 }
 
 OPENAPI: dict[str, Any] = {

@@ -1,14 +1,21 @@
 """Request-scoped helpers shared by the blueprints: the request's session, the settings, and the
-look-ups every course page and API route starts with."""
+look-ups every course page and API route starts with.
+
+A route's course comes from `page_course` (pages) or `api_course` (the JSON API): the course, or
+the surface's 404 raised as its response, so that no view repeats the look-up and its error.
+"""
 
 from __future__ import annotations
 
-from flask import current_app
+from typing import NoReturn
+
+from flask import abort, current_app, make_response
 from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_app.config import Settings
 from lti_app.models import Course, Enrolment
+from lti_app.web.auth import error_response
 from lti_app.web.db import db_session
 
 
@@ -24,6 +31,29 @@ def settings() -> Settings:
 
 def course(course_id: int) -> Course | None:
     found: Course | None = db().get(Course, course_id)
+    return found
+
+
+def _unknown_course(code: str | None) -> NoReturn:
+    # A response given to `abort` is raised as it is: the app's HTTP error handler leaves an
+    # exception without a status code (this one) alone, so the surface's body goes out.
+    abort(make_response(error_response(404, "Not found", "This course is unknown.", code=code)))
+
+
+def page_course(course_id: int) -> Course:
+    """The course of a page's URL, or the pages' 404: the error page (its JSON twin for a
+    caller that asks for JSON), without an error code."""
+    found = course(course_id)
+    if found is None:
+        _unknown_course(None)
+    return found
+
+
+def api_course(course_id: int) -> Course:
+    """The course of an API route, or the API's 404: JSON with the code ``not_found``."""
+    found = course(course_id)
+    if found is None:
+        _unknown_course("not_found")
     return found
 
 
@@ -51,3 +81,11 @@ def course_and_enrolment(course_id: int, person_id: int) -> tuple[Course | None,
     params = {"course_id": course_id, "person_id": person_id}
     row = db().execute(_COURSE_AND_ENROLMENT, params).first()
     return (None, False) if row is None else (row[0], bool(row[1]))
+
+
+def api_course_and_enrolment(course_id: int, person_id: int) -> tuple[Course, bool]:
+    """`course_and_enrolment` for an API route: the API's 404 when the course is unknown."""
+    found, enrolled = course_and_enrolment(course_id, person_id)
+    if found is None:
+        _unknown_course("not_found")
+    return found, enrolled

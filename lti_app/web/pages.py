@@ -1,6 +1,7 @@
 """The pages inside Moodle's iframe: the teacher's course dashboard (with its CSV export and the
-learner-view switch), the student page (a teacher's view of one learner, or a learner's own
-estimate), the admin page, and the small JSON twins the first scripts used.
+learner-view switch), the roster, the student page (a teacher's view of one learner, or a
+learner's own estimate) and the admin page. Scripts and integrations read the JSON API
+(`lti_app.web.api`, `/api/v1/...`).
 
 Each view states its access rule with a decorator from `lti_app.web.auth`; the per-learner
 views also check that the learner belongs to the launch's course. The data and its wording
@@ -46,36 +47,23 @@ from lti_app.web.auth import (
     request_launch_token,
     require_admin,
     require_course_member,
-    require_session,
     require_teacher,
 )
-from lti_app.web.common import course as _course
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
+from lti_app.web.common import page_course as _course
 from lti_app.web.common import settings as _settings
-from lti_app.web.views import cached_course_view, student_view, with_launch_token
-from lti_app.web.views import students_csv as to_csv
+from lti_app.web.views.course import cached_course_view, with_launch_token
+from lti_app.web.views.course_csv import students_csv as to_csv
+from lti_app.web.views.student import student_view
 
 bp = Blueprint("pages", __name__)
-
-
-def _person_json(person: Person, role: str | None = None) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": person.id,
-        "moodle_user_id": person.moodle_user_id,
-        "fullname": person.fullname,
-    }
-    if role is not None:
-        data["role"] = role
-    return data
 
 
 @bp.get("/course/<id:course_id>")
 @require_teacher
 def course_dashboard(course_id: int) -> Any:
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.")
     ctx = current()
     ext = current_app.extensions["arche_predict"]
     cache: PageCache[Any] = ext.setdefault("page_cache", PageCache())
@@ -91,8 +79,6 @@ def course_dashboard(course_id: int) -> Any:
 def students_csv(course_id: int) -> Any:
     """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.")
     body = to_csv(students_table(_db(), course))
     name = f"arche-predict-{course.shortname or course.id}.csv".replace(" ", "_")
     return Response(
@@ -107,8 +93,6 @@ def students_csv(course_id: int) -> Any:
 def learner_view_toggle(course_id: int) -> Any:
     """A teacher turns the learners' own view (page and API) on or off for the course."""
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.")
     ctx = current()
     assert ctx is not None
     course.learner_view_enabled = request.form.get("enabled") == "1"
@@ -129,8 +113,6 @@ def learner_view_toggle(course_id: int) -> Any:
 @require_teacher
 def roster(course_id: int) -> Any:
     course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.")
     ctx = current()
     assert ctx is not None
     return render_template(
@@ -150,7 +132,7 @@ def roster_refresh(course_id: int) -> Any:
     assert ctx is not None
     course = _course(course_id)
     url = ctx.details.get("nrps_url")
-    if course is None or not url:
+    if not url:
         return error_response(
             409, "Unavailable", "This launch did not offer the Names and Roles service."
         )
@@ -209,9 +191,9 @@ def learner_page(course_id: int, person_id: int) -> Any:
     assert ctx is not None
     if not can_view_person(ctx, course_id, person_id, _enrolled(course_id, person_id)):
         return error_response(403, "Forbidden", "You can only see your own page.")
-    person = _db().get(Person, person_id)
     course = _course(course_id)
-    if person is None or course is None:
+    person = _db().get(Person, person_id)
+    if person is None:
         return error_response(404, "Not found", "This person is unknown.")
     if not ctx.is_teacher and not course.learner_view_enabled:
         return render_template("learner.html", course=course, person=person, ctx=ctx, view=None)
@@ -310,42 +292,3 @@ def _admin_data() -> dict[str, Any]:
             )
         ),
     }
-
-
-# --------------------------------------------------------------------------- JSON API
-
-
-@bp.get("/api/session")
-@require_session
-def api_session() -> Any:
-    ctx = current()
-    assert ctx is not None
-    return jsonify(
-        course_id=ctx.course_id,
-        person_id=ctx.person_id,
-        role=ctx.role,
-        is_admin=ctx.is_admin,
-        message_type=ctx.message_type,
-    )
-
-
-@bp.get("/api/course/<id:course_id>/roster")
-@require_teacher
-def api_roster(course_id: int) -> Any:
-    course = _course(course_id)
-    if course is None:
-        return error_response(404, "Not found", "This course is unknown.")
-    return jsonify(members=[_person_json(p, r) for p, r in course_roster(_db(), course)])
-
-
-@bp.get("/api/course/<id:course_id>/learners/<id:person_id>")
-@require_course_member
-def api_learner(course_id: int, person_id: int) -> Any:
-    ctx = current()
-    assert ctx is not None
-    if not can_view_person(ctx, course_id, person_id, _enrolled(course_id, person_id)):
-        return error_response(403, "Forbidden", "You can only see your own data.")
-    person = _db().get(Person, person_id)
-    if person is None:
-        return error_response(404, "Not found", "This person is unknown.")
-    return jsonify(person=_person_json(person))

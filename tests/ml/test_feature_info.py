@@ -3,14 +3,29 @@ features can take."""
 
 from __future__ import annotations
 
+import ast
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+from babel.messages.extract import extract_from_file
 
+import ml.feature_info
 from ml.dataset import TrainingSet
-from ml.feature_info import CONTROLLABLE, FEATURES, HORIZON_DAYS, FeatureInfo, info
+from ml.feature_info import (
+    CONTROLLABLE,
+    CSV_ENGAGEMENT,
+    ENGAGEMENT,
+    FEATURES,
+    HORIZON_DAYS,
+    SENSITIVITY,
+    FeatureInfo,
+    info,
+)
 from ml.features import Z_FEATURES, feature_names
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_every_base_feature_is_described_once() -> None:
@@ -60,3 +75,61 @@ def test_range_is_closed_and_readable() -> None:
 def test_a_range_must_be_finite_and_ordered(low: float, high: float) -> None:
     with pytest.raises(ValueError, match="x"):
         FeatureInfo("x", "count", low, high)
+
+
+def test_every_feature_has_its_own_label_and_babel_extracts_each() -> None:
+    """A label is the msgid the pages translate: present, one per feature (two features shown
+    under one name could not be told apart), and marked where Babel's extraction sees it (a
+    label built at run time would reach the pages untranslated)."""
+    labels = [i.label for i in FEATURES.values()]
+    assert all(labels)
+    assert len(set(labels)) == len(labels)
+    path = Path(ml.feature_info.__file__)
+    extracted = {message for _, message, _, _ in extract_from_file("python", str(path))}
+    assert set(labels) <= extracted
+
+
+def test_the_feature_tuples_name_features_they_can_show() -> None:
+    assert set(ENGAGEMENT) <= set(FEATURES)
+    # The CSV writes each student's engagement record: a column outside it would stay empty.
+    assert set(CSV_ENGAGEMENT) <= set(ENGAGEMENT)
+    # A sensitivity curve sweeps a lever, which the what-if sliders next to it move.
+    assert set(SENSITIVITY) <= set(CONTROLLABLE)
+    for names in (CONTROLLABLE, ENGAGEMENT, CSV_ENGAGEMENT, SENSITIVITY):
+        assert len(set(names)) == len(names)
+
+
+def test_a_lever_step_fits_its_range() -> None:
+    for name in CONTROLLABLE:
+        feature = info(name)
+        assert 0 < feature.step <= feature.maximum - feature.minimum, name
+
+
+def _feature_name_lists(path: Path, names: set[str]) -> list[int]:
+    """Lines of `path` holding a tuple, list, set or dict keyed by two or more feature names."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            items: list[ast.expr | None] = list(node.elts)
+        elif isinstance(node, ast.Dict):
+            items = list(node.keys)
+        else:
+            continue
+        hits = [i for i in items if isinstance(i, ast.Constant) and i.value in names]
+        if len(hits) >= 2:
+            found.append(node.lineno)
+    return found
+
+
+def test_no_other_module_lists_feature_names() -> None:
+    """Feature facts are declared here once; a page, the API or a model keeping its own list of
+    features would drift from it."""
+    names = set(FEATURES) | {i.z_name for i in FEATURES.values()}
+    allowed = {ROOT / "ml" / "feature_info.py", ROOT / "ml" / "features.py"}
+    lists = {
+        str(path.relative_to(ROOT)): lines
+        for package in ("lti_app", "ml", "simulation")
+        for path in sorted((ROOT / package).rglob("*.py"))
+        if path not in allowed and (lines := _feature_name_lists(path, names))
+    }
+    assert lists == {}

@@ -113,11 +113,11 @@ def test_every_id_in_a_path_is_bounded(lti_env: LtiEnv) -> None:
             if arg.endswith("_id"):
                 assert isinstance(conv, IdConverter), f"{rule.rule}: <{arg}> is not an <id:>"
     routes = {(m, r) for m, r, _ in _id_routes(lti_env)}
-    # The four routes that answered 500 at 629b864 are among them.
+    # The routes that answered 500 at 629b864 are among them (the fourth, the unversioned
+    # /api/course/<id>/learners/<id>, is retired).
     assert ("GET", "/api/v1/courses/<id:course_id>/students/<id:person_id>") in routes
     assert ("POST", "/api/v1/courses/<id:course_id>/students/<id:person_id>/what-if") in routes
     assert ("GET", "/course/<id:course_id>/learners/<id:person_id>") in routes
-    assert ("GET", "/api/course/<id:course_id>/learners/<id:person_id>") in routes
 
 
 def test_the_id_regex_matches_exactly_one_to_id_max() -> None:

@@ -12,22 +12,28 @@ import html
 import io
 import json
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, event, func, select, update
 
+from lti_app.db import Base
 from lti_app.models import (
     Course,
     Enrolment,
     ModelVersion,
     Person,
+    Prediction,
     SyncRun,
 )
+from lti_app.services.page_cache import CachedPage
+from lti_app.web.views.course import DASHBOARD, build_dashboard
+from lti_app.web.views.student import COHORT, build_cohort
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
 from tests.lti_app.lti.scored_course import score_course_2
 
@@ -609,37 +615,146 @@ def test_session_tokens_are_per_request_not_cached(lti_env: LtiEnv, world: World
     assert csrf_a != csrf_b
 
 
-def test_page_key_changes_with_every_input(lti_env: LtiEnv, world: World) -> None:
-    from lti_app.services.page_cache import course_page_key
-
-    def key() -> tuple[Any, ...]:
-        with lti_env.db() as db:
-            return course_page_key(db, db.get_one(Course, world.course_id))
-
-    base = key()
-    assert base == key()
-    with lti_env.db() as db:
-        course = db.get_one(Course, world.course_id)
+@contextmanager
+def _new_roster_member(env: LtiEnv, course_id: int) -> Iterator[None]:
+    with env.db() as db:
+        course = db.get_one(Course, course_id)
         person = Person(site_id=course.site_id, moodle_user_id=999_002, fullname="New Student")
         db.add(person)
         db.flush()
         db.add(Enrolment(course_id=course.id, person_id=person.id, role="student"))
         person_id = person.id
     try:
-        assert key() != base  # the roster changed
+        yield
     finally:
-        with lti_env.db() as db:
+        with env.db() as db:
             db.execute(delete(Enrolment).where(Enrolment.person_id == person_id))
             db.execute(delete(Person).where(Person.id == person_id))
-    assert key() == base
-    with _models(lti_env, world.course_id, gate_passed=False):
-        assert key() != base
-    with lti_env.db() as db:
-        course = db.get_one(Course, world.course_id)
+
+
+@contextmanager
+def _new_pass_mark(env: LtiEnv, course_id: int) -> Iterator[None]:
+    with env.db() as db:
+        course = db.get_one(Course, course_id)
         mark, course.pass_mark = course.pass_mark, 12.5
     try:
-        assert key() != base
+        yield
     finally:
+        with env.db() as db:
+            db.get_one(Course, course_id).pass_mark = mark
+
+
+@contextmanager
+def _new_scoring(env: LtiEnv, course_id: int, person_id: int) -> Iterator[None]:
+    with env.db() as db:
+        latest = db.scalar(
+            select(func.max(Prediction.as_of)).where(Prediction.course_id == course_id)
+        )
+        assert latest is not None
+        row = Prediction(
+            course_id=course_id, person_id=person_id, as_of=latest + timedelta(days=1), features={}
+        )
+        db.add(row)
+        db.flush()
+        row_id = row.id
+    try:
+        yield
+    finally:
+        with env.db() as db:
+            db.execute(delete(Prediction).where(Prediction.id == row_id))
+
+
+@contextmanager
+def _new_sync_run(env: LtiEnv, course_id: int) -> Iterator[None]:
+    with env.db() as db:
+        course = db.get_one(Course, course_id)
+        run = SyncRun(site_id=course.site_id, course_id=course.id, status="running")
+        db.add(run)
+        db.flush()
+        run_id = run.id
+    try:
+        yield
+    finally:
+        with env.db() as db:
+            db.execute(delete(SyncRun).where(SyncRun.id == run_id))
+
+
+#: A change of each page input, as a test can make and undo it.
+INPUT_CHANGES: dict[str, Callable[[LtiEnv, World], AbstractContextManager[None]]] = {
+    "course": lambda env, world: _new_pass_mark(env, world.course_id),
+    "scoring": lambda env, world: _new_scoring(env, world.course_id, world.learner_id),
+    "models": lambda env, world: _models(env, world.course_id, gate_passed=False),
+    "sync": lambda env, world: _new_sync_run(env, world.course_id),
+    "roster": lambda env, world: _new_roster_member(env, world.course_id),
+}
+CACHED_PAGES = (DASHBOARD, COHORT)
+
+
+def test_every_declared_input_has_a_change_to_test() -> None:
+    assert {i.name for page in CACHED_PAGES for i in page.inputs} == set(INPUT_CHANGES)
+
+
+@pytest.mark.parametrize("input_name", sorted(INPUT_CHANGES))
+def test_a_page_key_moves_exactly_with_the_inputs_it_declares(
+    lti_env: LtiEnv, world: World, input_name: str
+) -> None:
+    """Each input's change moves the key of every page that declares it, and of no other
+    (the cohort's quartiles do not wait for a new scoring); undone, the keys come back."""
+
+    def keys() -> dict[str, tuple[Any, ...]]:
         with lti_env.db() as db:
-            db.get_one(Course, world.course_id).pass_mark = mark
-    assert key() == base
+            course = db.get_one(Course, world.course_id)
+            return {page.name: page.key(db, course) for page in CACHED_PAGES}
+
+    base = keys()
+    assert base == keys()
+    assert len(set(base.values())) == len(CACHED_PAGES)  # no two pages share an entry
+    with INPUT_CHANGES[input_name](lti_env, world):
+        changed = keys()
+    for page in CACHED_PAGES:
+        declared = input_name in {i.name for i in page.inputs}
+        assert (changed[page.name] != base[page.name]) == declared, page.name
+    assert keys() == base
+
+
+_READ = re.compile(r'\b(?:FROM|JOIN)\s+"?([A-Za-z_][A-Za-z0-9_]*)"?', re.IGNORECASE)
+
+
+@contextmanager
+def _tables_read(env: LtiEnv) -> Iterator[set[str]]:
+    """The tables every statement sent to the database names in a FROM or JOIN."""
+    tables: set[str] = set()
+    known = set(Base.metadata.tables)
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        tables.update(t for t in _READ.findall(statement) if t in known)
+
+    event.listen(env.engine, "before_cursor_execute", record)
+    try:
+        yield tables
+    finally:
+        event.remove(env.engine, "before_cursor_execute", record)
+
+
+def _build(page: CachedPage, env: LtiEnv, world: World) -> None:
+    with env.app.test_request_context(), env.db() as db:
+        course = db.get_one(Course, world.course_id)
+        if page is DASHBOARD:
+            build_dashboard(db, course, default_pass_mark=env.settings.ml.pass_mark)
+        elif page is COHORT:
+            build_cohort(db, course)
+        else:  # a new cached page: give its builder here
+            raise AssertionError(f"no builder known for {page.name}")
+
+
+@pytest.mark.parametrize("page", CACHED_PAGES, ids=lambda p: p.name)
+def test_a_cached_page_reads_only_what_it_declares(
+    lti_env: LtiEnv, world: World, page: CachedPage
+) -> None:
+    """Its builder, run over a scored course with models (every branch of the page that shows
+    data), queries no table outside its declared inputs: a chart that starts reading something
+    new fails here until its page declares it, so its key cannot miss the change."""
+    with _tables_read(lti_env) as read:
+        _build(page, lti_env, world)
+    assert read, "the builder read nothing: the recording missed it"
+    assert read <= page.tables, f"{page.name} reads undeclared tables: {read - page.tables}"

@@ -19,6 +19,7 @@ from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory, session_scope, utcnow
 from lti_app.models import Course, Enrolment, LtiDeployment, LtiPlatform, LtiSession, ToolKey
 from lti_app.services.lti_keys import published_jwks, rotate_key
+from lti_app.services.nrps import course_roster
 from tests.conftest import Databases
 from tests.lti_app.lti.env import LtiEnv, launch, login, post_launch, token_of, write_settings
 from tests.lti_app.lti.lti_platform import CLAIM
@@ -111,14 +112,18 @@ def test_names_and_roles_roster_fetch(lti_env: LtiEnv) -> None:
     form = lti_env.platform.token_requests[-1]
     assert form["grant_type"] == ["client_credentials"]
     assert "contextmembership.readonly" in form["scope"][0]
-    roster = client.get(
-        f"/api/course/{course_id}/roster", headers={"X-Launch-Token": token}
-    ).get_json()
-    names = {m["fullname"]: m for m in roster["members"]}
-    assert names["Alice Andre"]["moodle_user_id"] == 29
-    assert names["Alice Andre"]["role"] == "learner"
-    assert names["Claire Enseignante"]["role"] == "teacher"
+    # The roster page lists them with their roles (the unversioned /api/course/<id>/roster,
+    # which did too, is retired), and the members are stored with their Moodle ids.
+    page = client.get(f"/course/{course_id}/roster", headers={"X-Launch-Token": token}).get_data(
+        as_text=True
+    )
+    assert "Alice Andre</a> (learner)" in page
+    assert "Claire Enseignante</a> (teacher)" in page
     with lti_env.db() as db:
+        course = db.get_one(Course, course_id)
+        names = {p.fullname: (p.moodle_user_id, role) for p, role in course_roster(db, course)}
+        assert names["Alice Andre"] == (29, "learner")
+        assert names["Claire Enseignante"][1] == "teacher"
         sources = set(db.scalars(select(Enrolment.source).where(Enrolment.course_id == course_id)))
         assert "nrps" in sources
 

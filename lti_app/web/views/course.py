@@ -1,0 +1,277 @@
+"""The teacher's course dashboard: the model's quality in plain words, the state of the course
+(each empty or broken one explained), the at-risk table and the charts; built once per change of
+what it reads (`DASHBOARD`) and kept in the page cache.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from flask import render_template, request
+from flask_babel import get_locale
+from markupsafe import Markup, escape
+from sqlalchemy.orm import Session
+
+from lti_app.models import Course, ModelVersion
+from lti_app.services import dashboard
+from lti_app.services.insights import (
+    active_models,
+    course_summary,
+    latest_predictions,
+    students_table,
+)
+from lti_app.services.page_cache import (
+    COURSE,
+    MODELS,
+    ROSTER,
+    SCORING,
+    SYNC,
+    CachedPage,
+    PageCache,
+)
+from lti_app.web.views import charts
+from lti_app.web.views.wording import _, label, labels
+
+#: What the dashboard's data reads, from which its cache key is derived: the course's fields,
+#: the latest scoring, the active models and their gate, the last sync (and the events and
+#: names it brings), the roster.
+DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER))
+
+
+def pass_mark(course: Course, default: float) -> float:
+    return float(course.pass_mark) if course.pass_mark is not None else default
+
+
+# --------------------------------------------------------------------------- course
+
+
+def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
+    """The validated quality in plain words, with the evidence (past offerings, students)."""
+    out: list[str] = []
+    reg, clf = versions.get("regression"), versions.get("classification")
+    any_version = reg or clf
+    report = any_version.metadata_json.get("report", {}) if any_version is not None else {}
+    if report:
+        out.append(
+            _(
+                "Validated on %(students)s students from %(offerings)s past offerings, each "
+                "seen at the same point of its term.",
+                students=report.get("n_students", "?"),
+                offerings=report.get("n_offerings", "?"),
+            )
+        )
+    if reg is not None and reg.metrics.get("metrics"):
+        m = reg.metrics["metrics"]
+        base = reg.metrics.get("baseline", {})
+        level = float(reg.metrics.get("interval_level", 0.9))
+        out.append(
+            _(
+                "Predicted grades were off by %(mae)s points on average (guessing the mean "
+                "grade: %(base)s); the ranges shown contained the real grade for %(cov)s of "
+                "students (target %(level)s).",
+                mae=f"{float(m.get('mae', 0)):.1f}",
+                base=f"{float(base.get('mae', 0)):.1f}",
+                cov=f"{100 * float(m.get('coverage', 0)):.0f} %",
+                level=f"{100 * level:.0f} %",
+            )
+        )
+    if clf is not None and clf.metrics.get("metrics"):
+        m = clf.metrics["metrics"]
+        auc = m.get("auc")
+        out.append(
+            _(
+                "Pass chances rank a passing student above a failing one %(auc)s of the time "
+                "(AUC; 50 %% is chance), and are calibrated: of the students given 70 %%, "
+                "about 70 %% passed (calibration error %(ece)s points).",
+                auc=f"{100 * float(auc):.0f} %" if auc is not None else "?",
+                ece=f"{100 * float(m.get('ece', 0)):.0f}",
+            )
+        )
+    return out
+
+
+def state_message(summary: Mapping[str, Any]) -> str | None:
+    """Why the dashboard shows what it shows, for every state but the normal one."""
+    state = summary["state"]
+    if state == "no_data":
+        return _(
+            "No estimate yet: this course has not been scored. Estimates appear after the "
+            "next sync once the course has students and activity."
+        )
+    if state == "engagement_only":
+        return _(
+            "Engagement only: no past offering of this course with final grades is linked, "
+            "so no model can be trained and validated. Link past offerings (arche-predict "
+            "course add --past) to get predictions."
+        )
+    if state == "gated":
+        models = summary["models"]
+        reason = next((m["gate_reason"] for m in models.values() if m and m.get("gate_reason")), "")
+        return _(
+            "No predictions are shown: the model trained on past offerings did not prove "
+            "better than a trivial guess (%(reason)s). Engagement is still shown.",
+            reason=reason,
+        )
+    return None
+
+
+def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
+    """A failed last sync: Moodle's error and what to do about it."""
+    sync = summary.get("sync")
+    if not sync or sync.get("status") != "failed":
+        return None
+    code = str(sync.get("error_code") or "")
+    fixes = {
+        "invalidtoken": _(
+            "The web-service token is invalid or expired: create a new token in Moodle and "
+            "register it again with arche-predict site add."
+        ),
+        "accessexception": _(
+            "A web-service function is missing from the service: enable the arche-predict "
+            "service's functions in Moodle (Site administration → Server → Web services)."
+        ),
+        "nopermissions": _(
+            "The web-service user lacks a capability in this course: run arche-predict "
+            "moodle check --course to see which."
+        ),
+        "unavailable": _("Moodle could not be reached: the next sync will retry."),
+    }
+    fix = fixes.get(
+        code,
+        _("Ask the Moodle administrator to run arche-predict moodle check for this course."),
+    )
+    return {"code": code, "message": str(sync.get("error_message") or ""), "fix": fix}
+
+
+def course_view(session: Session, course: Course, *, default_pass_mark: float) -> dict[str, Any]:
+    """Everything the dashboard shows, as data, wording and chart specs."""
+    versions = active_models(session, course.id)
+    # One read of the latest predictions (with their features and explanations) for both.
+    rows = latest_predictions(session, course.id)
+    summary = course_summary(session, course, rows=rows, models=versions)
+    students = students_table(session, course, rows=rows, models=versions)
+    mark = pass_mark(course, default_pass_mark)
+    # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
+    activity = dashboard.weekly_activity(session, course, by_category=False)
+    cohort = dashboard.cohort_weekly(activity)
+    view: dict[str, Any] = {
+        "summary": summary,
+        "students": students,
+        "pass_mark": mark,
+        "state_message": state_message(summary),
+        "sync_problem": sync_problem(summary),
+        "quality": quality_sentences(versions) if summary["state"] == "predictions" else [],
+        "versions": versions,
+        "cohort": cohort.to_dict(orient="records"),
+        "labels": labels(
+            sorted({f["feature"] for s in students for fs in s["factors"].values() for f in fs})
+        ),
+        "charts": {},
+    }
+    view["charts"]["engagement"] = charts.cohort_engagement(
+        cohort,
+        week=_("Week"),
+        actions=_("Actions"),
+        median=_("Cohort median"),
+        quartiles=_("Middle half of the cohort"),
+    )
+    if summary["state"] == "predictions":
+        _add_grades(view, students, mark)
+        _add_model_card(view, versions.get("classification"))
+    return view
+
+
+def _add_grades(view: dict[str, Any], students: Sequence[Mapping[str, Any]], mark: float) -> None:
+    """The predicted grades against the pass mark, for the students that have one."""
+    with_grade = [s for s in students if s["predicted_grade"] is not None]
+    if with_grade:
+        view["charts"]["grades"] = charts.predicted_grades(
+            with_grade,
+            mark,
+            student=_("Student"),
+            grade=_("Predicted grade"),
+            interval=_("Range"),
+        )
+
+
+def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
+    """The classifier's validation, as tables and charts: which features matter (with their
+    intervals), how well its chances are calibrated, and how early it warns."""
+    report = clf.metadata_json.get("report", {}) if clf else {}
+    importance = report.get("permutation_importance", {}).get("classification") or []
+    view["importance"] = [{**r, "label": label(str(r["feature"]))} for r in importance[:12]]
+    if importance:
+        view["charts"]["importance"] = charts.feature_importance(
+            importance,
+            labels(importance_features(importance)),
+            feature=_("Feature"),
+            importance=_("Importance (loss of AUC when shuffled)"),
+        )
+    curve = clf.metrics.get("calibration_curve") if clf else None
+    view["calibration"] = curve or []
+    if curve:
+        view["charts"]["calibration"] = charts.calibration(
+            curve, predicted=_("Predicted chance of passing"), observed=_("Observed pass rate")
+        )
+    ew = report.get("early_warning") or []
+    view["early_warning"] = ew
+    if ew:
+        view["charts"]["early_warning"] = charts.early_warning(
+            ew, checkpoint=_("Share of the term elapsed"), value=_("AUC (pass/fail)")
+        )
+
+
+#: Stands for the request's launch token in a cached page's links, replaced on each view: the
+#: token belongs to one session, the rest of the link to the course. Random per process, so
+#: that no stored text (a student's name) can contain it.
+TOKEN_SLOT = f"lt-slot-{secrets.token_hex(12)}"
+
+
+def cached_course_view(
+    session: Session, course: Course, *, default_pass_mark: float, cache: PageCache[Any]
+) -> dict[str, Any]:
+    """The teacher dashboard's data for this course and reader's language, built once per
+    change of what it reads (`DASHBOARD`) and then served from `cache`.
+
+    The entry holds no session's data: its links carry `TOKEN_SLOT` where the launch token goes
+    (`with_launch_token` puts the request's in), and the CSRF token is rendered per request.
+    """
+    key = (
+        str(get_locale() or "en"),
+        request.script_root,
+        DASHBOARD.key(session, course),
+    )
+    view: dict[str, Any] = cache.get_or_build(
+        key, lambda: build_dashboard(session, course, default_pass_mark=default_pass_mark)
+    )
+    return view
+
+
+def with_launch_token(fragment: str, token: str) -> Markup:
+    """A cached fragment with this request's launch token in its links."""
+    # The fragment is autoescaped template output; the token is escaped as it goes in.
+    return Markup(str(fragment).replace(TOKEN_SLOT, str(escape(token))))  # noqa: S704
+
+
+def build_dashboard(
+    session: Session, course: Course, *, default_pass_mark: float
+) -> dict[str, Any]:
+    """`course_view` made cacheable: the data sections of the page (quality, the at-risk table,
+    the charts and their tables) rendered once into `body_html`, since their hundreds of rows
+    and thousands of localised numbers were most of a view's time even with the data at hand;
+    and only plain data kept beside it (ORM rows belong to one database session)."""
+    view = course_view(session, course, default_pass_mark=default_pass_mark)
+    body = render_template("_teacher_body.html", view=view, course=course, lt=TOKEN_SLOT)
+    return {
+        "summary": view["summary"],
+        "state_message": view["state_message"],
+        "sync_problem": view["sync_problem"],
+        # Autoescaped template output, inserted as it is.
+        "body_html": Markup(body),  # noqa: S704
+    }
+
+
+def importance_features(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    return [str(r["feature"]) for r in records]

@@ -1,0 +1,174 @@
+"""A student's page: a teacher's view of one learner (weekly activity by type, prediction
+history, main factors, sensitivity curves, what-if sliders), or a learner's own estimate with
+their activity against the anonymous course median.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy.orm import Session
+
+from lti_app.models import Course
+from lti_app.services import dashboard
+from lti_app.services.insights import ModelCache
+from lti_app.services.page_cache import COURSE, ROSTER, SYNC, CachedPage, PageCache
+from lti_app.web.views import charts
+from lti_app.web.views.wording import _, label, labels
+from ml.feature_info import FEATURES, SENSITIVITY
+
+#: What the cohort's weekly quartiles read (every student page shows them, and they aggregate
+#: the whole course's log): the course's dates, the log a sync brings, the roster.
+COHORT = CachedPage("cohort weekly", (COURSE, SYNC, ROSTER))
+
+
+def student_view(
+    session: Session,
+    course: Course,
+    detail: Mapping[str, Any],
+    *,
+    for_teacher: bool,
+    model_root: Path,
+    cache: ModelCache,
+    page_cache: PageCache[Any] | None = None,
+) -> dict[str, Any]:
+    """The page's data: the student's weekly activity against the cohort's, the latest
+    estimate and, for a teacher, the charts behind it (`_teacher_charts`)."""
+    person_id = int(detail["person_id"])
+    # The student's own counts by kind; the cohort's quartiles from the small all-kinds
+    # aggregate, kept in `page_cache` under what it reads (`COHORT`).
+    activity = dashboard.weekly_activity(session, course, person_id=person_id)
+    weekly = dashboard.student_weekly(activity, person_id)
+    totals = dashboard.student_weekly_totals(activity, person_id)
+    cohort = course_cohort(session, course, page_cache)
+    latest = detail.get("latest")
+    has_model = bool(latest and latest.get("pass_probability") is not None)
+    view: dict[str, Any] = {
+        "detail": detail,
+        "latest": latest,
+        "has_model": has_model,
+        "no_events": weekly.empty,
+        "weekly": totals.to_dict(orient="records"),
+        "weekly_by_type": weekly.to_dict(orient="records"),
+        "cohort": cohort.to_dict(orient="records"),
+        "sliders": sliders(detail) if has_model else [],
+        "labels": labels(
+            sorted({f["feature"] for fs in (latest or {}).get("factors", {}).values() for f in fs})
+        ),
+        "charts": {},
+        "sensitivity": {},
+    }
+    view["charts"]["engagement"] = charts.cohort_engagement(
+        cohort,
+        totals,
+        week=_("Week"),
+        actions=_("Actions"),
+        median=_("Course median (anonymous)"),
+        quartiles=_("Middle half of the course"),
+        own_label=_("You") if not for_teacher else str(detail["fullname"]),
+    )
+    if for_teacher:
+        _teacher_charts(view, session, course, detail, weekly, model_root=model_root, cache=cache)
+    return view
+
+
+def sliders(detail: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One what-if slider per lever the student has a value for, in the levers' order, with the
+    step and end their feature's metadata gives (`ml.feature_info`)."""
+    features = detail.get("features") or {}
+    return [
+        {
+            "feature": f,
+            "label": label(f),
+            "value": float(features[f]),
+            "max": _slider_max(f, float(features[f])),
+            "step": FEATURES[f].step,
+        }
+        for f in detail.get("actionable", [])
+        if features.get(f) is not None
+    ]
+
+
+def _teacher_charts(
+    view: dict[str, Any],
+    session: Session,
+    course: Course,
+    detail: Mapping[str, Any],
+    weekly: pd.DataFrame,
+    *,
+    model_root: Path,
+    cache: ModelCache,
+) -> None:
+    """What only a teacher sees: the week's actions by type and, with a validated model, the
+    prediction history and the sensitivity curves of the levers (`ml.feature_info`)."""
+    if not weekly.empty:
+        view["charts"]["weekly"] = charts.weekly_by_type(
+            weekly, week=_("Week"), actions=_("Actions"), kind=_("Activity type")
+        )
+    if not view["has_model"]:
+        return
+    view["charts"]["history"] = charts.history(
+        detail.get("history", []), date=_("Date"), probability=_("Chance of passing")
+    )
+    features = detail.get("features") or {}
+    curves = dashboard.sensitivity(
+        session,
+        course,
+        int(detail["person_id"]),
+        SENSITIVITY,
+        model_root=model_root,
+        cache=cache,
+    )
+    for feature, curve in curves.items():
+        view["sensitivity"][feature] = {
+            "label": label(feature),
+            "points": curve,
+            "spec": charts.sensitivity(
+                curve,
+                _float(features.get(feature)),
+                feature=label(feature),
+                probability=_("Chance of passing"),
+            ),
+        }
+
+
+def course_cohort(
+    session: Session, course: Course, page_cache: PageCache[Any] | None = None
+) -> pd.DataFrame:
+    """The cohort's weekly quartiles (`dashboard.cohort_weekly`), built once per change of
+    what they read (`COHORT`) when a cache is given."""
+    if page_cache is None:
+        records = build_cohort(session, course)
+    else:
+        records = page_cache.get_or_build(
+            COHORT.key(session, course), lambda: build_cohort(session, course)
+        )
+    # A fresh frame per view: the cached records are shared between threads.
+    return pd.DataFrame(records, columns=["week", "q1", "median", "q3"])
+
+
+def build_cohort(session: Session, course: Course) -> list[dict[str, Any]]:
+    """The cohort's weekly quartiles as plain records (what `COHORT` keys in the cache)."""
+    activity = dashboard.weekly_activity(session, course, by_category=False)
+    frame = dashboard.cohort_weekly(activity)
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _slider_max(feature: str, value: float) -> float:
+    """The slider's end: room to double the student's value (or, for a lever where less is
+    more effort, such as the days since the last visit, a week past it and at least a month),
+    never past the feature's valid range (`ml.feature_info`), so that a what-if the page sends
+    is never refused."""
+    info = FEATURES[feature]
+    if info.effort < 0:
+        wanted = float(max(30, round(value) + 7))
+    else:
+        wanted = float(max(10, round(value * 2 + 5)))
+    return min(wanted, info.maximum)

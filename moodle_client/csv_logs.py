@@ -25,6 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from moodle_client.csvfiles import CsvImportError, decode_csv, match_header, read_bytes, records
@@ -604,58 +605,92 @@ def _derive(
     lookups: _Lookups,
     content_hash: str,
 ) -> tuple[LogRow, bool]:
-    description = cell["description"]
-    origin = cell.get("origin") or None
-    user_by_name = lookups.user(cell.get("fullname", ""))
+    """The standard-log row a download's line stands for, and whether its description matched
+    a known template (else a generic reading keeps the event, named `csv:<component>:<name>`)."""
     affected = cell.get("affected", "")
-    related_by_name = lookups.user(affected) if affected not in ("", "-") else None
+    people = _People(
+        lookups.user(cell.get("fullname", "")),
+        lookups.user(affected) if affected not in ("", "-") else None,
+    )
+    where = _Where(courseid, timecreated, cell.get("origin") or None, content_hash)
     label_level = lookups.level(cell["context"])
-
-    match = _ANY_TEMPLATE.fullmatch(description)
+    match = _ANY_TEMPLATE.fullmatch(cell["description"])
     if match is not None and match.lastgroup is not None:
-        template, int_groups, mod_group = _TEMPLATE_BY_GROUP[match.lastgroup]
-        ints = {name: int(match.group(group)) for name, group in int_groups}
-        mentioned = ints.get("courseid")
-        if mentioned is not None and mentioned != courseid:
-            raise CsvImportError(
-                line,
-                f"this event belongs to course {mentioned}, but the file is imported for course "
-                f"{courseid}: was the download made in another course?",
-            )
-        mod = match.group(mod_group) if mod_group else ""
-        level = template.contextlevel or label_level or CONTEXT_MODULE
-        cmid = ints.get("cmid")
-        objectid = ints.get("objectid")
-        if template.eventname.endswith("course_module_created"):
-            objectid = cmid
-        elif template.objecttable == "course" and mentioned is not None:
-            objectid = mentioned
-        eventname, component, objecttable = lookups.event(match.lastgroup, template, mod)
-        return (
-            LogRow(
-                id=None,
-                eventname=eventname,
-                component=component,
-                action=template.action,
-                target=template.target,
-                objecttable=objecttable,
-                objectid=objectid,
-                crud=template.crud,
-                edulevel=template.edulevel,
-                contextid=None,
-                contextlevel=level,
-                contextinstanceid=_instance(level, courseid, cmid),
-                userid=ints.get("userid", user_by_name or 0),
-                relateduserid=ints.get("relateduserid", related_by_name),
-                courseid=courseid,
-                timecreated=timecreated,
-                origin=origin,
-                content_hash=content_hash,
-            ),
-            True,
-        )
+        return _from_template(line, match, lookups, label_level, people, where), True
+    return _generic(cell, label_level, people, where), False
 
-    # Unknown template: keep the event with what a generic reading of the description gives.
+
+class _People(NamedTuple):
+    """The actor and the affected user as the download names them (ids when they are known)."""
+
+    user: int | None
+    related: int | None
+
+
+class _Where(NamedTuple):
+    """What every row of one line shares whatever its description."""
+
+    courseid: int
+    timecreated: int
+    origin: str | None
+    content_hash: str
+
+
+def _from_template(
+    line: int,
+    match: re.Match[str],
+    lookups: _Lookups,
+    label_level: int | None,
+    people: _People,
+    where: _Where,
+) -> LogRow:
+    """A description that matched one of Moodle's templates: the event and ids it spells."""
+    assert match.lastgroup is not None
+    template, int_groups, mod_group = _TEMPLATE_BY_GROUP[match.lastgroup]
+    ints = {name: int(match.group(group)) for name, group in int_groups}
+    mentioned = ints.get("courseid")
+    if mentioned is not None and mentioned != where.courseid:
+        raise CsvImportError(
+            line,
+            f"this event belongs to course {mentioned}, but the file is imported for course "
+            f"{where.courseid}: was the download made in another course?",
+        )
+    mod = match.group(mod_group) if mod_group else ""
+    level = template.contextlevel or label_level or CONTEXT_MODULE
+    cmid = ints.get("cmid")
+    objectid = ints.get("objectid")
+    if template.eventname.endswith("course_module_created"):
+        objectid = cmid
+    elif template.objecttable == "course" and mentioned is not None:
+        objectid = mentioned
+    eventname, component, objecttable = lookups.event(match.lastgroup, template, mod)
+    return LogRow(
+        id=None,
+        eventname=eventname,
+        component=component,
+        action=template.action,
+        target=template.target,
+        objecttable=objecttable,
+        objectid=objectid,
+        crud=template.crud,
+        edulevel=template.edulevel,
+        contextid=None,
+        contextlevel=level,
+        contextinstanceid=_instance(level, where.courseid, cmid),
+        userid=ints.get("userid", people.user or 0),
+        relateduserid=ints.get("relateduserid", people.related),
+        courseid=where.courseid,
+        timecreated=where.timecreated,
+        origin=where.origin,
+        content_hash=where.content_hash,
+    )
+
+
+def _generic(
+    cell: Mapping[str, str], label_level: int | None, people: _People, where: _Where
+) -> LogRow:
+    """An unknown template: the event kept with what a generic reading of the text gives."""
+    description = cell["description"]
     user = _FALLBACK_USER.search(description)
     verb = _FALLBACK_VERB.search(description)
     cm = _FALLBACK_CMID.search(description)
@@ -664,28 +699,25 @@ def _derive(
     action = verb.group(1) if verb else "unknown"
     component_label = normalise_label(cell["component"]).replace(" ", "_")
     event_label = normalise_label(cell["eventname"]).replace(" ", "_")
-    return (
-        LogRow(
-            id=None,
-            eventname=f"csv:{component_label}:{event_label}",
-            component="unknown",
-            action=action,
-            target="unknown",
-            objecttable=None,
-            objectid=None,
-            crud=_CRUD_BY_VERB.get(action, "r"),
-            edulevel=0,
-            contextid=None,
-            contextlevel=level,
-            contextinstanceid=_instance(level, courseid, int(cm.group(1)) if cm else None),
-            userid=int(user.group(1)) if user else (user_by_name or 0),
-            relateduserid=int(related.group(1)) if related else related_by_name,
-            courseid=courseid,
-            timecreated=timecreated,
-            origin=origin,
-            content_hash=content_hash,
-        ),
-        False,
+    return LogRow(
+        id=None,
+        eventname=f"csv:{component_label}:{event_label}",
+        component="unknown",
+        action=action,
+        target="unknown",
+        objecttable=None,
+        objectid=None,
+        crud=_CRUD_BY_VERB.get(action, "r"),
+        edulevel=0,
+        contextid=None,
+        contextlevel=level,
+        contextinstanceid=_instance(level, where.courseid, int(cm.group(1)) if cm else None),
+        userid=int(user.group(1)) if user else (people.user or 0),
+        relateduserid=int(related.group(1)) if related else people.related,
+        courseid=where.courseid,
+        timecreated=where.timecreated,
+        origin=where.origin,
+        content_hash=where.content_hash,
     )
 
 

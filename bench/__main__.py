@@ -184,86 +184,108 @@ def _fmt_mb(x: float | None) -> str:
     return "-" if x is None else f"{x:.0f} MB"
 
 
-def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
-    """(measure, size, value, target) rows."""
-    rows: list[tuple[str, str, str, str]] = []
+Row = tuple[str, str, str, str]
+
+
+def table_rows(results: dict[str, Any]) -> list[Row]:
+    """(measure, size, value, target) rows: per dataset size, then training, then the web."""
+    rows: list[Row] = []
     for label, res in results["sizes"].items():
         size = (
             f"{label} ({res['events']:,} ev, {res['students']:,} st)" if "events" in res else label
         )
-        if "simulate" in res:
-            sim = res["simulate"]
+        rows += _ingest_rows(res, size)
+        rows += _feature_rows(res, label, size)
+        rows += _nightly_rows(res, size)
+    rows += _training_rows(results)
+    rows += _web_rows(results)
+    return rows
+
+
+def _ingest_rows(res: dict[str, Any], size: str) -> list[Row]:
+    rows: list[Row] = []
+    if "simulate" in res:
+        sim = res["simulate"]
+        value = f"{_fmt_s(sim['seconds'])}, peak RSS {_fmt_mb(sim['peak_rss_mb'])}"
+        rows.append(("simulator (generate the course)", size, value, ""))
+    for backend, ing in res.get("ingest", {}).items():
+        rows.append(
+            (
+                f"ingest: web-service sync, page 5000 -> {backend}",
+                size,
+                f"{_fmt_rate(ing['ingest_events_per_s'])} ({_fmt_s(ing['ingest_s'])})",
+                ">= 50k/s" if backend == "postgresql" else "",
+            )
+        )
+    for backend, csv in res.get("csv", {}).items():
+        rows.append(
+            (
+                f"ingest: CSV import -> {backend}",
+                size,
+                f"{_fmt_rate(csv['events_per_s'])} ({_fmt_s(csv['import_s'])})",
+                ">= 50k/s" if backend == "postgresql" else "",
+            )
+        )
+    return rows
+
+
+def _feature_rows(res: dict[str, Any], label: str, size: str) -> list[Row]:
+    if "features" not in res:
+        return []
+    f = res["features"]
+    v = f["vectorised"]
+    big = label == "1M"
+    rows: list[Row] = [
+        (
+            "features: compute_features (median of 3)",
+            size,
+            f"{_fmt_rate(f['vectorised_events_per_s'])} ({_fmt_s(v['seconds'])}), "
+            f"peak RSS {_fmt_mb(v['peak_rss_mb'])} (inputs {_fmt_mb(v['rss_before_mb'])})",
+            ">= 1M/s, < 1.5 GB" if big else ("< 30 s" if label == "10M" else ""),
+        )
+    ]
+    if "naive" in f:
+        n = f["naive"]
+        rows.append(
+            (
+                "features: naive per-student loop",
+                size,
+                f"{_fmt_rate(f['naive_events_per_s'])} ({_fmt_s(n['seconds'])}), "
+                f"peak RSS {_fmt_mb(n['peak_rss_mb'])}",
+                "",
+            )
+        )
+        rows.append(
+            (
+                "features: speed-up vs naive (same run)",
+                size,
+                f"{f['speedup']:.1f}x; {f['identical_features']} features equal "
+                f"(max |diff| {f['max_abs_diff']:.1g})",
+                ">= 20x" if big else "",
+            )
+        )
+    return rows
+
+
+def _nightly_rows(res: dict[str, Any], size: str) -> list[Row]:
+    rows: list[Row] = []
+    for backend, ing in res.get("ingest", {}).items():
+        for run_ in ing.get("nightly", []):
+            us = run_["us_per_new_event"]
+            per = f", {us:.0f} us/new event" if us else ""
             rows.append(
                 (
-                    "simulator (generate the course)",
-                    size,
-                    f"{_fmt_s(sim['seconds'])}, peak RSS {_fmt_mb(sim['peak_rss_mb'])}",
-                    "",
+                    f"nightly sync -> {backend}: {run_['case']}",
+                    f"{size}, {run_['stored_before']:,} stored",
+                    f"{_fmt_s(run_['seconds'])} for {run_['new_events']:,} new{per}",
+                    "follows new events",
                 )
             )
-        for backend, ing in res.get("ingest", {}).items():
-            rows.append(
-                (
-                    f"ingest: web-service sync, page 5000 -> {backend}",
-                    size,
-                    f"{_fmt_rate(ing['ingest_events_per_s'])} ({_fmt_s(ing['ingest_s'])})",
-                    ">= 50k/s" if backend == "postgresql" else "",
-                )
-            )
-        for backend, csv in res.get("csv", {}).items():
-            rows.append(
-                (
-                    f"ingest: CSV import -> {backend}",
-                    size,
-                    f"{_fmt_rate(csv['events_per_s'])} ({_fmt_s(csv['import_s'])})",
-                    ">= 50k/s" if backend == "postgresql" else "",
-                )
-            )
-        if "features" in res:
-            f = res["features"]
-            v = f["vectorised"]
-            big = label == "1M"
-            rows.append(
-                (
-                    "features: compute_features (median of 3)",
-                    size,
-                    f"{_fmt_rate(f['vectorised_events_per_s'])} ({_fmt_s(v['seconds'])}), "
-                    f"peak RSS {_fmt_mb(v['peak_rss_mb'])} (inputs {_fmt_mb(v['rss_before_mb'])})",
-                    ">= 1M/s, < 1.5 GB" if big else ("< 30 s" if label == "10M" else ""),
-                )
-            )
-            if "naive" in f:
-                n = f["naive"]
-                rows.append(
-                    (
-                        "features: naive per-student loop",
-                        size,
-                        f"{_fmt_rate(f['naive_events_per_s'])} ({_fmt_s(n['seconds'])}), "
-                        f"peak RSS {_fmt_mb(n['peak_rss_mb'])}",
-                        "",
-                    )
-                )
-                rows.append(
-                    (
-                        "features: speed-up vs naive (same run)",
-                        size,
-                        f"{f['speedup']:.1f}x; {f['identical_features']} features equal "
-                        f"(max |diff| {f['max_abs_diff']:.1g})",
-                        ">= 20x" if big else "",
-                    )
-                )
-        for backend, ing in res.get("ingest", {}).items():
-            for run_ in ing.get("nightly", []):
-                us = run_["us_per_new_event"]
-                per = f", {us:.0f} us/new event" if us else ""
-                rows.append(
-                    (
-                        f"nightly sync -> {backend}: {run_['case']}",
-                        f"{size}, {run_['stored_before']:,} stored",
-                        f"{_fmt_s(run_['seconds'])} for {run_['new_events']:,} new{per}",
-                        "follows new events",
-                    )
-                )
+    return rows
+
+
+def _training_rows(results: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     for n, tr in results.get("training", {}).items():
         top = ", ".join(
             f"{name} {v['seconds']:.0f} s" for name, v in list(tr["profile_fit_s"].items())[:3]
@@ -282,7 +304,6 @@ def table_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 + f"; completed fits: {top or 'none'}"
             )
         rows.append(("training: full model search (regressor + classifier)", where, value, ""))
-    rows += _web_rows(results)
     return rows
 
 

@@ -1,4 +1,4 @@
-"""The benchmark datasets: one simulated Moodle course per size, with ``ml.simulate``.
+"""The benchmark datasets: one simulated Moodle course per size, with ``simulation``.
 
 The issue pairs event counts with cohorts: 10k events / 500 students, 100k / 5k, 1M / 50k (and
 10M behind ``--full``). A full simulated term has at least ~55 events per student whatever the

@@ -4,7 +4,7 @@ Everything goes through the application's real code paths: ``lti_app.tasks.run_c
 (the CLI's and the scheduler's unit of work: a ``MoodleClient`` over HTTP, ``WsLogSource`` at
 page size 5000, ``store_log_rows``, one commit per page with its cursor) against
 :mod:`bench.moodle_ws` in its own process, and ``lti_app.services.imports.import_log_file`` on
-the simulator's log-report download (``ml.simulate.log_report_csv``).
+the simulator's log-report download (``simulation.exports.log_report_csv``).
 
 Each measurement runs on a fresh, migrated database: a SQLite file in a temporary directory, or
 a throwaway database on the PostgreSQL server named by ``ARCHE_PREDICT_TEST_POSTGRES_URL``,

@@ -1,6 +1,6 @@
 """A simulated Moodle site served over Moodle's REST protocol, for `arche-predict demo`.
 
-It answers the web-service functions the tool calls, with data from `ml.simulate`, in the
+It answers the web-service functions the tool calls, with data from `simulation`, in the
 shapes a real Moodle 5.1 gives (see tests/fixtures/moodle-5.1): so the demo runs the real `ws`
 sync, not a shortcut. Enabled only by the demo configuration; never part of a production server.
 """

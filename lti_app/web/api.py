@@ -31,8 +31,7 @@ from lti_app.web.auth import (
     require_course_member,
     require_teacher,
 )
-from lti_app.web.common import api_course as _course
-from lti_app.web.common import api_course_and_enrolment as _course_and_enrolment
+from lti_app.web.common import api_course, api_course_and_enrolment
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
@@ -92,21 +91,21 @@ def json_body() -> Any:
 @bp.get("/courses/<id:course_id>")
 @require_teacher
 def summary(course_id: int) -> Any:
-    course = _course(course_id)
+    course = api_course(course_id)
     return jsonify(course_summary(_db(), course))
 
 
 @bp.get("/courses/<id:course_id>/students")
 @require_teacher
 def students(course_id: int) -> Any:
-    course = _course(course_id)
+    course = api_course(course_id)
     return jsonify(students=students_table(_db(), course))
 
 
 @bp.get("/courses/<id:course_id>/students/<id:person_id>")
 @require_course_member
 def student(course_id: int, person_id: int) -> Any:
-    course = _course(course_id)
+    course = api_course(course_id)
     refused = _may_read_student(course, person_id)
     if refused is not None:
         return refused
@@ -119,7 +118,7 @@ def student(course_id: int, person_id: int) -> Any:
 @bp.post("/courses/<id:course_id>/students/<id:person_id>/what-if")
 @require_course_member
 def student_what_if(course_id: int, person_id: int) -> Any:
-    course, enrolled = _course_and_enrolment(course_id, person_id)
+    course, enrolled = api_course_and_enrolment(course_id, person_id)
     refused = _may_read_student(course, person_id, enrolled)
     if refused is not None:
         return refused
@@ -148,7 +147,7 @@ def sync_now(course_id: int) -> Any:
     """Ask the scheduler for a sync of the course now; 202 with the request to follow."""
     from lti_app.services import sync_requests
 
-    course = _course(course_id)
+    course = api_course(course_id)
     ctx = current()
     assert ctx is not None
     _, created = sync_requests.request_sync(_db(), course, ctx.person_id)
@@ -163,7 +162,7 @@ def sync_status(course_id: int) -> Any:
     """The latest "Sync now" and its progress (pages done of pages expected)."""
     from lti_app.services import sync_requests
 
-    _course(course_id)  # an unknown course is the API's 404
+    api_course(course_id)  # an unknown course is the API's 404
     return jsonify(sync_requests.progress(_db(), course_id))
 
 

@@ -51,7 +51,7 @@ from lti_app.web.auth import (
 )
 from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
-from lti_app.web.common import page_course as _course
+from lti_app.web.common import page_course
 from lti_app.web.common import settings as _settings
 from lti_app.web.views.course import cached_course_view, with_launch_token
 from lti_app.web.views.course_csv import students_csv as to_csv
@@ -63,7 +63,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/course/<id:course_id>")
 @require_teacher
 def course_dashboard(course_id: int) -> Any:
-    course = _course(course_id)
+    course = page_course(course_id)
     ctx = current()
     ext = current_app.extensions["arche_predict"]
     cache: PageCache[Any] = ext.setdefault("page_cache", PageCache())
@@ -78,7 +78,7 @@ def course_dashboard(course_id: int) -> Any:
 @require_teacher
 def students_csv(course_id: int) -> Any:
     """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
-    course = _course(course_id)
+    course = page_course(course_id)
     body = to_csv(students_table(_db(), course))
     name = f"arche-predict-{course.shortname or course.id}.csv".replace(" ", "_")
     return Response(
@@ -92,7 +92,7 @@ def students_csv(course_id: int) -> Any:
 @require_teacher
 def learner_view_toggle(course_id: int) -> Any:
     """A teacher turns the learners' own view (page and API) on or off for the course."""
-    course = _course(course_id)
+    course = page_course(course_id)
     ctx = current()
     assert ctx is not None
     course.learner_view_enabled = request.form.get("enabled") == "1"
@@ -112,7 +112,7 @@ def learner_view_toggle(course_id: int) -> Any:
 @bp.get("/course/<id:course_id>/roster")
 @require_teacher
 def roster(course_id: int) -> Any:
-    course = _course(course_id)
+    course = page_course(course_id)
     ctx = current()
     assert ctx is not None
     return render_template(
@@ -130,7 +130,7 @@ def roster_refresh(course_id: int) -> Any:
     """Fetch the roster through Names and Roles (the launch's NRPS claim)."""
     ctx = current()
     assert ctx is not None
-    course = _course(course_id)
+    course = page_course(course_id)
     url = ctx.details.get("nrps_url")
     if not url:
         return error_response(
@@ -191,7 +191,7 @@ def learner_page(course_id: int, person_id: int) -> Any:
     assert ctx is not None
     if not can_view_person(ctx, course_id, person_id, _enrolled(course_id, person_id)):
         return error_response(403, "Forbidden", "You can only see your own page.")
-    course = _course(course_id)
+    course = page_course(course_id)
     person = _db().get(Person, person_id)
     if person is None:
         return error_response(404, "Not found", "This person is unknown.")

@@ -224,7 +224,8 @@ SCORING = PageInput("scoring", frozenset({"prediction"}), _latest_scoring)
 #: The active model versions and their quality gate.
 MODELS = PageInput("models", frozenset({"model_version"}), lambda _: [], _active_models)
 #: The latest sync run and its state (the page shows it, and a failure's fix). A sync is what
-#: brings new events and refreshed names, so the run also stands for the log and the people.
+#: brings new events and refreshed names, so the run also stands for the log and the people (a
+#: log imported from a file records no run: the scoring after it moves the keys).
 SYNC = PageInput("sync", frozenset({"sync_run", "log_event", "person"}), _last_sync)
 #: The course's enrolments: who the students are (the weekly charts count the roster's).
 ROSTER = PageInput("roster", frozenset({"enrolment", "person"}), _roster)

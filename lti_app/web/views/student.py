@@ -15,14 +15,16 @@ from sqlalchemy.orm import Session
 from lti_app.models import Course
 from lti_app.services import dashboard
 from lti_app.services.insights import ModelCache
-from lti_app.services.page_cache import COURSE, ROSTER, SYNC, CachedPage, PageCache
+from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, label, labels
 from ml.feature_info import FEATURES, SENSITIVITY
 
 #: What the cohort's weekly quartiles read (every student page shows them, and they aggregate
-#: the whole course's log): the course's dates, the log a sync brings, the roster.
-COHORT = CachedPage("cohort weekly", (COURSE, SYNC, ROSTER))
+#: the whole course's log): the course's dates, the log a sync brings, the roster; and the
+#: latest scoring, because a log imported from a file (`arche-predict import-logs`) records no
+#: sync run, and the scoring that follows it is what tells the cache the log grew.
+COHORT = CachedPage("cohort weekly", (COURSE, SCORING, SYNC, ROSTER))
 
 
 def student_view(

@@ -69,9 +69,7 @@ def test_a_registered_toy_source_is_synced_like_the_shipped_ones(
     try:
         settings = make_settings(tmp_path, databases.new_url(backend))
         factory, course_id = setup_course(settings, stub.url)
-        outcome = run_course_sync(
-            settings, factory, course_id, source="toy", include_roster=False
-        )
+        outcome = run_course_sync(settings, factory, course_id, source="toy", include_roster=False)
         assert outcome.status == "succeeded", outcome.error_message
         assert outcome.events_added == 25
         assert outcome.pages == 4

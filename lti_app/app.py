@@ -29,7 +29,7 @@ def create_app(settings: Settings) -> Flask:
     configure_logging(settings.app.log_level, settings.app.log_format)
 
     # Learners' data lives there (SQLite, models, metric files): only the tool's user may enter.
-    private_instance(settings.instance_dir.resolve())
+    private_instance(settings.instance_dir.resolve(), settings.model_root)
     app = Flask(__name__, instance_path=str(settings.instance_dir.resolve()))
     app.config.update(
         SECRET_KEY=settings.app.secret_key,

@@ -125,14 +125,14 @@ def _tighten(path: Path, wanted: int) -> None:
     log.warning("tightened permissions", path=str(path), was=oct(mode), now=oct(wanted))
 
 
-def private_instance(instance_dir: Path) -> None:
-    """The instance folder 0700, and its model folder when it exists (an older version created
-    both 0755). Called at start-up by the app factory and by the CLI's long-running commands.
-    Whatever is inside (the metric files `serve` recreates at each start) is then out of other
-    users' reach through the folder."""
+def private_instance(instance_dir: Path, model_root: Path) -> None:
+    """The instance folder 0700, and the model folder (`Settings.model_root`) when it exists
+    (an older version created both 0755). Called at start-up by the app factory and by the
+    CLI's long-running commands. Whatever is inside (the metric files `serve` recreates at each
+    start) is then out of other users' reach through the folder."""
     private_dir(instance_dir)
-    if (instance_dir / "models").is_dir():
-        private_dir(instance_dir / "models")
+    if model_root.is_dir():
+        private_dir(model_root)
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -31,7 +31,7 @@ def demo(ctx: CliContext, no_serve: bool) -> None:
     configure_logging("WARNING", "console")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # the demo servers' request lines
     # Before the engine exists: SQLite creates its file inside the instance folder.
-    private_instance(settings.instance_dir.resolve())
+    private_instance(settings.instance_dir.resolve(), settings.model_root)
     migrate.upgrade(ctx.engine)
     click.echo("simulating a Moodle course, syncing it over web services, training…")
     setup = prepare(settings, ctx.session_factory)

@@ -42,7 +42,7 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
             click.echo(f"{job.name:20} {when:22} {job.description}")
         return
     # Training writes models there; and SQLite creates its file there when the engine is made.
-    private_instance(settings.instance_dir.resolve())
+    private_instance(settings.instance_dir.resolve(), settings.model_root)
     factory = ctx.session_factory
     if once is not None:
         if once not in jobs:

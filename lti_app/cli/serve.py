@@ -21,7 +21,9 @@ def serve(ctx: CliContext, host: str | None, port: int | None, workers: int | No
 
     settings = ctx.settings
     settings.require_secrets()
-    private_instance(settings.instance_dir.resolve())  # before gunicorn writes its metric files
+    private_instance(
+        settings.instance_dir.resolve(), settings.model_root
+    )  # before gunicorn writes its metric files
     bind = f"{host or settings.app.host}:{port or settings.app.port}"
     click.echo(f"serving on http://{bind}/ with {workers or settings.app.workers} workers")
     GunicornApp(settings, bind=bind, workers=workers or settings.app.workers).run()

@@ -38,7 +38,7 @@ from ml.explain import grade_factors, pass_factors
 from ml.explain import what_if as ml_what_if
 from ml.features import compute_features
 from ml.training import train_model_version
-from simulation.course import simulate_course
+from simulation.course import SimulatedCourse, simulate_course
 
 FAMILIES = (("logistic", "ridge"), ("hgb", "hgb"), ("mlp", "ridge"))
 CHANGES = ("active_days", "total_time_min", "n_mod_quiz_attempt_submitted", "days_since_last")
@@ -171,11 +171,21 @@ def bench_batch(
     )
     current = simulated.current
     assert current is not None
-    assert current.now is not None
     out: dict[str, Any] = {"backend": backend, "students": len(current.roster)}
     out["events_current"] = len(current.log)
+    out |= _batch_ml(simulated, tmp, classifier, regressor)
+    out |= _batch_service(backend, simulated, tmp, classifier, regressor)
+    return out
 
-    # The pure ml call: what scoring does, without the database.
+
+def _batch_ml(
+    simulated: SimulatedCourse, tmp: Path, classifier: str, regressor: str
+) -> dict[str, Any]:
+    """The pure ml call: what scoring does, without the database."""
+    current = simulated.current
+    assert current is not None
+    assert current.now is not None
+    out: dict[str, Any] = {}
     as_of = current.now
     progress = scoring.course_progress(current.start, current.end, as_of)
     offerings = [p.to_offering() for p in simulated.past]
@@ -202,8 +212,17 @@ def bench_batch(
     pass_factors(bundle.classifier, x, training.X)
     out["ml_predict_s"] = t_pred
     out["ml_predict_and_factors_s"] = time.perf_counter() - t0
+    return out
 
-    # The service: stored course, score_course training then reusing the version.
+
+def _batch_service(
+    backend: str, simulated: SimulatedCourse, tmp: Path, classifier: str, regressor: str
+) -> dict[str, Any]:
+    """The service: the stored course, score_course training then reusing the version."""
+    current = simulated.current
+    assert current is not None
+    assert current.now is not None
+    out: dict[str, Any] = {}
     with fresh_database(backend, tmp) as url:
         sc_settings = webapp.write_config(
             tmp, url, webapp.free_port(), classifier=classifier, regressor=regressor

@@ -225,6 +225,20 @@ _TEMPLATES: tuple[_Template, ...] = (
         "\\assignsubmission_onlinetext\\event\\submission_created", "created", "submission",
         "assign_submission", "c", 2, CONTEXT_MODULE,
     ),
+    # objecttable as Moodle's class sets it (assignsubmission_file, sic); some versions say
+    # "with the course module id".
+    _Template(
+        f"{_U} updated an online text submission with '{{words}}' words in the assignment with "
+        f"{_CM}.",
+        "\\assignsubmission_onlinetext\\event\\submission_updated", "updated", "submission",
+        "assignsubmission_file", "u", 2, CONTEXT_MODULE,
+    ),
+    _Template(
+        f"{_U} updated an online text submission with '{{words}}' words in the assignment with "
+        f"the {_CM}.",
+        "\\assignsubmission_onlinetext\\event\\submission_updated", "updated", "submission",
+        "assignsubmission_file", "u", 2, CONTEXT_MODULE,
+    ),
     _Template(
         f"{_U} has saved an online text submission with id '{{objectid}}' in the assignment "
         f"activity with {_CM}.",
@@ -264,6 +278,20 @@ _TEMPLATES: tuple[_Template, ...] = (
         f"'{{relateduserid}}' for the quiz with {_CM}.",
         "\\mod_quiz\\event\\attempt_reviewed", "reviewed", "attempt", "quiz_attempts", "r", 2,
         CONTEXT_MODULE,
+    ),
+    # Moodle 4.1 to 5.0 wrote this event's description with the ids the other way round in
+    # words ("has had their attempt … reviewed by"); the ids map to the same fields.
+    _Template(
+        f"{_U} has had their attempt with id '{{objectid}}' reviewed by the user with id "
+        f"'{{relateduserid}}' for the quiz with {_CM}.",
+        "\\mod_quiz\\event\\attempt_reviewed", "reviewed", "attempt", "quiz_attempts", "r", 1,
+        CONTEXT_MODULE,
+    ),
+    _Template(
+        f"{_U} has viewed the summary for the attempt with id '{{objectid}}' belonging to the "
+        f"user with id '{{relateduserid}}' for the quiz with {_CM}.",
+        "\\mod_quiz\\event\\attempt_summary_viewed", "viewed", "attempt_summary",
+        "quiz_attempts", "r", 2, CONTEXT_MODULE,
     ),
     _Template(
         "The attempt with id {objectid} for for quiz with course module id {cmid} by user with "
@@ -315,6 +343,25 @@ _TEMPLATES: tuple[_Template, ...] = (
         f"{_U} created the '{{mod}}' activity with {_CM}.",
         "\\core\\event\\course_module_created", "created", "course_module", "course_modules",
         "c", 1, CONTEXT_MODULE,
+    ),
+    _Template(
+        f"{_U} updated the course with id '{{courseid}}'.",
+        "\\core\\event\\course_updated", "updated", "course", "course", "u", 1, CONTEXT_COURSE,
+    ),
+    _Template(
+        f"{_U} has started the tour with id '{{objectid}}' on the page with URL '{{pageurl}}'.",
+        "\\tool_usertours\\event\\tour_started", "started", "tour", "tool_usertours_tours", "r",
+        2,
+    ),
+    _Template(
+        f"{_U} has ended the tour with id '{{objectid}}' at step index '{{stepindex}}' (id "
+        "'{stepid}') on the page with URL '{pageurl}'.",
+        "\\tool_usertours\\event\\tour_ended", "ended", "tour", "tool_usertours_tours", "c", 2,
+    ),
+    _Template(
+        f"{_U} exported grades using the {{mod}} export in the gradebook.",
+        "\\gradeexport_{mod}\\event\\grade_exported", "exported", "grade", None, "r", 1,
+        CONTEXT_COURSE,
     ),
     _Template(
         f"{_U} created the course with id '{{courseid}}'.",
@@ -387,18 +434,32 @@ _CRUD_BY_VERB = {
 
 
 @dataclass(frozen=True)
+class UnknownKind:
+    """Rows of one kind whose description matched no template: kept (named
+    ``csv:<component>:<event name>``), counted, and shown with their first line so that an
+    administrator can tell what was not recognised."""
+
+    event: str
+    rows: int
+    line: int
+    description: str
+
+
+@dataclass(frozen=True)
 class CsvLogImport:
     """A validated log download: every row parsed, oldest first.
 
     ``layout`` is ``"en"``, ``"fr"`` or ``"position"`` (headers in another language, read by
-    position). ``unknown_event_rows`` counts rows whose description matched no known template;
-    their ``eventname`` is ``csv:<component>:<event name>`` built from the translated columns,
-    so those (only those) differ between languages.
+    position). ``unknown_event_rows`` counts rows whose description matched no known template,
+    and ``unknown_kinds`` splits them by kind, each with its first line; their ``eventname`` is
+    ``csv:<component>:<event name>`` built from the translated columns, so those (only those)
+    differ between languages.
     """
 
     rows: tuple[LogRow, ...]
     layout: str
     unknown_event_rows: int
+    unknown_kinds: tuple[UnknownKind, ...]
     #: Moodle user id -> full name as the file shows the acting user. A gradebook export names
     #: students but carries no user id: this is how file-only imports link grades to logs.
     people: Mapping[int, str] = field(default_factory=dict)
@@ -445,6 +506,8 @@ def read_log_csv(
     # Identical rows (same second, same text) are distinct events: number them, in an order
     # that does not depend on where the download starts or ends.
     seen: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
+    examples: dict[str, tuple[int, str]] = {}
     people: dict[int, str] = {}
     hours: dict[str, int] = {}
     lookups = _Lookups(users)
@@ -470,7 +533,10 @@ def read_log_csv(
         seen[key] = occurrence = seen[key] + 1
         digest = hashlib.sha256(f"{key}\x1f{occurrence}".encode()).hexdigest()
         row, known = _derive(line, cell, courseid, timecreated, lookups, digest)
-        unknown += not known
+        if not known:
+            unknown += 1
+            kinds[row.eventname] += 1
+            examples.setdefault(row.eventname, (line, cell["description"][:300]))
         rows.append(row)
         name = cell.get("fullname", "")
         if row.userid and name and name != "-":
@@ -479,7 +545,16 @@ def read_log_csv(
     # rows that are not in time order.
     rows.reverse()
     rows.sort(key=lambda r: r.timecreated)
-    return CsvLogImport(rows=tuple(rows), layout=layout, unknown_event_rows=unknown, people=people)
+    unknown_kinds = tuple(
+        UnknownKind(event, count, *examples[event]) for event, count in kinds.most_common()
+    )
+    return CsvLogImport(
+        rows=tuple(rows),
+        layout=layout,
+        unknown_event_rows=unknown,
+        unknown_kinds=unknown_kinds,
+        people=people,
+    )
 
 
 def _header_columns(line: int, header: Sequence[str]) -> tuple[dict[str, int], str]:
@@ -607,10 +682,11 @@ def _derive(
 ) -> tuple[LogRow, bool]:
     """The standard-log row a download's line stands for, and whether its description matched
     a known template (else a generic reading keeps the event, named `csv:<component>:<name>`)."""
-    affected = cell.get("affected", "")
+    fullname, affected = cell.get("fullname", ""), cell.get("affected", "")
     people = _People(
-        lookups.user(cell.get("fullname", "")),
+        lookups.user(fullname),
         lookups.user(affected) if affected not in ("", "-") else None,
+        same=fullname not in ("", "-") and fullname == affected,
     )
     where = _Where(courseid, timecreated, cell.get("origin") or None, content_hash)
     label_level = lookups.level(cell["context"])
@@ -621,10 +697,12 @@ def _derive(
 
 
 class _People(NamedTuple):
-    """The actor and the affected user as the download names them (ids when they are known)."""
+    """The actor and the affected user as the download names them (ids when they are known),
+    and whether the download names the same person in both columns."""
 
     user: int | None
     related: int | None
+    same: bool = False
 
 
 class _Where(NamedTuple):
@@ -677,13 +755,27 @@ def _from_template(
         contextid=None,
         contextlevel=level,
         contextinstanceid=_instance(level, where.courseid, cmid),
-        userid=ints.get("userid", people.user or 0),
+        userid=_actor(ints, people),
         relateduserid=ints.get("relateduserid", people.related),
         courseid=where.courseid,
         timecreated=where.timecreated,
         origin=where.origin,
         content_hash=where.content_hash,
     )
+
+
+def _actor(ints: Mapping[str, int], people: _People) -> int:
+    """The actor's id: from the description, else from the roster by name, else (a description
+    that names only the affected user, like Moodle 5's "attempt … had automatic grading
+    performed") the affected user's id when both columns name the same person. Never 0 for a
+    person the line identifies: 0 would attribute the event to nobody."""
+    if "userid" in ints:
+        return ints["userid"]
+    if people.user is not None:
+        return people.user
+    if people.same and "relateduserid" in ints:
+        return ints["relateduserid"]
+    return 0
 
 
 def _generic(

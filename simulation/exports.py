@@ -88,8 +88,16 @@ def _moodle_time(epoch: pd.Series | np.ndarray, tz: str) -> pd.Series:
     return local.dt.day.astype(str) + local.dt.strftime("/%m/%y, %H:%M:%S")
 
 
-def log_report_csv(off: SimulatedOffering, lang: Lang = "en", tz: str = "Europe/Paris") -> str:
-    """The ``report/log`` download of the offering's whole log, as Moodle writes it."""
+def log_report_csv(
+    off: SimulatedOffering,
+    lang: Lang = "en",
+    tz: str = "Europe/Paris",
+    wording: Literal["5.1", "4.x"] = "5.1",
+) -> str:
+    """The ``report/log`` download of the offering's whole log, as Moodle writes it.
+
+    ``wording``: the event descriptions of Moodle 5.1, or those of 4.1 to 5.0 where they
+    differ (the import must read both)."""
     log = off.log.iloc[::-1]  # newest first
     names = off.users.set_index("userid")["fullname"]
     li = 0 if lang == "en" else 1
@@ -109,7 +117,7 @@ def log_report_csv(off: SimulatedOffering, lang: Lang = "en", tz: str = "Europe/
     rel = log["relateduserid"]
     affected = pd.Series(rel.map(names).astype(object).fillna("-").to_numpy(dtype=object))
     aux = np.asarray(off.log.attrs.get("aux", np.zeros(len(off.log), np.int64)))[::-1]
-    desc = _descriptions(log, code, aux, acts)
+    desc = _descriptions(log, code, aux, acts, older=wording == "4.x")
     out = pd.DataFrame(
         {
             "time": _moodle_time(log["timecreated"].to_numpy(), tz),
@@ -127,7 +135,12 @@ def log_report_csv(off: SimulatedOffering, lang: Lang = "en", tz: str = "Europe/
 
 
 def _descriptions(
-    log: pd.DataFrame, code: np.ndarray, aux: np.ndarray, acts: dict[int, Activity]
+    log: pd.DataFrame,
+    code: np.ndarray,
+    aux: np.ndarray,
+    acts: dict[int, Activity],
+    *,
+    older: bool = False,
 ) -> pd.Series:
     desc = np.empty(len(log), dtype=object)
     fields = {
@@ -147,7 +160,7 @@ def _descriptions(
         if rows.size == 0:
             continue
         text = pd.Series(np.full(rows.size, "", dtype=object))
-        rest = t.description
+        rest = (t.description_4x or t.description) if older else t.description
         while "{" in rest:
             lit, _, rest = rest.partition("{")
             name, _, rest = rest.partition("}")

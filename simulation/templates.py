@@ -32,6 +32,8 @@ class EventTemplate:
     fr: str
     description: str  # {u} user, {c} course, {cm} cmid, {mod}, {o} objectid, {a} aux, {r} related
     related: bool = False
+    # The description Moodle 4.1 to 5.0 wrote, where it differs from 5.1's (same placeholders).
+    description_4x: str | None = None
 
 
 _T = EventTemplate
@@ -217,6 +219,8 @@ TEMPLATES: Final[tuple[EventTemplate, ...]] = (
         "The user with id '{u}' has reviewed quiz attempt with id '{o}' by user with id '{r}' for "
         "the quiz with course module id '{cm}'.",
         related=True,
+        description_4x="The user with id '{u}' has had their attempt with id '{o}' reviewed by the "
+        "user with id '{r}' for the quiz with course module id '{cm}'.",
     ),
     _T(
         "\\mod_assign\\event\\course_module_viewed",

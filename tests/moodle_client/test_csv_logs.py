@@ -332,8 +332,11 @@ def test_unknown_events_are_kept_with_a_generic_reading() -> None:
 def test_roster_names_fill_users_the_description_lacks() -> None:
     records = _records(EN)
     graded = next(r for r in records if "had automatic grading performed" in r[6])
+    student = int(graded[6].split("user with id ")[1].split(" ")[0])
+    # Without a roster: the line names the same person as actor and affected user, and the
+    # description gives the affected user's id (never user 0).
     plain = read_log_csv(_write([records[0], graded]), courseid=2, timezone=TZ).rows[0]
-    assert plain.userid == 0
+    assert (plain.userid, plain.relateduserid) == (student, student)
     named = read_log_csv(
         _write([records[0], graded]),
         courseid=2,
@@ -341,7 +344,7 @@ def test_roster_names_fill_users_the_description_lacks() -> None:
         users_by_fullname={graded[1]: 77},
     ).rows[0]
     assert named.userid == 77
-    assert named.relateduserid == int(graded[6].split("user with id ")[1].split(" ")[0])
+    assert named.relateduserid == student
 
 
 def test_csv_source_pages(english: tuple[LogRow, ...]) -> None:

@@ -355,6 +355,11 @@ class Grade(Base):
     grade_item_id: Mapped[int] = mapped_column(ForeignKey("grade_item.id", ondelete="CASCADE"))
     person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     value: Mapped[float | None] = mapped_column(Float)
+    # This user's maximum for the item. Moodle's natural aggregation ("exclude empty grades")
+    # gives each user's course total its own maximum (120 with the quiz graded, 100 without),
+    # so one maximum per item cannot scale every user. NULL (rows from before migration 0005):
+    # the item's `grademax`.
+    grade_max: Mapped[float | None] = mapped_column(Float)
     graded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

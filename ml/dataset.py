@@ -34,8 +34,11 @@ DEFAULT_CHECKPOINTS: Final = (0.10, 0.25, 0.50, 0.75, 1.00)
 class Offering:
     """One past (or current) offering: canonical events, roster, dates and final grades.
 
-    ``grades`` maps userid to the raw course total, on 0..``grade_max`` (NaN when missing);
-    it is empty for the running offering.
+    ``grades`` maps userid to the raw course total (NaN when missing); it is empty for the
+    running offering. ``grade_maxes`` maps userid to that user's own maximum: under Moodle's
+    default natural aggregation ("exclude empty grades") a student with the quiz graded has a
+    course total out of 120 and one without out of 100, so one maximum cannot scale everyone.
+    A user absent from it (or NaN) is out of ``grade_max``. See :func:`final_grades`.
     """
 
     offering_id: str
@@ -47,6 +50,18 @@ class Offering:
     grade_min: float = 0.0
     grade_max: float = 100.0
     course_modules: Sequence[int] | None = None
+    grade_maxes: pd.Series | None = None
+
+    def final_grades(self, userids: Sequence[int] | np.ndarray, scale: float) -> np.ndarray:
+        """The final grade of each of ``userids`` on [0, ``scale``] (NaN when missing)."""
+        ids = np.asarray(userids)
+        raw = self.grades.reindex(ids).to_numpy(dtype=np.float64)
+        if self.grade_maxes is None:
+            maxima = np.full(len(ids), self.grade_max, dtype=np.float64)
+        else:
+            maxima = self.grade_maxes.reindex(ids).to_numpy(dtype=np.float64)
+            maxima = np.where(np.isnan(maxima), self.grade_max, maxima)
+        return final_grades(raw, maxima, self.grade_min, scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +117,30 @@ def rescale(
     return np.asarray(np.clip(values, 0.0, scale))
 
 
+def final_grades(
+    raw: pd.Series | np.ndarray,
+    maxima: pd.Series | np.ndarray | float,
+    grade_min: float = 0.0,
+    scale: float = 20.0,
+) -> np.ndarray:
+    """Each raw course total on its own range [``grade_min``, its maximum] -> [0, ``scale``].
+
+    ``maxima`` is one maximum per value (or one for all). A student at 120/120 and one at
+    100/100 both end at ``scale``. A total above its maximum, which Moodle gives only when the
+    site allows grades above the maximum (``unlimitedgrades``) or with extra credit, is capped at
+    ``scale``: the tool's scale has no room above the full mark, and the pass/fail line is the
+    same either way. A missing value stays NaN; a maximum not above ``grade_min`` is an error.
+    """
+    values = np.asarray(raw, dtype=np.float64)
+    tops = np.broadcast_to(np.asarray(maxima, dtype=np.float64), values.shape)
+    span = tops - grade_min
+    if np.any(~np.isnan(values) & ~(span > 0)):
+        raise ValueError("every grade's maximum must exceed grade_min")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (values - grade_min) / span * scale
+    return np.asarray(np.clip(out, 0.0, scale))
+
+
 def build_training_set(
     offerings: Iterable[Offering],
     checkpoints: Sequence[float] = DEFAULT_CHECKPOINTS,
@@ -116,10 +155,9 @@ def build_training_set(
     frames: list[pd.DataFrame] = []
     for off in offerings:
         length = off.course_end - off.course_start
-        grades = off.grades.reindex(off.roster["userid"].to_numpy())
-        target = rescale(grades.to_numpy(), off.grade_min, off.grade_max, scale)
+        target = off.final_grades(off.roster["userid"].to_numpy(), scale)
         if missing_grade == "zero":
-            target = np.where(np.isnan(grades.to_numpy(dtype=float)), 0.0, target)
+            target = np.where(np.isnan(target), 0.0, target)
         for cp in checkpoints:
             if not 0.0 < cp <= 1.0:
                 raise ValueError(f"checkpoints are fractions in (0, 1], got {cp}")

@@ -4,6 +4,15 @@ The export identifies students by name, ID number and email only (no user id), a
 grade column "<activity> (<display type>)": "Course total (Real)" in English, "Total du cours
 (Brut)" in French. A missing grade is ``-``. Matching students to Moodle users (by email or ID
 number) is the caller's job, because it needs the roster.
+
+**What a course total is out of.** A "Real" column holds points and the file never says out of
+what; under Moodle's default natural aggregation ("exclude empty grades") the answer even
+differs from student to student (120 with the quiz graded, 100 without). So each row's maximum
+comes from, in order: a "Percentage" course-total column next to the real one (maximum = real
+/ percentage, exact per student); a percentage-only course total (out of 100); the caller's
+``grade_max`` (one maximum for everyone). Otherwise it is None, and the importer refuses the
+file. A total above its maximum is refused with its line: with a caller's maximum it nearly
+always means the maximum given was wrong.
 """
 
 from __future__ import annotations
@@ -63,6 +72,8 @@ class GradeExportRow:
     email: str
     grades: Mapping[str, float | None]
     course_total: float | None
+    # What `course_total` is out of (see the module docstring); None when the file cannot say.
+    course_total_max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -75,13 +86,20 @@ class GradeExport:
 
 
 def read_grades_csv(
-    source: bytes | str | os.PathLike[str], *, encoding: str | None = None
+    source: bytes | str | os.PathLike[str],
+    *,
+    encoding: str | None = None,
+    grade_max: float | None = None,
 ) -> GradeExport:
     """Parse and validate a whole gradebook export; ``CsvImportError`` if anything is off.
 
     Requires a course-total column, because the course total is what the tool learns to
-    predict; an export without it cannot train anything.
+    predict; an export without it cannot train anything. ``grade_max`` is the course total's
+    maximum when the file cannot tell it (see the module docstring); a total above its row's
+    maximum, or below zero, is refused with its line number.
     """
+    if grade_max is not None and not grade_max > 0:
+        raise CsvImportError(1, f"the course total's maximum must be above 0, not {grade_max:g}")
     text = decode_csv(read_bytes(source), encoding)
     it = records(text)
     first = next(it, None)
@@ -116,6 +134,7 @@ def read_grades_csv(
             " include the course total when exporting the gradebook",
         )
     total = next((c for c in totals if c.display == "real"), totals[0])
+    percent = next((c for c in totals if c.display == "percentage"), None)
     french = "prenom" in {normalise_label(h) for h in header}
 
     rows: list[GradeExportRow] = []
@@ -143,6 +162,13 @@ def read_grades_csv(
                 email=get("email"),
                 grades=grades,
                 course_total=grades[total.header],
+                course_total_max=_row_maximum(
+                    line,
+                    grades[total.header],
+                    total,
+                    None if percent is None else grades[percent.header],
+                    grade_max,
+                ),
             )
         )
     return GradeExport(
@@ -152,6 +178,32 @@ def read_grades_csv(
         downloaded_at=downloaded,
         language="fr" if french else "en",
     )
+
+
+def _row_maximum(
+    line: int,
+    value: float | None,
+    total: GradeColumn,
+    percent: float | None,
+    grade_max: float | None,
+) -> float | None:
+    """What this row's course total is out of (module docstring), checking the value fits."""
+    given = ""
+    if total.display == "percentage":
+        top: float | None = 100.0
+    elif total.display == "real" and percent is not None and percent > 0 and value is not None:
+        top = value * 100.0 / percent
+    else:
+        top, given = grade_max, " (the --grade-max given)"
+    if value is not None and value < 0:
+        raise CsvImportError(line, f"the course total {value:g} is below zero")
+    if value is not None and top is not None and value > top + 1e-9:
+        raise CsvImportError(
+            line,
+            f"the course total {value:g} is above its maximum {top:g}{given}: check the "
+            "course total's maximum in Moodle's gradebook setup",
+        )
+    return top
 
 
 def _grade(line: int, column: GradeColumn, raw: str) -> float | None:

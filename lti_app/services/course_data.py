@@ -10,6 +10,7 @@ realistic data.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,8 +84,23 @@ def load_log_frame(session: Session, course: Course, until: datetime | None = No
     return frame
 
 
-def course_totals(session: Session, course: Course) -> tuple[pd.Series, float, float]:
-    """Course totals by Moodle user id, and the course total's range (min, max)."""
+@dataclass(frozen=True)
+class CourseTotals:
+    """Raw course totals by Moodle user id, each user's own maximum, and the item's range.
+
+    `maxima` holds each user's maximum (Moodle's natural aggregation gives a student with the
+    quiz graded a total out of 120 and one without out of 100); NaN for grades stored before
+    migration 0005, which are out of `grade_max`.
+    """
+
+    values: pd.Series
+    maxima: pd.Series
+    grade_min: float
+    grade_max: float
+
+
+def course_totals(session: Session, course: Course) -> CourseTotals:
+    """The course's stored course totals, with each user's own maximum."""
     item = session.scalar(
         select(GradeItem)
         .where(GradeItem.course_id == course.id, GradeItem.itemtype == "course")
@@ -92,18 +108,22 @@ def course_totals(session: Session, course: Course) -> tuple[pd.Series, float, f
         .limit(1)
     )
     if item is None:
-        return pd.Series(dtype=float), 0.0, float(course.grade_max or 100.0)
+        empty = pd.Series(dtype=float)
+        return CourseTotals(empty, empty, 0.0, float(course.grade_max or 100.0))
     rows = session.execute(
-        select(Person.moodle_user_id, Grade.value)
+        select(Person.moodle_user_id, Grade.value, Grade.grade_max)
         .join(Grade, Grade.person_id == Person.id)
         .where(Grade.grade_item_id == item.id, Person.moodle_user_id.is_not(None))
     ).all()
-    userids = np.array([u for u, _ in rows], dtype=np.int64)
-    values = pd.Series(
-        np.array([np.nan if v is None else v for _, v in rows], dtype=np.float64),
-        index=pd.Index(userids, name="userid"),
-    )
-    return values, float(item.grademin), float(item.grademax)
+    index = pd.Index(np.array([r[0] for r in rows], dtype=np.int64), name="userid")
+
+    def column(i: int) -> pd.Series:
+        return pd.Series(
+            np.array([np.nan if r[i] is None else r[i] for r in rows], dtype=np.float64),
+            index=index,
+        )
+
+    return CourseTotals(column(1), column(2), float(item.grademin), float(item.grademax))
 
 
 def _course_window(course: Course, events: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -130,18 +150,18 @@ def load_offering(
     )
     roster = student_roster(session, course)
     start, end = _course_window(course, events)
-    grades, grade_min, grade_max = (
-        course_totals(session, course) if with_grades else (pd.Series(dtype=float), 0.0, 100.0)
-    )
+    empty = pd.Series(dtype=float)
+    totals = course_totals(session, course) if with_grades else CourseTotals(empty, empty, 0, 100)
     return Offering(
         offering_id=f"course-{course.id}",
         events=events,
         roster=roster[["userid"]],
         course_start=start,
         course_end=end,
-        grades=grades,
-        grade_min=grade_min,
-        grade_max=grade_max,
+        grades=totals.values,
+        grade_min=totals.grade_min,
+        grade_max=totals.grade_max,
+        grade_maxes=totals.maxima,
     )
 
 
@@ -231,7 +251,12 @@ def store_simulated_offering(
             session,
             item,
             [
-                (people[int(uid)], None if np.isnan(total) else float(total), graded_at)
+                (
+                    people[int(uid)],
+                    None if np.isnan(total) else float(total),
+                    graded_at,
+                    float(off.spec.grademax),
+                )
                 for uid, total in zip(
                     off.grades["userid"], off.grades["course_total"].astype(float), strict=True
                 )

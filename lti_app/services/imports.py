@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import utcnow
 from lti_app.models import Course, Enrolment, GradeItem, Person
-from lti_app.services.sync import dialect_insert, set_grades, store_log_rows
+from lti_app.services.sync import GradeRow, dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
 from moodle_client.csv_logs import read_log_csv
+from moodle_client.csvfiles import CsvImportError
 
 # A gradebook export carries no grade item id; its course total is stored under this one,
 # unless a web-service sync already created the course's real course-total item.
@@ -141,7 +141,10 @@ class GradeImportResult:
     unmatched_lines: tuple[int, ...]
 
 
-def _course_total_item(session: Session, course: Course, grade_max: float | None) -> GradeItem:
+def _course_total_item(session: Session, course: Course, grade_max: float) -> GradeItem:
+    """The course's course-total item, created out of `grade_max` (the file's largest
+    maximum) when a web-service sync has not made it. Each grade carries its own maximum, so an
+    existing item's `grademax` is only updated when the caller's maximum is larger."""
     item = session.scalar(
         select(GradeItem)
         .where(GradeItem.course_id == course.id, GradeItem.itemtype == "course")
@@ -155,11 +158,11 @@ def _course_total_item(session: Session, course: Course, grade_max: float | None
             itemname="Course total",
             itemtype="course",
             grademin=0.0,
-            grademax=grade_max if grade_max is not None else 100.0,
+            grademax=grade_max,
         )
         session.add(item)
         session.flush()
-    elif grade_max is not None:
+    elif grade_max > item.grademax:
         item.grademax = grade_max
     if course.grade_max is None:
         course.grade_max = item.grademax
@@ -186,6 +189,27 @@ def _find_person(session: Session, site_id: int, email: str, fullname: str) -> P
     return None
 
 
+def _check_scale(export: GradeExport) -> None:
+    """Refuse an export whose course totals cannot be put on a known scale."""
+    column = next(c for c in export.columns if c.header == export.course_total_column)
+    if column.display not in ("real", "percentage"):
+        raise CsvImportError(
+            1,
+            f"the course total '{column.header}' is not a number (display type "
+            f"'{column.display}'): export the course total as Real or Percentage",
+        )
+    for row in export.rows:
+        if row.course_total is not None and row.course_total_max is None:
+            raise CsvImportError(
+                row.line,
+                f"the course total '{column.header}' is in points and the file does not say "
+                "out of what: pass --grade-max (the course total's maximum in Moodle's "
+                "gradebook setup), or export the course total as Percentage too (Moodle's "
+                "export can include both display types), which gives each student's own "
+                "maximum",
+            )
+
+
 def import_grade_file(
     session: Session,
     course: Course,
@@ -195,17 +219,23 @@ def import_grade_file(
     grade_max: float | None = None,
     create_missing: bool = True,
 ) -> GradeImportResult:
-    """Store each student's course total from a gradebook export.
+    """Store each student's course total, with what it is out of, from a gradebook export.
+
+    A file whose course total's maximum cannot be known (points only, no percentage column and
+    no `grade_max`) is refused rather than assumed /100: a wrong maximum silently rescales every
+    final grade. `moodle_client.csv_grades` explains where each row's maximum comes from.
 
     Students are matched to known people by email, then by unique full name. Unknown students
     are created (with their name and email) when `create_missing`, so a course imported from
     files alone still has its outcomes; their log events link by name on the next log import.
     """
-    export: GradeExport = read_grades_csv(source, encoding=encoding)
-    item = _course_total_item(session, course, grade_max)
+    export: GradeExport = read_grades_csv(source, encoding=encoding, grade_max=grade_max)
+    _check_scale(export)
+    maxima = [r.course_total_max for r in export.rows if r.course_total_max is not None]
+    item = _course_total_item(session, course, max(maxima, default=grade_max or 100.0))
     matched = created = 0
     unmatched: list[int] = []
-    grades: list[tuple[int, float | None, datetime | None]] = []
+    grades: list[GradeRow] = []
     for row in export.rows:
         fullname = f"{row.firstname} {row.lastname}".strip()
         person = _find_person(session, course.site_id, row.email, fullname)
@@ -232,7 +262,7 @@ def import_grade_file(
             session.add(
                 Enrolment(course_id=course.id, person_id=person.id, role="student", source="csv")
             )
-        grades.append((person.id, row.course_total, None))
+        grades.append((person.id, row.course_total, None, row.course_total_max))
     session.flush()
     set_grades(session, item, grades)
     return GradeImportResult(

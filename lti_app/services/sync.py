@@ -258,7 +258,15 @@ def set_enrolments(
 
 
 def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int:
-    """Store every grade item and grade of the report; returns the number of grades stored."""
+    """Store every grade item and grade of the report; returns the number of grades stored.
+
+    Each grade keeps its own user's `grademax`: under Moodle's default natural aggregation
+    ("exclude empty grades") the course total is out of 120 for a student with the quiz graded
+    and out of 100 for one without, so no single maximum scales everyone. An item's own
+    `grademax` (and the course's `grade_max`, when not set yet) is the largest maximum among
+    the users with a grade (among all users when nobody has one): the full course, whatever the
+    order of the users in the report.
+    """
     items: dict[int, GradeItem] = {
         gi.moodle_item_id: gi
         for gi in session.scalars(select(GradeItem).where(GradeItem.course_id == course.id))
@@ -267,7 +275,8 @@ def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int
     known = upsert_people(
         session, course.site_id, [(ug.userid, ug.userfullname, None) for ug in report.usergrades]
     )
-    grades: dict[int, list[tuple[int, float | None, datetime | None]]] = {}
+    grades: dict[int, list[GradeRow]] = {}
+    maxima: dict[int, tuple[float, float]] = {}  # item id -> (largest graded max, largest max)
     for usergrades in report.usergrades:
         for item in usergrades.items:
             row = items.get(item.id)
@@ -281,28 +290,40 @@ def sync_grades(session: Session, course: Course, report: mc.GradeReport) -> int
             row.iteminstance = item.iteminstance
             row.cmid = item.cmid
             row.grademin = item.grademin
-            row.grademax = item.grademax
             row.gradepass = item.gradepass
+            graded, largest = maxima.get(item.id, (float("-inf"), float("-inf")))
+            if item.graderaw is not None:
+                graded = max(graded, item.grademax)
+            maxima[item.id] = (graded, max(largest, item.grademax))
             grades.setdefault(item.id, []).append(
-                (known[usergrades.userid], item.graderaw, _ts(item.gradedategraded))
+                (
+                    known[usergrades.userid],
+                    item.graderaw,
+                    _ts(item.gradedategraded),
+                    item.grademax,
+                )
             )
-            if item.itemtype == "course" and course.grade_max is None:
-                course.grade_max = item.grademax
+    for moodle_item_id, (graded, largest) in maxima.items():
+        row = items[moodle_item_id]
+        row.grademax = graded if graded > float("-inf") else largest
+        if row.itemtype == "course" and course.grade_max is None:
+            course.grade_max = row.grademax
     session.flush()
     for moodle_item_id, values in grades.items():
         set_grades(session, items[moodle_item_id], values)
     return sum(len(v) for v in grades.values())
 
 
-def set_grades(
-    session: Session,
-    item: GradeItem,
-    grades: Sequence[tuple[int, float | None, datetime | None]],
-) -> None:
-    """Upsert an item's grades, given as (person id, value, graded at), by one statement run
-    over all of them (executemany); a person listed twice keeps the last value, as row-by-row
-    updates would."""
-    latest = {person_id: (value, graded_at) for person_id, value, graded_at in grades}
+# A grade to store: (person id, value, graded at, this user's maximum or None for the item's).
+GradeRow = tuple[int, float | None, datetime | None, float | None]
+
+
+def set_grades(session: Session, item: GradeItem, grades: Sequence[GradeRow]) -> None:
+    """Upsert an item's grades, given as (person id, value, graded at, maximum), by one
+    statement run over all of them (executemany); a person listed twice keeps the last value,
+    as row-by-row updates would. The maximum is that user's own (see `sync_grades`); None means
+    the item's `grademax`."""
+    latest = {person_id: (value, at, top) for person_id, value, at, top in grades}
     if not latest:
         return
     stmt = dialect_insert(session)(Grade)
@@ -310,6 +331,7 @@ def set_grades(
         index_elements=["grade_item_id", "person_id"],
         set_={
             "value": stmt.excluded.value,
+            "grade_max": stmt.excluded.grade_max,
             "graded_at": stmt.excluded.graded_at,
             "updated_at": utcnow(),
         },
@@ -317,8 +339,14 @@ def set_grades(
     session.execute(
         stmt,
         [
-            {"grade_item_id": item.id, "person_id": pid, "value": value, "graded_at": graded_at}
-            for pid, (value, graded_at) in latest.items()
+            {
+                "grade_item_id": item.id,
+                "person_id": pid,
+                "value": value,
+                "grade_max": top,
+                "graded_at": graded_at,
+            }
+            for pid, (value, graded_at, top) in latest.items()
         ],
         execution_options=_ONE_BATCH,
     )

@@ -93,7 +93,10 @@ def test_prototype_file_names_import(
     shutil.copy(RECORDED / "logs_export_fr.csv", logs)
     shutil.copy(RECORDED / "grades_export_fr.csv", notes)
     assert cli(settings, "import-logs", str(logs), "--course", str(course)).exit_code == 0
-    result = cli(settings, "import-grades", str(notes), "--course", str(course))
+    # A real-points export does not say what its course total is out of: the maximum is given.
+    result = cli(
+        settings, "import-grades", str(notes), "--course", str(course), "--grade-max", "120"
+    )
     assert result.exit_code == 0, result.output
     assert "40 students" in result.output
     with factory() as session:
@@ -109,10 +112,10 @@ def test_prototype_file_names_import(
         assert len(with_ids) == 40
         logged = set(session.scalars(select(LogEvent.userid).distinct()))
         assert {p.moodle_user_id for p in with_ids} <= logged
-        # Values are the export's own (Moodle lets a natural course total exceed its grademax).
+        # Values are the export's own, each out of the maximum given.
         alice = session.scalar(select(Person).where(Person.email == "student26@example.com"))
         assert alice is not None
-        assert {g.person_id: g.value for g in grades}[alice.id] == 50.0
+        assert {g.person_id: (g.value, g.grade_max) for g in grades}[alice.id] == (50.0, 120.0)
 
 
 def test_grades_match_people_from_the_roster(
@@ -126,7 +129,7 @@ def test_grades_match_people_from_the_roster(
     with factory() as session:
         people_before = session.scalar(select(func.count()).select_from(Person))
     result = cli(settings, "import-grades", str(RECORDED / "grades_export_en.csv"), "--course",
-                 str(course))  # fmt: skip
+                 str(course), "--grade-max", "120")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "40 matched to known people, 0 added" in result.output
     with factory() as session:
@@ -198,13 +201,13 @@ def test_grade_reimport_updates_each_students_one_grade(db_session: Session) -> 
     db_session.flush()
     header = '"First name","Last name","Email address","Course total (Real)"\n'
     first = header + "Alice,Andre,a@example.com,50.00\nAmine,Benali,b@example.com,-\n"
-    import_grade_file(db_session, course, first.encode())
+    import_grade_file(db_session, course, first.encode(), grade_max=100.0)
     # The second export changes one grade, grades the other, and lists Alice twice (last wins).
     second = header + (
         "Alice,Andre,a@example.com,55.00\nAmine,Benali,b@example.com,40.00\n"
         "Alice,Andre,a@example.com,60.00\n"
     )
-    result = import_grade_file(db_session, course, second.encode())
+    result = import_grade_file(db_session, course, second.encode(), grade_max=100.0)
     assert (result.matched, result.created) == (3, 0)
     grades = db_session.execute(
         select(Person.email, Grade.value).join(Person, Grade.person_id == Person.id)

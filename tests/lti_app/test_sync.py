@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
@@ -216,50 +214,69 @@ def test_db_source_without_url_is_a_clear_failure(
     assert "moodle.db_log_url" in outcome.error_message
 
 
-def test_sigkill_mid_sync_then_resume_equals_uninterrupted(
+def test_sigkill_at_every_page_then_resume_equals_uninterrupted(
     backend: str, databases: Databases, tmp_path: Path
 ) -> None:
-    """Kill the sync process with SIGKILL at a random page, run it again: same tables."""
-    rows = make_log_rows(200)  # 20 pages of 10
+    """Kill the sync process with SIGKILL at each page in turn (2 to 10 of 10), each run
+    resuming the last: after every kill the stored events are whole pages, a prefix of the log,
+    never fewer than before; the final run completes to the same tables as an uninterrupted
+    sync. Deterministic: every kill point is visited on every run (a random kill page per run
+    hid a wrong assertion for page 2, where the next page's prefetch comes before the first
+    page's commit)."""
+    rows = make_log_rows(100)  # 10 pages of 10
     moodle = MoodleStub(rows).start()
     try:
         reference = make_settings(tmp_path / "ref", databases.new_url(backend))
         ref_factory, ref_course = setup_course(reference, moodle.url)
-        assert run_course_sync(reference, ref_factory, ref_course).events_added == 200
-
+        assert run_course_sync(reference, ref_factory, ref_course).events_added == 100
         settings = make_settings(tmp_path / "crash", databases.new_url(backend))
         factory, course_id = setup_course(settings, moodle.url)
-        kill_at = random.Random(os.getpid()).randint(2, 19)
-        killed = threading.Event()
-        proc_box: list[subprocess.Popen[str]] = []
-
-        def before_call(name: str, params: dict[str, str]) -> None:
-            if (
-                name == "local_archepredict_get_course_logs"
-                and not killed.is_set()
-                and proc_box
-                and int(params["afterid"]) >= (kill_at - 1) * 10
-            ):
-                proc_box[0].send_signal(signal.SIGKILL)
-                killed.set()
-
-        moodle.before_call = before_call
         cmd = [sys.executable, "-m", "lti_app.cli", "--config", settings.source, "sync",
                "--course", str(course_id)]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)  # fmt: skip
-        proc_box.append(proc)
-        proc.communicate(timeout=120)
-        assert killed.is_set()
-        assert proc.returncode == -signal.SIGKILL
-        partial = count(factory, LogEvent)
-        assert 0 < partial < 200, f"killed at page {kill_at}, stored {partial}"
-
+        stored = 0
+        for kill_at in range(2, 11):
+            killed = _sync_killed_at(moodle, cmd, kill_at)
+            partial = count(factory, LogEvent)
+            assert partial % 10 == 0, f"killed at page {kill_at}: {partial} is not whole pages"
+            assert stored <= partial < 100, f"killed at page {kill_at}: stored {partial}"
+            assert killed or partial >= (kill_at - 1) * 10
+            assert event_table(factory) == event_table(ref_factory)[:partial]
+            stored = partial
         moodle.before_call = None
         resumed = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert f"{200 - partial} new events" in resumed.stdout
+        assert f"{100 - stored} new events" in resumed.stdout
         assert event_table(factory) == event_table(ref_factory)
-        assert count(factory, LogEvent) == 200
+        assert count(factory, LogEvent) == 100
     finally:
         moodle.stop()
+
+
+def _sync_killed_at(moodle: MoodleStub, cmd: list[str], kill_at: int) -> bool:
+    """Run the sync command and SIGKILL it when it asks for page `kill_at` (log ids after
+    (kill_at - 1) * 10); True when it was killed (a run that already stored past that point
+    asks for it at once and dies before storing anything)."""
+    killed = threading.Event()
+    proc_box: list[subprocess.Popen[str]] = []
+
+    def before_call(name: str, params: dict[str, str]) -> None:
+        if (
+            name == "local_archepredict_get_course_logs"
+            and not killed.is_set()
+            and proc_box
+            and int(params["afterid"]) >= (kill_at - 1) * 10
+        ):
+            proc_box[0].send_signal(signal.SIGKILL)
+            killed.set()
+
+    moodle.before_call = before_call
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+    proc_box.append(proc)
+    out, _ = proc.communicate(timeout=120)
+    moodle.before_call = None
+    if killed.is_set():
+        assert proc.returncode == -signal.SIGKILL, out
+    else:
+        assert proc.returncode == 0, out
+    return killed.is_set()

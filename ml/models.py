@@ -593,6 +593,19 @@ def choose_threshold(y: np.ndarray, proba: np.ndarray, metric: ThresholdMetric =
     return float(candidates[best[np.argmin(np.abs(candidates[best] - 0.5))]])
 
 
+class SingleClassError(ValueError):
+    """Training data whose students all passed (``only == 1``) or all failed (``only == 0``),
+    or is empty (``only is None``): no classifier can learn a pass chance from one class, and
+    saying which state it is lets the caller tell the teacher, not print a traceback."""
+
+    def __init__(self, only: int | None) -> None:
+        self.only = only
+        state = {1: "every past student passed", 0: "every past student failed"}.get(
+            only if only is not None else -1, "no past student has a grade"
+        )
+        super().__init__(f"{state}: pass chances cannot be learned (pass/fail needs both classes)")
+
+
 @dataclass
 class ClassificationModel:
     """The selected, refitted pass classifier, its isotonic calibration and threshold."""
@@ -704,7 +717,7 @@ def fit_classifier(
     X = _as_frame(X)
     y_arr = np.asarray(y, dtype=np.int64)
     if np.unique(y_arr).size != 2:
-        raise ValueError("pass/fail needs both classes in the training data")
+        raise SingleClassError(int(y_arr[0]) if y_arr.size else None)
     g = np.asarray(groups)
     k = _n_splits(g, n_splits)
     pool = {

@@ -25,6 +25,7 @@ def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
     """Score the course (training or reusing its models) behind a progress bar on stderr."""
     from lti_app.services.course_data import CourseDataError
     from lti_app.services.scoring import score_course
+    from ml.models import SingleClassError
 
     settings = ctx.settings
     try:
@@ -47,6 +48,14 @@ def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
             bar.update(100 - bar.pos)
     except CourseDataError as exc:
         raise click.ClickException(str(exc)) from None
+    except SingleClassError as exc:
+        # A stated state, not a bug: the past offerings' final grades are all on one side of
+        # the pass mark. Nothing was stored (the session rolled back).
+        raise click.ClickException(
+            f"course {course_id}: {exc}, at the pass mark {settings.ml.pass_mark:g}/"
+            f"{settings.ml.grade_max:g}; no model was trained and nothing was stored (check the "
+            "past offerings' final grades and their maximum)"
+        ) from None
     return outcome
 
 

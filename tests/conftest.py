@@ -148,3 +148,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         counts = _BY_BACKEND.get(backend, {})
         shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no test"
         terminalreporter.write_line(f"{backend}: {shown}")
+    if not POSTGRES_URL:
+        terminalreporter.write_line(
+            "postgresql: skipped: the database tests ran on SQLite only. Run them on PostgreSQL "
+            'too with `eval "$(.ci/postgres.sh start)" && make test` (or `bash .ci/run`).'
+        )

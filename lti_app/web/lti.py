@@ -112,6 +112,21 @@ def _reject(
     return error_response(status, "Launch refused", message, code=code)
 
 
+def _audit_accepted(action: str, ctx: LaunchContext, details: dict[str, Any] | None = None) -> None:
+    """An accepted step of a session's LTI flow, with who, where and from which address."""
+    audit.record(
+        _db(),
+        action,
+        "accepted",
+        None,
+        platform_id=ctx.platform_id,
+        person_id=ctx.person_id,
+        course_id=ctx.course_id,
+        remote_addr=request.remote_addr,
+        details=details,
+    )
+
+
 def _services() -> tuple[ToolRequest, DbToolConf, DbSessionService, ToolCookieService]:
     req = ToolRequest(request)
     conf = DbToolConf(_db(), _box())
@@ -442,16 +457,7 @@ def deep_link() -> Any:
         "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings", {}
     )
     return_url = str(settings_claim.get("deep_link_return_url", ""))
-    audit.record(
-        _db(),
-        "lti.deep_link",
-        "accepted",
-        None,
-        platform_id=ctx.platform_id,
-        person_id=ctx.person_id,
-        course_id=ctx.course_id,
-        remote_addr=request.remote_addr,
-    )
+    _audit_accepted("lti.deep_link", ctx)
     return render_template("autopost.html", action=return_url, fields={"JWT": jwt_value})
 
 
@@ -532,17 +538,7 @@ def resume() -> Any:
     parent = _db().get(LtiSession, ctx.session_id)
     assert parent is not None  # `current()` just read it
     row, sid = fork_session(_db(), parent)
-    audit.record(
-        _db(),
-        "lti.resume",
-        "accepted",
-        None,
-        platform_id=ctx.platform_id,
-        person_id=ctx.person_id,
-        course_id=ctx.course_id,
-        remote_addr=request.remote_addr,
-        details={"session": parent.id, "resumed_as": row.id},
-    )
+    _audit_accepted("lti.resume", ctx, {"session": parent.id, "resumed_as": row.id})
     response = redirect(_landing(ctx), code=303)
     remaining = int((row.expires_at - utcnow()).total_seconds())
     set_session_cookie(response, sid, max(remaining, 0))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -23,6 +25,8 @@ def add_course(
     *,
     shortname: str = "",
     past: Iterable[int] = (),
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> Course:
     url = normalise_base_url(site_url)
     site = session.scalar(select(MoodleSite).where(MoodleSite.base_url == url))
@@ -37,8 +41,45 @@ def add_course(
         session.flush()
     for past_id in past:
         link_past_offering(session, course, past_id)
-    session.flush()
+    set_course_dates(session, course, start=start, end=end)
     return course
+
+
+def set_course_dates(
+    session: Session, course: Course, *, start: datetime | None, end: datetime | None
+) -> None:
+    """Set the start and/or end date (None leaves one as it is).
+
+    A course imported from CSV files has no dates, and without them its term is a guess (see
+    `course_term`); the next sync overwrites them with Moodle's own.
+    """
+    new_start = start if start is not None else course.start_at
+    new_end = end if end is not None else course.end_at
+    if new_start is not None and new_end is not None and _utc(new_end) <= _utc(new_start):
+        raise CourseError(
+            f"the end ({_utc(new_end):%Y-%m-%d %H:%M} UTC) must come after the start "
+            f"({_utc(new_start):%Y-%m-%d %H:%M} UTC)"
+        )
+    course.start_at = new_start
+    course.end_at = new_end
+    session.flush()
+
+
+def parse_moment(text: str, timezone: str) -> datetime:
+    """A date (`2025-03-01`, midnight) or date and time from the command line, in `timezone`
+    unless it names its own offset; a `CourseError` in words otherwise (no traceback)."""
+    try:
+        parsed: object = pd.Timestamp(text.strip())
+    except (ValueError, TypeError):
+        parsed = None
+    if not isinstance(parsed, pd.Timestamp) or pd.isna(parsed):
+        raise CourseError(f"{text!r} is not a date: use YYYY-MM-DD or YYYY-MM-DDTHH:MM")
+    stamp = parsed
+    try:
+        stamp = stamp.tz_localize(timezone) if stamp.tzinfo is None else stamp
+    except Exception as exc:  # noqa: BLE001  (an unknown zone or a time that does not exist)
+        raise CourseError(f"{text!r} cannot be placed in time zone {timezone}: {exc}") from None
+    return stamp.tz_convert("UTC").to_pydatetime()
 
 
 def link_past_offering(session: Session, course: Course, past_course_id: int) -> None:
@@ -67,6 +108,62 @@ def past_offerings(session: Session, course_id: int) -> list[Course]:
             .order_by(Course.start_at, Course.id)
         )
     )
+
+
+# --------------------------------------------------------------------------- the term
+
+
+@dataclass(frozen=True)
+class Term:
+    """A course's term as the scoring sees it, and where each end came from.
+
+    `start` is the course's start date, else its first event (Moodle's log download has no
+    dates); `end` is its end date, else `start` plus the past offerings' usual length
+    (`end_inferred`), else its last event. Past and current offerings follow the same rules, so
+    "week 4 of 12" means the same thing on both sides of the training.
+    """
+
+    start: pd.Timestamp
+    end: pd.Timestamp
+    end_inferred: bool = False
+
+
+def _utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(moment)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def course_term(
+    course: Course, events: pd.DataFrame, *, term_length: pd.Timedelta | None = None
+) -> Term | None:
+    """The course's term (see `Term`), None with no start and no events to take one from;
+    `term_length` is the past offerings' usual length.
+
+    Without an end date, a running course's events stop at today: taking their span as the term
+    made every mid-term scoring look like the end of term (progress 100%), which trained the
+    end-of-term model and scored a half-finished course with it.
+    """
+    if course.start_at is not None:
+        start = _utc(course.start_at)
+    elif not events.empty:
+        start = _utc(events["time"].min())
+    else:
+        return None
+    if course.end_at is not None and _utc(course.end_at) > start:
+        return Term(start, _utc(course.end_at))
+    if term_length is not None and term_length > pd.Timedelta(0):
+        return Term(start, start + term_length, end_inferred=True)
+    if events.empty:
+        return None
+    # A finished offering without an end date (a CSV-only past offering): its activity's span.
+    return Term(start, max(start, _utc(events["time"].max())))
+
+
+def usual_term_length(lengths: Sequence[pd.Timedelta]) -> pd.Timedelta | None:
+    """The median of (past) offerings' term lengths, or None without any."""
+    if not lengths:
+        return None
+    return pd.Timedelta(pd.Series(lengths).median())
 
 
 @dataclass(frozen=True)

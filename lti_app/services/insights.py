@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Integer, bindparam, func, select
+from sqlalchemy import ColumnElement, Integer, bindparam, func, or_, select
 from sqlalchemy.orm import Session, load_only
 
 from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
@@ -54,9 +54,35 @@ def _float(value: Any) -> float | None:
     return out if np.isfinite(out) else None
 
 
+def of_active_models(course_id: int | ColumnElement[int]) -> tuple[ColumnElement[bool], ...]:
+    """The predictions made by the course's active models (every one, for a task that has no
+    active model: then no value is shown, only the engagement the features carry).
+
+    Every surface reads this one scoring: the newest "as of" alone could belong to a model
+    that is no longer active (a scoring as of a later date, then a retraining as of an earlier
+    one), and the table would then disagree with the model card and the what-if.
+    """
+    active = (
+        select(ModelVersion.id)
+        .where(ModelVersion.course_id == course_id, ModelVersion.active)
+        .correlate(None)
+    )
+
+    def made_by(column: Any, task: str) -> ColumnElement[bool]:
+        of_task = active.where(ModelVersion.task == task)
+        return or_(column.in_(of_task.scalar_subquery()), ~of_task.exists())
+
+    return (
+        Prediction.course_id == course_id,
+        made_by(Prediction.regression_model_id, "regression"),
+        made_by(Prediction.classification_model_id, "classification"),
+    )
+
+
 def latest_as_of(session: Session, course_id: int) -> datetime | None:
+    """The date of the active models' latest scoring, the one every surface shows."""
     value: datetime | None = session.scalar(
-        select(func.max(Prediction.as_of)).where(Prediction.course_id == course_id)
+        select(func.max(Prediction.as_of)).where(*of_active_models(course_id))
     )
     return value
 
@@ -114,7 +140,7 @@ def latest_predictions(session: Session, course_id: int) -> list[tuple[Person, P
     rows = session.execute(
         select(Person, Prediction)
         .join(Prediction, Prediction.person_id == Person.id)
-        .where(Prediction.course_id == course_id, Prediction.as_of == as_of)
+        .where(*of_active_models(course_id), Prediction.as_of == as_of)
         .order_by(Person.fullname)
     ).all()
     return [(person, prediction) for person, prediction in rows]
@@ -220,7 +246,13 @@ def student_detail(session: Session, course: Course, person_id: int) -> dict[str
         .where(Prediction.course_id == course.id, Prediction.person_id == person_id)
         .order_by(Prediction.as_of)
     ).all()
-    latest = history[-1] if history else None
+    # The active models' latest scoring, as on the course page (the history keeps every one).
+    latest = session.scalar(
+        select(Prediction)
+        .where(*of_active_models(course.id), Prediction.person_id == person_id)
+        .order_by(Prediction.as_of.desc())
+        .limit(1)
+    )
     return {
         "person_id": person.id,
         "fullname": person.fullname,
@@ -392,7 +424,7 @@ def _what_if_state() -> Any:
     )
     latest_as_of_of_student = (
         select(func.max(Prediction.as_of))
-        .where(Prediction.course_id == course_id, Prediction.person_id == person_id)
+        .where(*of_active_models(course_id), Prediction.person_id == person_id)
         .scalar_subquery()
     )
     return (

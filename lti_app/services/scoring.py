@@ -24,18 +24,18 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
 from lti_app.db import utcnow
-from lti_app.models import Course, ModelVersion, Prediction
+from lti_app.models import Course, LogEvent, ModelVersion, Prediction
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
 from lti_app.services.courses import past_offerings
 from ml.dataset import Offering, TrainingSet, build_training_set
@@ -270,8 +270,14 @@ def score_course(
     now: datetime | None = None,
     on_progress: Progress | None = None,
 ) -> ScoringOutcome:
-    """Features, model and predictions for one course as of `now` (see the module docstring)."""
-    now = now or utcnow()
+    """Features, model and predictions for one course as of `now` (see the module docstring).
+
+    Without `now` (the scheduler, "Sync now", `arche-predict sync`), the scoring is as of the
+    course's newest logged event, not the clock: a re-scoring with no new data then computes
+    the same features at the same point of the term, reuses the same model and stores the same
+    predictions, instead of drifting with the hour it ran at.
+    """
+    now = now or _data_as_of(session, course)
     current = load_offering(session, course, until=now, with_grades=False)
     as_of = pd.Timestamp(now)
     progress = course_progress(current.course_start, current.course_end, as_of)
@@ -339,6 +345,19 @@ def score_course(
     )
 
 
+def _data_as_of(session: Session, course: Course) -> datetime:
+    """The newest event the course's log holds up to now (now when it holds none)."""
+    clock = utcnow()
+    newest = session.scalar(
+        select(func.max(LogEvent.timecreated)).where(
+            LogEvent.site_id == course.site_id,
+            LogEvent.courseid == course.moodle_course_id,
+            LogEvent.timecreated <= int(clock.timestamp()),
+        )
+    )
+    return clock if newest is None else datetime.fromtimestamp(int(newest), UTC)
+
+
 def _store_predictions(
     session: Session,
     course: Course,
@@ -376,6 +395,11 @@ def _store_predictions(
             p_low, p_high, p_std = unc.lower, unc.upper, unc.std
             label = proba >= bundle.classifier.threshold
             pass_why = _factor_records(pass_factors(bundle.classifier, matrix, background))
+    # A scoring as of the same moment replaces the earlier one: one scoring per date, so a
+    # re-scoring of unchanged data leaves the same rows, not a second copy beside them.
+    session.execute(
+        delete(Prediction).where(Prediction.course_id == course.id, Prediction.as_of == now)
+    )
     rows = []
     for i, userid in enumerate(rows_x.index.to_numpy()):
         feats = {str(k): _jsonable(v) for k, v in rows_x.iloc[i].to_dict().items()}

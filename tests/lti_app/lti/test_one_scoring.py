@@ -92,7 +92,7 @@ _PAGE_ROW = re.compile(
 
 
 def _number(text: str | None) -> float | None:
-    return None if text in (None, "", "None") else float(text)  # type: ignore[arg-type]
+    return None if text in (None, "", "None") else float(text)
 
 
 def test_page_csv_and_api_show_the_active_models_latest_scoring(lti_env: LtiEnv) -> None:
@@ -108,7 +108,7 @@ def test_page_csv_and_api_show_the_active_models_latest_scoring(lti_env: LtiEnv)
         course = db.scalar(select(Course).where(Course.moodle_course_id == 2))
         assert course is not None
         current, _ = store_simulated_course(db, db.get_one(MoodleSite, course.site_id), moved)
-        root = lti_env.settings.model_root
+        root = Path(lti_env.settings.instance_dir).resolve() / "models"  # = settings.model_root
         a = score_course(db, current, settings=FAST, model_root=root, now=late)
         b = score_course(db, current, settings=FAST, model_root=root, now=early)
         assert not b.reused_model

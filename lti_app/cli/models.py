@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -156,7 +156,59 @@ def evaluate(ctx: CliContext, ref: str) -> None:
             if version.gate_passed
             else f"quality gate: FAILED ({version.gate_reason})"
         )
+        for line in _report_lines(version.task, version.metadata_json.get("report", {})):
+            click.echo(line)
         click.echo(json.dumps(version.metrics, indent=2, sort_keys=True))
+
+
+def _report_lines(task: str, report: dict[str, Any]) -> list[str]:
+    """The stored early-warning curve and permutation importance of one task, as text tables.
+
+    Both were computed at training time and stored with the version; printing them lets an
+    admin judge, without the dashboard, how early the model is trustworthy and what it leans on.
+    """
+    from ml.feature_info import FEATURES
+
+    lines: list[str] = []
+    curve = report.get("early_warning") or []
+    if curve:
+        lines.append("early warning (cross-validated on past offerings, by share of the term):")
+        if task == "regression":
+            lines.append("  term  students     R²   MAE (mean grade's)  gate")
+            for r in curve:
+                lines.append(
+                    f"  {r['checkpoint']:>4.0%}  {r['n']:>8}  {r['r2']:>5.2f}  "
+                    f"{r['mae']:>5.2f} ({r['mae_baseline']:.2f})        "
+                    f"{'passed' if r['regression_gate'] else 'withheld'}"
+                )
+        else:
+            lines.append("  term  students   AUC  Brier (pass rate's)  gate")
+            for r in curve:
+                lines.append(
+                    f"  {r['checkpoint']:>4.0%}  {r['n']:>8}  {r['auc']:>4.2f}  "
+                    f"{r['brier']:>5.3f} ({r['brier_baseline']:.3f})        "
+                    f"{'passed' if r['classification_gate'] else 'withheld'}"
+                )
+    importance = report.get("permutation_importance") or {}
+    rows = importance.get(task) or []
+    if rows:
+        loss = "rise of the mean absolute error" if task == "regression" else "loss of AUC"
+        lines.append(
+            f"feature importance ({loss} when the feature is shuffled, on the "
+            f"{importance.get('data', 'training')} data; 95% band, p-value):"
+        )
+        for r in rows:
+            info = FEATURES.get(str(r["feature"]))
+            name = (
+                f"{r['feature']} ({info.label})"
+                if info is not None and info.label
+                else r["feature"]
+            )
+            lines.append(
+                f"  {name:<48} {r['importance']:>7.3f}  [{r['ci_low']:.3f}, "
+                f"{r['ci_high']:.3f}]  p={r['p_value']:.2f}"
+            )
+    return lines
 
 
 @click.command("export-onnx")

@@ -235,7 +235,9 @@ def _register_versions(
             metadata_json=metadata,
             data_hash=data_hash,
             gate_passed=passed,
-            gate_reason=None if passed else _gate_reason(task, report),
+            gate_reason=None
+            if passed
+            else _gate_reason(task, report, scale=bundle.metadata.get("scale")),
             trained_at=utcnow(),
             active=True,
         )
@@ -249,12 +251,31 @@ def _quiet(step: str, fraction: float) -> None:
     """No progress report (the scheduler and the web need none)."""
 
 
-def _gate_reason(task: str, report: Mapping[str, Any]) -> str:
-    what = "grade" if task == "regression" else "pass/fail"
-    baseline = "the mean grade" if task == "regression" else "the majority class"
+def _signed(value: float, digits: int) -> str:
+    """A number as a teacher reads it: a true minus sign, a fixed number of decimals."""
+    return f"{value:.{digits}f}".replace("-", "\u2212")
+
+
+def _gate_reason(task: str, report: Mapping[str, Any], *, scale: float | None = None) -> str:
+    """Why a version is withheld, in plain words with the gate's own figures: the gain over
+    the trivial baseline and its 95 % bootstrap CI (`ml.evaluation.gain_gate`), in units a
+    teacher can weigh: points of average error on the course's grade scale for grades, the
+    Brier score (the squared error of a pass chance, 0 to 1) for pass chances."""
+    gate = (report.get(task) or {}).get("gate") or {}
+    if task == "regression":
+        what, baseline = "grade predictions", "predicting the mean grade"
+        unit = "points of average error" + (f" out of {scale:g}" if scale else "")
+        digits = 2
+    else:
+        what, baseline = "pass chances", "giving every student the usual pass rate"
+        unit = "in Brier score (the squared error of a pass chance, 0 to 1)"
+        digits = 3
+    if not all(isinstance(gate.get(k), int | float) for k in ("gain", "ci_low", "ci_high")):
+        return f"{what} withheld: not shown to beat {baseline} (95 % CI of the gain)"
     return (
-        f"the {what} model does not beat {baseline} with a 95% confidence interval that "
-        "excludes no gain: its predictions are withheld"
+        f"{what} withheld: no better than {baseline} (gain {_signed(gate['gain'], digits)} "
+        f"{unit}, 95 % CI {_signed(gate['ci_low'], digits)} to "
+        f"{_signed(gate['ci_high'], digits)})"
     )
 
 

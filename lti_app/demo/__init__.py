@@ -111,7 +111,9 @@ def prepare(settings: Settings, factory: sessionmaker[Session]) -> DemoSetup:
             session.get_one(type(current_row), current_id),
             settings=settings.ml,
             model_root=settings.model_root,
-            now=current.now.to_pydatetime() if current.now is not None else None,
+            # No date: as of the newest synced event, as the scheduler's "Sync now" scores, so
+            # a later sync with no new event stores the same predictions (a fixed day here
+            # and the clock there once moved the at-risk count from 27 to 24).
         )
 
     students = current.roster.sort_values("userid")

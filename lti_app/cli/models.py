@@ -15,19 +15,23 @@ import click
 from lti_app.cli.common import CliContext, course_or_fail, friendly_errors, pass_ctx
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy.orm import Session
 
     from lti_app.models import ModelVersion
     from lti_app.services.scoring import ScoringOutcome
 
 
-def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
-    """Score the course (training or reusing its models) behind a progress bar on stderr."""
+def _score(ctx: CliContext, course_id: int, label: str, as_of: str | None = None) -> ScoringOutcome:
+    """Score the course (training or reusing its models) behind a progress bar on stderr,
+    as of AS_OF (a backtest: only what the log held then is used) or of its newest data."""
     from lti_app.services.course_data import CourseDataError
     from lti_app.services.scoring import score_course
     from ml.models import SingleClassError
 
     settings = ctx.settings
+    now = _as_of(as_of, settings.moodle.timezone)
     try:
         with (
             click.progressbar(length=100, label=label, file=sys.stderr) as bar,
@@ -43,6 +47,7 @@ def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
                 course_or_fail(session, course_id),
                 settings=settings.ml,
                 model_root=settings.model_root,
+                now=now,
                 on_progress=step,
             )
             bar.update(100 - bar.pos)
@@ -59,15 +64,47 @@ def _score(ctx: CliContext, course_id: int, label: str) -> ScoringOutcome:
     return outcome
 
 
+def _as_of(text: str | None, timezone: str) -> datetime | None:
+    """`--as-of`'s moment, or one `Error:` line for a value that is not a date."""
+    if text is None:
+        return None
+    from lti_app.services.courses import CourseError, parse_moment
+
+    try:
+        return parse_moment(text, timezone)
+    except CourseError as exc:
+        raise click.ClickException(f"--as-of: {exc}") from None
+
+
+AS_OF_HELP = "Score as of this date (YYYY-MM-DD[THH:MM], Moodle's zone): a backtest."
+
+
+def _term_line(outcome: ScoringOutcome) -> str | None:
+    """What the CLI says of the term when its end is not a date set on the course."""
+    if outcome.term_end is None:
+        return None
+    if outcome.term_ended:
+        return f"term ended on {outcome.term_end:%Y-%m-%d}; estimates as of its end"
+    if outcome.end_inferred:
+        return (
+            f"no end date: the term is taken to end on {outcome.term_end:%Y-%m-%d}, "
+            "as long as its past offerings (`course update --end` sets it)"
+        )
+    return None
+
+
 @click.command("train")
 @click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--as-of", "as_of", default=None, help=AS_OF_HELP)
 @pass_ctx
 @friendly_errors
-def train(ctx: CliContext, course_id: int) -> None:
+def train(ctx: CliContext, course_id: int, as_of: str | None) -> None:
     """Train (or reuse) the course's models on its past offerings, at today's point of the term."""
-    outcome = _score(ctx, course_id, f"training course {course_id}")
+    outcome = _score(ctx, course_id, f"training course {course_id}", as_of)
     click.echo(f"course {course_id}: {outcome.status} ({outcome.message})")
     click.echo(f"progress through the term: {outcome.progress:.0%}")
+    if (term := _term_line(outcome)) is not None:
+        click.echo(term)
     if outcome.regression_model_id is not None:
         reused = "reused (same training data)" if outcome.reused_model else "trained"
         click.echo(
@@ -80,16 +117,20 @@ def train(ctx: CliContext, course_id: int) -> None:
 @click.command("predict")
 @click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
 @click.option("--csv", "as_csv", is_flag=True, help="Write the predictions as CSV on stdout.")
+@click.option("--as-of", "as_of", default=None, help=AS_OF_HELP)
 @pass_ctx
 @friendly_errors
-def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
-    """Predict every current student of the course (batch), storing the predictions."""
+def predict(ctx: CliContext, course_id: int, as_csv: bool, as_of: str | None) -> None:
+    """Predict every current student of the course (batch), storing the predictions.
+
+    The listing is this scoring's only (one row per student), never the course's earlier ones.
+    """
     from sqlalchemy import select
 
     from lti_app.models import Person, Prediction
     from lti_app.services.exports import SafeCsvWriter
 
-    outcome = _score(ctx, course_id, f"predicting course {course_id}")
+    outcome = _score(ctx, course_id, f"predicting course {course_id}", as_of)
     with ctx.session() as session:
         rows = session.execute(
             select(Person.fullname, Person.moodle_user_id, Prediction)
@@ -113,6 +154,8 @@ def predict(ctx: CliContext, course_id: int, as_csv: bool) -> None:
                              p.predicted_pass])  # fmt: skip
         return
     click.echo(f"course {course_id}: {outcome.status} ({outcome.message}); {len(rows)} students")
+    if (term := _term_line(outcome)) is not None:
+        click.echo(term)
     for name, uid, p in rows:
         click.echo(
             f"{uid!s:>8}  {name[:28]:28}  grade {fmt(p.predicted_grade, '{:5.1f}')} "
@@ -138,27 +181,35 @@ def _model_version(session: Session, ref: str) -> ModelVersion:
 
 
 @click.command("evaluate")
-@click.option("--model", "ref", required=True, help="Model version id or name.")
+@click.option("--model", "ref", default=None, help="Model version id or name.")
+@click.option("--course", "course_id", type=int, default=None, help="Or: the course's models...")
+@click.option("--as-of", "as_of", default=None, help="...trained as of this date (a backtest).")
 @pass_ctx
 @friendly_errors
-def evaluate(ctx: CliContext, ref: str) -> None:
-    """Print a model version's validated report: metrics with CIs, baseline and gate."""
+def evaluate(ctx: CliContext, ref: str | None, course_id: int | None, as_of: str | None) -> None:
+    """Print a model version's validated report: metrics with CIs, baseline and gate.
+
+    With `--course` (and `--as-of`), the versions a scoring of the course at that date trains
+    or reuses: how good the predictions were at that point of the term, in a backtest.
+    """
     import json
 
+    refs = _evaluated_refs(ctx, ref, course_id, as_of)
     with ctx.session() as session:
-        version = _model_version(session, ref)
-        click.echo(f"model {version.version}: {version.task}, {version.estimator}")
-        click.echo(
-            f"trained {version.trained_at:%Y-%m-%d %H:%M} UTC on data {version.data_hash[:12]}"
-        )
-        click.echo(
-            "quality gate: PASSED"
-            if version.gate_passed
-            else f"quality gate: FAILED ({version.gate_reason})"
-        )
-        for line in _report_lines(version.task, version.metadata_json.get("report", {})):
-            click.echo(line)
-        click.echo(json.dumps(version.metrics, indent=2, sort_keys=True))
+        for one in refs:
+            version = _model_version(session, one)
+            click.echo(f"model {version.version}: {version.task}, {version.estimator}")
+            click.echo(
+                f"trained {version.trained_at:%Y-%m-%d %H:%M} UTC on data {version.data_hash[:12]}"
+            )
+            click.echo(
+                "quality gate: PASSED"
+                if version.gate_passed
+                else f"quality gate: FAILED ({version.gate_reason})"
+            )
+            for line in _report_lines(version.task, version.metadata_json.get("report", {})):
+                click.echo(line)
+            click.echo(json.dumps(version.metrics, indent=2, sort_keys=True))
 
 
 def _report_lines(task: str, report: dict[str, Any]) -> list[str]:
@@ -209,6 +260,27 @@ def _report_lines(task: str, report: dict[str, Any]) -> list[str]:
                 f"{r['ci_high']:.3f}]  p={r['p_value']:.2f}"
             )
     return lines
+
+
+def _evaluated_refs(
+    ctx: CliContext, ref: str | None, course_id: int | None, as_of: str | None
+) -> list[str]:
+    """The versions `evaluate` reports: `--model`'s, or those of the course's scoring."""
+    if (ref is None) == (course_id is None):
+        raise click.ClickException("give either --model or --course")
+    if course_id is None:
+        if as_of is not None:
+            raise click.ClickException("--as-of goes with --course (a model has one date)")
+        return [str(ref)]
+    outcome = _score(ctx, course_id, f"evaluating course {course_id}", as_of)
+    if outcome.regression_model_id is None or outcome.classification_model_id is None:
+        raise click.ClickException(
+            f"course {course_id}: {outcome.status} ({outcome.message}): no model to evaluate"
+        )
+    if (term := _term_line(outcome)) is not None:
+        click.echo(term)
+    click.echo(f"as of {outcome.as_of:%Y-%m-%d %H:%M} UTC, {outcome.progress:.0%} of the term")
+    return [str(outcome.regression_model_id), str(outcome.classification_model_id)]
 
 
 @click.command("export-onnx")

@@ -28,7 +28,7 @@ from lti_app.models import (
     MoodleSite,
     Person,
 )
-from lti_app.services.courses import link_past_offering
+from lti_app.services.courses import course_term, link_past_offering
 from lti_app.services.sync import set_enrolments, set_grades, store_log_rows, upsert_people
 from ml.dataset import Offering
 from ml.events import STANDARD_LOG_COLUMNS, from_standard_log
@@ -126,38 +126,36 @@ def course_totals(session: Session, course: Course) -> CourseTotals:
     return CourseTotals(column(1), column(2), float(item.grademin), float(item.grademax))
 
 
-def _course_window(course: Course, events: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
-    if (
-        course.start_at is not None
-        and course.end_at is not None
-        and course.end_at > course.start_at
-    ):
-        return pd.Timestamp(course.start_at), pd.Timestamp(course.end_at)
-    if events.empty:
-        raise CourseDataError(
-            f"course {course.shortname or course.id} has no start and end dates and no events"
-        )
-    # Moodle courses without an end date: the span of the observed activity stands in.
-    return events["time"].min(), events["time"].max()
-
-
 def load_offering(
-    session: Session, course: Course, *, until: datetime | None = None, with_grades: bool = True
+    session: Session,
+    course: Course,
+    *,
+    until: datetime | None = None,
+    with_grades: bool = True,
+    term_length: pd.Timedelta | None = None,
 ) -> Offering:
-    """One course as an `Offering`: canonical events (up to `until`), students, dates, grades."""
+    """One course as an `Offering`: canonical events (up to `until`), students, dates, grades.
+
+    The dates are `course_term`'s; `term_length` (the past offerings' usual length) stands in
+    for a missing end date.
+    """
     events = from_standard_log(
         load_log_frame(session, course, until), courseid=course.moodle_course_id
     )
     roster = student_roster(session, course)
-    start, end = _course_window(course, events)
+    term = course_term(course, events, term_length=term_length)
+    if term is None:
+        raise CourseDataError(
+            f"course {course.shortname or course.id} has no dates and no events to date its term"
+        )
     empty = pd.Series(dtype=float)
     totals = course_totals(session, course) if with_grades else CourseTotals(empty, empty, 0, 100)
     return Offering(
         offering_id=f"course-{course.id}",
         events=events,
         roster=roster[["userid"]],
-        course_start=start,
-        course_end=end,
+        course_start=term.start,
+        course_end=term.end,
         grades=totals.values,
         grade_min=totals.grade_min,
         grade_max=totals.grade_max,

@@ -42,11 +42,14 @@ def import_logs(
         f"{file.name}: {result.rows} events read ({result.layout} headers), {result.added} new, "
         f"{result.duplicates} already stored"
         + (
-            f"; {result.unknown_event_rows} of an unrecognised kind"
+            f"; {result.unknown_event_rows} of an unrecognised kind (kept, named by the file's "
+            "component and event name):"
             if result.unknown_event_rows
             else ""
         )
     )
+    for kind in result.unknown_kinds:
+        click.echo(f"  {kind.event}: {kind.rows} rows, e.g. line {kind.line}: {kind.description}")
 
 
 @click.command("import-grades")

@@ -20,7 +20,7 @@ from lti_app.db import utcnow
 from lti_app.models import Course, Enrolment, GradeItem, Person
 from lti_app.services.sync import GradeRow, dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
-from moodle_client.csv_logs import read_log_csv
+from moodle_client.csv_logs import UnknownKind, read_log_csv
 from moodle_client.csvfiles import CsvImportError
 
 # A gradebook export carries no grade item id; its course total is stored under this one,
@@ -34,6 +34,8 @@ class LogImportResult:
     added: int
     layout: str
     unknown_event_rows: int
+    # Unrecognised descriptions by kind, each with its count and first line (kept, not dropped).
+    unknown_kinds: tuple[UnknownKind, ...] = ()
 
     @property
     def duplicates(self) -> int:
@@ -76,6 +78,7 @@ def import_log_file(
         added=added,
         layout=parsed.layout,
         unknown_event_rows=parsed.unknown_event_rows,
+        unknown_kinds=parsed.unknown_kinds,
     )
 
 

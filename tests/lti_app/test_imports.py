@@ -213,3 +213,27 @@ def test_grade_reimport_updates_each_students_one_grade(db_session: Session) -> 
         select(Person.email, Grade.value).join(Person, Grade.person_id == Person.id)
     ).all()
     assert sorted(grades) == [("a@example.com", 60.0), ("b@example.com", 40.0)]
+
+
+def test_import_summary_names_each_unknown_kind_with_a_line(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    """Nothing unknown is dropped silently: the summary counts it by kind, with a line to read."""
+    import csv
+    import io
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    _, course_id = setup_course(settings, stub.url)
+    text = (RECORDED / "logs_export_en.csv").read_text(encoding="utf-8-sig")
+    header, first, *_ = list(csv.reader(io.StringIO(text, newline="")))
+    odd = [*first]
+    odd[5], odd[6] = "Badge awarded", "The user with id '3' awarded the badge with id '1'."
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows([header, first, odd, odd])
+    path = tmp_path / "with-unknown.csv"
+    path.write_text(out.getvalue(), encoding="utf-8")
+    result = cli(settings, "import-logs", str(path), "--course", str(course_id))
+    assert result.exit_code == 0, result.output
+    assert "2 of an unrecognised kind" in result.output
+    kind_line = next(line for line in result.output.splitlines() if "badge_awarded" in line)
+    assert "2 rows, e.g. line 3: The user with id '3' awarded the badge" in kind_line

@@ -28,7 +28,6 @@ def _score(ctx: CliContext, course_id: int, label: str, as_of: str | None = None
     as of AS_OF (a backtest: only what the log held then is used) or of its newest data."""
     from lti_app.services.course_data import CourseDataError
     from lti_app.services.scoring import score_course
-    from ml.models import SingleClassError
 
     settings = ctx.settings
     now = _as_of(as_of, settings.moodle.timezone)
@@ -53,14 +52,15 @@ def _score(ctx: CliContext, course_id: int, label: str, as_of: str | None = None
             bar.update(100 - bar.pos)
     except CourseDataError as exc:
         raise click.ClickException(str(exc)) from None
-    except SingleClassError as exc:
+    if outcome.status == "one_class":
         # A stated state, not a bug: the past offerings' final grades are all on one side of
-        # the pass mark. Nothing was stored (the session rolled back).
+        # the pass mark. The scoring stored engagement only, as the scheduler's does.
         raise click.ClickException(
-            f"course {course_id}: {exc}, at the pass mark {settings.ml.pass_mark:g}/"
-            f"{settings.ml.grade_max:g}; no model was trained and nothing was stored (check the "
-            "past offerings' final grades and their maximum)"
-        ) from None
+            f"course {course_id}: {outcome.message.removesuffix(': engagement only')}, at the "
+            f"pass mark {settings.ml.pass_mark:g}/{settings.ml.grade_max:g}; no model was "
+            "trained, engagement only was stored (check the past offerings' final grades and "
+            "their maximum)"
+        )
     return outcome
 
 

@@ -41,10 +41,11 @@ from lti_app.services.courses import course_term, past_offerings, usual_term_len
 from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
 from ml.features import compute_features
+from ml.models import SingleClassError
 from ml.registry import ModelBundle, load_bundle
 from ml.training import Progress, train_model_version
 
-Status = Literal["scored", "gated", "no_history", "no_students"]
+Status = Literal["scored", "gated", "no_history", "one_class", "no_students"]
 
 
 @dataclass(frozen=True)
@@ -365,17 +366,26 @@ def score_course(
         scale=settings.grade_max,
         pass_mark=settings.pass_mark,
     )
-    reg_row, clf_row, bundle, reused = train_model(
-        session,
-        course,
-        training,
-        settings=settings,
-        model_root=model_root,
-        checkpoint=progress,
-        offerings=history,
-        offering_names=names,
-        on_progress=on_progress,
-    )
+    try:
+        reg_row, clf_row, bundle, reused = train_model(
+            session,
+            course,
+            training,
+            settings=settings,
+            model_root=model_root,
+            checkpoint=progress,
+            offerings=history,
+            offering_names=names,
+            on_progress=on_progress,
+        )
+    except SingleClassError as exc:
+        # A state of the data, not a failure of the night: every past student on one side of
+        # the pass mark. The scheduler and "Sync now" must go on: engagement only, said why.
+        stored = _store_predictions(session, course, roster, features, now, None, None, None, None)
+        message = f"{exc}: engagement only"
+        return ScoringOutcome(
+            course.id, "one_class", message, now, progress, predictions=stored, **calendar
+        )
     stored = _store_predictions(
         session, course, roster, features, now, reg_row, clf_row, bundle, training.X, settings
     )

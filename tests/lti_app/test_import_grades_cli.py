@@ -17,7 +17,7 @@ from lti_app.cli import main
 from lti_app.config import Settings, load_settings
 from lti_app.crypto import generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.models import Grade, GradeItem, MoodleSite
+from lti_app.models import Course, Grade, GradeItem, MoodleSite, Prediction
 from lti_app.services.course_data import store_simulated_course
 from simulation.course import simulate_course
 from tests.conftest import FIXTURES, Databases
@@ -124,11 +124,29 @@ mc_dropout_passes = 10
             .where(Grade.grade_item_id.in_(items))
             .values(value=Grade.grade_max if passed else 0.0)
         )
-    for command in (["train"], ["predict"]):
+    for command in (["train"], ["predict"], ["evaluate"]):
         result = CliRunner().invoke(
             main, ["--config", str(cfg), *command, "--course", str(course_id)]
         )
         line = _one_error_line(result)
         assert state in line
         assert "pass chances cannot be learned" in line
+        assert "engagement only was stored" in line
+    # The scheduler's and "Sync now"'s path: a stated state with engagement-only rows, no crash.
+    from lti_app.services.scoring import score_course
+
+    with session_scope(make_session_factory(engine)) as session:
+        outcome = score_course(
+            session,
+            session.get_one(Course, course_id),
+            settings=settings.ml,
+            model_root=settings.model_root,
+        )
+        assert outcome.status == "one_class"
+        assert outcome.message.startswith(state)
+        rows = session.scalars(select(Prediction).where(Prediction.course_id == course_id)).all()
+        assert rows
+        assert all(
+            r.regression_model_id is None and r.classification_model_id is None for r in rows
+        )
     engine.dispose()

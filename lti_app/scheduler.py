@@ -144,22 +144,13 @@ def sync_and_score(
     Scoring runs only after a successful sync: features such as "days since last activity"
     computed on stale logs would make active students look absent.
     """
-    from lti_app.models import Course as CourseRow
-    from lti_app.services.scoring import score_course
-    from lti_app.tasks import run_course_sync
+    from lti_app.tasks import run_course_sync, score_synced_course
 
     outcome = run_course_sync(
         ctx.settings, ctx.session_factory, course_id, trigger=trigger, request_id=request_id
     )
     if outcome.status == "succeeded":
-        with session_scope(ctx.session_factory) as session:
-            course = session.get_one(CourseRow, course_id)
-            scored = score_course(
-                session,
-                course,
-                settings=ctx.settings.ml,
-                model_root=ctx.settings.model_root,
-            )
+        scored = score_synced_course(ctx.settings, ctx.session_factory, course_id)
         log.info("course scored", course_id=course_id, status=scored.status)
     return outcome.status
 

@@ -1,5 +1,5 @@
-"""Units of work composed from services: one course's sync, run by the CLI, the scheduler and
-(later) the dashboard's "Sync now".
+"""Units of work composed from services: one course's sync, and its scoring on the fresh data,
+run alike by the CLI (`arche-predict sync`), the scheduler's nightly job and "Sync now".
 
 Services never commit; this module owns the transactions. A sync commits the run record first
 (so the dashboard sees it start), then each log page with its cursor, then the final status.
@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +27,9 @@ from lti_app.services.connections import SyncConfigError, moodle_client_for
 from moodle_client.client import MoodleClient
 from moodle_client.errors import MoodleError
 from moodle_client.logs import LogSource
+
+if TYPE_CHECKING:
+    from lti_app.services.scoring import ScoringOutcome
 
 log = get_logger(__name__)
 
@@ -180,4 +184,24 @@ def _finish_run(
             events_added=run.events_added,
             error_code=run.error_code,
             error_message=run.error_message,
+        )
+
+
+def score_synced_course(
+    settings: Settings, factory: sessionmaker[Session], course_id: int
+) -> ScoringOutcome:
+    """Score a course on the data a successful sync just brought (the nightly job, "Sync now"
+    and `arche-predict sync` all call this, so they store the same predictions).
+
+    Only after a successful sync: features such as "days since last activity" computed on
+    stale logs would make active students look absent. The scoring is as of the course's newest
+    event, so a sync with nothing new re-scores to the same predictions."""
+    from lti_app.services.scoring import score_course  # ML stack: loaded when a course scores
+
+    with session_scope(factory) as session:
+        return score_course(
+            session,
+            session.get_one(Course, course_id),
+            settings=settings.ml,
+            model_root=settings.model_root,
         )

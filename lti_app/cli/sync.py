@@ -19,18 +19,20 @@ from lti_app.cli.common import CliContext, LogSourceChoice, friendly_errors, pas
     help="Log source (default: the site's).",
 )
 @click.option("--no-roster", is_flag=True, help="Only pull log events.")
+@click.option("--no-score", is_flag=True, help="Do not re-score the course after its sync.")
 @pass_ctx
 @friendly_errors
 def sync_command(
-    ctx: CliContext, course_id: int | None, source: str | None, no_roster: bool
+    ctx: CliContext, course_id: int | None, source: str | None, no_roster: bool, no_score: bool
 ) -> None:
-    """Pull roster, grades and new log events from Moodle, page by page (resumable)."""
+    """Pull roster, grades and new log events from Moodle, page by page (resumable), then
+    score each synced course on its fresh data, as the scheduler's nightly job does."""
     from sqlalchemy import select
 
     from lti_app.models import Course
     from lti_app.observability import configure_logging
     from lti_app.services.connections import SyncConfigError
-    from lti_app.tasks import run_course_sync
+    from lti_app.tasks import run_course_sync, score_synced_course
 
     settings = ctx.settings
     configure_logging("WARNING", settings.app.log_format)
@@ -64,6 +66,9 @@ def sync_command(
                 raise click.ClickException(str(exc)) from None
         if outcome.status == "succeeded":
             click.echo(f"course {cid}: {outcome.events_added} new events in {outcome.pages} pages")
+            if not no_score:
+                scored = score_synced_course(settings, ctx.session_factory, cid)
+                click.echo(f"course {cid}: {scored.status}: {scored.message}")
         else:
             failed += 1
             click.echo(f"course {cid}: sync failed: {outcome.error_message}", err=True)

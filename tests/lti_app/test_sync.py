@@ -280,3 +280,25 @@ def _sync_killed_at(moodle: MoodleStub, cmd: list[str], kill_at: int) -> bool:
     else:
         assert proc.returncode == 0, out
     return killed.is_set()
+
+
+def test_cli_sync_scores_the_synced_course_as_the_scheduler_does(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    """`arche-predict sync` re-scores after a successful sync (#13 item 7): the predictions a
+    teacher sees after a manual sync are those the nightly job would store."""
+    from click.testing import CliRunner
+
+    from lti_app.cli import main
+    from lti_app.models import Prediction
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course_id = setup_course(settings, stub.url)
+    base = ["--config", settings.source, "sync", "--course", str(course_id)]
+    quiet = CliRunner().invoke(main, [*base, "--no-score"])
+    assert quiet.exit_code == 0, quiet.output
+    assert count(factory, Prediction) == 0
+    result = CliRunner().invoke(main, base)
+    assert result.exit_code == 0, result.output
+    assert f"course {course_id}: no_history: no past offering with final grades" in result.output
+    assert count(factory, Prediction) > 0

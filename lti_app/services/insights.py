@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Integer, bindparam, func, or_, select
+from sqlalchemy import Integer, bindparam, func, select
 from sqlalchemy.orm import Session, load_only
 
 from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
 from lti_app.services.course_data import STUDENT_ROLES
 from lti_app.services.scoring import load_model
+from lti_app.services.shown_scoring import of_active_models
 from ml.explain import what_if_row
 from ml.feature_info import CONTROLLABLE, ENGAGEMENT, FEATURES
 from ml.registry import ModelBundle
@@ -52,31 +53,6 @@ def _float(value: Any) -> float | None:
         return None
     out = float(value)
     return out if np.isfinite(out) else None
-
-
-def of_active_models(course_id: int | ColumnElement[int]) -> tuple[ColumnElement[bool], ...]:
-    """The predictions made by the course's active models (every one, for a task that has no
-    active model: then no value is shown, only the engagement the features carry).
-
-    Every surface reads this one scoring: the newest "as of" alone could belong to a model
-    that is no longer active (a scoring as of a later date, then a retraining as of an earlier
-    one), and the table would then disagree with the model card and the what-if.
-    """
-    active = (
-        select(ModelVersion.id)
-        .where(ModelVersion.course_id == course_id, ModelVersion.active)
-        .correlate(None)
-    )
-
-    def made_by(column: Any, task: str) -> ColumnElement[bool]:
-        of_task = active.where(ModelVersion.task == task)
-        return or_(column.in_(of_task.scalar_subquery()), ~of_task.exists())
-
-    return (
-        Prediction.course_id == course_id,
-        made_by(Prediction.regression_model_id, "regression"),
-        made_by(Prediction.classification_model_id, "classification"),
-    )
 
 
 def latest_as_of(session: Session, course_id: int) -> datetime | None:

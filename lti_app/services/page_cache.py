@@ -32,6 +32,7 @@ from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, Enrolment, ModelVersion, Prediction, SyncRun
+from lti_app.services.shown_scoring import of_active_models
 
 V = TypeVar("V")
 
@@ -162,14 +163,12 @@ def _course_fields(course_id: int) -> list[ScalarSelect[Any]]:
 
 
 def _latest_scoring(course_id: int) -> list[ScalarSelect[Any]]:
-    # A scoring writes its rows once, in one transaction, under a new `as_of`: its date, its
-    # size and its highest row id say which one is the latest.
-    latest = (
-        select(func.max(Prediction.as_of))
-        .where(Prediction.course_id == course_id)
-        .scalar_subquery()
-    )
-    at_latest = (Prediction.course_id == course_id, Prediction.as_of == latest)
+    # The scoring the pages show (the active models' latest, `shown_scoring`): its date, its
+    # size and its highest row id say which one it is (a scoring as of a date already scored
+    # replaces those rows, with new ids).
+    shown = of_active_models(course_id)
+    latest = select(func.max(Prediction.as_of)).where(*shown).scalar_subquery()
+    at_latest = (*shown, Prediction.as_of == latest)
     return [
         latest,
         select(func.count()).where(*at_latest).scalar_subquery(),

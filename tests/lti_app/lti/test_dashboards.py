@@ -651,8 +651,22 @@ def _new_scoring(env: LtiEnv, course_id: int, person_id: int) -> Iterator[None]:
             select(func.max(Prediction.as_of)).where(Prediction.course_id == course_id)
         )
         assert latest is not None
+        # A scoring by the active models (the one the pages show; one by an inactive model is
+        # not shown and must not move the key).
+        active = dict(
+            db.execute(
+                select(ModelVersion.task, ModelVersion.id).where(
+                    ModelVersion.course_id == course_id, ModelVersion.active
+                )
+            ).all()
+        )
         row = Prediction(
-            course_id=course_id, person_id=person_id, as_of=latest + timedelta(days=1), features={}
+            course_id=course_id,
+            person_id=person_id,
+            as_of=latest + timedelta(days=1),
+            features={},
+            regression_model_id=active.get("regression"),
+            classification_model_id=active.get("classification"),
         )
         db.add(row)
         db.flush()

@@ -11,15 +11,12 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select, update
 
-from lti_app import migrate
 from lti_app.cli import main
-from lti_app.config import load_settings
-from lti_app.crypto import generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.models import MoodleSite, Person
-from lti_app.services.course_data import store_simulated_course
+from lti_app.models import Person
 from lti_app.services.exports import FORMULA_STARTS, SafeCsvWriter, cell, neutralise
 from simulation.course import simulate_course
+from tests.lti_app.cli_course import fast_config, store_course
 
 NAMES = {
     "=": '=HYPERLINK("http://x","y")',
@@ -85,40 +82,16 @@ def predicted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Result, set[str
     """`arche-predict predict --csv` on a simulated course whose first students carry the
     hostile names (one run for every prefix: training is the slow part)."""
     tmp = tmp_path_factory.mktemp("cli-csv")
-    cfg = tmp / "config.toml"
-    cfg.write_text(
-        f"""
-[app]
-secret_key = "s"
-instance_path = "{tmp / "instance"}"
-[security]
-encryption_key = "{generate_key()}"
-[ml]
-regressors = ["ridge"]
-classifiers = ["logistic"]
-bootstrap_samples = 100
-permutation_repeats = 3
-mc_dropout_passes = 10
-""",
-        encoding="utf-8",
-    )
-    settings = load_settings(cfg, environ={})
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
+    cfg, settings = fast_config(tmp)
     simulated = simulate_course(n_past=3, n_students=30, seed=5, current_progress=1.0)
     assert simulated.current is not None
+    course_id = store_course(settings, simulated)
+    engine = make_engine(settings.database_url)
     with session_scope(make_session_factory(engine)) as session:
-        site = MoodleSite(base_url="https://sim.example.org")
-        session.add(site)
-        session.flush()
-        current, _ = store_simulated_course(session, site, simulated)
-        course_id = current.id
         uids = simulated.current.roster["userid"].tolist()[: len(NAMES)]
         for uid, name in zip(uids, NAMES.values(), strict=True):
             session.execute(
-                update(Person)
-                .where(Person.site_id == site.id, Person.moodle_user_id == int(uid))
-                .values(fullname=name)
+                update(Person).where(Person.moodle_user_id == int(uid)).values(fullname=name)
             )
         names = set(session.scalars(select(Person.fullname)))
     engine.dispose()

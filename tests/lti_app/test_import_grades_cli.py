@@ -14,13 +14,12 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, select, update
 
 from lti_app.cli import main
-from lti_app.config import Settings, load_settings
-from lti_app.crypto import generate_key
+from lti_app.config import Settings
 from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.models import Course, Grade, GradeItem, MoodleSite, Prediction
-from lti_app.services.course_data import store_simulated_course
+from lti_app.models import Course, Grade, GradeItem, Prediction
 from simulation.course import simulate_course
 from tests.conftest import FIXTURES, Databases
+from tests.lti_app.cli_course import fast_config, store_course
 from tests.lti_app.test_sync import make_settings, setup_course
 from tests.moodle_stub import MoodleStub
 
@@ -88,35 +87,11 @@ def test_import_with_a_total_above_the_maximum_is_refused(
 def test_train_predict_evaluate_on_one_class_state_it(
     tmp_path: Path, passed: bool, state: str
 ) -> None:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f"""
-[app]
-secret_key = "s"
-instance_path = "{tmp_path / "instance"}"
-[security]
-encryption_key = "{generate_key()}"
-[ml]
-regressors = ["ridge"]
-classifiers = ["logistic"]
-bootstrap_samples = 50
-permutation_repeats = 3
-mc_dropout_passes = 10
-""",
-        encoding="utf-8",
-    )
-    settings = load_settings(cfg, environ={})
-    engine = make_engine(settings.database_url)
-    from lti_app import migrate
-
-    migrate.upgrade(engine)
+    cfg, settings = fast_config(tmp_path, bootstrap_samples=50)
     simulated = simulate_course(n_past=2, n_students=20, seed=3, current_progress=0.5)
+    course_id = store_course(settings, simulated)
+    engine = make_engine(settings.database_url)
     with session_scope(make_session_factory(engine)) as session:
-        site = MoodleSite(base_url="https://sim.example.org")
-        session.add(site)
-        session.flush()
-        current, _ = store_simulated_course(session, site, simulated)
-        course_id = current.id
         # Every past student on one side of the pass mark, each out of their own maximum.
         items = select(GradeItem.id).where(GradeItem.itemtype == "course")
         session.execute(

@@ -10,45 +10,16 @@ import numpy as np
 import onnxruntime as ort
 from click.testing import CliRunner
 
-from lti_app import migrate
 from lti_app.cli import main
-from lti_app.config import load_settings
-from lti_app.crypto import generate_key
-from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.models import MoodleSite
-from lti_app.services.course_data import store_simulated_course
 from simulation.course import simulate_course
+from tests.lti_app.cli_course import fast_config, store_course
 
 
 def test_train_predict_evaluate_export(tmp_path: Path) -> None:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f"""
-[app]
-secret_key = "s"
-instance_path = "{tmp_path / "instance"}"
-[security]
-encryption_key = "{generate_key()}"
-[ml]
-regressors = ["ridge"]
-classifiers = ["logistic"]
-bootstrap_samples = 100
-permutation_repeats = 3
-mc_dropout_passes = 10
-""",
-        encoding="utf-8",
-    )
-    settings = load_settings(cfg, environ={})
-    engine = make_engine(settings.database_url)
-    migrate.upgrade(engine)
+    cfg, settings = fast_config(tmp_path)
     # A course whose term is over: "now" is past its end, so progress is 100%.
     simulated = simulate_course(n_past=3, n_students=30, seed=5, current_progress=1.0)
-    with session_scope(make_session_factory(engine)) as session:
-        site = MoodleSite(base_url="https://sim.example.org")
-        session.add(site)
-        session.flush()
-        current, _ = store_simulated_course(session, site, simulated)
-        course_id = current.id
+    course_id = store_course(settings, simulated)
     run = CliRunner()
     trained = run.invoke(main, ["--config", str(cfg), "train", "--course", str(course_id)])
     assert trained.exit_code == 0, trained.output

@@ -8,15 +8,13 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from lti_app import migrate
 from lti_app.cli import main
 from lti_app.config import load_settings
-from lti_app.crypto import generate_key
 from lti_app.db import make_engine, make_session_factory, session_scope
-from lti_app.models import ModelVersion, MoodleSite
-from lti_app.services.course_data import store_simulated_course
+from lti_app.models import ModelVersion
 from lti_app.services.scoring import _gate_reason
 from simulation.course import simulate_course
+from tests.lti_app.cli_course import fast_config, store_course
 
 
 def test_gate_reason_quotes_the_gain_and_its_ci_with_units() -> None:
@@ -38,34 +36,11 @@ def test_gate_reason_quotes_the_gain_and_its_ci_with_units() -> None:
 
 
 def _course(tmp_path: Path, *, signal: float, seed: int) -> tuple[Path, int]:
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(
-        f"""
-[app]
-secret_key = "s"
-instance_path = "{tmp_path / "instance"}"
-[security]
-encryption_key = "{generate_key()}"
-[ml]
-regressors = ["ridge"]
-classifiers = ["logistic"]
-bootstrap_samples = 100
-permutation_repeats = 3
-mc_dropout_passes = 10
-""",
-        encoding="utf-8",
-    )
-    engine = make_engine(load_settings(cfg, environ={}).database_url)
-    migrate.upgrade(engine)
+    cfg, settings = fast_config(tmp_path)
     simulated = simulate_course(
         n_past=3, n_students=36, seed=seed, current_progress=0.5, signal=signal
     )
-    with session_scope(make_session_factory(engine)) as session:
-        site = MoodleSite(base_url="https://sim.example.org")
-        session.add(site)
-        session.flush()
-        current, _ = store_simulated_course(session, site, simulated)
-        course_id = current.id
+    course_id = store_course(settings, simulated)
     trained = CliRunner().invoke(main, ["--config", str(cfg), "train", "--course", str(course_id)])
     assert trained.exit_code == 0, trained.output
     return cfg, course_id

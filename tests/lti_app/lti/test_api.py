@@ -2,63 +2,25 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from lti_app.models import Course, LtiSession, ModelVersion, Person, Prediction
+from lti_app.models import Course, ModelVersion, Prediction
 from lti_app.services.insights import ModelCache
-from tests.lti_app.lti.env import LtiEnv, launch, token_of
-from tests.lti_app.lti.scored_course import FAST, score_course_2
-
-
-@dataclass
-class Scored:
-    course_id: int
-    teacher: dict[str, str]
-    learner: dict[str, str]
-    learner_id: int
-    other_id: int
-
-
-def _headers(env: LtiEnv, token: str, person_id: int) -> dict[str, str]:
-    with env.db() as db:
-        csrf = db.scalars(
-            select(LtiSession.csrf_token)
-            .where(LtiSession.person_id == person_id)
-            .order_by(LtiSession.id.desc())
-        ).first()
-    assert csrf is not None
-    return {"X-Launch-Token": token, "X-CSRF-Token": csrf, "Accept": "application/json"}
+from tests.lti_app.lti.api_sessions import ApiSessions, api_sessions
+from tests.lti_app.lti.env import LtiEnv
+from tests.lti_app.lti.scored_course import FAST
 
 
 @pytest.fixture(scope="module")
-def scored(lti_env: LtiEnv) -> Scored:
-    client = lti_env.client()
-    teacher_token = token_of(launch(client, lti_env, "teacher"))
-    course = score_course_2(lti_env)
-    learner, other = course.students[0], course.students[1]
-    with lti_env.db() as db:
-        teacher_id = db.scalar(select(Person.id).where(Person.moodle_user_id == 3))
-        assert teacher_id is not None
-    learner_token = token_of(
-        launch(
-            lti_env.client(), lti_env, "student", sub=str(learner.moodle_user_id), name="A Learner"
-        )
-    )
-    return Scored(
-        course_id=course.course_id,
-        teacher=_headers(lti_env, teacher_token, teacher_id),
-        learner=_headers(lti_env, learner_token, learner.person_id),
-        learner_id=learner.person_id,
-        other_id=other.person_id,
-    )
+def scored(lti_env: LtiEnv) -> ApiSessions:
+    """The teacher and a learner of the scored course 2, as API headers."""
+    return api_sessions(lti_env)
 
 
-def test_teacher_reads_summary_and_students(lti_env: LtiEnv, scored: Scored) -> None:
+def test_teacher_reads_summary_and_students(lti_env: LtiEnv, scored: ApiSessions) -> None:
     client = lti_env.client()
     summary = client.get(f"/api/v1/courses/{scored.course_id}", headers=scored.teacher)
     assert summary.status_code == 200, summary.get_data(as_text=True)
@@ -78,7 +40,7 @@ def test_teacher_reads_summary_and_students(lti_env: LtiEnv, scored: Scored) -> 
     assert body["at_risk"] == at_risk
 
 
-def test_learner_reads_only_their_own_record(lti_env: LtiEnv, scored: Scored) -> None:
+def test_learner_reads_only_their_own_record(lti_env: LtiEnv, scored: ApiSessions) -> None:
     client = lti_env.client()
     base = f"/api/v1/courses/{scored.course_id}"
     own = client.get(f"{base}/students/{scored.learner_id}", headers=scored.learner)
@@ -92,7 +54,9 @@ def test_learner_reads_only_their_own_record(lti_env: LtiEnv, scored: Scored) ->
     assert nobody.status_code == 401
 
 
-def test_what_if_answers_in_the_success_predictor_shape(lti_env: LtiEnv, scored: Scored) -> None:
+def test_what_if_answers_in_the_success_predictor_shape(
+    lti_env: LtiEnv, scored: ApiSessions
+) -> None:
     client = lti_env.client()
     url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
     detail = client.get(
@@ -124,7 +88,7 @@ def test_what_if_answers_in_the_success_predictor_shape(lti_env: LtiEnv, scored:
     ],
 )
 def test_what_if_refuses_bad_bodies_in_json(
-    lti_env: LtiEnv, scored: Scored, body: dict[str, object], message: str
+    lti_env: LtiEnv, scored: ApiSessions, body: dict[str, object], message: str
 ) -> None:
     url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
     resp = lti_env.client().post(url, headers=scored.learner, json=body)
@@ -132,13 +96,13 @@ def test_what_if_refuses_bad_bodies_in_json(
     assert message in resp.get_json()["message"]
 
 
-def test_what_if_needs_the_csrf_token(lti_env: LtiEnv, scored: Scored) -> None:
+def test_what_if_needs_the_csrf_token(lti_env: LtiEnv, scored: ApiSessions) -> None:
     url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}/what-if"
     headers = {k: v for k, v in scored.learner.items() if k != "X-CSRF-Token"}
     assert lti_env.client().post(url, headers=headers, json={"changes": {}}).status_code == 403
 
 
-def test_learner_view_can_be_turned_off(lti_env: LtiEnv, scored: Scored) -> None:
+def test_learner_view_can_be_turned_off(lti_env: LtiEnv, scored: ApiSessions) -> None:
     client = lti_env.client()
     url = f"/api/v1/courses/{scored.course_id}/students/{scored.learner_id}"
     with lti_env.db() as db:
@@ -162,7 +126,7 @@ def test_openapi_document(lti_env: LtiEnv) -> None:
 
 
 def test_what_if_moves_the_cohort_z_score_from_cached_cohort_stats(
-    lti_env: LtiEnv, scored: Scored
+    lti_env: LtiEnv, scored: ApiSessions
 ) -> None:
     """The cohort's mean and spread come from the scoring's stored features, computed once per
     scoring (course, as_of) and then served from the cache."""
@@ -194,7 +158,9 @@ def test_what_if_moves_the_cohort_z_score_from_cached_cohort_stats(
     assert more["current"]["probability"] == pytest.approx(base["probability"])
 
 
-def test_what_if_answers_what_the_model_pipelines_answer(lti_env: LtiEnv, scored: Scored) -> None:
+def test_what_if_answers_what_the_model_pipelines_answer(
+    lti_env: LtiEnv, scored: ApiSessions
+) -> None:
     """The route's numbers are the stored model's, scored through its checked DataFrame path on
     the student's latest stored features; a repeated call (feature row from the cache) gives
     the same answer."""

@@ -143,20 +143,13 @@ def _pull_logs(
 ) -> None:
     """Each page committed with its cursor and the run's counters, so a crash loses nothing
     and the next run resumes after the last committed page."""
-    session = factory()
-    try:
+    with session_scope(factory) as session:  # its final commit and its rollback on error
         course = session.get_one(Course, course_id)
         run = session.get_one(SyncRun, run_id)
         for step in sync.iter_log_sync(session, course, source, run):
             session.commit()
             if progress is not None:
                 progress(step)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def _finish_run(

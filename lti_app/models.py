@@ -183,7 +183,18 @@ class Course(Base):
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     end_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     grade_max: Mapped[float | None] = mapped_column(Float)
+    # The tool's pass mark for this course, on its scale (`grade_max`), set by a teacher; it
+    # wins over Moodle's. NULL: Moodle's (`moodle_gradepass`, raw, out of `moodle_grademax`,
+    # from the companion plugin), else the configured default.
     pass_mark: Mapped[float | None] = mapped_column(Float)
+    pass_mark_set_by: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL", name="fk_course_pass_mark_set_by_person")
+    )
+    pass_mark_set_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    moodle_gradepass: Mapped[float | None] = mapped_column(Float)
+    moodle_grademax: Mapped[float | None] = mapped_column(Float)
+    # A pass chance under this is "at risk" on every surface; NULL: the site default.
+    risk_threshold: Mapped[float | None] = mapped_column(Float)
     learner_view_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -13,19 +13,32 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from moodle_client.errors import AccessDeniedError, MissingCapabilityError, MoodleError
+from moodle_client.grade_coverage import (
+    GRADEITEMS_FUNCTION,
+    CourseGradeItem,
+    GradeCoverage,
+    HiddenGradeItem,
+    compare_grade_items,
+    course_grade_items_from_json,
+)
 from moodle_client.requirements import LOG_FUNCTION, REQUIRED_FUNCTIONS, FunctionRequirement
-from moodle_client.types import SiteInfo
+from moodle_client.types import CourseSection, GradeReport, SiteInfo
 
 if TYPE_CHECKING:
     from moodle_client.client import MoodleClient
 
 __all__ = [
+    "COMPLETION_FUNCTION",
+    "COURSE_VIEW",
     "CheckReport",
+    "CourseProbe",
     "MissingCapability",
     "MissingFunction",
     "ProbeFailure",
+    "Unverified",
     "check",
     "probe_course",
+    "probe_course_details",
     "required_functions",
     "run_check",
 ]
@@ -50,12 +63,21 @@ class MissingFunction:
         )
 
 
+#: What Moodle answers, to every call in a course, when the token user is not enrolled there and
+#: lacks this capability: "Course or activity not accessible" [requireloginerror], not a
+#: ``nopermissions`` naming a capability.
+COURSE_VIEW = "moodle/course:view"
+REQUIRE_LOGIN = "requireloginerror"
+COMPLETION_FUNCTION = "core_completion_get_activities_completion_status"
+
+
 @dataclass(frozen=True)
 class MissingCapability:
-    """A capability the token user lacks, as shown by a probe's ``nopermissions`` error.
+    """A capability the token user lacks, as shown by a probe's ``nopermissions`` error (or by
+    ``requireloginerror``, which stands for ``moodle/course:view``).
 
     ``capability`` is the id when the name is one we know, else None (then ``name`` is what
-    Moodle printed).
+    Moodle printed). ``function`` names the function(s) that failed.
     """
 
     function: str
@@ -70,10 +92,27 @@ class MissingCapability:
             if self.capability
             else f"the capability named '{self.name or 'unknown'}'"
         )
+        if self.errorcode == REQUIRE_LOGIN:
+            return (
+                f"Moodle answered 'Course or activity not accessible' [{REQUIRE_LOGIN}] to "
+                f"{self.function}: the web-service user is not enrolled in the course and may "
+                f"not view courses it is not enrolled in. Allow {what} for its role at system "
+                "(or category) level: Site administration > Users > Permissions > Define "
+                "roles. A hidden course also needs 'moodle/course:viewhiddencourses'."
+            )
         return (
             f"Allow {what} for the web-service user's role in the course (needed by "
             f"{self.function}): Site administration > Users > Permissions > Define roles."
         )
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A capability the tool needs that no probe could try this time, and why."""
+
+    capability: str
+    function: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -96,11 +135,20 @@ class CheckReport:
     missing_capabilities: tuple[MissingCapability, ...]
     other_failures: tuple[ProbeFailure, ...] = ()
     warnings: tuple[str, ...] = field(default=())
+    #: Grade items of the course that the grade report leaves out (a missing ``mod/*:view``).
+    hidden_grade_items: tuple[HiddenGradeItem, ...] = ()
+    #: Capabilities no probe could try (a call refused earlier, no participant to try it on).
+    unverified: tuple[Unverified, ...] = ()
 
     @property
     def ok(self) -> bool:
-        """True when nothing blocks a sync (warnings do not)."""
-        return not (self.missing_functions or self.missing_capabilities or self.other_failures)
+        """True when nothing blocks a sync (warnings and unverified capabilities do not)."""
+        return not (
+            self.missing_functions
+            or self.missing_capabilities
+            or self.other_failures
+            or self.hidden_grade_items
+        )
 
     def lines(self) -> list[str]:
         """The report as text lines for a terminal, in the admin's order of work."""
@@ -118,9 +166,26 @@ class CheckReport:
                 f"  - {m.capability or m.name or 'unknown'}: {m.advice}"
                 for m in self.missing_capabilities
             ]
+        if self.hidden_grade_items:
+            out.append("Grade items Moodle leaves out (the token user cannot view the activity):")
+            out += [
+                f"  - {h.capability or 'mod/<module>:view'}: {h.advice}"
+                for h in self.hidden_grade_items
+            ]
         if self.other_failures:
             out.append("Other failures:")
             out += [f"  - {f.advice}" for f in self.other_failures]
+        if self.unverified:
+            out.append(
+                "Not verified yet (grant them now to save a second run; rerun to check them):"
+            )
+            grouped: dict[tuple[str, str], list[str]] = {}
+            for u in self.unverified:
+                grouped.setdefault((u.function, u.reason), []).append(u.capability)
+            out += [
+                f"  - {', '.join(capabilities)} (needed by {function}): {reason}"
+                for (function, reason), capabilities in grouped.items()
+            ]
         out += [f"Warning: {w}" for w in self.warnings]
         out.append(
             "OK: nothing missing." if self.ok else "NOT READY: fix the items above, then rerun."
@@ -138,23 +203,31 @@ def check(
     probes: Mapping[str, MoodleError | None] | None = None,
     *,
     log_source: str = "ws",
+    coverage: GradeCoverage | None = None,
+    unverified: tuple[Unverified, ...] = (),
 ) -> CheckReport:
     """Compare what the tool needs with what the site allows.
 
     A function is missing when the service does not list it, or when its probe raised
-    ``accessexception``. A capability is missing when a probe raised ``nopermissions``-like.
+    ``accessexception``. A capability is missing when a probe raised ``nopermissions``-like, or
+    ``requireloginerror`` (``moodle/course:view``, named once for every function it stopped;
+    the capabilities those functions need beyond it are then listed as not verified). A grade
+    item is hidden when ``coverage`` (the course's items against the report's) says so.
     """
     probes = probes or {}
     available = site.function_names
     missing_functions: list[MissingFunction] = []
     missing_capabilities: list[MissingCapability] = []
     others: list[ProbeFailure] = []
+    refused: list[FunctionRequirement] = []
     for requirement in required_functions(log_source):
         error = probes.get(requirement.name)
         if requirement.name not in available or isinstance(error, AccessDeniedError):
             missing_functions.append(MissingFunction(requirement.name, requirement.purpose))
             continue
-        if isinstance(error, MissingCapabilityError):
+        if error is not None and error.errorcode == REQUIRE_LOGIN:
+            refused.append(requirement)
+        elif isinstance(error, MissingCapabilityError):
             capability = error.capabilities[0] if error.capabilities else None
             missing_capabilities.append(
                 MissingCapability(
@@ -166,11 +239,33 @@ def check(
             )
         elif error is not None:
             others.append(ProbeFailure(requirement.name, error))
-    warnings = [
-        "Moodle silently leaves out grade items of activities the token user cannot view: "
-        "make sure its role has mod/assign:view, mod/quiz:view and the other activities' "
-        "view capabilities in the course."
-    ]
+    not_tried = list(unverified)
+    if refused:
+        missing_capabilities.insert(
+            0,
+            MissingCapability(
+                function=", ".join(r.name for r in refused),
+                name="View courses without participation",
+                capability=COURSE_VIEW,
+                errorcode=REQUIRE_LOGIN,
+            ),
+        )
+        not_tried += [
+            Unverified(
+                capability, r.name, f"Moodle refused the call before checking it ({COURSE_VIEW})"
+            )
+            for r in refused
+            for capability in r.capabilities
+            if capability != COURSE_VIEW and capability not in {u.capability for u in unverified}
+        ]
+    warnings: list[str] = []
+    if coverage is None or not coverage.compared:
+        warnings.append(
+            "Moodle silently leaves out grade items of activities the token user cannot view: "
+            "make sure its role has mod/assign:view, mod/quiz:view and the other activities' "
+            "view capabilities in the course."
+            + (f" Not compared here: {coverage.reason}." if coverage and coverage.reason else "")
+        )
     if not probes:
         warnings.append(
             "Capabilities were not probed (no course given): only the service's functions "
@@ -183,7 +278,19 @@ def check(
         missing_capabilities=tuple(missing_capabilities),
         other_failures=tuple(others),
         warnings=tuple(warnings),
+        hidden_grade_items=coverage.hidden if coverage else (),
+        unverified=tuple(not_tried),
     )
+
+
+@dataclass(frozen=True)
+class CourseProbe:
+    """What probing a course found: each function's error (or None), the grade items the
+    report leaves out, and the capabilities no probe could try."""
+
+    errors: dict[str, MoodleError | None]
+    coverage: GradeCoverage | None
+    unverified: tuple[Unverified, ...]
 
 
 def probe_course(
@@ -191,22 +298,49 @@ def probe_course(
 ) -> dict[str, MoodleError | None]:
     """Call each needed function once in ``courseid`` (smallest possible answer) and record the
     ``MoodleError`` it raised, or None. Functions absent from the service are not called."""
-    enrolled: list[int] = []
+    return probe_course_details(client, courseid, site, log_source=log_source).errors
+
+
+def probe_course_details(
+    client: MoodleClient, courseid: int, site: SiteInfo, *, log_source: str = "ws"
+) -> CourseProbe:
+    """``probe_course``, keeping what the calls returned to compare the course's grade items
+    with the report's, and saying which capabilities could not be tried.
+
+    Completion is per user, and asking for another user's is what needs
+    ``report/progress:view``: the probe asks for a participant other than the token user, taken
+    from the roster, else from the grade report, so that a roster refused for another reason
+    does not hide this capability until a second run.
+    """
+    participants: list[int] = []
+    reports: list[GradeReport] = []
+    contents_read: list[list[CourseSection]] = []
 
     def enrolled_users() -> None:
-        enrolled.extend(u.id for u in client.get_enrolled_users(courseid, limitnumber=5))
+        participants.extend(u.id for u in client.get_enrolled_users(courseid, limitnumber=5))
+
+    def grade_report() -> None:
+        report = client.get_grade_items(courseid)
+        reports.append(report)
+        participants.extend(u.userid for u in report.usergrades)
+
+    def contents() -> None:
+        contents_read.append(client.get_course_contents(courseid))
+
+    completion_tried: list[bool] = []
 
     def completion() -> None:
-        # Completion is per user and the token user is rarely enrolled: probe a participant.
-        if enrolled:
-            client.get_activities_completion_status(courseid, enrolled[-1])
+        others = [p for p in participants if p != site.userid]
+        if others:
+            completion_tried.append(True)
+            client.get_activities_completion_status(courseid, others[-1])
 
     calls: dict[str, Callable[[], object]] = {
         "core_course_get_courses_by_field": lambda: client.get_course(courseid),
         "core_enrol_get_enrolled_users": enrolled_users,
-        "gradereport_user_get_grade_items": lambda: client.get_grade_items(courseid),
-        "core_course_get_contents": lambda: client.get_course_contents(courseid),
-        "core_completion_get_activities_completion_status": completion,
+        "gradereport_user_get_grade_items": grade_report,
+        "core_course_get_contents": contents,
+        COMPLETION_FUNCTION: completion,
         LOG_FUNCTION: lambda: client.get_course_logs(courseid, afterid=0, limit=1),
     }
     results: dict[str, MoodleError | None] = {}
@@ -220,7 +354,32 @@ def probe_course(
             results[requirement.name] = error
         else:
             results[requirement.name] = None
-    return results
+    unverified: tuple[Unverified, ...] = ()
+    tried_nobody = COMPLETION_FUNCTION in results and not completion_tried
+    if tried_nobody and results[COMPLETION_FUNCTION] is None:
+        del results[COMPLETION_FUNCTION]
+        unverified = (
+            Unverified(
+                "report/progress:view",
+                COMPLETION_FUNCTION,
+                "no participant of the course could be read to try it on",
+            ),
+        )
+    course_items: tuple[CourseGradeItem, ...] | None = None
+    if GRADEITEMS_FUNCTION in site.function_names:
+        try:
+            course_items = course_grade_items_from_json(
+                client.call(GRADEITEMS_FUNCTION, {"courseid": courseid})
+            )
+        except MoodleError as error:
+            reason = f"'{GRADEITEMS_FUNCTION}' failed [{error.errorcode}]"
+            return CourseProbe(results, GradeCoverage(False, reason=reason), unverified)
+    coverage = compare_grade_items(
+        course_items,
+        reports[0] if reports else None,
+        contents_read[0] if contents_read else None,
+    )
+    return CourseProbe(results, coverage, unverified)
 
 
 def run_check(
@@ -228,5 +387,13 @@ def run_check(
 ) -> CheckReport:
     """Site info, probes in ``courseid`` when given, then ``check``: what the CLI calls."""
     site = client.get_site_info()
-    probes = probe_course(client, courseid, site, log_source=log_source) if courseid else {}
-    return check(site, probes, log_source=log_source)
+    if not courseid:
+        return check(site, {}, log_source=log_source)
+    probe = probe_course_details(client, courseid, site, log_source=log_source)
+    return check(
+        site,
+        probe.errors,
+        log_source=log_source,
+        coverage=probe.coverage,
+        unverified=probe.unverified,
+    )

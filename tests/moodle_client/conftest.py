@@ -139,6 +139,7 @@ def _install_defaults(stub: MoodleStub) -> None:
         "gradereport_user_get_grade_items",
         "core_course_get_contents",
         "core_completion_get_activities_completion_status",
+        "core_grades_get_gradeitems",
     ):
         stub.defaults[name] = recorded(name)
     stub.defaults["core_enrol_get_enrolled_users"] = _enrolled

@@ -61,6 +61,7 @@ def create_app(settings: Settings) -> Flask:
 
     from lti_app.web import auth, converters, db, hardening, i18n
     from lti_app.web.api import bp as api_bp
+    from lti_app.web.course_settings import bp as course_settings_bp
     from lti_app.web.health import bp as health_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(course_settings_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

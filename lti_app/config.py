@@ -172,6 +172,8 @@ class SchedulerSettings(_Section):
 class MLSettings(_Section):
     grade_max: float = Field(default=20.0, gt=0)
     pass_mark: float = Field(default=10.0, ge=0)
+    # A pass chance under this is "at risk", unless a teacher sets another for the course.
+    risk_threshold: float = Field(default=0.5, ge=0.05, le=0.95)
     random_seed: int = 42
     min_past_offerings: int = Field(default=2, ge=2, le=50)
     regressors: tuple[str, ...] = Field(default=(), strict=False)

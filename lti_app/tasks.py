@@ -131,6 +131,9 @@ def _roster_and_source(
             users = [u for page in client.iter_enrolled_users(mid) for u in page]
             sync.sync_roster(session, course, users)
             sync.sync_grades(session, course, client.get_grade_items(mid))
+            unread = sync.refresh_pass_mark(course, client)
+            if unread is not None:
+                log.info("pass mark not read from Moodle", course_id=course.id, reason=unread)
         return log_sources.build(source_name, log_sources.SourceContext(settings, course, client))
 
 

@@ -29,10 +29,11 @@ from moodle_client.errors import (
     MoodleUnavailableError,
 )
 from moodle_client.logs import LOG_COLUMNS, LogPage, LogRow, LogSource, WsLogSource
-from moodle_client.requirements import LOG_FUNCTION, REQUIRED_FUNCTIONS
+from moodle_client.requirements import GRADING_FUNCTION, LOG_FUNCTION, REQUIRED_FUNCTIONS
 from moodle_client.types import (
     ActivityCompletion,
     Course,
+    CourseGrading,
     CourseModule,
     CourseSection,
     EnrolledUser,
@@ -44,6 +45,7 @@ from moodle_client.types import (
 )
 
 __all__ = [
+    "GRADING_FUNCTION",
     "LOG_COLUMNS",
     "LOG_FUNCTION",
     "REQUIRED_FUNCTIONS",
@@ -51,6 +53,7 @@ __all__ = [
     "ActivityCompletion",
     "CheckReport",
     "Course",
+    "CourseGrading",
     "CourseModule",
     "CourseSection",
     "CsvImportError",

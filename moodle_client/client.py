@@ -32,10 +32,16 @@ from moodle_client.errors import (
     MoodleUnavailableError,
 )
 from moodle_client.logs import LogPage, log_rows_from_json
-from moodle_client.requirements import LOG_FUNCTION, capability_from_message, requirement_for
+from moodle_client.requirements import (
+    GRADING_FUNCTION,
+    LOG_FUNCTION,
+    capability_from_message,
+    requirement_for,
+)
 from moodle_client.types import (
     ActivityCompletion,
     Course,
+    CourseGrading,
     CourseSection,
     EnrolledUser,
     GradeReport,
@@ -456,6 +462,16 @@ class MoodleClient:
             "completion statuses",
         )
         return [ActivityCompletion.from_json(s) for s in data.get_list("statuses")]
+
+    def get_course_grading(self, courseid: int) -> CourseGrading:
+        """The course total's pass mark and range (companion plugin, version 0.2.0 or later).
+
+        An older plugin, or a service without the function, answers an error as any missing
+        function does (``InvalidRecordError``, ``AccessDeniedError``): callers that can do
+        without the pass mark catch ``MoodleError``.
+        """
+        data = self.call(GRADING_FUNCTION, {"courseid": courseid})
+        return CourseGrading.from_json(data, courseid)
 
     def get_course_logs(
         self, courseid: int, afterid: int = 0, limit: int = 1000, *, withcount: bool = False

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 __all__ = [
     "CAPABILITY_BY_NAME",
+    "GRADING_FUNCTION",
     "LOG_FUNCTION",
     "REQUIRED_FUNCTIONS",
     "FunctionRequirement",
@@ -22,6 +23,9 @@ __all__ = [
 ]
 
 LOG_FUNCTION = "local_archepredict_get_course_logs"
+#: The course total's pass mark (companion plugin 0.2.0): optional, the tool falls back to a
+#: teacher's setting or its default without it.
+GRADING_FUNCTION = "local_archepredict_get_course_grading"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from moodle_client.errors import MalformedResponseError
 __all__ = [
     "ActivityCompletion",
     "Course",
+    "CourseGrading",
     "CourseModule",
     "CourseSection",
     "EnrolledUser",
@@ -338,6 +339,54 @@ class GradeReport:
         return cls(
             courseid=courseid,
             usergrades=tuple(UserGrades.from_json(x) for x in r.get_list("usergrades")),
+        )
+
+
+@dataclass(frozen=True)
+class CourseGrading:
+    """The course total's pass mark and range, from the companion plugin's
+    ``local_archepredict_get_course_grading`` (stock web services never return ``gradepass``).
+
+    ``grademax`` is the item's own maximum: Moodle compares ``gradepass`` with the raw total
+    whatever a user's own maximum, so ``gradepass / grademax`` is the pass mark as a share.
+    """
+
+    courseid: int
+    itemid: int
+    gradetype: int
+    grademin: float
+    grademax: float
+    gradepass: float
+    aggregation: int | None
+    aggregateonlygraded: bool
+
+    @property
+    def pass_share(self) -> float | None:
+        """The pass mark as a share of the total's range, or None when none is set (Moodle
+        stores 0) or the total is not a numeric value (gradetype 1)."""
+        if self.gradetype != 1 or self.gradepass <= 0 or self.grademax <= self.grademin:
+            return None
+        share = (self.gradepass - self.grademin) / (self.grademax - self.grademin)
+        return min(1.0, max(0.0, share))
+
+    @classmethod
+    def from_json(cls, data: Any, courseid: int) -> CourseGrading:
+        r = _Reader(data, "local_archepredict_get_course_grading")
+        grademax = r.opt_float("grademax")
+        gradepass = r.opt_float("gradepass")
+        if grademax is None or gradepass is None:
+            raise MalformedResponseError(
+                "local_archepredict_get_course_grading: 'grademax' and 'gradepass' are required"
+            )
+        return cls(
+            courseid=courseid,
+            itemid=r.get_int("itemid"),
+            gradetype=r.get_int("gradetype"),
+            grademin=r.opt_float("grademin") or 0.0,
+            grademax=grademax,
+            gradepass=gradepass,
+            aggregation=r.opt_int("aggregation"),
+            aggregateonlygraded=r.get_bool("aggregateonlygraded"),
         )
 
 

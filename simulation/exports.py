@@ -221,6 +221,20 @@ def _fmt_grade(values: pd.Series | None) -> pd.Series:
     return pd.Series(np.where(np.isnan(v), "-", np.char.mod("%.2f", np.nan_to_num(v))))
 
 
+def course_grading_json(off: SimulatedOffering) -> dict[str, Any]:
+    """The answer of the companion plugin's ``local_archepredict_get_course_grading``: the course
+    total's range and its "Grade to pass", half of the maximum (10/20 on the tool's scale)."""
+    return {
+        "itemid": 1,
+        "gradetype": 1,
+        "grademin": 0.0,
+        "grademax": float(off.spec.grademax),
+        "gradepass": float(off.spec.grademax) / 2,
+        "aggregation": 13,  # natural
+        "aggregateonlygraded": True,
+    }
+
+
 def grade_items_json(off: SimulatedOffering) -> dict[str, Any]:
     """The answer of ``gradereport_user_get_grade_items`` (courseid, userid=0): every student's
     activity items and the course total (``itemtype == "course"``), raw points and max."""

@@ -87,6 +87,11 @@ class MoodleStub:
                 "gradereport_user_get_grade_items.json"
             ),
             "local_archepredict_get_course_logs": self._logs,
+            # The companion plugin 0.2.0's pass mark (written by hand from its declared return
+            # structure: see tests/fixtures/moodle-5.1/README.md, "Written by hand").
+            "local_archepredict_get_course_grading": lambda p: fixture(
+                "local_archepredict_get_course_grading__course2.json"
+            ),
         }
         self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)

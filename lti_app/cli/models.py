@@ -53,11 +53,12 @@ def _score(ctx: CliContext, course_id: int, label: str, as_of: str | None = None
     except CourseDataError as exc:
         raise click.ClickException(str(exc)) from None
     if outcome.status == "one_class":
+        mark = outcome.pass_mark or settings.ml.pass_mark
         # A stated state, not a bug: the past offerings' final grades are all on one side of
         # the pass mark. The scoring stored engagement only, as the scheduler's does.
         raise click.ClickException(
             f"course {course_id}: {outcome.message.removesuffix(': engagement only')}, at the "
-            f"pass mark {settings.ml.pass_mark:g}/{settings.ml.grade_max:g}; no model was "
+            f"pass mark {mark:g}/{settings.ml.grade_max:g}; no model was "
             "trained, engagement only was stored (check the past offerings' final grades and "
             "their maximum)"
         )

@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from simulation.course import SimulatedCourse, SimulatedOffering
-from simulation.exports import grade_items_json
+from simulation.exports import course_grading_json, grade_items_json
 
 FUNCTIONS = (
     "core_webservice_get_site_info",
@@ -28,6 +28,7 @@ FUNCTIONS = (
     "core_course_get_contents",
     "core_completion_get_activities_completion_status",
     "local_archepredict_get_course_logs",
+    "local_archepredict_get_course_grading",
 )
 
 
@@ -232,6 +233,9 @@ class SimulatedMoodle:
         self, params: dict[str, str]
     ) -> dict[str, Any]:
         return {"statuses": [], "warnings": []}
+
+    def local_archepredict_get_course_grading(self, params: dict[str, str]) -> dict[str, Any]:
+        return course_grading_json(self._course(params))
 
     def local_archepredict_get_course_logs(self, params: dict[str, str]) -> dict[str, Any]:
         off = self._course(params)

@@ -157,6 +157,9 @@ def _course_fields(course_id: int) -> list[ScalarSelect[Any]]:
             Course.start_at,
             Course.end_at,
             Course.pass_mark,
+            Course.moodle_gradepass,
+            Course.moodle_grademax,
+            Course.risk_threshold,
             Course.learner_view_enabled,
         )
     ]

@@ -37,6 +37,7 @@ from lti_app.config import MLSettings
 from lti_app.db import utcnow
 from lti_app.models import Course, LogEvent, ModelVersion, Prediction
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
+from lti_app.services.course_settings import pass_mark_of
 from lti_app.services.courses import course_term, past_offerings, usual_term_length
 from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
@@ -65,6 +66,8 @@ class ScoringOutcome:
     term_end: datetime | None = None
     end_inferred: bool = False
     term_ended: bool = False
+    # The pass mark trained for, on the tool's scale (`course_settings.pass_mark_of`).
+    pass_mark: float | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -220,6 +223,7 @@ def _register_versions(
         {
             "training_window": bundle.metadata.get("training_window", {}),
             "offerings": offering_names,
+            "pass_mark": bundle.metadata.get("pass_mark"),
             "libraries": bundle.metadata.get("libraries", {}),
             "gate": gate,
             "report": {
@@ -334,7 +338,9 @@ def score_course(
     now = current.course_end.to_pydatetime() if ended else requested
     as_of = pd.Timestamp(now)
     progress = course_progress(current.course_start, current.course_end, as_of)
+    mark = pass_mark_of(course, settings)
     calendar: dict[str, Any] = {
+        "pass_mark": mark.value,
         "term_end": current.course_end.to_pydatetime(),
         "end_inferred": bool(term is not None and term.end_inferred),
         "term_ended": bool(ended),
@@ -364,7 +370,7 @@ def score_course(
         history,
         checkpoints=(progress,),
         scale=settings.grade_max,
-        pass_mark=settings.pass_mark,
+        pass_mark=mark.value,
     )
     try:
         reg_row, clf_row, bundle, reused = train_model(

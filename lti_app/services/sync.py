@@ -33,8 +33,10 @@ from lti_app.models import (
     SyncCursor,
     SyncRun,
 )
+from lti_app.services.course_settings import refresh_moodle_pass_mark
 from moodle_client import types as mc
-from moodle_client.errors import MalformedResponseError
+from moodle_client.client import MoodleClient
+from moodle_client.errors import InvalidTokenError, MalformedResponseError, MoodleRemoteError
 from moodle_client.logs import LOG_COLUMNS, LogPage, LogRow, LogSource
 
 # Columns copied from a log row to a LogEvent (Moodle's `id` becomes `moodle_log_id`).
@@ -134,6 +136,24 @@ def refresh_course(course: Course, info: mc.Course) -> None:
     course.fullname = info.fullname
     course.start_at = _ts(info.startdate)
     course.end_at = _ts(info.enddate)
+
+
+def refresh_pass_mark(course: Course, client: MoodleClient) -> str | None:
+    """Moodle's pass mark (the course total's "Grade to pass") through the companion plugin.
+
+    Returns None when read, or why it could not be (a plugin older than 0.2.0, a service
+    without the function, a missing capability, an odd answer): the pass mark is optional, the
+    last value read stays, and the sync goes on. A wrong token is not optional: it is raised.
+    """
+    try:
+        grading = client.get_course_grading(course.moodle_course_id)
+    except InvalidTokenError:
+        raise
+    except (MoodleRemoteError, MalformedResponseError) as exc:
+        return str(exc)
+    numeric = grading.gradetype == 1  # a scale or text total has no numeric pass mark
+    refresh_moodle_pass_mark(course, grading.gradepass if numeric else 0.0, grading.grademax)
+    return None
 
 
 def upsert_person(

@@ -53,6 +53,13 @@ def _num(value: Any, digits: int = 1) -> str:
     return str(pattern.apply(float(value), _locale()))
 
 
+def _mark(value: Any) -> str:
+    """A mark as a teacher writes it: "10", "12,5" (French), "11.67"; two decimals at most."""
+    if value is None:
+        return MISSING
+    return str(_pattern("#,##0.##").apply(float(value), _locale()))
+
+
 def _pct(value: Any) -> str:
     if value is None:
         return MISSING
@@ -70,4 +77,4 @@ def _when(value: Any) -> str:
 def install(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, default_translation_directories="translations")
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale() or "en"))
-    app.jinja_env.filters.update(num=_num, pct=_pct, when=_when)
+    app.jinja_env.filters.update(num=_num, mark=_mark, pct=_pct, when=_when)

@@ -53,6 +53,7 @@ from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import page_course
 from lti_app.web.common import settings as _settings
+from lti_app.web.course_settings import CODES as SETTINGS_CODES
 from lti_app.web.views.course import cached_course_view, with_launch_token
 from lti_app.web.views.course_csv import students_csv as to_csv
 from lti_app.web.views.student import student_view
@@ -67,11 +68,17 @@ def course_dashboard(course_id: int) -> Any:
     ctx = current()
     ext = current_app.extensions["arche_predict"]
     cache: PageCache[Any] = ext.setdefault("page_cache", PageCache())
-    view = cached_course_view(
-        _db(), course, default_pass_mark=_settings().ml.pass_mark, cache=cache
-    )
+    view = cached_course_view(_db(), course, ml=_settings().ml, cache=cache)
     body_html = with_launch_token(view["body_html"], request_launch_token() or "")
-    return render_template("teacher.html", course=course, ctx=ctx, view=view, body_html=body_html)
+    code = request.args.get("settings")
+    return render_template(
+        "teacher.html",
+        course=course,
+        ctx=ctx,
+        view=view,
+        body_html=body_html,
+        settings_code=code if code in SETTINGS_CODES else None,
+    )
 
 
 @bp.get("/course/<id:course_id>/students.csv")

@@ -14,8 +14,10 @@ from flask_babel import get_locale
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
+from lti_app.config import MLSettings
 from lti_app.models import Course, ModelVersion
 from lti_app.services import dashboard
+from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.insights import (
     active_models,
     course_summary,
@@ -40,8 +42,34 @@ from lti_app.web.views.wording import _, label, labels
 DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER))
 
 
-def pass_mark(course: Course, default: float) -> float:
-    return float(course.pass_mark) if course.pass_mark is not None else default
+def pass_mark_view(
+    course: Course, ml: MLSettings, clf: ModelVersion | None, reg: ModelVersion | None
+) -> dict[str, Any]:
+    """The pass mark in force, where it comes from in words, and the one the shown estimates
+    were trained for when it differs (a teacher just changed it: the next scoring follows)."""
+    mark = pass_mark_of(course, ml)
+    sources = {
+        "teacher": _("set for this course in the tool"),
+        "moodle": _("Moodle's gradebook (grade to pass of the course total)"),
+        "default": _("the site's default; Moodle's gradebook has none"),
+    }
+    trained = next(
+        (
+            float(v.metadata_json["pass_mark"])
+            for v in (clf, reg)
+            if v is not None and v.metadata_json.get("pass_mark") is not None
+        ),
+        None,
+    )
+    return {
+        "value": mark.value,
+        "scale": mark.scale,
+        "source": mark.source,
+        "source_words": sources[mark.source],
+        "set_at": mark.set_at,
+        "is_own": course.pass_mark is not None,
+        "trained": trained if trained is not None and abs(trained - mark.value) > 1e-9 else None,
+    }
 
 
 # --------------------------------------------------------------------------- course
@@ -145,14 +173,16 @@ def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
     return {"code": code, "message": str(sync.get("error_message") or ""), "fix": fix}
 
 
-def course_view(session: Session, course: Course, *, default_pass_mark: float) -> dict[str, Any]:
+def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str, Any]:
     """Everything the dashboard shows, as data, wording and chart specs."""
     versions = active_models(session, course.id)
     # One read of the latest predictions (with their features and explanations) for both.
     rows = latest_predictions(session, course.id)
     summary = course_summary(session, course, rows=rows, models=versions)
     students = students_table(session, course, rows=rows, models=versions)
-    mark = pass_mark(course, default_pass_mark)
+    marks = pass_mark_view(course, ml, versions.get("classification"), versions.get("regression"))
+    # The chart's line is the mark the shown estimates were made for.
+    mark = marks["trained"] if marks["trained"] is not None else marks["value"]
     # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
     activity = dashboard.weekly_activity(session, course, by_category=False)
     cohort = dashboard.cohort_weekly(activity)
@@ -160,6 +190,8 @@ def course_view(session: Session, course: Course, *, default_pass_mark: float) -
         "summary": summary,
         "students": students,
         "pass_mark": mark,
+        "pass_marks": marks,
+        "risk_threshold": risk_threshold_of(course, ml),
         "state_message": state_message(summary),
         "sync_problem": sync_problem(summary),
         "quality": quality_sentences(versions) if summary["state"] == "predictions" else [],
@@ -230,7 +262,7 @@ TOKEN_SLOT = f"lt-slot-{secrets.token_hex(12)}"
 
 
 def cached_course_view(
-    session: Session, course: Course, *, default_pass_mark: float, cache: PageCache[Any]
+    session: Session, course: Course, *, ml: MLSettings, cache: PageCache[Any]
 ) -> dict[str, Any]:
     """The teacher dashboard's data for this course and reader's language, built once per
     change of what it reads (`DASHBOARD`) and then served from `cache`.
@@ -243,9 +275,7 @@ def cached_course_view(
         request.script_root,
         DASHBOARD.key(session, course),
     )
-    view: dict[str, Any] = cache.get_or_build(
-        key, lambda: build_dashboard(session, course, default_pass_mark=default_pass_mark)
-    )
+    view: dict[str, Any] = cache.get_or_build(key, lambda: build_dashboard(session, course, ml=ml))
     return view
 
 
@@ -255,19 +285,19 @@ def with_launch_token(fragment: str, token: str) -> Markup:
     return Markup(str(fragment).replace(TOKEN_SLOT, str(escape(token))))  # noqa: S704
 
 
-def build_dashboard(
-    session: Session, course: Course, *, default_pass_mark: float
-) -> dict[str, Any]:
+def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict[str, Any]:
     """`course_view` made cacheable: the data sections of the page (quality, the at-risk table,
     the charts and their tables) rendered once into `body_html`, since their hundreds of rows
     and thousands of localised numbers were most of a view's time even with the data at hand;
     and only plain data kept beside it (ORM rows belong to one database session)."""
-    view = course_view(session, course, default_pass_mark=default_pass_mark)
+    view = course_view(session, course, ml=ml)
     body = render_template("_teacher_body.html", view=view, course=course, lt=TOKEN_SLOT)
     return {
         "summary": view["summary"],
         "state_message": view["state_message"],
         "sync_problem": view["sync_problem"],
+        "pass_marks": view["pass_marks"],
+        "risk_threshold": view["risk_threshold"],
         # Autoescaped template output, inserted as it is.
         "body_html": Markup(body),  # noqa: S704
     }

@@ -24,6 +24,14 @@ $functions = [
         'capabilities' => 'report/log:view',
         'ajax' => false,
     ],
+    'local_archepredict_get_course_grading' => [
+        'classname' => 'local_archepredict\external\get_course_grading',
+        'description' => 'The course total\'s grade to pass and range, which stock web services '
+            . 'do not return, for the arche-predict learning-analytics tool.',
+        'type' => 'read',
+        'capabilities' => 'moodle/grade:viewall',
+        'ajax' => false,
+    ],
 ];
 
 // Everything arche-predict calls, in one service an admin only has to enable and authorise
@@ -39,6 +47,7 @@ $services = [
             'core_course_get_contents',
             'core_completion_get_activities_completion_status',
             'local_archepredict_get_course_logs',
+            'local_archepredict_get_course_grading',
         ],
         'restrictedusers' => 1,
         'enabled' => 0,

@@ -230,7 +230,7 @@ def test_access(world: World, actor_name: str, route_index: int) -> None:
                 assert name not in text, (actor_name, path, other)
 
 
-@pytest.mark.parametrize("route", ["roster/refresh", "learner-view"])
+@pytest.mark.parametrize("route", ["roster/refresh", "learner-view", "settings"])
 def test_post_routes_need_a_teacher_and_a_csrf_token(world: World, route: str) -> None:
     env = world.env
     path = f"/course/{world.ids['c2']}/{route}"

@@ -754,7 +754,7 @@ def _build(page: CachedPage, env: LtiEnv, world: World) -> None:
     with env.app.test_request_context(), env.db() as db:
         course = db.get_one(Course, world.course_id)
         if page is DASHBOARD:
-            build_dashboard(db, course, default_pass_mark=env.settings.ml.pass_mark)
+            build_dashboard(db, course, ml=env.settings.ml)
         elif page is COHORT:
             build_cohort(db, course)
         else:  # a new cached page: give its builder here

@@ -63,6 +63,7 @@ def create_app(settings: Settings) -> Flask:
     from lti_app.web.api import bp as api_bp
     from lti_app.web.course_settings import bp as course_settings_bp
     from lti_app.web.health import bp as health_bp
+    from lti_app.web.home import bp as home_bp
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.pages import bp as pages_bp
 
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> Flask:
     hardening.install(app)  # before auth: size and cross-site checks come first
     converters.install(app)  # before the blueprints: their rules use `<id:...>`
     app.register_blueprint(health_bp)
+    app.register_blueprint(home_bp)
     app.register_blueprint(lti_bp)
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)

@@ -459,6 +459,20 @@ class JobLock(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class JobRun(Base):
+    """A scheduled job's last run, by job name (whatever its slot or course), for the admin page:
+    `running` from its start, then `ok` or `failed` with a short detail."""
+
+    __tablename__ = "job_run"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(String(500), default="")
+
+
 # --------------------------------------------------------------------------- models and predictions
 
 

@@ -9,6 +9,7 @@ process gets there first.
 
 from __future__ import annotations
 
+import logging
 import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -70,7 +71,32 @@ def nightly_slot(settings: Settings, now: datetime | None = None) -> str:
 
 
 def run_job(job: Job, ctx: JobContext) -> JobReport:
-    """Run one job for one slot: claim each unit, do it in its own transaction, record it."""
+    """Run one job for one slot: claim each unit, do it in its own transaction, record it.
+
+    The job's start and end are recorded by name (`services.job_runs`) for the admin page.
+    """
+    from lti_app.services import job_runs
+
+    with session_scope(ctx.session_factory) as session:
+        job_runs.record_start(session, job.name, ctx.holder)
+    try:
+        report = _run_job(job, ctx)
+    except Exception as exc:
+        _record_end(ctx, job, f"{exc.__class__.__name__}: {exc}")
+        raise
+    failed = ", ".join(map(str, sorted(report.failed)))
+    _record_end(ctx, job, f"failed for course(s) {failed}" if failed else None)
+    return report
+
+
+def _record_end(ctx: JobContext, job: Job, failure: str | None) -> None:
+    from lti_app.services import job_runs
+
+    with session_scope(ctx.session_factory) as session:
+        job_runs.record_end(session, job.name, ctx.holder, failed=failure)
+
+
+def _run_job(job: Job, ctx: JobContext) -> JobReport:
     report = JobReport(job=job.name, slot=ctx.slot)
     if job.schedule == "interval":
         # Frequent jobs claim their own units of work (e.g. one request at a time): a claim
@@ -218,6 +244,27 @@ def default_jobs() -> tuple[Job, ...]:
     return JOBS
 
 
+class PollOverlapFilter(logging.Filter):
+    """Drops APScheduler's "Execution of job … skipped: maximum number of running instances
+    reached (1)" for the interval jobs (the "Sync now" poll).
+
+    The poll runs every 5 seconds and one "Sync now" (sync and scoring) takes longer, so each
+    request used to print that warning about five times. For a poll it is expected and harmless:
+    the running instance takes every pending request before it returns, so a skipped tick loses
+    nothing. It stays for the nightly jobs, where an overlap means a run longer than a day.
+    """
+
+    def __init__(self, job_ids: Sequence[str]) -> None:
+        super().__init__()
+        self.job_ids = frozenset(job_ids)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances" not in str(record.msg):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return getattr(args[0] if args else None, "id", None) not in self.job_ids
+
+
 def build_scheduler(
     settings: Settings, session_factory: sessionmaker[Session], jobs: Sequence[Job]
 ) -> Any:
@@ -254,5 +301,9 @@ def build_scheduler(
             max_instances=1,
             misfire_grace_time=3600,
         )
+    aps_log = logging.getLogger("apscheduler.scheduler")
+    for old in [f for f in aps_log.filters if isinstance(f, PollOverlapFilter)]:
+        aps_log.removeFilter(old)
+    aps_log.addFilter(PollOverlapFilter([j.name for j in jobs if j.schedule == "interval"]))
     signal.signal(signal.SIGTERM, lambda *_: scheduler.shutdown(wait=False))
     return scheduler

@@ -6,8 +6,11 @@ of passing configuration through environment variables to a separate `gunicorn` 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -34,6 +37,19 @@ def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def control_socket_path(settings: Settings, bind: str) -> str:
+    """This instance's gunicorn control socket: in its instance folder (private, 0700), named
+    by the port. A Unix socket path holds at most 107 bytes; a longer one goes to the temporary
+    directory under a name derived from the same two things."""
+    port = bind.rsplit(":", 1)[-1] if ":" in bind else bind
+    safe_port = "".join(c for c in port if c.isalnum()) or "0"
+    path = settings.instance_dir.resolve() / f"gunicorn-{safe_port}.ctl"
+    if len(os.fsencode(str(path))) <= 100:
+        return str(path)
+    digest = hashlib.sha256(f"{path}".encode()).hexdigest()[:16]
+    return str(Path(tempfile.gettempdir()) / f"arche-predict-{digest}.ctl")
 
 
 class GunicornApp(BaseApplication):  # type: ignore[misc]
@@ -65,6 +81,10 @@ class GunicornApp(BaseApplication):  # type: ignore[misc]
             "logger_class": StructuredGunicornLogger,
             "child_exit": _worker_exited,
             "forwarded_allow_ips": "*" if settings.app.proxy_count else "127.0.0.1",
+            # gunicorn's control socket defaults to one path per user
+            # (~/.gunicorn/gunicorn.ctl): a second instance (the demo beside a test server, two
+            # configurations) would take over the first one's. One per instance and port.
+            "control_socket": control_socket_path(settings, bind),
         }
         super().__init__()
 

@@ -30,7 +30,7 @@ def moodle_check(
     from lti_app.crypto import SecretBox
     from lti_app.models import MoodleSite
     from lti_app.services.connections import SyncConfigError, moodle_client_for
-    from lti_app.services.sites import normalise_base_url
+    from lti_app.services.sites import normalise_base_url, note_release
     from moodle_client.check import run_check
     from moodle_client.errors import MoodleError
 
@@ -52,10 +52,15 @@ def moodle_check(
         except SyncConfigError as exc:
             raise click.ClickException(str(exc)) from None
         log_source = source or site_row.log_source
+        site_id = site_row.id
     try:
         report = run_check(client, moodle_course_id, log_source=log_source)
     except MoodleError as exc:
         raise click.ClickException(str(exc)) from None
+    with ctx.session() as session:
+        row = session.get(MoodleSite, site_id)
+        if row is not None:
+            note_release(row, report.site.release or report.site.version)
     for line in report.lines():
         click.echo(line)
     if not report.ok:

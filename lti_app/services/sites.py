@@ -53,3 +53,9 @@ def site_token(box: SecretBox, site: MoodleSite) -> str | None:
     if site.ws_token_encrypted is None:
         return None
     return box.decrypt(site.ws_token_encrypted)
+
+
+def note_release(site: MoodleSite, release: str) -> None:
+    """Remember the Moodle release a successful connection check read (the admin page shows it)."""
+    if release:
+        site.release = release[:100]

@@ -369,7 +369,7 @@ def _csrf_check() -> Any:
 def install(app: Flask) -> None:
     @app.before_request
     def _session_and_csrf() -> Any:
-        if request.endpoint in {"static", "health.healthz", "health.metrics"}:
+        if request.endpoint in {"static", "health.healthz", "health.metrics", "home.favicon"}:
             return None
         _load_context()
         return _csrf_check()

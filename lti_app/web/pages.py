@@ -16,11 +16,9 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 from sqlalchemy import desc, select
 
 from lti_app.crypto import SecretBox
-from lti_app.db import utcnow
 from lti_app.models import (
     AuditEvent,
     Course,
-    JobLock,
     LtiPlatform,
     ModelVersion,
     MoodleSite,
@@ -28,7 +26,7 @@ from lti_app.models import (
     SyncRun,
     ToolKey,
 )
-from lti_app.services import audit
+from lti_app.services import audit, job_runs
 from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
 from lti_app.services.nrps import (
@@ -243,6 +241,7 @@ def admin_site_check(site_id: int) -> Any:
     """Run the Moodle connection check (what `arche-predict moodle check` prints) from the page:
     it calls Moodle, so it is a button, never done on every page view."""
     from lti_app.services.connections import SyncConfigError, moodle_client_for
+    from lti_app.services.sites import note_release
     from moodle_client.check import run_check
     from moodle_client.errors import MoodleError
 
@@ -256,6 +255,7 @@ def admin_site_check(site_id: int) -> Any:
     try:
         client = moodle_client_for(_settings(), box, site)
         report = run_check(client, course_id, log_source=site.log_source)
+        note_release(site, report.site.release or report.site.version)
         result.update(ok=report.ok, lines=report.lines())
     except (SyncConfigError, MoodleError) as exc:
         result["lines"] = [str(exc)]
@@ -267,8 +267,8 @@ def _admin_data() -> dict[str, Any]:
     from lti_app.web.lti import tool_config_values
 
     db = _db()
-    locks = {row.name: row for row in db.scalars(select(JobLock))}
-    jobs = [{"job": job, "lock": locks.get(job.name)} for job in default_jobs()]
+    runs = job_runs.last_runs(db)
+    jobs = [{"job": job, "run": runs.get(job.name)} for job in default_jobs()]
     courses = {c.id: c for c in db.scalars(select(Course))}
     return {
         "values": tool_config_values(),
@@ -281,7 +281,7 @@ def _admin_data() -> dict[str, Any]:
             )
         ),
         "jobs": jobs,
-        "now": utcnow(),
+        "scheduler_seen": job_runs.scheduler_seen(runs),
         "versions": list(
             db.scalars(
                 select(ModelVersion)

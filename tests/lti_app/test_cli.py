@@ -23,6 +23,7 @@ from lti_app.config import Settings, load_settings
 from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory
 from lti_app.models import MoodleSite
+from lti_app.wsgi import control_socket_path
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -107,6 +108,22 @@ def test_site_add_stores_token_encrypted(settings: Settings) -> None:
     assert SecretBox.from_settings(settings).decrypt(site.ws_token_encrypted) == token
 
 
+def test_gunicorn_control_sockets_differ_per_instance_and_port(settings: Settings) -> None:
+    here = control_socket_path(settings, "127.0.0.1:8000")
+    assert here != control_socket_path(settings, "127.0.0.1:8010")
+    other = settings.model_copy(
+        update={"app": settings.app.model_copy(update={"instance_path": "/srv/other/instance"})}
+    )
+    assert control_socket_path(other, "0.0.0.0:8000") == "/srv/other/instance/gunicorn-8000.ctl"
+    deep = settings.model_copy(
+        update={"app": settings.app.model_copy(update={"instance_path": "/x" * 60})}
+    )
+    long_one = control_socket_path(deep, "127.0.0.1:8000")
+    assert len(long_one) < 100
+    assert long_one.endswith(".ctl")
+    assert long_one != control_socket_path(deep, "127.0.0.1:8001")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -174,6 +191,9 @@ def test_serve_runs_gunicorn_and_sums_metrics_over_workers(settings: Settings) -
             assert healthz_count() == before + 24
         files = list((Path(settings.app.instance_path) / "prometheus").glob("*.db"))
         assert files, "workers wrote no shared metric files"
+        # gunicorn's control socket is this instance's own, not ~/.gunicorn/gunicorn.ctl.
+        ctl = Path(control_socket_path(settings, f"127.0.0.1:{port}"))
+        assert ctl.is_socket(), ctl
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

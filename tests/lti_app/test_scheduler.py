@@ -196,3 +196,69 @@ def test_purge_lti_job_drops_only_expired_launch_state(
     run_job(job, JobContext(Settings(), factory, "test", "2026-11-23"))
     with factory() as session:
         assert set(session.scalars(select(LtiStoredValue.key))) == {"new"}
+
+
+# ------------------------------------------------------------------ #15 E and F: last runs, logs
+
+
+def test_a_running_scheduler_records_each_jobs_last_run(backend: str, databases: Databases) -> None:
+    """The real APScheduler loop, with the "Sync now" poll ticking fast: its last run is recorded
+    by job name while the scheduler runs (the admin page used to look for claims named after the
+    job, which no job ever makes, and always said "never")."""
+    import dataclasses
+    import threading
+    import time
+
+    from lti_app.config import Settings
+    from lti_app.models import JobRun
+    from lti_app.scheduler import build_scheduler, default_jobs
+
+    url = databases.new_url(backend)
+    _seed_courses(url, 0)
+    factory = make_session_factory(make_engine(url))
+    poll = next(j for j in default_jobs() if j.name == "sync-requests")
+    fast = dataclasses.replace(poll, interval=timedelta(seconds=0.2))
+    scheduler = build_scheduler(Settings(), factory, [fast])
+    thread = threading.Thread(target=scheduler.start, daemon=True)
+    thread.start()
+    try:
+        row = None
+        deadline = time.monotonic() + 20
+        while row is None or row.finished_at is None:
+            assert time.monotonic() < deadline, "the scheduler recorded no run"
+            time.sleep(0.1)
+            with factory() as session:
+                row = session.get(JobRun, "sync-requests")
+    finally:
+        scheduler.shutdown(wait=True)
+        thread.join(timeout=10)
+    assert row.status == "ok"
+    assert row.holder == locks.holder_id()
+
+
+def test_the_poll_overlap_warning_is_dropped_for_polls_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """APScheduler's "skipped: maximum number of running instances reached (1)" was printed at
+    every 5-second tick of a "Sync now" longer than that; it is expected for the poll (the
+    running instance takes every pending request) and stays for the nightly jobs."""
+    import logging
+
+    from lti_app.config import Settings
+    from lti_app.scheduler import build_scheduler, default_jobs
+
+    scheduler = build_scheduler(
+        Settings(), make_session_factory(make_engine("sqlite://")), default_jobs()
+    )
+    aps = logging.getLogger("apscheduler.scheduler")
+    # APScheduler's own call (apscheduler/schedulers/base.py, _process_jobs), with its Job.
+    message = 'Execution of job "%s" skipped: maximum number of running instances reached (%d)'
+    with caplog.at_level(logging.WARNING, logger="apscheduler.scheduler"):
+        for name in ("sync-requests", "sync-requests", "nightly-sync"):
+            aps.warning(message, scheduler.get_job(name), 1)
+    skipped = [r for r in caplog.records if "maximum number of running" in r.getMessage()]
+    assert len(skipped) == 1
+    assert "Pull each course" in skipped[0].getMessage()  # the nightly sync's description
+    # Building another scheduler does not stack the filters.
+    build_scheduler(Settings(), make_session_factory(make_engine("sqlite://")), default_jobs())
+    assert sum(type(f).__name__ == "PollOverlapFilter" for f in aps.filters) == 1

@@ -152,8 +152,11 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
 ]
 
 #: GET routes outside the matrix: each one's access is the subject of its own tests (the LTI
-#: handshake, keys and registration, health and metrics, the API's document, static files).
+#: handshake, keys and registration, health and metrics, the API's document, static files, and
+#: the public front page and icon: tests/lti_app/test_home.py).
 OUTSIDE_THE_MATRIX = {
+    "/",
+    "/favicon.ico",
     "/api/v1/openapi.json",
     "/healthz",
     "/lti/jwks",

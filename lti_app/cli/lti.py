@@ -42,6 +42,7 @@ def lti_add_platform(
     from lti_app.services.sites import SiteError
 
     box = SecretBox.from_settings(ctx.settings)
+    notes: list[str] = []
     try:
         with ctx.session() as session:
             platform = add_platform(
@@ -55,6 +56,7 @@ def lti_add_platform(
                 key_set_url=key_set_url,
                 name=name,
                 site_url=site_url,
+                notes=notes,
             )
             key = ensure_key(session, box)
             audit.record(
@@ -70,7 +72,104 @@ def lti_add_platform(
                 f"platform {platform.id}: {platform.issuer} client {platform.client_id} "
                 f"deployments [{deps}]; tool key {key.kid}"
             )
+            for note in notes:
+                click.echo(f"Note: {note}")
     except (RegistryError, SiteError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@lti.command("list-platforms")
+@pass_ctx
+@friendly_errors
+def lti_list_platforms(ctx: CliContext) -> None:
+    """List the registered platforms with their ids, state and deployments."""
+    from sqlalchemy import select
+
+    from lti_app.models import LtiPlatform
+
+    with ctx.session() as session:
+        platforms = list(session.scalars(select(LtiPlatform).order_by(LtiPlatform.id)))
+        if not platforms:
+            click.echo("no platform registered: `lti registration-url` or `lti add-platform`")
+        for p in platforms:
+            deps = ",".join(d.deployment_id for d in p.deployments) or "-"
+            state = "active" if p.active else "disabled"
+            click.echo(
+                f"{p.id:>4}  {state:8} {p.name!r} {p.issuer} client {p.client_id} "
+                f"deployments [{deps}]"
+            )
+
+
+@lti.command("disable-platform")
+@click.argument("platform_id", type=int)
+@pass_ctx
+@friendly_errors
+def lti_disable_platform(ctx: CliContext, platform_id: int) -> None:
+    """Refuse a platform's launches from now on and end its launch sessions (its courses and
+    data stay; `lti add-platform` with its issuer and client id enables it again)."""
+    from lti_app.services import audit
+    from lti_app.services.lti_registry import RegistryError, disable_platform, platform_or_error
+
+    try:
+        with ctx.session() as session:
+            platform = platform_or_error(session, platform_id)
+            if not platform.active:
+                click.echo(f"platform {platform.id} ({platform.issuer}) is already disabled")
+                return
+            ended = disable_platform(session, platform)
+            audit.record(
+                session,
+                "lti.disable_platform",
+                "accepted",
+                None,
+                platform_id=platform.id,
+                details={"issuer": platform.issuer, "client_id": platform.client_id},
+            )
+            click.echo(
+                f"platform {platform.id} ({platform.issuer}, client {platform.client_id}) "
+                f"disabled; {ended} launch session(s) ended"
+            )
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@lti.command("remove-platform")
+@click.argument("platform_id", type=int)
+@click.option("--yes", is_flag=True, help="Confirm the removal (nothing is removed without it).")
+@pass_ctx
+@friendly_errors
+def lti_remove_platform(ctx: CliContext, platform_id: int, yes: bool) -> None:
+    """Delete a platform's registration, deployments and launch sessions (needs --yes).
+
+    Courses, people, their data and the audit trail stay; launches from that platform are
+    refused until it is registered again (its client id then changes in Moodle)."""
+    from lti_app.services import audit
+    from lti_app.services.lti_registry import (
+        RegistryError,
+        platform_or_error,
+        platform_use,
+        remove_platform,
+    )
+
+    try:
+        with ctx.session() as session:
+            platform = platform_or_error(session, platform_id)
+            use = platform_use(session, platform)
+            what = (
+                f"platform {platform.id} ({platform.issuer}, client {platform.client_id}): "
+                f"{use.deployments} deployment(s), {use.live_sessions} live launch session(s); "
+                f"{use.people} people keep their data but lose their link to it"
+            )
+            if not yes:
+                raise click.ClickException(
+                    f"this would remove {what}. Rerun with --yes to remove it, or use "
+                    "`lti disable-platform` to refuse its launches and keep the registration"
+                )
+            details = {"issuer": platform.issuer, "client_id": platform.client_id}
+            remove_platform(session, platform)
+            audit.record(session, "lti.remove_platform", "accepted", None, details=details)
+            click.echo(f"removed {what}")
+    except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
 
 

@@ -60,7 +60,9 @@ class _Registration(DynamicRegistration):
         openid_configuration: str,
         registration_token: str | None,
         http: requests.Session,
+        notes: list[str] | None = None,
     ) -> None:
+        self._notes = notes
         self._db = db
         self._box = box
         self._urls = urls
@@ -145,6 +147,7 @@ class _Registration(DynamicRegistration):
                 auth_token_url=str(endpoints["token_endpoint"]),
                 key_set_url=str(endpoints["jwks_uri"]),
                 name=str(name),
+                notes=self._notes,
             )
         except RegistryError as exc:
             raise DynamicRegistrationError(str(exc)) from None
@@ -164,11 +167,14 @@ def register(
     openid_configuration: str,
     registration_token: str | None,
     http: requests.Session,
+    notes: list[str] | None = None,
 ) -> LtiPlatform:
+    """Register the tool with the platform; an existing site or platform keeps its name (said
+    in `notes`)."""
     parts = urlsplit(openid_configuration)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise DynamicRegistrationError("openid_configuration is not an http(s) URL")
-    flow = _Registration(db, box, urls, openid_configuration, registration_token, http)
+    flow = _Registration(db, box, urls, openid_configuration, registration_token, http, notes)
     try:
         flow.register()
     except DynamicRegistrationError:

@@ -119,7 +119,7 @@ def platform_site(session: Session, box: SecretBox, platform: LtiPlatform) -> Mo
     """The platform's Moodle site, created from the issuer (Moodle's wwwroot) when missing."""
     if platform.site is not None:
         return platform.site
-    site = upsert_site(session, box, platform.issuer, name=platform.name)
+    site = upsert_site(session, box, platform.issuer, name=platform.name, rename=False)
     platform.site_id = site.id
     session.flush()
     return site

@@ -19,12 +19,12 @@ from pylti1p3.deployment import Deployment
 from pylti1p3.registration import Registration
 from pylti1p3.request import Request
 from pylti1p3.tool_config.abstract import ToolConfAbstract
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from lti_app.crypto import SecretBox
 from lti_app.db import utcnow
-from lti_app.models import LtiDeployment, LtiPlatform, ToolKey
+from lti_app.models import LtiDeployment, LtiPlatform, LtiSession, Person, ToolKey
 from lti_app.services.lti_keys import current_key, private_key_pem, public_key_pem
 from lti_app.services.sites import normalise_base_url, upsert_site
 
@@ -74,25 +74,34 @@ def add_platform(
     name: str = "",
     site_url: str | None = None,
     auth_audience: str | None = None,
+    notes: list[str] | None = None,
 ) -> LtiPlatform:
     """Create or update one registration and add deployments to it (idempotent).
 
     Endpoints default to Moodle's; the Moodle site (whose courses launches link to) defaults to
-    the issuer, which is Moodle's wwwroot.
+    the issuer, which is Moodle's wwwroot. An existing platform or site keeps its name: `name`
+    names only what is created here, and a different one is said in `notes`.
     """
     issuer = _check_url("issuer", issuer).rstrip("/")
     client_id = client_id.strip()
     if not client_id:
         raise RegistryError("client id is empty")
     defaults = moodle_endpoints(issuer)
-    site = upsert_site(session, box, normalise_base_url(site_url or issuer), name=name)
+    site = upsert_site(
+        session, box, normalise_base_url(site_url or issuer), name=name, rename=False, notes=notes
+    )
     platform = session.scalar(
         select(LtiPlatform).where(LtiPlatform.issuer == issuer, LtiPlatform.client_id == client_id)
     )
     if platform is None:
         platform = LtiPlatform(issuer=issuer, client_id=client_id)
         session.add(platform)
-    platform.name = name or platform.name or issuer
+    if not platform.name:
+        platform.name = name or issuer
+    elif name and name != platform.name and notes is not None:
+        notes.append(
+            f"platform {issuer} keeps its name '{platform.name}' (not renamed to '{name}')"
+        )
     platform.site_id = site.id
     platform.auth_login_url = _check_url(
         "auth login URL", auth_login_url or defaults.auth_login_url
@@ -118,6 +127,60 @@ def add_platform(
             known.add(dep)
     session.flush()
     return platform
+
+
+@dataclass(frozen=True)
+class PlatformUse:
+    """What depends on a platform, said before it is disabled or removed."""
+
+    deployments: int
+    live_sessions: int
+    people: int
+
+
+def platform_or_error(session: Session, platform_id: int) -> LtiPlatform:
+    platform = session.get(LtiPlatform, platform_id)
+    if platform is None:
+        known = ", ".join(
+            f"{p.id} ({p.issuer}, client {p.client_id})"
+            for p in session.scalars(select(LtiPlatform).order_by(LtiPlatform.id))
+        )
+        raise RegistryError(f"no platform {platform_id}; known: {known or 'none'}")
+    return platform
+
+
+def platform_use(session: Session, platform: LtiPlatform) -> PlatformUse:
+    def count(query: Any) -> int:
+        return int(session.scalar(query) or 0)
+
+    return PlatformUse(
+        deployments=len(platform.deployments),
+        live_sessions=count(
+            select(func.count(LtiSession.id)).where(
+                LtiSession.platform_id == platform.id, LtiSession.expires_at > utcnow()
+            )
+        ),
+        people=count(select(func.count(Person.id)).where(Person.platform_id == platform.id)),
+    )
+
+
+def disable_platform(session: Session, platform: LtiPlatform) -> int:
+    """Refuse the platform's logins and launches from now on, and end its launch sessions (a
+    disabled platform's users must not keep using the tool). Returns the sessions ended.
+    `add_platform` with the same issuer and client id enables it again."""
+    platform.active = False
+    ended = session.execute(delete(LtiSession).where(LtiSession.platform_id == platform.id))
+    session.flush()
+    return int(ended.rowcount)  # type: ignore[attr-defined]
+
+
+def remove_platform(session: Session, platform: LtiPlatform) -> None:
+    """Delete the registration, its deployments and its launch sessions. Courses, people, their
+    data and the audit trail stay (their link to the platform is cleared by the foreign keys); the
+    Moodle site stays too."""
+    session.execute(delete(LtiSession).where(LtiSession.platform_id == platform.id))
+    session.delete(platform)
+    session.flush()
 
 
 def find_platform(session: Session, issuer: str, client_id: str | None) -> LtiPlatform | None:

@@ -29,16 +29,32 @@ def normalise_base_url(url: str) -> str:
 
 
 def upsert_site(
-    session: Session, box: SecretBox, base_url: str, *, name: str = "", token: str | None = None
+    session: Session,
+    box: SecretBox,
+    base_url: str,
+    *,
+    name: str = "",
+    token: str | None = None,
+    rename: bool = True,
+    notes: list[str] | None = None,
 ) -> MoodleSite:
-    """Create or update a site. The token is encrypted before it touches the session."""
+    """Create or update a site. The token is encrypted before it touches the session.
+
+    An existing site takes a new `name` only with `rename` (`site add --name`, the site's own
+    command); registering a platform or a launch never renames it. Either way, a name that
+    differs is said in `notes` for the command to print.
+    """
     url = normalise_base_url(base_url)
     site = session.scalar(select(MoodleSite).where(MoodleSite.base_url == url))
     if site is None:
         site = MoodleSite(base_url=url, name=name or url)
         session.add(site)
-    elif name:
-        site.name = name
+    elif name and name != site.name:
+        if rename:
+            _note(notes, f"site {url} renamed from '{site.name}' to '{name}'")
+            site.name = name
+        else:
+            _note(notes, f"site {url} keeps its name '{site.name}' (not renamed to '{name}')")
     if token is not None:
         token = token.strip()
         if not token:
@@ -46,6 +62,11 @@ def upsert_site(
         site.ws_token_encrypted = box.encrypt(token)
     session.flush()
     return site
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
 
 
 def site_token(box: SecretBox, site: MoodleSite) -> str | None:

@@ -339,6 +339,11 @@ def _frame_origins() -> list[str]:
     return origins
 
 
+def allow_framing_by(origins: set[str]) -> None:
+    """Let these origins frame this request's answer only (added to its frame-ancestors)."""
+    g.extra_frame_origins = set(origins)
+
+
 def forget_frame_origins(app: Flask) -> None:
     """Drop the cached platform origins (after a registration) so the CSP follows at once."""
     app.extensions["arche_predict"].pop("frame_origins", None)
@@ -376,11 +381,14 @@ def install(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response: Response) -> Response:
-        origins = " ".join(_frame_origins())
+        registered = list(_frame_origins())
+        origins = " ".join(registered)
+        extra = sorted(set(g.get("extra_frame_origins", ())) - set(registered))
+        ancestors = " ".join([*registered, *extra])
         response.headers["Content-Security-Policy"] = (
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             f"object-src 'none'; base-uri 'none'; form-action 'self' {origins}; "
-            f"frame-ancestors 'self' {origins}"
+            f"frame-ancestors 'self' {ancestors}"
         ).replace("  ", " ")
         response.headers.pop("X-Frame-Options", None)
         response.headers.setdefault("Referrer-Policy", "same-origin")

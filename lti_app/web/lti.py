@@ -36,6 +36,7 @@ from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
 from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
     LaunchContext,
+    allow_framing_by,
     context_of,
     cookie_session,
     current,
@@ -559,6 +560,11 @@ def dynamic_registration() -> Any:
     config_url = request.args.get("openid_configuration", "")
     registration_token = request.args.get("registration_token") or None
     details = {"openid_configuration": config_url}
+    # Moodle shows this page in a panel framed by its own admin page, and a Moodle the tool
+    # does not know yet is in no frame-ancestors list: this request's answers (the result or
+    # the reason of a refusal) may be framed by the origin the registration names, and only
+    # they. Nothing on these pages acts on a click, so framing them lends nothing to clickjack.
+    allow_framing_by(url_origins(config_url))
     if not code or not redeem_code(_db(), current_app.config["SECRET_KEY"], code):
         return _reject(
             "lti.register",
@@ -579,6 +585,7 @@ def dynamic_registration() -> Any:
         logo=external_url("static", filename="logo.svg"),
     )
     ensure_key(_db(), _box())
+    notes: list[str] = []
     try:
         platform = register(
             _db(),
@@ -587,6 +594,7 @@ def dynamic_registration() -> Any:
             openid_configuration=config_url,
             registration_token=registration_token,
             http=TimeoutSession(_settings().lti.http_timeout),
+            notes=notes,
         )
     except DynamicRegistrationError as exc:
         return _reject(
@@ -602,4 +610,4 @@ def dynamic_registration() -> Any:
         details={"issuer": platform.issuer, "client_id": platform.client_id},
     )
     forget_frame_origins(current_app._get_current_object())  # type: ignore[attr-defined]
-    return render_template("registered.html", platform=platform)
+    return render_template("registered.html", platform=platform, notes=notes)

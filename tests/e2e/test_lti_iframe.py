@@ -210,3 +210,41 @@ def test_unregistered_origin_cannot_frame_the_tool(
     finally:
         ctx.close()
         evil.shutdown()
+
+
+def test_dynamic_registration_from_an_unknown_moodle_completes_in_its_frame(
+    playwright: Playwright, stack: Stack, tmp_path: Path
+) -> None:
+    """A Moodle the tool does not know yet frames the registration page (Moodle's "Manage
+    tools" panel): the page is allowed to be framed by that origin, so the panel shows the
+    result instead of "refused to connect" (#15 D)."""
+    from lti_app.services.lti_dynreg import issue_code
+    from tests.lti_app.lti.lti_platform import Platform
+
+    unknown = Platform()
+    try:
+        with stack.env.db() as db:
+            code = issue_code(db, stack.env.settings.app.secret_key, ttl_seconds=600)
+        query = urlencode(
+            {
+                "code": code,
+                "openid_configuration": f"{unknown.issuer}/mod/lti/openid-configuration.php",
+                "registration_token": unknown.registration_token,
+            }
+        )
+        target = f"{stack.tool_origin}/lti/register?{query}"
+        unknown.registration_frame_src = target
+        ctx = _context(playwright, tmp_path)
+        try:
+            page = ctx.new_page()
+            with page.expect_response(lambda r: r.url.startswith(target.split("?")[0])) as info:
+                page.goto(f"{unknown.issuer}/mod/lti/toolconfigure.php")
+            csp = info.value.headers["content-security-policy"]
+            assert unknown.issuer in csp.split("frame-ancestors", 1)[1]
+            frame = page.frame_locator("#registration-frame")
+            expect(frame.locator("#registered")).to_have_text("arche-predict is registered")
+            assert unknown.registrations, "the platform never received the tool's configuration"
+        finally:
+            ctx.close()
+    finally:
+        unknown.close()

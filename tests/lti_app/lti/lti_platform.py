@@ -101,6 +101,9 @@ class Platform:
         self.registrations: list[dict[str, Any]] = []
         self.config_issuer: str | None = None
         self.auth_overrides: dict[str, Any] = {}
+        #: What Moodle's "Manage tools" page frames during a dynamic registration (the tool's
+        #: registration URL with Moodle's parameters), served at /mod/lti/toolconfigure.php.
+        self.registration_frame_src = ""
 
     def close(self) -> None:
         self._server.shutdown()
@@ -208,6 +211,8 @@ class Platform:
                     self._send(200, platform.auth_response(query), "text/html")
                 elif url.path == "/course/view.php":
                     self._send(200, platform.course_page(), "text/html")
+                elif url.path == "/mod/lti/toolconfigure.php":
+                    self._send(200, platform.registration_page(), "text/html")
                 elif url.path.endswith("/memberships"):
                     platform.memberships(self)
                 elif url.path == "/mod/lti/openid-configuration.php":
@@ -286,6 +291,16 @@ class Platform:
         return (
             "<!doctype html><html><body><h1>Moodle course ALGO101</h1>"
             f'<iframe id="contentframe" src="{src}" width="1000" height="700"></iframe>'
+            "</body></html>"
+        )
+
+    def registration_page(self) -> str:
+        """Moodle's "Manage tools" page during a dynamic registration: the tool's registration
+        URL in a panel (an iframe) of the platform's own page."""
+        src = html.escape(self.registration_frame_src)
+        return (
+            "<!doctype html><html><body><h1>Manage tools</h1>"
+            f'<iframe id="registration-frame" src="{src}" width="900" height="500"></iframe>'
             "</body></html>"
         )
 

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from lti_app.models import LtiDeployment, LtiPlatform
 from lti_app.services.lti_dynreg import issue_code
 from tests.lti_app.lti.env import LtiEnv, login, post_launch
+from tests.lti_app.lti.lti_platform import Platform
 
 
 def _code(env: LtiEnv, ttl: int = 3600) -> str:
@@ -87,3 +88,46 @@ def test_platform_refusing_the_registration_is_reported(lti_env: LtiEnv) -> None
     status, body = _register(lti_env, _code(lti_env), token="wrong-token")
     assert status == 400
     assert "Registration failed" in body
+
+
+# ------------------------------------------------------------------ #15 D: framed by the Moodle
+
+
+def _frame_ancestors(resp: object) -> list[str]:
+    csp = resp.headers["Content-Security-Policy"]  # type: ignore[attr-defined]
+    part = next(p.strip() for p in csp.split(";") if p.strip().startswith("frame-ancestors"))
+    return part.split()[1:]
+
+
+def test_a_moodle_not_yet_known_may_frame_its_own_registration_only(lti_env: LtiEnv) -> None:
+    """Moodle shows the registration page in a panel of its admin page: the registering
+    Moodle's origin (from its openid_configuration URL) is in that page's frame-ancestors, for
+    that registration's answers only; every other page keeps the registered platforms' list."""
+    unknown = Platform()  # another Moodle, on another origin, that the tool does not know
+    try:
+        config = f"{unknown.issuer}/mod/lti/openid-configuration.php"
+        assert unknown.issuer not in _frame_ancestors(lti_env.client().get("/lti/jwks"))
+        resp = lti_env.client().get(
+            "/lti/register",
+            query_string={
+                "code": _code(lti_env),
+                "openid_configuration": config,
+                "registration_token": unknown.registration_token,
+            },
+        )
+        assert resp.status_code == 200, resp.get_data(as_text=True)
+        ancestors = _frame_ancestors(resp)
+        assert ancestors[0] == "'self'"
+        assert unknown.issuer in ancestors
+        # A refused registration (a used code) still answers its own framer with the reason.
+        refused = lti_env.client().get(
+            "/lti/register",
+            query_string={"code": "forged", "openid_configuration": "https://evil.example/x"},
+        )
+        assert refused.status_code == 403
+        assert "https://evil.example" in _frame_ancestors(refused)
+        # Other pages: never the origin a registration request named.
+        for path in ("/", "/lti/jwks"):
+            assert "https://evil.example" not in _frame_ancestors(lti_env.client().get(path))
+    finally:
+        unknown.close()

@@ -4,6 +4,7 @@ endpoints, gated by the admin's single-use registration code."""
 from __future__ import annotations
 
 from sqlalchemy import select
+from werkzeug.test import TestResponse
 
 from lti_app.models import LtiDeployment, LtiPlatform
 from lti_app.services.lti_dynreg import issue_code
@@ -93,8 +94,8 @@ def test_platform_refusing_the_registration_is_reported(lti_env: LtiEnv) -> None
 # ------------------------------------------------------------------ #15 D: framed by the Moodle
 
 
-def _frame_ancestors(resp: object) -> list[str]:
-    csp = resp.headers["Content-Security-Policy"]  # type: ignore[attr-defined]
+def _frame_ancestors(resp: TestResponse) -> list[str]:
+    csp: str = resp.headers["Content-Security-Policy"]
     part = next(p.strip() for p in csp.split(";") if p.strip().startswith("frame-ancestors"))
     return part.split()[1:]
 

@@ -1,14 +1,18 @@
 """Evaluation of a model version: metrics with bootstrap CIs, baselines, and the quality gate.
 
-Everything is measured on predictions for students the model did not see: the out-of-fold
-predictions of the grouped cross-validation (each from a model trained without that student's
-offering) or a held-out set of offerings. Calibrated probabilities are *cross-calibrated*: the
-isotonic map applied to a fold is fitted on the other folds only, so calibration metrics are not
-flattered by fitting and scoring on the same predictions.
+Everything is measured on what a *new offering* would have been shown (issue #14): each past
+offering in turn is predicted by the chosen configuration refitted on the other offerings, its
+grade distribution (:mod:`ml.distribution`) calibrated on the other offerings' out-of-fold
+residuals only (:func:`out_of_offering_predictions`, leave one offering out). The grade shown
+(the distribution's median), its interval and the pass chance are scored together: R², MAE and
+interval coverage for the grade; AUC, Brier, and the calibration error (ECE, 10 equal-width bins,
+with a bootstrap 95 % CI) for the chance. The calibration curve merges neighbouring bins until
+each holds at least 20 students. The early-warning curve does the same at 10/25/50/75/100 % of
+the term, with the cheap candidate (ridge). An offering's shift from the others (a harder exam,
+a weaker cohort) is therefore inside every figure, as it will be for the next offering.
 
-**Baselines** are what a model must beat: the mean grade of the training folds (regression) and
-the pass rate of the training folds as a probability, or the majority class for accuracy
-(classification).
+**Baselines** are what a model must beat: the other offerings' mean grade (regression) and
+their pass rate as a probability, or the majority class for accuracy (classification).
 
 **The quality gate.** A model passes when its gain over the baseline, MAE for grades and Brier
 score for pass probabilities, has a bootstrap 95% CI that lies above zero. Consumers must not
@@ -30,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.inspection import permutation_importance
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import (
@@ -42,17 +47,11 @@ from sklearn.metrics import (
     recall_score,
     roc_auc_score,
 )
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, LeaveOneGroupOut
 
 from ml.dataset import TrainingSet
-from ml.models import (
-    ClassificationModel,
-    RegressionModel,
-    conformal_quantile,
-    fit_classifier,
-    fit_regressor,
-    regression_scores,
-)
+from ml.distribution import GradeDistribution
+from ml.models import RegressionModel, fit_regressor, regression_scores
 
 Metric = Callable[..., float]
 
@@ -68,8 +67,20 @@ def ece_mce(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> tuple[float, 
     return float((gap * weights).sum()), float(gap.max())
 
 
-def calibration_curve_data(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
-    """Per non-empty bin: bounds, mean predicted probability, observed pass rate, count."""
+def ece(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -> float:
+    """The expected calibration error alone (a metric for :func:`bootstrap_ci`)."""
+    return ece_mce(y, proba, n_bins)[0]
+
+
+def calibration_curve_data(
+    y: np.ndarray, proba: np.ndarray, n_bins: int = 10, *, min_count: int = 0
+) -> pd.DataFrame:
+    """Per non-empty bin: bounds, mean predicted probability, observed pass rate, count.
+
+    Bins are equal-width; with ``min_count``, neighbouring bins are merged from the left until
+    each holds at least that many students (a last short run joins the bin before it), so a
+    chart never shows the pass rate of three students as a point of the curve.
+    """
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(proba, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
@@ -77,15 +88,35 @@ def calibration_curve_data(y: np.ndarray, proba: np.ndarray, n_bins: int = 10) -
     count = np.bincount(idx, minlength=n_bins)
     sum_p = np.bincount(idx, weights=p, minlength=n_bins)
     sum_y = np.bincount(idx, weights=y, minlength=n_bins)
-    keep = count > 0
+    groups: list[list[int]] = []
+    run: list[int] = []
+    for b in range(n_bins):
+        if count[b] == 0 and not run:
+            continue
+        run.append(b)
+        if sum(count[i] for i in run) >= max(min_count, 1):
+            groups.append(run)
+            run = []
+    if run and sum(count[i] for i in run) > 0:
+        if groups and min_count > 0:
+            groups[-1] = groups[-1] + run
+        else:
+            groups.append(run)
+    rows = []
+    for members in groups:
+        used = [i for i in members if count[i] > 0]
+        c = int(sum(count[i] for i in members))
+        rows.append(
+            {
+                "bin_lower": float(edges[used[0]]),
+                "bin_upper": float(edges[used[-1] + 1]),
+                "mean_predicted": float(sum(sum_p[i] for i in members) / c),
+                "fraction_positive": float(sum(sum_y[i] for i in members) / c),
+                "count": c,
+            }
+        )
     return pd.DataFrame(
-        {
-            "bin_lower": edges[:-1][keep],
-            "bin_upper": edges[1:][keep],
-            "mean_predicted": sum_p[keep] / count[keep],
-            "fraction_positive": sum_y[keep] / count[keep],
-            "count": count[keep],
-        }
+        rows, columns=["bin_lower", "bin_upper", "mean_predicted", "fraction_positive", "count"]
     )
 
 
@@ -237,7 +268,7 @@ def permutation_importance_table(
     X: pd.DataFrame,
     y: np.ndarray,
     *,
-    scoring: str,
+    scoring: str | Callable[..., float],
     n_repeats: int = 30,
     random_state: int = 0,
 ) -> pd.DataFrame:
@@ -259,48 +290,124 @@ def permutation_importance_table(
     return table.sort_values("importance", ascending=False).reset_index(drop=True)
 
 
+# ------------------------------------------------------------------ out of offering
+def out_of_offering_predictions(
+    data: TrainingSet, regressor: RegressionModel, *, max_folds: int = 10
+) -> pd.DataFrame:
+    """What a new offering would have been shown: each past offering predicted by the
+    regressor's chosen configuration refitted on the *other* offerings, with the grade
+    distribution calibrated on the other offerings' out-of-fold residuals only (leave one
+    offering out; with more than ``max_folds`` offerings, that many grouped folds).
+
+    One row per student of ``data`` (which must be what ``regressor`` was fitted on), in its
+    order: ``offering``, ``y``, ``passed``, the shown ``grade``, ``grade_low``, ``grade_high``,
+    ``p_pass``, ``p_pass_low``, ``p_pass_high``, and the trivial baselines a new offering would
+    get (``baseline_grade``: the other offerings' mean grade; ``baseline_p``: their pass rate).
+    """
+    if regressor.estimator is None:
+        raise ValueError("out-of-offering predictions refit the chosen configuration: pass a "
+                         "regressor from fit_regressor, not one loaded from disk")  # fmt: skip
+    X = data.X[regressor.features]
+    y = data.grade.to_numpy(dtype=np.float64)
+    passed = data.passed.to_numpy(dtype=np.float64)
+    groups = data.groups.to_numpy()
+    if len(y) != len(regressor.oof_pred):
+        raise ValueError("data must be the rows the regressor was fitted on")
+    n_groups = int(pd.unique(groups).size)
+    splitter = LeaveOneGroupOut() if n_groups <= max_folds else GroupKFold(n_splits=max_folds)
+    base = regressor.distribution
+    cols = ("grade", "grade_low", "grade_high", "p_pass", "p_pass_low", "p_pass_high")
+    out = {c: np.full(len(y), np.nan) for c in (*cols, "baseline_grade", "baseline_p")}
+    for train, test in splitter.split(X, y, groups):
+        model = clone(regressor.estimator).fit(X.iloc[train], y[train])
+        dist = GradeDistribution.from_oof(
+            y[train],
+            regressor.oof_pred[train],
+            groups[train],
+            scale=base.scale,
+            pass_mark=base.pass_mark,
+            alpha=base.alpha,
+            chance_level=base.chance_level,
+        )
+        shown = dist.summary(np.asarray(model.predict(X.iloc[test]), dtype=np.float64))
+        for c in cols:
+            out[c][test] = shown[c]
+        out["baseline_grade"][test] = y[train].mean()
+        out["baseline_p"][test] = passed[train].mean()
+    return pd.DataFrame({"offering": groups, "y": y, "passed": passed.astype(np.int64), **out})
+
+
+def out_of_offering_metrics(
+    predictions: pd.DataFrame, *, n_boot: int = 300, random_state: int = 0
+) -> dict[str, Any]:
+    """R², MAE, interval coverage and width, AUC, Brier and ECE (with its bootstrap 95 % CI) of
+    :func:`out_of_offering_predictions`, their baselines and both gates."""
+    y = predictions["y"].to_numpy(dtype=np.float64)
+    passed = predictions["passed"].to_numpy(dtype=np.int64)
+    grade = predictions["grade"].to_numpy(dtype=np.float64)
+    p = predictions["p_pass"].to_numpy(dtype=np.float64)
+    base, p_base = predictions["baseline_grade"].to_numpy(), predictions["baseline_p"].to_numpy()
+    ci = {"n_boot": n_boot, "random_state": random_state}
+    e, e_lo, e_hi = bootstrap_ci(ece, passed, p, **ci)
+    low, high = predictions["grade_low"].to_numpy(), predictions["grade_high"].to_numpy()
+    return {
+        "n": len(y),
+        "n_offerings": int(predictions["offering"].nunique()),
+        "r2": _r2(y, grade),
+        "mae": _mae(y, grade),
+        "mae_baseline": _mae(y, base),
+        "coverage": float(np.mean((y >= low) & (y <= high))),
+        "mean_width": float(np.mean(high - low)),
+        "auc": _auc(passed, p),
+        "brier": _brier(passed, p),
+        "brier_baseline": _brier(passed, p_base),
+        "ece": e,
+        "ece_ci_low": e_lo,
+        "ece_ci_high": e_hi,
+        "regression_gate": gain_gate(_mae, y, grade, base, **ci)["passed"],
+        "classification_gate": gain_gate(_brier, passed, p, p_base, **ci)["passed"],
+    }
+
+
 # ------------------------------------------------------------------ early warning
 def early_warning_curve(
     data: TrainingSet,
     checkpoints: Sequence[float] | None = None,
     *,
     regressors: Sequence[str] = ("ridge",),
-    classifiers: Sequence[str] = ("logistic",),
+    classifiers: Sequence[str] | None = None,
     n_boot: int = 300,
     random_state: int = 0,
     n_threads: int = 1,
 ) -> pd.DataFrame:
-    """Grouped-CV metrics per checkpoint: how early a trustworthy prediction is possible."""
+    """Out-of-offering quality per checkpoint: how early a trustworthy prediction is possible.
+
+    At each checkpoint the cheap candidates (``regressors``) are selected under grouped
+    cross-validation, then every offering is predicted by models trained on the others
+    (:func:`out_of_offering_predictions`): R², MAE, coverage of the grade interval, AUC, Brier
+    and ECE of the pass chance (with a bootstrap CI), baselines and gates.
+    ``classifiers`` is accepted and ignored (the chance is the grade distribution's).
+    """
+    del classifiers
     cps = sorted(pd.unique(data.checkpoint)) if checkpoints is None else list(checkpoints)
     rows = []
     for cp in cps:
         part = data.at(float(cp))
-        groups = part.groups.to_numpy()
-        y = part.grade.to_numpy()
-        passed = part.passed.to_numpy()
         reg = fit_regressor(
-            part.X, y, groups, candidates=regressors, scale=part.scale, n_threads=n_threads
+            part.X,
+            part.grade.to_numpy(),
+            part.groups.to_numpy(),
+            candidates=regressors,
+            scale=part.scale,
+            pass_mark=part.pass_mark,
+            random_state=random_state,
+            n_threads=n_threads,
         )
-        clf = fit_classifier(part.X, passed, groups, candidates=classifiers, n_threads=n_threads)
-        base = fold_baselines(y, groups)
-        p_base = fold_baselines(passed, groups)
-        p_cal = cross_calibrate(clf.oof_proba_raw, passed, groups)
+        predictions = out_of_offering_predictions(part, reg)
         rows.append(
             {
                 "checkpoint": float(cp),
-                "n": len(y),
-                "r2": _r2(y, reg.oof_pred),
-                "mae": _mae(y, reg.oof_pred),
-                "mae_baseline": _mae(y, base),
-                "auc": _auc(passed, clf.oof_proba_raw),
-                "brier": _brier(passed, p_cal),
-                "brier_baseline": _brier(passed, p_base),
-                "regression_gate": gain_gate(
-                    _mae, y, reg.oof_pred, base, n_boot=n_boot, random_state=random_state
-                )["passed"],
-                "classification_gate": gain_gate(
-                    _brier, passed, p_cal, p_base, n_boot=n_boot, random_state=random_state
-                )["passed"],
+                **out_of_offering_metrics(predictions, n_boot=n_boot, random_state=random_state),
             }
         )
     return pd.DataFrame(rows)
@@ -310,30 +417,33 @@ def early_warning_curve(
 def evaluation_report(
     data: TrainingSet,
     regressor: RegressionModel,
-    classifier: ClassificationModel,
     *,
     holdout: TrainingSet | None = None,
     early_warning: pd.DataFrame | None = None,
     n_boot: int = 1000,
     n_repeats: int = 30,
     random_state: int = 0,
+    calibration_min_count: int = 20,
 ) -> dict[str, Any]:
     """The full, JSON-serialisable report of a model version; ``gate`` says if it may be shown.
 
-    ``data`` is what the models were trained on (its out-of-fold predictions are scored);
-    ``holdout`` optional offerings never seen, scored and used for permutation importance
-    (the training data is used when there is none).
+    ``data`` is what the regressor was trained on; every metric is measured on what each of its
+    offerings would have been shown by models trained without it
+    (:func:`out_of_offering_predictions`). ``holdout``: optional offerings never seen, scored
+    and used for permutation importance (the training data is used when there is none). The
+    calibration curve merges bins of fewer than ``calibration_min_count`` students.
     """
-    y = data.grade.to_numpy()
-    passed = data.passed.to_numpy()
+    predictions = out_of_offering_predictions(data, regressor)
     groups = data.groups.to_numpy()
     ci = {"n_boot": n_boot, "random_state": random_state}
-    reg_block = _regression_block(y, groups, regressor, ci)
-    clf_block = _classification_block(passed, groups, classifier, ci)
+    reg_block = _regression_block(predictions, regressor, ci)
+    clf_block = _classification_block(predictions, regressor, ci, calibration_min_count)
     report: dict[str, Any] = {
-        "n_students": len(y),
+        "n_students": len(predictions),
         "n_offerings": int(pd.unique(groups).size),
         "checkpoints": sorted(float(c) for c in pd.unique(data.checkpoint)),
+        "validation": "leave one offering out: each past offering predicted by models trained "
+        "on the others, its grade distribution calibrated on the others",
         "regression": reg_block,
         "classification": clf_block,
     }
@@ -341,12 +451,11 @@ def evaluation_report(
         holdout if holdout is not None else data,
         "holdout" if holdout is not None else "training",
         regressor,
-        classifier,
         n_repeats=n_repeats,
         random_state=random_state,
     )
     if holdout is not None:
-        report["holdout"] = _holdout_block(holdout, regressor, classifier)
+        report["holdout"] = _holdout_block(holdout, regressor)
     if early_warning is not None:
         report["early_warning"] = _records(early_warning)
     report["gate"] = {
@@ -358,62 +467,66 @@ def evaluation_report(
 
 
 def _regression_block(
-    y: np.ndarray, groups: np.ndarray, regressor: RegressionModel, ci: dict[str, int]
+    predictions: pd.DataFrame, regressor: RegressionModel, ci: dict[str, int]
 ) -> dict[str, Any]:
-    """The grade model on its out-of-fold predictions: metrics with bootstrap intervals, the
-    conformal interval's coverage, and the gate against the mean grade of the other folds."""
-    base = fold_baselines(y, groups)
-    q = conformal_quantile(regressor.residuals, regressor.alpha)
-    oof = regressor.oof_pred
+    """The grade shown (the distribution's median) out of offering: metrics with bootstrap
+    intervals, the interval's coverage, and the gate against the other offerings' mean grade."""
+    y = predictions["y"].to_numpy(dtype=np.float64)
+    grade = predictions["grade"].to_numpy(dtype=np.float64)
+    low, high = predictions["grade_low"].to_numpy(), predictions["grade_high"].to_numpy()
+    base = predictions["baseline_grade"].to_numpy(dtype=np.float64)
     return {
         "model": regressor.name,
         "cv_table": _records(regressor.cv_table),
-        "metrics": regression_metrics(y, oof, oof - q, oof + q),
+        "metrics": regression_metrics(y, grade, low, high),
         "ci": {
-            "r2": _ci(bootstrap_ci(_r2, y, oof, **ci)),
-            "mae": _ci(bootstrap_ci(_mae, y, oof, **ci)),
-            "rmse": _ci(bootstrap_ci(_rmse, y, oof, **ci)),
+            "r2": _ci(bootstrap_ci(_r2, y, grade, **ci)),
+            "mae": _ci(bootstrap_ci(_mae, y, grade, **ci)),
+            "rmse": _ci(bootstrap_ci(_rmse, y, grade, **ci)),
         },
         "interval_level": 1 - regressor.alpha,
         "baseline": {"name": "mean grade", **regression_metrics(y, base)},
-        "gate": gain_gate(_mae, y, oof, base, **ci),
+        "gate": gain_gate(_mae, y, grade, base, **ci),
     }
 
 
 def _classification_block(
-    passed: np.ndarray, groups: np.ndarray, classifier: ClassificationModel, ci: dict[str, int]
+    predictions: pd.DataFrame, regressor: RegressionModel, ci: dict[str, int], min_count: int
 ) -> dict[str, Any]:
-    """The pass model on out-of-fold probabilities calibrated across folds: metrics with
-    bootstrap intervals, calibration before and after, and the gate against the pass rate of
-    the other folds."""
-    p_base = fold_baselines(passed, groups)
-    p_cal = cross_calibrate(classifier.oof_proba_raw, passed, groups)
+    """The pass chance shown (P(grade >= pass mark) of the same distribution) out of offering:
+    metrics with bootstrap intervals (the ECE's among them), the calibration curve with sparse
+    bins merged, the chance's range, and the gate against the other offerings' pass rate."""
+    passed = predictions["passed"].to_numpy(dtype=np.int64)
+    p = predictions["p_pass"].to_numpy(dtype=np.float64)
+    p_base = predictions["baseline_p"].to_numpy(dtype=np.float64)
+    low, high = predictions["p_pass_low"].to_numpy(), predictions["p_pass_high"].to_numpy()
     majority = float(np.mean(passed) >= 0.5)
-    raw_ece, raw_mce = ece_mce(passed, classifier.oof_proba_raw)
+    dist = regressor.distribution
     return {
-        "model": classifier.name,
-        "cv_table": _records(classifier.cv_table),
-        "metrics": classification_metrics(passed, p_cal, classifier.threshold),
-        "uncalibrated": {"ece": raw_ece, "mce": raw_mce},
+        "model": f"grade distribution ({regressor.name})",
+        "metrics": classification_metrics(passed, p, 0.5),
         "ci": {
-            "auc": _ci(bootstrap_ci(_auc, passed, p_cal, **ci)),
-            "brier": _ci(bootstrap_ci(_brier, passed, p_cal, **ci)),
+            "ece": _ci(bootstrap_ci(ece, passed, p, **ci)),
+            "auc": _ci(bootstrap_ci(_auc, passed, p, **ci)),
+            "brier": _ci(bootstrap_ci(_brier, passed, p, **ci)),
             "accuracy": _ci(
-                bootstrap_ci(
-                    lambda a, b: float(np.mean(a == (b >= classifier.threshold))),
-                    passed,
-                    p_cal,
-                    **ci,
-                )
+                bootstrap_ci(lambda a, b: float(np.mean(a == (b >= 0.5))), passed, p, **ci)
             ),
         },
-        "calibration_curve": _records(calibration_curve_data(passed, p_cal)),
+        "calibration_curve": _records(calibration_curve_data(passed, p, min_count=min_count)),
+        "calibration_min_count": min_count,
+        "chance_range": {
+            "level": dist.chance_level,
+            "mean_width": float(np.mean(high - low)),
+            "n_calibration": dist.n,
+            "cohort_sd": dist.shift_sd,
+        },
         "baseline": {
-            "name": "training pass rate (probability) / majority class (label)",
+            "name": "other offerings' pass rate (probability) / majority class (label)",
             "brier": _brier(passed, p_base),
             "accuracy": float(np.mean(passed == majority)),
         },
-        "gate": gain_gate(_brier, passed, p_cal, p_base, **ci),
+        "gate": gain_gate(_brier, passed, p, p_base, **ci),
     }
 
 
@@ -421,18 +534,24 @@ def _importance_block(
     data: TrainingSet,
     source: str,
     regressor: RegressionModel,
-    classifier: ClassificationModel,
     *,
     n_repeats: int,
     random_state: int,
 ) -> dict[str, Any]:
-    """Permutation importance of each model's features on ``data`` (``source`` names it)."""
+    """Permutation importance on ``data`` (``source`` names it): for the grade, the rise of the
+    MAE; for the pass chance, the loss of AUC (the chance is an increasing function of the
+    predicted grade, so it ranks students by it)."""
+
+    def auc_of_grade(est: Any, X: pd.DataFrame, y: np.ndarray) -> float:
+        return _auc(np.asarray(y), np.asarray(est.predict(X), dtype=np.float64))
+
+    X = data.X[regressor.features]
     return {
         "data": source,
         "regression": _records(
             permutation_importance_table(
                 regressor.pipeline,
-                data.X[regressor.features],
+                X,
                 data.grade.to_numpy(),
                 scoring="neg_mean_absolute_error",
                 n_repeats=n_repeats,
@@ -441,10 +560,10 @@ def _importance_block(
         ),
         "classification": _records(
             permutation_importance_table(
-                classifier.estimator,
-                data.X[classifier.features],
+                regressor.pipeline,
+                X,
                 data.passed.to_numpy(),
-                scoring="roc_auc",
+                scoring=auc_of_grade,
                 n_repeats=n_repeats,
                 random_state=random_state,
             )
@@ -452,17 +571,15 @@ def _importance_block(
     }
 
 
-def _holdout_block(
-    holdout: TrainingSet, regressor: RegressionModel, classifier: ClassificationModel
-) -> dict[str, Any]:
-    """Both models on offerings they never saw."""
-    pred, lo, hi = regressor.predict_interval(holdout.X, clip=False)
+def _holdout_block(holdout: TrainingSet, regressor: RegressionModel) -> dict[str, Any]:
+    """The shown grade and chance on offerings the version never saw."""
+    shown = regressor.predict_distribution(holdout.X)
     return {
         "n_students": len(holdout.grade),
-        "regression": regression_metrics(holdout.grade.to_numpy(), pred, lo, hi),
-        "classification": classification_metrics(
-            holdout.passed.to_numpy(), classifier.predict_proba(holdout.X), classifier.threshold
+        "regression": regression_metrics(
+            holdout.grade.to_numpy(), shown["grade"], shown["grade_low"], shown["grade_high"]
         ),
+        "classification": classification_metrics(holdout.passed.to_numpy(), shown["p_pass"], 0.5),
     }
 
 

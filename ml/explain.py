@@ -3,21 +3,26 @@
 **Top factors (method).** The contribution of feature *j* for a student is how much the model's
 output moves when that one feature is set back to a *reference* student, the cohort's median
 (all else unchanged): ``c_j = f(x) - f(x with x_j := median_j)``. It is signed (positive means
-the student's own value raises the predicted grade or pass chance) and in the output's units
-(points on the grade scale; probability for the pass model, before calibration, whose monotone
-map keeps the signs). For linear models, which the regressor selection usually picks, this is
-exact and additive: it equals the interventional SHAP value with the median as the single
-background point, ``beta_j (x_j - median_j)`` in standardised space. For non-linear models it is
-a first-order occlusion attribution, not additive; that is the documented price of not depending
-on the ``shap`` package (and of computing every student's factors with one batched prediction).
+the student's own value raises the predicted grade or pass chance) and in the unit a teacher
+reads: points on the grade scale for the grade shown (the distribution's median), points of
+probability for the pass chance shown (P(grade >= pass mark) of the same distribution, so
+"pass chance -0.11" is eleven points). Both come from one predictive distribution
+(:mod:`ml.distribution`) whose location never falls when effort rises (:mod:`ml.models`), so a
+feature's grade and chance factors never have opposite signs, and an effort feature above the
+median never counts against a student. For linear models, which the regressor selection
+usually picks, this is exact and additive: it equals the interventional SHAP value with the
+median as the single background point, ``beta_j (x_j - median_j)`` in standardised space. For
+non-linear models it is a first-order occlusion attribution, not additive; that is the
+documented price of not depending on the ``shap`` package (and of computing every student's
+factors with one batched prediction).
 
 **Sensitivity curves** vary one feature over its observed range in the cohort, the others fixed
 at the student's values, as the ARCHE prototype did.
 
-**What-if** scores a modified feature vector: the predicted grade with its conformal interval
-and the pass probability with its uncertainty (MC dropout or fold spread). Only the features
-named change; derived ones (ratios, cohort z-scores) are not recomputed, so a caller that changes
-``n_actions`` and wants ``z_n_actions`` to follow must pass both.
+**What-if** scores a modified feature vector: the grade shown with its interval and the pass
+chance with its range, all from the student's grade distribution, so they move together. Only
+the features named change; derived ones (ratios, cohort z-scores) are not recomputed, so a
+caller that changes ``n_actions`` and wants ``z_n_actions`` to follow must pass both.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml.models import ClassificationModel, RegressionModel
+from ml.models import ClassificationModel, PassChanceModel, RegressionModel
 
 PredictFn = Callable[[pd.DataFrame], np.ndarray]
+#: What shows a pass chance: the grade distribution's (what versions hold), or a trained
+#: classifier (diagnostics; its chance is not tied to the grade).
+PassModel = PassChanceModel | ClassificationModel
 
 
 def reference_point(background: pd.DataFrame) -> pd.Series:
@@ -81,15 +89,16 @@ def top_factors(
 def grade_factors(
     model: RegressionModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
 ) -> pd.DataFrame:
-    """Top factors of the grade prediction (points on the grade scale)."""
-    return top_factors(model.predict, X[model.features], background[model.features], k)
+    """Top factors of the grade shown (the distribution's median), in points on the grade
+    scale."""
+    return top_factors(model.predict_grade, X[model.features], background[model.features], k)
 
 
 def pass_factors(
-    model: ClassificationModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
+    model: PassModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
 ) -> pd.DataFrame:
-    """Top factors of the pass probability (uncalibrated score, probability units)."""
-    return top_factors(model.predict_proba_raw, X[model.features], background[model.features], k)
+    """Top factors of the pass chance shown, in points of probability (0.11 = 11 points)."""
+    return top_factors(model.predict_proba, X[model.features], background[model.features], k)
 
 
 def sensitivity_curve(
@@ -98,7 +107,7 @@ def sensitivity_curve(
     background: pd.DataFrame,
     *,
     regressor: RegressionModel | None = None,
-    classifier: ClassificationModel | None = None,
+    classifier: PassModel | None = None,
     n_points: int = 25,
 ) -> pd.DataFrame:
     """Predictions for one student with ``feature`` swept over its observed range.
@@ -127,7 +136,7 @@ def what_if(
     changes: Mapping[str, float],
     *,
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    classifier: PassModel,
     n_passes: int = 100,
 ) -> dict[str, Any]:
     """Score the student as is and with ``changes``; both with intervals, plus the deltas."""
@@ -149,7 +158,7 @@ def what_if_row(
     changes: Mapping[str, float],
     *,
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    classifier: PassModel,
     n_passes: int = 100,
 ) -> dict[str, Any]:
     """:func:`what_if` for one student's features as a plain float vector named by ``columns``
@@ -190,12 +199,18 @@ def _score_rows(
     rows: np.ndarray,
     position: Mapping[str, int],
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    classifier: PassModel,
     n: int,
 ) -> list[dict[str, Any]]:
-    """Each row's grade with its interval and pass probability with its uncertainty."""
-    pred, low, high = regressor.predict_interval_rows(_columns(rows, position, regressor.features))
-    proba, unc = classifier.score_rows(_columns(rows, position, classifier.features), n_passes=n)
+    """Each row's grade with its interval and pass chance with its range; when the chance is
+    the regressor's own distribution's, from one prediction of the regressor."""
+    own = _columns(rows, position, regressor.features)
+    location = regressor.predict_rows(own)
+    pred, low, high = regressor.interval_of(location)
+    if isinstance(classifier, PassChanceModel) and classifier.regressor is regressor:
+        proba, unc = classifier.chance_of(location)
+    else:
+        proba, unc = classifier.score_rows(_columns(rows, position, classifier.features), n)
     return [
         {
             "grade": float(pred[i]),

@@ -14,6 +14,15 @@ real course comes near it) and a count by :data:`MAX_COUNT` (a billion actions b
 They exist to refuse what no course can produce (``1e308``, a negative number of days), which
 models would otherwise extrapolate to overflow, not to judge what is plausible.
 
+**Effort.** Each feature declares here, once, its direction of effort: +1 when more of it means
+more study (every count of actions, time spent, active days, the share of weeks with activity
+and of activities opened), -1 when less of it does (days since the last visit), 0 when neither
+(hours of the day, ratios, trends, levels). Every grade model is constrained to be
+non-decreasing in the effort direction of each feature (:func:`effort_signs`, read by
+:mod:`ml.models`), so a what-if that adds effort never lowers the grade nor the pass chance,
+which derives from the same grade distribution. A feature is *controllable* (a what-if lever)
+separately: the levers are :data:`CONTROLLABLE`, a few of the effort features.
+
 Only the base features are described; a ``z_<f>`` column is the cohort z-score of ``f`` and is
 derived from it (see :attr:`FeatureInfo.z_scored`), never set directly.
 """
@@ -21,7 +30,7 @@ derived from it (see :attr:`FeatureInfo.z_scored`), never set directly.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
@@ -144,7 +153,7 @@ _COUNT_LABELS: Final = {
 }
 
 
-def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 0) -> FeatureInfo:
+def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 1) -> FeatureInfo:
     return FeatureInfo(
         name, "count", 0, MAX_COUNT, effort=effort, label=label or _COUNT_LABELS[name]
     )
@@ -153,18 +162,18 @@ def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 0
 def _all() -> dict[str, FeatureInfo]:
     events = [f"n_{short_event_name(e)}" for e in DEFAULT_EVENT_TYPES]
     infos = [
-        _count("n_actions", N_("Actions in the course"), effort=1),
-        # The per-event counts a student moves directly (quizzes submitted, forum posts
-        # written) are the levers among them: more of them is more study.
-        *(_count(n, effort=1 if n in CONTROLLABLE else 0) for n in events),
+        # Every count is an amount of work in the course (views, reading, attempts, posts...):
+        # more of it is more study, so every count has effort +1 (see the module docstring).
+        _count("n_actions", N_("Actions in the course")),
+        *(_count(n) for n in events),
         *(_count(f"n_cat_{c}") for c in CATEGORIES),
-        _count("n_active", N_("Active actions (submissions, posts, attempts)"), effort=1),
+        _count("n_active", N_("Active actions (submissions, posts, attempts)")),
         _count("n_passive", N_("Passive actions (views)")),
         FeatureInfo("active_ratio", "share", 0, 1, label=N_("Share of active actions")),
         FeatureInfo(
             "total_time_min", "minutes", 0, _MINUTES, effort=1, label=N_("Time spent (minutes)")
         ),
-        _count("n_sessions", N_("Study sessions"), effort=1),
+        _count("n_sessions", N_("Study sessions")),
         FeatureInfo(
             "mean_session_min", "minutes", 0, _MINUTES, label=N_("Session length (minutes)")
         ),
@@ -182,7 +191,14 @@ def _all() -> dict[str, FeatureInfo]:
             label=N_("Days since last activity"),
         ),
         FeatureInfo("weekly_entropy", "ratio", 0, 1, label=N_("Regularity over the week")),
-        FeatureInfo("active_weeks_share", "share", 0, 1, label=N_("Share of weeks with activity")),
+        FeatureInfo(
+            "active_weeks_share",
+            "share",
+            0,
+            1,
+            effort=1,
+            label=N_("Share of weeks with activity"),
+        ),
         FeatureInfo("trend", "ratio", -1, 1, label=N_("Activity trend")),
         FeatureInfo(
             "share_activities", "share", 0, 1, effort=1, label=N_("Share of activities opened")
@@ -228,6 +244,24 @@ def info(name: str) -> FeatureInfo:
     return FEATURES[name]
 
 
+def effort_of(column: str) -> Literal[-1, 0, 1]:
+    """The direction of effort of a model column: its feature's :attr:`FeatureInfo.effort`,
+    the base feature's for a cohort z-score ``z_<f>`` (which rises with ``f``), 0 for a column
+    no feature describes. The models constrain their output to be non-decreasing in
+    ``effort * column`` (see :mod:`ml.models`)."""
+    base = FEATURES.get(column)
+    if base is None and column.startswith("z_"):
+        base = FEATURES.get(column.removeprefix("z_"))
+        if base is not None and not base.z_scored:
+            base = None
+    return base.effort if base is not None else 0
+
+
+def effort_signs(columns: Sequence[str]) -> tuple[int, ...]:
+    """:func:`effort_of` of each of ``columns``, in order (a ``monotonic_cst`` vector)."""
+    return tuple(int(effort_of(c)) for c in columns)
+
+
 __all__ = [
     "CONTROLLABLE",
     "CSV_ENGAGEMENT",
@@ -238,5 +272,7 @@ __all__ = [
     "N_",
     "SENSITIVITY",
     "FeatureInfo",
+    "effort_of",
+    "effort_signs",
     "info",
 ]

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 from sklearn import config_context
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, RegressorMixin, clone
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
@@ -74,18 +74,19 @@ from sklearn.metrics import (
 from sklearn.model_selection import GroupKFold, ParameterGrid
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVR
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
+from ml.distribution import GradeDistribution
+from ml.feature_info import effort_signs
 from ml.mlp import TorchMLPClassifier
 
 ThresholdMetric = Literal["f1", "balanced_accuracy"]
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
-DEFAULT_TUNE_ROWS: Final[Mapping[str, int]] = {"svr": 2_000}
+DEFAULT_TUNE_ROWS: Final[Mapping[str, int]] = {}
 """Candidates whose grid is tuned on training folds cut to at most that many rows (see the
-module docstring). At 2,000 rows an SVR fit takes about half a second; at the 4,000 of a
-5,000-student training fold, about four seconds, for each of the 20 fits of its grid."""
+module docstring). Empty since the RBF SVR, whose cost grows as n^2 to n^3, left the candidates
+(issue #14: it cannot be made monotone in effort); the mechanism stays for a costly candidate."""
 
 
 def make_pipeline(model: BaseEstimator, *, scale: bool = True) -> Pipeline:
@@ -97,27 +98,114 @@ def make_pipeline(model: BaseEstimator, *, scale: bool = True) -> Pipeline:
     return Pipeline(steps)
 
 
-def regressor_candidates(random_state: int = 0) -> dict[str, tuple[Pipeline, dict[str, list[Any]]]]:
-    """Name -> (pipeline, grid). Grids are small: a handful of offerings cannot tune more."""
+class SignedLinear(RegressorMixin, BaseEstimator):  # type: ignore[misc]
+    """A linear regressor whose coefficient on each column has the sign ``signs`` declares
+    (+1: at least 0, -1: at most 0, 0: free): effort never lowers its prediction.
+
+    ``kind`` is the ARCHE prototype's family (``linear``, ``ridge``, ``lasso``, ``elasticnet``),
+    fitted with scikit-learn's ``positive=True`` on ``signs * x`` for constrained columns and on
+    both ``x`` and ``-x`` for free ones (a free coefficient is the difference of two positive
+    ones; for ridge, lasso and the elastic net the penalty's optimum puts one of the two at 0,
+    so the free part is the same fit as without the constraint). After fitting, ``coef_`` and
+    ``intercept_`` are in the columns' own space and :meth:`frozen` gives the same map as a
+    plain ``LinearRegression``, which is what a version stores (skops, ONNX and the what-if's
+    array path know it).
+    """
+
+    def __init__(
+        self,
+        kind: str = "ridge",
+        alpha: float = 1.0,
+        l1_ratio: float = 0.5,
+        signs: tuple[int, ...] = (),
+    ) -> None:
+        self.kind = kind
+        self.alpha = alpha
+        self.l1_ratio = l1_ratio
+        self.signs = signs
+
+    def _base(self) -> BaseEstimator:
+        if self.kind == "linear":
+            return LinearRegression(positive=True)
+        if self.kind == "ridge":
+            return Ridge(alpha=self.alpha, positive=True)
+        if self.kind == "lasso":
+            return Lasso(alpha=self.alpha, positive=True, max_iter=20_000)
+        if self.kind == "elasticnet":
+            return ElasticNet(
+                alpha=self.alpha, l1_ratio=self.l1_ratio, positive=True, max_iter=20_000
+            )
+        raise ValueError(f"unknown linear family {self.kind!r}")
+
+    def _sign_vector(self, d: int) -> np.ndarray:
+        s = np.asarray(self.signs if len(self.signs) else np.zeros(d), dtype=np.float64)
+        if s.shape != (d,) or not np.isin(s, (-1.0, 0.0, 1.0)).all():
+            raise ValueError(f"signs must be {d} values among -1, 0 and 1")
+        return s
+
+    def fit(self, X: Any, y: Any) -> SignedLinear:
+        Xa = np.asarray(X, dtype=np.float64)
+        d = Xa.shape[1]
+        s = self._sign_vector(d)
+        free = s == 0
+        flip = np.where(free, 1.0, s)
+        Z = np.hstack([Xa * flip, -Xa[:, free]])
+        base = self._base().fit(Z, np.asarray(y, dtype=np.float64))
+        w = np.asarray(base.coef_, dtype=np.float64).reshape(-1)
+        coef = w[:d] * flip
+        coef[free] -= w[d:]
+        self.coef_ = coef
+        self.intercept_ = float(np.asarray(base.intercept_).reshape(-1)[0])
+        self.n_features_in_ = d
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_)
+
+    def frozen(self) -> LinearRegression:
+        """The fitted map as a plain ``LinearRegression`` (same ``coef_``, ``intercept_``)."""
+        plain = LinearRegression()
+        plain.coef_ = self.coef_.copy()
+        plain.intercept_ = np.float64(self.intercept_)
+        plain.n_features_in_ = self.n_features_in_
+        plain.rank_ = int(self.n_features_in_)
+        plain.singular_ = np.ones(self.n_features_in_)
+        return plain
+
+
+def regressor_candidates(
+    random_state: int = 0, signs: Sequence[int] | None = None
+) -> dict[str, tuple[Pipeline, dict[str, list[Any]]]]:
+    """Name -> (pipeline, grid). Grids are small: a handful of offerings cannot tune more.
+
+    ``signs`` (one per column, from :func:`ml.feature_info.effort_signs`) constrains every
+    family to be monotone in effort: sign-constrained linear models, gradient boosting with
+    ``monotonic_cst``. The prototype's RBF SVR cannot be constrained and is no longer a
+    candidate (issue #14): it was rarely selected (about 0.03 of CV R² behind the linear
+    models on the simulator) and could tell a student that more work lowers the grade.
+    """
+    cst = tuple(int(v) for v in signs) if signs is not None else ()
     return {
-        "linear": (make_pipeline(LinearRegression()), {}),
-        "ridge": (make_pipeline(Ridge()), {"model__alpha": [0.1, 1.0, 10.0, 100.0]}),
+        "linear": (make_pipeline(SignedLinear("linear", signs=cst)), {}),
+        "ridge": (
+            make_pipeline(SignedLinear("ridge", signs=cst)),
+            {"model__alpha": [0.1, 1.0, 10.0, 100.0]},
+        ),
         "lasso": (
-            make_pipeline(Lasso(max_iter=20_000)),
+            make_pipeline(SignedLinear("lasso", signs=cst)),
             {"model__alpha": [0.01, 0.05, 0.2, 1.0]},
         ),
         "elasticnet": (
-            make_pipeline(ElasticNet(max_iter=20_000)),
+            make_pipeline(SignedLinear("elasticnet", signs=cst)),
             {"model__alpha": [0.01, 0.1, 1.0], "model__l1_ratio": [0.2, 0.5, 0.8]},
-        ),
-        "svr": (
-            make_pipeline(SVR()),
-            {"model__C": [1.0, 10.0], "model__epsilon": [0.5, 1.0]},
         ),
         "hgb": (
             make_pipeline(
                 HistGradientBoostingRegressor(
-                    max_iter=150, early_stopping=False, random_state=random_state
+                    max_iter=150,
+                    early_stopping=False,
+                    random_state=random_state,
+                    monotonic_cst=list(cst) if cst else None,
                 ),
                 scale=False,
             ),
@@ -453,7 +541,15 @@ class ArrayPipeline:
 # ------------------------------------------------------------------ regression
 @dataclass
 class RegressionModel:
-    """The selected, refitted grade regressor with its conformal residuals."""
+    """The selected, refitted grade regressor and the predictive distribution of the grade
+    (:class:`ml.distribution.GradeDistribution`) calibrated on its out-of-fold residuals.
+
+    :meth:`predict` is the point prediction ``yhat`` (the distribution's location);
+    :meth:`predict_interval` gives what is shown: the distribution's median and its central
+    interval. ``residuals`` are the absolute out-of-fold residuals (the symmetric conformal
+    scores of earlier versions); ``estimator`` is the chosen configuration, unfitted (for
+    refits on other offerings; None once loaded from disk).
+    """
 
     name: str
     pipeline: Pipeline
@@ -461,40 +557,115 @@ class RegressionModel:
     cv_table: pd.DataFrame
     oof_pred: np.ndarray
     residuals: np.ndarray
+    distribution: GradeDistribution
     scale: float = 20.0
     alpha: float = 0.1
+    estimator: Pipeline | None = None
+
+    @property
+    def pass_mark(self) -> float:
+        return float(self.distribution.pass_mark)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The point prediction ``yhat`` (not clipped; the distribution's location)."""
         return np.asarray(self.pipeline.predict(X[self.features]), dtype=np.float64)
+
+    def predict_grade(self, X: pd.DataFrame) -> np.ndarray:
+        """The grade shown: the median of each student's distribution, on ``[0, scale]``."""
+        return self.distribution.median(self.predict(X))
 
     def predict_interval(
         self, X: pd.DataFrame, alpha: float | None = None, *, clip: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(prediction, lower, upper) at level 1 - alpha; clipped to [0, scale] by default."""
-        q = conformal_quantile(self.residuals, self.alpha if alpha is None else alpha)
-        return self._interval(self.predict(X), q, clip=clip)
+        """(median, lower, upper) of each student's grade distribution, the interval at level
+        ``1 - alpha``; clipped to [0, scale] by default."""
+        return self.interval_of(self.predict(X), alpha, clip=clip)
 
-    def _interval(
-        self, pred: np.ndarray, q: float, *, clip: bool
+    def interval_of(
+        self, pred: np.ndarray, alpha: float | None = None, *, clip: bool = True
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        lo, hi = pred - q, pred + q
-        if clip:
-            pred, lo, hi = (np.clip(a, 0.0, self.scale) for a in (pred, lo, hi))
-        return pred, lo, hi
+        """(median, lower, upper) for point predictions ``pred`` (of :meth:`predict`)."""
+        lo, hi = self.distribution.interval(pred, alpha, clip=clip)
+        return self.distribution.median(pred, clip=clip), lo, hi
+
+    def predict_distribution(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Every shown number of each student, from one distribution: see
+        :meth:`ml.distribution.GradeDistribution.summary`."""
+        return self.distribution.summary(self.predict(X))
 
     @cached_property
     def _rows(self) -> ArrayPipeline:
         return ArrayPipeline(self.pipeline, self.features)
 
-    @cached_property
-    def _quantile(self) -> float:
-        return conformal_quantile(self.residuals, self.alpha)
+    def predict_rows(self, X: np.ndarray) -> np.ndarray:
+        """:meth:`predict` for a few rows of plain floats in ``features`` order (see
+        :class:`ArrayPipeline`)."""
+        return self._rows.predict(X)
 
     def predict_interval_rows(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`predict_interval` (default level, clipped) for a few rows of plain floats in
         ``features`` order: the same numbers without a DataFrame's per-call cost (see
-        :class:`ArrayPipeline`); the conformal quantile is computed once per model."""
-        return self._interval(self._rows.predict(X), self._quantile, clip=True)
+        :class:`ArrayPipeline`)."""
+        return self.interval_of(self._rows.predict(X), None, clip=True)
+
+
+@dataclass
+class PassChanceModel:
+    """The pass chance ``P(grade >= pass mark)`` read from the regressor's grade distribution:
+    what a version shows as "chance of passing" (issue #14), in the interface the services use
+    for a classifier (``predict_proba``, ``uncertainty``, ``score_rows``, ``threshold``).
+
+    No second model: the chance is at least ``threshold`` (0.5) exactly when the grade shown is
+    at or above the pass mark, and it moves with the grade in every what-if. Its range comes
+    from the calibration set (see :mod:`ml.distribution`), so ``n_passes`` is accepted and
+    unused.
+    """
+
+    regressor: RegressionModel
+    threshold: float = 0.5
+
+    @property
+    def name(self) -> str:
+        return f"grade distribution ({self.regressor.name})"
+
+    @property
+    def features(self) -> list[str]:
+        return self.regressor.features
+
+    @property
+    def pass_mark(self) -> float:
+        return self.regressor.pass_mark
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """P(pass) per row."""
+        return self._chance(self.regressor.predict(X))[0]
+
+    def predict_proba_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """The same as :meth:`predict_proba`: there is no separate calibration step."""
+        return self.predict_proba(X)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return (self.predict_proba(X) >= self.threshold).astype(np.int64)
+
+    def uncertainty(self, X: pd.DataFrame, n_passes: int = 100) -> Uncertainty:
+        """The chance's range from the calibration set (``n_passes`` unused)."""
+        del n_passes
+        return self._chance(self.regressor.predict(X))[1]
+
+    def score_rows(self, X: np.ndarray, n_passes: int = 100) -> tuple[np.ndarray, Uncertainty]:
+        """:meth:`predict_proba` and :meth:`uncertainty` on plain float rows."""
+        del n_passes
+        return self._chance(self.regressor.predict_rows(X))
+
+    def chance_of(self, pred: np.ndarray) -> tuple[np.ndarray, Uncertainty]:
+        """The chance and its range for point predictions ``pred`` of the regressor."""
+        return self._chance(pred)
+
+    def _chance(self, pred: np.ndarray) -> tuple[np.ndarray, Uncertainty]:
+        dist = self.regressor.distribution
+        p, low, high, std = dist.pass_chance(pred)
+        method = f"conformal predictive distribution (n={dist.n}, cohort sd {dist.shift_sd:.2f})"
+        return p, Uncertainty(mean=p, std=std, lower=low, upper=high, method=method)
 
 
 def fit_regressor(
@@ -506,17 +677,26 @@ def fit_regressor(
     n_splits: int = 5,
     alpha: float = 0.1,
     scale: float = 20.0,
+    pass_mark: float = 10.0,
     random_state: int = 0,
     n_threads: int = 1,
     tune_rows: Mapping[str, int] = DEFAULT_TUNE_ROWS,
+    monotone: bool = True,
+    chance_level: float = 0.95,
 ) -> RegressionModel:
     """Grid-search each candidate under GroupKFold (the grid of a candidate in ``tune_rows`` on
-    cut training folds), keep the best CV R², refit it on everything."""
+    cut training folds), keep the best CV R², refit it on everything, and calibrate the grade
+    distribution on the winner's out-of-fold residuals.
+
+    With ``monotone`` (the default) every candidate is constrained so that no feature's effort
+    direction (:func:`ml.feature_info.effort_signs`) lowers its prediction.
+    """
     X = _as_frame(X)
     y_arr = np.asarray(y, dtype=np.float64)
     g = np.asarray(groups)
     k = _n_splits(g, n_splits)
-    pool = regressor_candidates(random_state)
+    signs = effort_signs(list(map(str, X.columns))) if monotone else None
+    pool = regressor_candidates(random_state, signs)
     names = list(candidates) if candidates is not None else list(pool)
     splits = _splits(X, y_arr, g, k)
     scorers: dict[str, Scorer] = {
@@ -555,17 +735,36 @@ def fit_regressor(
         table = pd.DataFrame(rows).sort_values("cv_r2", ascending=False).reset_index(drop=True)
         best = str(table.loc[0, "model"])
         chosen = searches[best]
-        final = clone(chosen.estimator).fit(X, y_arr)
+        final = _frozen(clone(chosen.estimator).fit(X, y_arr))
     return RegressionModel(
         name=best,
         pipeline=final,
-        features=list(X.columns),
+        features=list(map(str, X.columns)),
         cv_table=table,
         oof_pred=chosen.oof,
         residuals=np.abs(y_arr - chosen.oof),
+        distribution=GradeDistribution.from_oof(
+            y_arr,
+            chosen.oof,
+            g,
+            scale=scale,
+            pass_mark=pass_mark,
+            alpha=alpha,
+            chance_level=chance_level,
+        ),
         scale=scale,
         alpha=alpha,
+        estimator=chosen.estimator,
     )
+
+
+def _frozen(pipeline: Pipeline) -> Pipeline:
+    """A fitted pipeline whose :class:`SignedLinear` step is replaced by the same map as a
+    plain ``LinearRegression`` (see :meth:`SignedLinear.frozen`)."""
+    last = pipeline.steps[-1][1]
+    if isinstance(last, SignedLinear):
+        pipeline.steps[-1] = (pipeline.steps[-1][0], last.frozen())
+    return pipeline
 
 
 # ------------------------------------------------------------------ classification

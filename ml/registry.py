@@ -6,28 +6,32 @@ A version is a directory written by :func:`save_bundle`:
 file                                  content
 ====================================  =====================================================
 ``metadata.json``                     features, library versions, training window, data hash,
-                                      metrics, gate, and each model's small state (names,
-                                      conformal residuals, threshold, CV tables)
+                                      metrics, gate, the regressor's small state (name, CV
+                                      table, out-of-fold predictions) and its grade
+                                      distribution (signed calibration scores, pass mark,
+                                      levels, cohort sd), the pass chance's threshold
 ``regressor.skops``                   the grade pipeline (skops)
-``classifier.skops``                  the pass pipeline (skops); for the MLP, only the
-                                      preprocessing steps in front of it
-``classifier_mlp.json`` / ``.pt``     the MLP: parameters + standardisation (JSON) and a
-                                      tensor ``state_dict``
-``calibrator.skops``                  the isotonic calibration (skops)
-``fold_<i>.skops``                    fold models of a non-MLP classifier (uncertainty spread)
 ====================================  =====================================================
+
+Since issue #14 (format 2) a version holds one grade model and its predictive distribution;
+the pass chance is read from it (:class:`ml.models.PassChanceModel`), so there is no classifier
+file. A format-1 version (a separate calibrated classifier) still loads: its grade model gets a
+distribution from its stored absolute residuals, taken as symmetric (``+r`` and ``-r``), and its
+classifier files are not read, so it shows coherent numbers until the course is retrained.
 
 **Why this is safe to load.** skops reads its files without ``pickle``: it rebuilds only types
 it trusts. We pass an explicit list, :data:`TRUSTED_TYPES` (on top of skops' own defaults for
-scikit-learn and numpy), and refuse a file that asks for anything else before loading it. The MLP
-tensors are read with ``torch.load(weights_only=True)``, torch's restricted loader that builds
-tensors and plain containers only. Nothing here ever calls ``pickle.load``.
+scikit-learn and numpy), and refuse a file that asks for anything else before loading it.
+Nothing here ever calls ``pickle.load``.
 
 **ONNX.** :func:`export_onnx` writes ``regressor.onnx`` (skl2onnx, double precision, input
-``features``: the feature matrix in :attr:`metadata["features"]` order; output: the grade) and
-``classifier.onnx`` (skl2onnx for scikit-learn models, ``torch.onnx`` for the MLP; output: the
-*uncalibrated* P(pass)). The isotonic calibration is a piecewise-linear map stored in the
-metadata (``calibration_x``/``calibration_y``): apply it with ``numpy.interp``.
+``features``: the feature matrix in :attr:`metadata["features"]` order; output: the point
+prediction ``yhat``) and ``distribution.json``, the grade distribution: with ``r`` its sorted
+``scores`` and ``u = (1..n) / (n + 1)``, the grade shown is ``clip(yhat + interp(0.5, u, r), 0,
+scale)`` and the pass chance ``clip(1 - interp(pass_mark - yhat, r, u), 0.01, 0.99)``
+(``numpy.interp``). The chance's range is not exported (:mod:`ml.distribution` computes it).
+:func:`mlp_to_onnx` still exports a trained :class:`ml.mlp.TorchMLPClassifier`, which versions
+no longer hold.
 """
 
 from __future__ import annotations
@@ -51,10 +55,13 @@ import torch
 from sklearn.pipeline import Pipeline
 
 from ml.dataset import TrainingSet
+from ml.distribution import GradeDistribution
 from ml.mlp import TorchMLPClassifier
-from ml.models import ClassificationModel, RegressionModel
+from ml.models import PassChanceModel, RegressionModel, SignedLinear
 
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: Formats :func:`load_bundle` reads (1: before issue #14, see the module docstring).
+READABLE_FORMATS: Final = (1, 2)
 
 TRUSTED_TYPES: Final = (
     "numpy.dtype",
@@ -71,10 +78,11 @@ class UntrustedModelError(ValueError):
 
 @dataclass
 class ModelBundle:
-    """A model version: the grade regressor, the pass classifier and their metadata."""
+    """A model version: the grade regressor with its distribution, the pass chance read from
+    that distribution (``classifier``, for the callers that ask a classifier) and metadata."""
 
     regressor: RegressionModel
-    classifier: ClassificationModel
+    classifier: PassChanceModel
     metadata: dict[str, Any]
 
     @property
@@ -111,7 +119,7 @@ def _frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def save_bundle(
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    classifier: PassChanceModel,
     directory: str | Path,
     *,
     data: TrainingSet | None = None,
@@ -124,24 +132,9 @@ def save_bundle(
     root.mkdir(parents=True, exist_ok=True)
     if any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty: model versions are immutable")
-    if regressor.features != classifier.features:
-        raise ValueError("regressor and classifier must use the same features")
+    if classifier.regressor is not regressor:
+        raise ValueError("the pass chance must be read from this version's own regressor")
     _dump(regressor.pipeline, root / "regressor.skops")
-    _dump(classifier.calibrator, root / "calibrator.skops")
-    model = classifier.estimator[-1]
-    if isinstance(model, TorchMLPClassifier):
-        kind = "mlp"
-        _dump(classifier.estimator[:-1], root / "classifier.skops")
-        meta_mlp, state = model.to_state()
-        (root / "classifier_mlp.json").write_text(json.dumps(meta_mlp), "utf-8")
-        torch.save(state, root / "classifier_mlp.pt")
-        n_folds = 0
-    else:
-        kind = "sklearn"
-        _dump(classifier.estimator, root / "classifier.skops")
-        for i, fold in enumerate(classifier.fold_models):
-            _dump(fold, root / f"fold_{i}.skops")
-        n_folds = len(classifier.fold_models)
     gate = (report or {}).get(
         "gate", {"regression": False, "classification": False, "passed": False}
     )
@@ -155,7 +148,7 @@ def save_bundle(
         "data_hash": data.data_hash() if data is not None else None,
         "n_rows": len(data.grade) if data is not None else None,
         "scale": regressor.scale,
-        "pass_mark": data.pass_mark if data is not None else None,
+        "pass_mark": regressor.pass_mark,
         "metrics": report or {},
         "gate": gate,
         "regressor": {
@@ -164,18 +157,12 @@ def save_bundle(
             "residuals": regressor.residuals.tolist(),
             "oof_pred": regressor.oof_pred.tolist(),
             "cv_table": _frame_records(regressor.cv_table),
+            "distribution": regressor.distribution.to_state(),
         },
         "classifier": {
             "name": classifier.name,
-            "kind": kind,
+            "kind": "grade_distribution",
             "threshold": classifier.threshold,
-            "threshold_metric": classifier.threshold_metric,
-            "n_fold_models": n_folds,
-            "oof_proba_raw": classifier.oof_proba_raw.tolist(),
-            "oof_proba": classifier.oof_proba.tolist(),
-            "cv_table": _frame_records(classifier.cv_table),
-            "calibration_x": np.asarray(classifier.calibrator.X_thresholds_).tolist(),
-            "calibration_y": np.asarray(classifier.calibrator.y_thresholds_).tolist(),
         },
     }
     (root / "metadata.json").write_text(json.dumps(metadata, indent=1), "utf-8")
@@ -186,44 +173,35 @@ def load_bundle(directory: str | Path) -> ModelBundle:
     """Read a version written by :func:`save_bundle`; refuses files with untrusted types."""
     root = Path(directory)
     meta = json.loads((root / "metadata.json").read_text("utf-8"))
-    if meta.get("format") != FORMAT_VERSION:
+    if meta.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unknown model format {meta.get('format')!r}")
     features = list(meta["features"])
     r = meta["regressor"]
+    scale = float(meta["scale"])
+    residuals = np.asarray(r["residuals"], dtype=np.float64)
+    if "distribution" in r:
+        distribution = GradeDistribution.from_state(r["distribution"])
+    else:  # format 1: symmetric scores from the absolute residuals (see the module docstring)
+        pass_mark = meta.get("pass_mark")
+        distribution = GradeDistribution(
+            np.concatenate([residuals, -residuals]),
+            scale=scale,
+            pass_mark=float(pass_mark) if pass_mark is not None else scale / 2,
+            alpha=float(r["alpha"]),
+        )
     regressor = RegressionModel(
         name=r["name"],
         pipeline=_load(root / "regressor.skops"),
         features=features,
         cv_table=pd.DataFrame(r["cv_table"]),
         oof_pred=np.asarray(r["oof_pred"], dtype=np.float64),
-        residuals=np.asarray(r["residuals"], dtype=np.float64),
-        scale=float(meta["scale"]),
+        residuals=residuals,
+        distribution=distribution,
+        scale=scale,
         alpha=float(r["alpha"]),
     )
-    c = meta["classifier"]
-    front = _load(root / "classifier.skops")
-    folds: list[Pipeline] = []
-    if c["kind"] == "mlp":
-        mlp_meta = json.loads((root / "classifier_mlp.json").read_text("utf-8"))
-        state = torch.load(root / "classifier_mlp.pt", weights_only=True)
-        mlp = TorchMLPClassifier.from_state(mlp_meta, state)
-        estimator = Pipeline([*front.steps, ("model", mlp)])
-    else:
-        estimator = front
-        folds = [_load(root / f"fold_{i}.skops") for i in range(int(c["n_fold_models"]))]
-    classifier = ClassificationModel(
-        name=c["name"],
-        estimator=estimator,
-        calibrator=_load(root / "calibrator.skops"),
-        threshold=float(c["threshold"]),
-        features=features,
-        cv_table=pd.DataFrame(c["cv_table"]),
-        oof_proba_raw=np.asarray(c["oof_proba_raw"], dtype=np.float64),
-        oof_proba=np.asarray(c["oof_proba"], dtype=np.float64),
-        threshold_metric=c["threshold_metric"],
-        fold_models=folds,
-    )
-    return ModelBundle(regressor, classifier, meta)
+    threshold = float(meta["classifier"]["threshold"]) if meta.get("format") == 2 else 0.5
+    return ModelBundle(regressor, PassChanceModel(regressor, threshold), meta)
 
 
 # ------------------------------------------------------------------ ONNX
@@ -363,6 +341,8 @@ def sklearn_to_onnx(pipeline: Pipeline, n_features: int, *, classifier: bool) ->
         parts.append(_convert(middle, "imputed", d, float32=False, classifier=False))
         last_input = "scaled"
     final = pipeline[-1]
+    if isinstance(final, SignedLinear):  # its map as the LinearRegression a version stores
+        final = final.frozen()
     float32 = type(final).__name__ in FLOAT_ONLY_KERNELS
     if float32:
         parts.append(_cast_graph(last_input, d))
@@ -402,16 +382,16 @@ def mlp_to_onnx(mlp: TorchMLPClassifier, pipeline: Pipeline | None = None) -> by
 
 
 def export_onnx(bundle: ModelBundle, directory: str | Path) -> dict[str, Path]:
-    """Write ``regressor.onnx`` and ``classifier.onnx`` (see the module docstring)."""
+    """Write ``regressor.onnx`` and ``distribution.json`` (see the module docstring)."""
     root = Path(directory)
     root.mkdir(parents=True, exist_ok=True)
     d = len(bundle.regressor.features)
-    paths = {"regressor": root / "regressor.onnx", "classifier": root / "classifier.onnx"}
+    paths = {"regressor": root / "regressor.onnx", "distribution": root / "distribution.json"}
     paths["regressor"].write_bytes(sklearn_to_onnx(bundle.regressor.pipeline, d, classifier=False))
-    est = bundle.classifier.estimator
-    model = est[-1]
-    if isinstance(model, TorchMLPClassifier):
-        paths["classifier"].write_bytes(mlp_to_onnx(model, est))
-    else:
-        paths["classifier"].write_bytes(sklearn_to_onnx(est, d, classifier=True))
+    dist = bundle.regressor.distribution
+    state = dist.to_state()
+    del state["residuals"]
+    state["scores"] = dist.scores.tolist()
+    state["p_floor"] = 0.01
+    paths["distribution"].write_text(json.dumps(state, indent=1), "utf-8")
     return paths

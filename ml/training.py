@@ -2,9 +2,17 @@
 
 :func:`train_model_version` goes from past offerings to a saved, evaluated, gated model version
 for one relative point of the course (the current offering's progress): training set at that
-checkpoint, model selection, evaluation report, optional early-warning curve, registry.
-:func:`score_students` turns the current offering's features into per-student predictions with
-their intervals, and refuses to score with a version whose quality gate is closed.
+checkpoint, model selection, the grade distribution, evaluation report (leave one offering
+out), optional early-warning curve, registry. :func:`score_students` turns the current
+offering's features into per-student predictions, and refuses to score with a version whose
+quality gate is closed.
+
+A version is one grade model and its predictive distribution (:mod:`ml.distribution`): the
+grade shown, its interval and the pass chance are read from it, so they cannot disagree. The
+version's "classifier" is that distribution's pass chance (:class:`ml.models.PassChanceModel`);
+no separate pass classifier is trained any more (``classifiers`` is accepted and ignored, so
+existing configurations keep working; :func:`ml.models.fit_classifier` stays for diagnostics and
+benchmarks).
 
 Both stay pure (no database, no web): the service layer reads and writes the rows around them.
 """
@@ -21,13 +29,7 @@ from threadpoolctl import threadpool_limits
 from ml.dataset import DEFAULT_CHECKPOINTS, Offering, TrainingSet, build_training_set
 from ml.evaluation import early_warning_curve, evaluation_report
 from ml.explain import grade_factors
-from ml.models import (
-    ClassificationModel,
-    RegressionModel,
-    ThresholdMetric,
-    fit_classifier,
-    fit_regressor,
-)
+from ml.models import PassChanceModel, RegressionModel, ThresholdMetric, fit_regressor
 from ml.registry import ModelBundle, save_bundle
 
 Progress = Callable[[str, float], None]
@@ -64,10 +66,13 @@ def train_model_version(
     """Train, evaluate, gate and save a version for predictions at ``progress`` (0-1].
 
     ``on_progress(step, fraction_done)`` lets a CLI draw a progress bar. The early-warning
-    curve uses the cheap candidates (ridge, logistic) at each of ``early_warning``; pass
-    ``None`` to skip it. Everything runs under ``n_threads`` threads (BLAS, OpenMP, torch;
-    see :mod:`ml.models` for why few).
+    curve uses the cheap candidate (ridge) at each of ``early_warning``, each offering held out
+    in turn; pass ``None`` to skip it. Everything runs under ``n_threads`` threads (BLAS,
+    OpenMP; see :mod:`ml.models` for why few). ``classifiers`` and ``threshold_metric`` are
+    accepted for existing configurations and ignored: the pass chance is the grade
+    distribution's, at risk means a chance under 50 %.
     """
+    del classifiers, threshold_metric
     with threadpool_limits(limits=n_threads):
         on_progress("training set", 0.0)
         data = build_training_set(
@@ -80,10 +85,8 @@ def train_model_version(
         reg, clf = _fit_models(
             data,
             regressors=regressors,
-            classifiers=classifiers,
             alpha=alpha,
             scale=scale,
-            threshold_metric=threshold_metric,
             random_state=random_state,
             n_threads=n_threads,
             on_progress=on_progress,
@@ -105,7 +108,6 @@ def train_model_version(
         report = evaluation_report(
             data,
             reg,
-            clf,
             early_warning=curve,
             n_boot=n_boot,
             n_repeats=n_repeats,
@@ -124,39 +126,32 @@ def _fit_models(
     data: TrainingSet,
     *,
     regressors: Sequence[str] | None,
-    classifiers: Sequence[str] | None,
     alpha: float,
     scale: float,
-    threshold_metric: ThresholdMetric,
     random_state: int,
     n_threads: int,
     on_progress: Progress,
-) -> tuple[RegressionModel, ClassificationModel]:
-    """The grade regressor and the pass classifier, each the best of its candidates under
-    cross-validation grouped by offering (so no offering is both fitted and scored)."""
-    groups = data.groups.to_numpy()
+    classifiers: Sequence[str] | None = None,
+    threshold_metric: ThresholdMetric = "f1",
+) -> tuple[RegressionModel, PassChanceModel]:
+    """The grade regressor, the best of its candidates under cross-validation grouped by
+    offering (so no offering is both fitted and scored), with its grade distribution, and the
+    pass chance read from it (``classifiers`` and ``threshold_metric``: ignored, see the module
+    docstring)."""
+    del classifiers, threshold_metric
     on_progress("regressors", 0.1)
     reg = fit_regressor(
         data.X,
         data.grade,
-        groups,
+        data.groups.to_numpy(),
         candidates=regressors,
         alpha=alpha,
         scale=scale,
+        pass_mark=data.pass_mark,
         random_state=random_state,
         n_threads=n_threads,
     )
-    on_progress("classifiers", 0.35)
-    clf = fit_classifier(
-        data.X,
-        data.passed,
-        groups,
-        candidates=classifiers,
-        threshold_metric=threshold_metric,
-        random_state=random_state,
-        n_threads=n_threads,
-    )
-    return reg, clf
+    return reg, PassChanceModel(reg)
 
 
 def _early_warning(
@@ -171,7 +166,8 @@ def _early_warning(
     n_threads: int,
 ) -> pd.DataFrame:
     """How good predictions are at each of ``checkpoints``: the early-warning curve of the
-    report, on training sets built at those points of the same offerings."""
+    report, on training sets built at those points of the same offerings, each offering
+    predicted by models trained on the others."""
     all_points = build_training_set(
         offerings, checkpoints, scale=scale, pass_mark=pass_mark, feature_kwargs=feature_kwargs
     )
@@ -203,37 +199,38 @@ def score_students(
     *,
     n_passes: int = 100,
     allow_gated: bool = False,
+    at_risk_below: float | None = None,
 ) -> pd.DataFrame:
-    """Per student (the index of ``features``): grade with its interval, calibrated pass
-    probability with its uncertainty, and the at-risk flag (below the decision threshold).
+    """Per student (the index of ``features``), every number from one predictive distribution
+    of the final grade: ``grade`` (its median) with ``grade_low``/``grade_high`` (its central
+    interval, 90 % by default), ``p_pass`` = P(grade >= pass mark) with ``p_pass_low``/
+    ``p_pass_high`` (its range, which contains it, inside [0.01, 0.99]) and ``p_pass_std``, and
+    ``at_risk``: a chance under ``at_risk_below`` (default: the version's threshold, 0.5, i.e.
+    a grade under the pass mark). Also ``pass_mark`` and ``interval_level``. ``n_passes`` is
+    accepted and unused (nothing is sampled).
 
     Raises :class:`GatedModelError` for a version whose gate is closed, unless
     ``allow_gated`` (for diagnostics that never reach learners or teachers).
     """
+    del n_passes
     if not bundle.gate_passed and not allow_gated:
         raise GatedModelError(
             f"model version {bundle.metadata.get('version')} did not beat its baseline"
         )
-    reg, clf = bundle.regressor, bundle.classifier
+    reg = bundle.regressor
     missing = set(reg.features) - set(features.columns)
     if missing:
         raise KeyError(f"features lack columns the model needs: {sorted(missing)}")
-    grade, low, high = reg.predict_interval(features)
-    p_pass = clf.predict_proba(features)
-    unc = clf.uncertainty(features, n_passes=n_passes)
-    return pd.DataFrame(
-        {
-            "grade": grade,
-            "grade_low": low,
-            "grade_high": high,
-            "p_pass": p_pass,
-            "p_pass_std": unc.std,
-            "p_pass_low": unc.lower,
-            "p_pass_high": unc.upper,
-            "at_risk": p_pass < clf.threshold,
-        },
-        index=features.index,
+    shown = reg.predict_distribution(features)
+    cut = bundle.classifier.threshold if at_risk_below is None else float(at_risk_below)
+    columns = ("grade", "grade_low", "grade_high", "p_pass", "p_pass_std", "p_pass_low")
+    out = pd.DataFrame(
+        {name: shown[name] for name in (*columns, "p_pass_high")}, index=features.index
     )
+    out["at_risk"] = out["p_pass"].to_numpy() < cut
+    out["pass_mark"] = reg.pass_mark
+    out["interval_level"] = 1 - reg.alpha
+    return out
 
 
 def explain_students(bundle: ModelBundle, features: pd.DataFrame, k: int = 3) -> pd.DataFrame:

@@ -14,7 +14,13 @@ import pytest
 import torch
 
 from ml.dataset import TrainingSet, build_training_set
-from ml.models import ClassificationModel, RegressionModel, fit_classifier, fit_regressor
+from ml.models import (
+    ClassificationModel,
+    PassChanceModel,
+    RegressionModel,
+    fit_classifier,
+    fit_regressor,
+)
 from simulation.course import SimulatedCourse, simulate_course
 
 torch.set_num_threads(1)
@@ -73,7 +79,14 @@ def regressor(train_set: TrainingSet) -> RegressionModel:
 
 
 @pytest.fixture(scope="session")
+def pass_model(regressor: RegressionModel) -> PassChanceModel:
+    """The pass chance a version shows: read from the regressor's grade distribution."""
+    return PassChanceModel(regressor)
+
+
+@pytest.fixture(scope="session")
 def classifier(train_set: TrainingSet) -> ClassificationModel:
+    """A trained pass classifier (diagnostics and benchmarks; versions no longer hold one)."""
     return fit_classifier(train_set.X, train_set.passed, train_set.groups)
 
 

@@ -115,3 +115,18 @@ def test_early_warning_curve_improves_as_the_course_goes_on(
     assert curve["auc"].iloc[-1] > curve["auc"].iloc[0]
     assert curve["mae"].iloc[-1] < curve["mae_baseline"].iloc[-1]
     assert bool(curve["regression_gate"].iloc[-1])
+    # out of offering: every offering predicted by models trained on the others
+    assert (curve["n_offerings"] == all_checkpoints.groups.nunique()).all()
+    assert ((curve["ece_ci_low"] <= curve["ece_ci_high"]) & (curve["ece"] < 0.2)).all()
+    assert curve["coverage"].between(0.8, 1.0).all()
+
+
+def test_calibration_bins_of_few_students_are_merged() -> None:
+    y = np.array([0, 1] * 30 + [1] * 5)
+    p = np.r_[np.full(60, 0.55), np.full(5, 0.95)]
+    merged = calibration_curve_data(y, p, min_count=20)
+    assert merged["count"].tolist() == [65]  # the 5 students at 0.95 join the bin before
+    assert merged["mean_predicted"].iloc[0] == pytest.approx(p.mean())
+    plain = calibration_curve_data(y, p)
+    assert plain["count"].tolist() == [60, 5]
+    assert ece_mce(y, p)[0] == pytest.approx((60 * 0.05 + 5 * 0.05) / 65)

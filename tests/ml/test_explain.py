@@ -9,6 +9,7 @@ from sklearn.linear_model import LinearRegression
 
 from ml.dataset import TrainingSet
 from ml.explain import (
+    PassModel,
     contributions,
     grade_factors,
     pass_factors,
@@ -17,7 +18,13 @@ from ml.explain import (
     what_if,
     what_if_row,
 )
-from ml.models import ClassificationModel, RegressionModel, fit_classifier, fit_regressor
+from ml.models import (
+    ClassificationModel,
+    PassChanceModel,
+    RegressionModel,
+    fit_classifier,
+    fit_regressor,
+)
 
 
 def test_linear_contributions_are_exact_and_signed() -> None:
@@ -41,7 +48,7 @@ def test_linear_contributions_are_exact_and_signed() -> None:
 
 def test_grade_and_pass_factors_for_a_simulated_student(
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    pass_model: PassChanceModel,
     train_set: TrainingSet,
     test_set: TrainingSet,
 ) -> None:
@@ -52,19 +59,34 @@ def test_grade_and_pass_factors_for_a_simulated_student(
     assert (np.diff(factors["contribution"].abs().to_numpy()) <= 1e-12).all()
     # the student with the lowest grade is pulled down, not up, by the main factors
     assert factors["contribution"].sum() < 0
-    p_factors = pass_factors(classifier, worst, train_set.X, k=3)
+    p_factors = pass_factors(pass_model, worst, train_set.X, k=3)
     assert len(p_factors) == 3
+
+
+def test_grade_and_chance_factors_never_disagree(
+    regressor: RegressionModel,
+    pass_model: PassChanceModel,
+    train_set: TrainingSet,
+    test_set: TrainingSet,
+) -> None:
+    """Both come from one distribution: a feature that raises the grade never lowers the
+    chance; the chance's factors are points of probability of the chance shown."""
+    X = test_set.X.head(25)
+    grade = contributions(regressor.predict_grade, X, train_set.X)
+    chance = contributions(pass_model.predict_proba, X, train_set.X)
+    assert (np.sign(grade.to_numpy()) * np.sign(chance.to_numpy()) >= 0).all()
+    assert (chance.abs().to_numpy() <= 1).all()
 
 
 def test_sensitivity_curve_sweeps_the_observed_range(
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    pass_model: PassChanceModel,
     train_set: TrainingSet,
     test_set: TrainingSet,
 ) -> None:
     x = test_set.X.iloc[[0]]
     curve = sensitivity_curve(
-        x, "n_active", train_set.X, regressor=regressor, classifier=classifier, n_points=15
+        x, "n_active", train_set.X, regressor=regressor, classifier=pass_model, n_points=15
     )
     assert len(curve) == 15
     assert curve["value"].iloc[0] == train_set.X["n_active"].min()
@@ -73,13 +95,16 @@ def test_sensitivity_curve_sweeps_the_observed_range(
     assert (curve["grade"] <= curve["grade_high"]).all()
     assert curve["grade"].iloc[-1] != curve["grade"].iloc[0]  # the feature matters
     assert curve["p_pass"].between(0, 1).all()
+    # more active work (effort +1) never lowers the grade nor the chance along the curve
+    assert (np.diff(curve["grade"].to_numpy()) >= 0).all()
+    assert (np.diff(curve["p_pass"].to_numpy()) >= 0).all()
     with pytest.raises(ValueError, match="one student"):
         sensitivity_curve(test_set.X.iloc[:2], "n_active", train_set.X, regressor=regressor)
 
 
 def test_what_if_more_active_work(
     regressor: RegressionModel,
-    mlp_classifier: ClassificationModel,
+    pass_model: PassChanceModel,
     train_set: TrainingSet,
     test_set: TrainingSet,
 ) -> None:
@@ -90,30 +115,36 @@ def test_what_if_more_active_work(
         x,
         {"n_active": high, "z_n_active": z, "days_since_last": 0.5},
         regressor=regressor,
-        classifier=mlp_classifier,
+        classifier=pass_model,
         n_passes=30,
     )
     now, then = result["current"], result["what_if"]
     for state in (now, then):
         assert state["grade_low"] <= state["grade"] <= state["grade_high"]
-        assert 0 <= state["p_pass_low"] <= state["p_pass_high"] <= 1
+        assert 0 < state["p_pass_low"] <= state["p_pass"] <= state["p_pass_high"] < 1
         assert state["interval_level"] == pytest.approx(0.9)
-        assert state["uncertainty_method"] == "mc_dropout(30)"
+        assert state["uncertainty_method"].startswith("conformal predictive distribution")
+        assert (state["p_pass"] >= 0.5) == (state["grade"] >= 10.0)
     assert result["delta_grade"] > 0
     assert result["delta_p_pass"] >= 0
     with pytest.raises(KeyError, match="unknown"):
-        what_if(x, {"nope": 1.0}, regressor=regressor, classifier=mlp_classifier)
+        what_if(x, {"nope": 1.0}, regressor=regressor, classifier=pass_model)
 
 
 @pytest.fixture(scope="module")
 def families(
     train_set: TrainingSet, mlp_classifier: ClassificationModel
-) -> dict[str, RegressionModel | ClassificationModel]:
-    """One fitted model per estimator family the model search can pick (three folds: quick)."""
+) -> dict[str, RegressionModel | PassModel]:
+    """One fitted model per estimator family the model search can pick (three folds: quick),
+    and the trained classifiers a diagnostic may still pass."""
     X, groups = train_set.X, train_set.groups
+    ridge = fit_regressor(X, train_set.grade, groups, candidates=["ridge"], n_splits=3)
+    hgb = fit_regressor(X, train_set.grade, groups, candidates=["hgb"], n_splits=3)
     return {
-        "ridge": fit_regressor(X, train_set.grade, groups, candidates=["ridge"], n_splits=3),
-        "hgb_reg": fit_regressor(X, train_set.grade, groups, candidates=["hgb"], n_splits=3),
+        "ridge": ridge,
+        "hgb_reg": hgb,
+        "own": PassChanceModel(ridge),
+        "own_hgb": PassChanceModel(hgb),
         "logistic": fit_classifier(
             X, train_set.passed, groups, candidates=["logistic"], n_splits=3
         ),
@@ -126,7 +157,7 @@ def _reference_what_if(
     x: pd.DataFrame,
     changes: dict[str, float],
     regressor: RegressionModel,
-    classifier: ClassificationModel,
+    classifier: PassModel,
     n_passes: int,
 ) -> dict[str, np.ndarray]:
     """The what-if through the models' DataFrame paths (pipelines with all their checks)."""
@@ -149,9 +180,9 @@ def _reference_what_if(
 
 
 @pytest.mark.parametrize("regressor_name", ["ridge", "hgb_reg"])
-@pytest.mark.parametrize("classifier_name", ["logistic", "hgb", "mlp"])
+@pytest.mark.parametrize("classifier_name", ["own", "own_hgb", "logistic", "hgb", "mlp"])
 def test_what_if_array_path_gives_the_pipelines_numbers(
-    families: dict[str, RegressionModel | ClassificationModel],
+    families: dict[str, RegressionModel | PassModel],
     test_set: TrainingSet,
     regressor_name: str,
     classifier_name: str,
@@ -161,7 +192,7 @@ def test_what_if_array_path_gives_the_pipelines_numbers(
     included."""
     regressor, classifier = families[regressor_name], families[classifier_name]
     assert isinstance(regressor, RegressionModel)
-    assert isinstance(classifier, ClassificationModel)
+    assert isinstance(classifier, PassChanceModel | ClassificationModel)
     x = test_set.X.iloc[[3]].copy()
     x.iloc[0, 1] = np.nan  # imputed with the training median
     changes = {"n_active": float(x["n_active"].iloc[0]) + 25.0, "days_since_last": 0.5}
@@ -170,8 +201,9 @@ def test_what_if_array_path_gives_the_pipelines_numbers(
     for i, state in enumerate((fast["current"], fast["what_if"])):
         for key, values in expected.items():
             assert state[key] == pytest.approx(values[i], rel=1e-9, abs=1e-12), key
-    method = {"mlp": "mc_dropout(40)"}.get(classifier_name, "fold_ensemble(3)")
-    assert fast["what_if"]["uncertainty_method"] == method
+    method = {"mlp": "mc_dropout(40)", "logistic": "fold_ensemble(3)", "hgb": "fold_ensemble(3)"}
+    expected_method = method.get(classifier_name, "conformal predictive distribution")
+    assert fast["what_if"]["uncertainty_method"].startswith(expected_method)
     row = what_if_row(
         x.to_numpy()[0], list(x.columns), changes,
         regressor=regressor, classifier=classifier, n_passes=40,
@@ -180,15 +212,15 @@ def test_what_if_array_path_gives_the_pipelines_numbers(
 
 
 def test_what_if_row_refuses_bad_input(
-    regressor: RegressionModel, mlp_classifier: ClassificationModel, test_set: TrainingSet
+    regressor: RegressionModel, pass_model: PassChanceModel, test_set: TrainingSet
 ) -> None:
     cols = list(test_set.X.columns)
     values = test_set.X.to_numpy()[0]
     with pytest.raises(ValueError, match="feature values"):
-        what_if_row(values[:-1], cols, {}, regressor=regressor, classifier=mlp_classifier)
+        what_if_row(values[:-1], cols, {}, regressor=regressor, classifier=pass_model)
     with pytest.raises(KeyError, match="needs features"):
-        what_if_row(values[1:], cols[1:], {}, regressor=regressor, classifier=mlp_classifier)
+        what_if_row(values[1:], cols[1:], {}, regressor=regressor, classifier=pass_model)
     infinite = values.copy()
     infinite[0] = np.inf
     with pytest.raises(ValueError, match="finite"):
-        what_if_row(infinite, cols, {}, regressor=regressor, classifier=mlp_classifier)
+        what_if_row(infinite, cols, {}, regressor=regressor, classifier=pass_model)

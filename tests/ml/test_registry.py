@@ -8,76 +8,99 @@ from typing import Any
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import pytest
 import skops.io as sio
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml.dataset import TrainingSet
-from ml.models import ClassificationModel, RegressionModel, regressor_candidates
+from ml.models import PassChanceModel, RegressionModel, fit_regressor, regressor_candidates
 from ml.registry import (
+    ModelBundle,
     UntrustedModelError,
     export_onnx,
     load_bundle,
     save_bundle,
     sklearn_to_onnx,
 )
+from ml.training import score_students
 
 
 class Sneaky(StandardScaler):  # type: ignore[misc]
     """Stands for any class an attacker could name in a crafted file."""
 
 
-@pytest.fixture(params=["sklearn", "mlp"])
+@pytest.fixture
 def saved(
-    request: pytest.FixtureRequest,
     tmp_path: Path,
     regressor: RegressionModel,
-    classifier: ClassificationModel,
-    mlp_classifier: ClassificationModel,
+    pass_model: PassChanceModel,
     train_set: TrainingSet,
-) -> tuple[Path, RegressionModel, ClassificationModel]:
-    clf = classifier if request.param == "sklearn" else mlp_classifier
+) -> tuple[Path, RegressionModel, PassChanceModel]:
     report: dict[str, Any] = {"gate": {"regression": True, "classification": True, "passed": True}}
     save_bundle(
         regressor,
-        clf,
+        pass_model,
         tmp_path / "v1",
         data=train_set,
         report=report,
         training_window={"offerings": sorted(set(train_set.groups)), "checkpoint": 0.5},
         version="v1",
     )
-    return tmp_path / "v1", regressor, clf
+    return tmp_path / "v1", regressor, pass_model
 
 
 def test_round_trip_gives_identical_predictions(
-    saved: tuple[Path, RegressionModel, ClassificationModel], test_set: TrainingSet
+    saved: tuple[Path, RegressionModel, PassChanceModel], test_set: TrainingSet
 ) -> None:
     path, reg, clf = saved
     bundle = load_bundle(path)
     X = test_set.X
     np.testing.assert_array_equal(bundle.regressor.predict(X), reg.predict(X))
-    np.testing.assert_array_equal(
-        bundle.regressor.predict_interval(X)[1], reg.predict_interval(X)[1]
-    )
+    for mine, theirs in zip(
+        bundle.regressor.predict_interval(X), reg.predict_interval(X), strict=True
+    ):
+        np.testing.assert_array_equal(mine, theirs)
     np.testing.assert_array_equal(bundle.classifier.predict_proba(X), clf.predict_proba(X))
     a, b = bundle.classifier.uncertainty(X.head(5)), clf.uncertainty(X.head(5))
     np.testing.assert_array_equal(a.std, b.std)
+    np.testing.assert_array_equal(a.lower, b.lower)
+    assert bundle.classifier.threshold == 0.5
     assert bundle.gate_passed
+    # and what a scoring stores, column by column
+    original = ModelBundle(reg, clf, bundle.metadata)
+    pd.testing.assert_frame_equal(score_students(bundle, X), score_students(original, X))
 
 
 def test_no_pickle_files_are_written(
-    saved: tuple[Path, RegressionModel, ClassificationModel],
+    saved: tuple[Path, RegressionModel, PassChanceModel],
 ) -> None:
-    path, _, clf = saved
-    suffixes = {p.suffix for p in path.iterdir()}
-    assert suffixes <= {".skops", ".json", ".pt"}
-    assert (".pt" in suffixes) == (clf.name == "mlp")
+    path, _, _ = saved
+    assert {p.name for p in path.iterdir()} == {"metadata.json", "regressor.skops"}
+
+
+def test_a_version_before_the_grade_distribution_still_loads(
+    saved: tuple[Path, RegressionModel, PassChanceModel], test_set: TrainingSet
+) -> None:
+    """A format-1 version (a separate classifier) reads as its grade model with a symmetric
+    distribution from its absolute residuals: coherent numbers until it is retrained."""
+    path, reg, _ = saved
+    meta = json.loads((path / "metadata.json").read_text("utf-8"))
+    meta["format"] = 1
+    del meta["regressor"]["distribution"]
+    meta["classifier"] = {"name": "logistic", "kind": "sklearn", "threshold": 0.37}
+    (path / "metadata.json").write_text(json.dumps(meta), "utf-8")
+    old = load_bundle(path)
+    assert old.classifier.threshold == 0.5
+    assert old.regressor.distribution.n == 2 * len(reg.residuals)
+    shown = score_students(old, test_set.X, allow_gated=True)
+    assert ((shown["p_pass"] >= 0.5) == (shown["grade"] >= 10.0)).all()
+    np.testing.assert_array_equal(old.regressor.predict(test_set.X), reg.predict(test_set.X))
 
 
 def test_metadata_records_what_was_trained(
-    saved: tuple[Path, RegressionModel, ClassificationModel], train_set: TrainingSet
+    saved: tuple[Path, RegressionModel, PassChanceModel], train_set: TrainingSet
 ) -> None:
     path, reg, _ = saved
     meta = json.loads((path / "metadata.json").read_text("utf-8"))
@@ -88,16 +111,19 @@ def test_metadata_records_what_was_trained(
     assert meta["training_window"]["checkpoint"] == 0.5
     assert meta["gate"]["passed"] is True
     assert meta["version"] == "v1"
+    assert meta["pass_mark"] == 10.0
+    assert meta["classifier"]["kind"] == "grade_distribution"
+    assert len(meta["regressor"]["distribution"]["residuals"]) == len(train_set.grade)
 
 
-def test_versions_are_immutable(saved: tuple[Path, RegressionModel, ClassificationModel]) -> None:
+def test_versions_are_immutable(saved: tuple[Path, RegressionModel, PassChanceModel]) -> None:
     path, reg, clf = saved
     with pytest.raises(FileExistsError):
         save_bundle(reg, clf, path)
 
 
 def test_a_foreign_type_in_a_model_file_is_refused(
-    saved: tuple[Path, RegressionModel, ClassificationModel],
+    saved: tuple[Path, RegressionModel, PassChanceModel],
 ) -> None:
     path, _, _ = saved
     foreign = Pipeline([("scale", Sneaky())])  # a type no version of ours contains
@@ -107,10 +133,18 @@ def test_a_foreign_type_in_a_model_file_is_refused(
 
 
 def test_default_gate_is_closed(
-    tmp_path: Path, regressor: RegressionModel, classifier: ClassificationModel
+    tmp_path: Path, regressor: RegressionModel, pass_model: PassChanceModel
 ) -> None:
-    bundle = save_bundle(regressor, classifier, tmp_path / "nogate")
+    bundle = save_bundle(regressor, pass_model, tmp_path / "nogate")
     assert bundle.gate_passed is False
+
+
+def test_the_pass_chance_must_be_the_regressors_own(
+    tmp_path: Path, regressor: RegressionModel, train_set: TrainingSet
+) -> None:
+    other = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["linear"])
+    with pytest.raises(ValueError, match="own regressor"):
+        save_bundle(regressor, PassChanceModel(other), tmp_path / "mixed")
 
 
 # ------------------------------------------------------------------ ONNX parity
@@ -120,25 +154,23 @@ def _run(path: Path, X: np.ndarray) -> list[np.ndarray]:
 
 
 def test_onnx_matches_native_outputs(
-    saved: tuple[Path, RegressionModel, ClassificationModel], test_set: TrainingSet
+    saved: tuple[Path, RegressionModel, PassChanceModel], test_set: TrainingSet
 ) -> None:
     path, reg, clf = saved
     bundle = load_bundle(path)
     paths = export_onnx(bundle, path.parent / "onnx")
+    assert set(paths) == {"regressor", "distribution"}
     X = test_set.X[reg.features].to_numpy(dtype=np.float64)
-    grade = _run(paths["regressor"], X)[0].ravel()
-    np.testing.assert_allclose(grade, reg.predict(test_set.X), rtol=0, atol=1e-5)
-    outs = _run(paths["classifier"], X)
-    raw = outs[0].ravel() if clf.name == "mlp" else outs[1][:, 1]
-    np.testing.assert_allclose(raw, clf.predict_proba_raw(test_set.X), rtol=0, atol=1e-5)
-    # the calibration table in the metadata reproduces the calibrated probability (applied to
-    # the native score: isotonic steps can magnify float32 differences of the ONNX MLP)
-    cal = np.interp(
-        clf.predict_proba_raw(test_set.X),
-        bundle.metadata["classifier"]["calibration_x"],
-        bundle.metadata["classifier"]["calibration_y"],
-    )
-    np.testing.assert_allclose(cal, clf.predict_proba(test_set.X), rtol=0, atol=1e-5)
+    yhat = _run(paths["regressor"], X)[0].ravel()
+    np.testing.assert_allclose(yhat, reg.predict(test_set.X), rtol=0, atol=1e-5)
+    # the exported distribution reproduces the grade and the chance shown, as documented
+    dist = json.loads(paths["distribution"].read_text("utf-8"))
+    r = np.asarray(dist["scores"])
+    u = np.arange(1, r.size + 1) / (r.size + 1)
+    grade = np.clip(yhat + np.interp(0.5, u, r), 0, dist["scale"])
+    chance = np.clip(1 - np.interp(dist["pass_mark"] - yhat, r, u), dist["p_floor"], 0.99)
+    np.testing.assert_allclose(grade, reg.predict_interval(test_set.X)[0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(chance, clf.predict_proba(test_set.X), rtol=0, atol=1e-4)
 
 
 @pytest.mark.parametrize("name", list(regressor_candidates()))

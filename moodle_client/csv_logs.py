@@ -765,16 +765,17 @@ def _from_template(
 
 
 def _actor(ints: Mapping[str, int], people: _People) -> int:
-    """The actor's id: from the description, else from the roster by name, else (a description
-    that names only the affected user, like Moodle 5's "attempt … had automatic grading
-    performed") the affected user's id when both columns name the same person. Never 0 for a
-    person the line identifies: 0 would attribute the event to nobody."""
+    """The actor's id: from the description; else (a description that names only the affected
+    user, like Moodle 5's "attempt … had automatic grading performed") the affected user's id
+    when both columns name the same person; else from the roster by name. Never 0 for a person
+    the line identifies: 0 would attribute the event to nobody."""
     if "userid" in ints:
         return ints["userid"]
-    if people.user is not None:
-        return people.user
+    # The id in the description beats a look-up by name: the site may have namesakes.
     if people.same and "relateduserid" in ints:
         return ints["relateduserid"]
+    if people.user is not None:
+        return people.user
     return 0
 
 

@@ -78,3 +78,11 @@ def import_grades(
         f"{file.name}: {result.rows} students, course total from '{result.column}'; "
         f"{result.matched} matched to known people, {result.created} added"
     )
+    if result.namesakes:
+        names = ", ".join(result.namesakes)
+        click.echo(
+            f"Warning: {len(result.namesakes)} name(s) belong to several people of this "
+            f"course's log ({names}): their grades were not linked to anyone's events, since "
+            "a grade given to the wrong student is worse than none. Run a web-service sync "
+            "(Moodle user ids), or give those students distinct names in the export."
+        )

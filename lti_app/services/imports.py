@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import utcnow
-from lti_app.models import Course, Enrolment, GradeItem, Person
+from lti_app.models import Course, Enrolment, GradeItem, LogEvent, Person
 from lti_app.services.sync import GradeRow, dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
 from moodle_client.csv_logs import UnknownKind, read_log_csv
@@ -43,15 +43,17 @@ class LogImportResult:
 
 
 def _people_by_fullname(session: Session, site_id: int) -> dict[str, int]:
-    return {
-        name: uid
-        for name, uid in session.execute(
-            select(Person.fullname, Person.moodle_user_id).where(
-                Person.site_id == site_id, Person.moodle_user_id.is_not(None)
-            )
+    """The site's Moodle ids by full name, for log lines that name a user without an id;
+    a name several people share is left out (guessing would credit one with another's work)."""
+    ids: dict[str, set[int]] = {}
+    for name, uid in session.execute(
+        select(Person.fullname, Person.moodle_user_id).where(
+            Person.site_id == site_id, Person.moodle_user_id.is_not(None)
         )
-        if name and uid is not None
-    }
+    ):
+        if name and uid is not None:
+            ids.setdefault(name, set()).add(uid)
+    return {name: next(iter(found)) for name, found in ids.items() if len(found) == 1}
 
 
 def import_log_file(
@@ -142,6 +144,9 @@ class GradeImportResult:
     created: int
     column: str
     unmatched_lines: tuple[int, ...]
+    # Names the file shares with several people of the course's log (or the site): those rows
+    # were not linked to anyone's events (a new person holds the grade).
+    namesakes: tuple[str, ...] = ()
 
 
 def _course_total_item(session: Session, course: Course, grade_max: float) -> GradeItem:
@@ -172,7 +177,33 @@ def _course_total_item(session: Session, course: Course, grade_max: float) -> Gr
     return item
 
 
-def _find_person(session: Session, site_id: int, email: str, fullname: str) -> Person | None:
+def _course_actors(session: Session, course: Course) -> dict[str, list[Person]]:
+    """The people acting in the course's stored log, by full name: the gradebook's students
+    are looked for among them first, since a site has namesakes from other offerings."""
+    ids = select(LogEvent.userid).where(
+        LogEvent.site_id == course.site_id, LogEvent.courseid == course.moodle_course_id
+    )
+    actors: dict[str, list[Person]] = {}
+    for person in session.scalars(
+        select(Person).where(Person.site_id == course.site_id, Person.moodle_user_id.in_(ids))
+    ):
+        actors.setdefault(person.fullname, []).append(person)
+    return actors
+
+
+def _find_person(
+    session: Session,
+    site_id: int,
+    email: str,
+    fullname: str,
+    actors: Mapping[str, list[Person]],
+) -> tuple[Person | None, bool]:
+    """The known person a gradebook row stands for, and whether namesakes made it ambiguous.
+
+    By email; else the only person of that name acting in this course's log; else the only one
+    of that name on the site. Two namesakes in the course (or, with none there, on the site)
+    are never guessed between: a grade given to the wrong student is worse than none.
+    """
     if email:
         person = session.scalar(
             select(Person).where(
@@ -180,16 +211,22 @@ def _find_person(session: Session, site_id: int, email: str, fullname: str) -> P
             )
         )
         if person is not None:
-            return person
-    if fullname:
-        matches = list(
-            session.scalars(
-                select(Person).where(Person.site_id == site_id, Person.fullname == fullname)
-            )
+            return person, False
+    if not fullname:
+        return None, False
+    in_course = actors.get(fullname, [])
+    if len(in_course) == 1:
+        return in_course[0], False
+    if in_course:
+        return None, True
+    matches = list(
+        session.scalars(
+            select(Person).where(Person.site_id == site_id, Person.fullname == fullname)
         )
-        if len(matches) == 1:  # two homonyms: refuse to guess
-            return matches[0]
-    return None
+    )
+    if len(matches) == 1:
+        return matches[0], False
+    return None, len(matches) > 1
 
 
 def _check_scale(export: GradeExport) -> None:
@@ -239,9 +276,13 @@ def import_grade_file(
     matched = created = 0
     unmatched: list[int] = []
     grades: list[GradeRow] = []
+    actors = _course_actors(session, course)
+    namesakes: list[str] = []
     for row in export.rows:
         fullname = f"{row.firstname} {row.lastname}".strip()
-        person = _find_person(session, course.site_id, row.email, fullname)
+        person, ambiguous = _find_person(session, course.site_id, row.email, fullname, actors)
+        if ambiguous and fullname not in namesakes:
+            namesakes.append(fullname)
         if person is None:
             if not create_missing:
                 unmatched.append(row.line)
@@ -274,4 +315,5 @@ def import_grade_file(
         created=created,
         column=export.course_total_column,
         unmatched_lines=tuple(unmatched),
+        namesakes=tuple(namesakes),
     )

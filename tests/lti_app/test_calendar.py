@@ -16,12 +16,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from lti_app.cli import main
 from lti_app.config import Settings
-from lti_app.models import Course, MoodleSite, Prediction
+from lti_app.models import Course, MoodleSite, Person, Prediction
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.scoring import score_course
 from simulation.course import SimulatedOffering, simulate_course
@@ -91,7 +91,9 @@ def test_csv_only_course_trains_at_its_mid_term_checkpoint(
     by `course update`, training uses the 50% checkpoint and predicts what the same offerings
     stored with their dates predict. Item 6: `predict --csv --as-of` lists one row per
     student, however often it runs."""
-    simulated = simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    # Seed 34: no two students of one offering share a name (namesakes across offerings, as on
+    # a real site); `test_namesakes_in_one_offering_are_said_not_guessed` covers the other case.
+    simulated = simulate_course(n_past=3, n_students=30, seed=34, current_progress=0.5)
     current_off = simulated.current
     assert current_off is not None
     assert current_off.now is not None
@@ -118,13 +120,74 @@ def test_csv_only_course_trains_at_its_mid_term_checkpoint(
         listed = cli(settings, "predict", "--course", str(current), "--csv", "--as-of", local(mid))
         ok(listed)
         rows = csv_rows(listed.stdout)
-        # One row per student with a Moodle id (a CSV-only student without events has none).
-        assert 0 < len(rows) <= len(current_off.roster)
+        # One row per student, every student linked to their Moodle id from the log.
+        assert len(rows) == len(current_off.roster)
         assert len({r["moodle_user_id"] for r in rows}) == len(rows)
+
+    # The same offerings stored with their dates (as a web-service sync has them), scored as of
+    # the same moment: the same predictions, student by student.
+    direct = make_settings(tmp_path / "dated", databases.new_url(backend), extra=FAST_ML)
+    ok(cli(direct, "db", "upgrade"))
+    engine = create_engine(direct.database_url)
+    try:
+        with Session(engine) as session:
+            site = MoodleSite(base_url="https://sim.example.org")
+            session.add(site)
+            session.flush()
+            course, _ = store_simulated_course(session, site, simulated)
+            outcome = score_course(
+                session, course, settings=FAST, model_root=tmp_path / "m", now=mid.to_pydatetime()
+            )
+            assert outcome.progress == pytest.approx(0.5, abs=0.01)
+            stored = {
+                str(uid): p
+                for uid, p in session.execute(
+                    select(Person.moodle_user_id, Prediction).join(
+                        Prediction, Prediction.person_id == Person.id
+                    )
+                )
+            }
+    finally:
+        engine.dispose()
+    assert set(stored) == {r["moodle_user_id"] for r in rows}
+    for r in rows:
+        p = stored[r["moodle_user_id"]]
+        assert float(r["grade"]) == pytest.approx(p.predicted_grade, abs=1e-9)
+        assert float(r["p_pass"]) == pytest.approx(p.pass_probability, abs=1e-9)
 
     report = ok(cli(settings, "evaluate", "--course", str(current), "--as-of", local(mid)))
     assert "50% of the term" in report
     assert '"r2"' in report
+
+
+def test_namesakes_in_one_offering_are_said_not_guessed(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    """Students of one offering share a name (seed 21, third offering: two "Eva Henry", two
+    "Yanis Roux"). A log download names them by id, a gradebook export by name and email only: the
+    grades cannot be told apart, so none is linked to either's events, and the import says so
+    by name instead of crediting one with the other's grade."""
+    simulated = simulate_course(n_past=3, n_students=30, seed=21, current_progress=0.5)
+    settings = make_settings(tmp_path / "csv", databases.new_url(backend), extra=FAST_ML)
+    ok(cli(settings, "db", "upgrade"))
+    ok(cli(settings, "site", "add", "--url", "https://sim.example.org", "--token-stdin",
+           stdin="t0ken\n"))  # fmt: skip
+    off = simulated.offerings[2]
+    names = off.users.drop_duplicates("userid").fullname
+    shared = sorted(set(names[names.duplicated()]))
+    assert shared == ["Eva Henry", "Yanis Roux"]
+    course_id = int(
+        ok(cli(settings, "course", "add", "--site", "https://sim.example.org", "--moodle-id",
+               str(off.courseid))).split()[1].rstrip(":")  # fmt: skip
+    )
+    logs, grades = tmp_path / "logs.csv", tmp_path / "grades.csv"
+    logs.write_text(log_report_csv(off, "en", TZ), "utf-8")
+    grades.write_text(grades_export_csv(off, "en"), "utf-8")
+    ok(cli(settings, "import-logs", str(logs), "--course", str(course_id)))
+    said = ok(cli(settings, "import-grades", str(grades), "--course", str(course_id),
+                  "--grade-max", str(off.spec.grademax)))  # fmt: skip
+    assert "Warning: 2 name(s) belong to several people" in said
+    assert all(name in said for name in shared)
 
 
 def test_bad_dates_are_one_error_line(backend: str, databases: Databases, tmp_path: Path) -> None:

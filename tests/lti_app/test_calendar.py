@@ -176,10 +176,11 @@ def test_namesakes_in_one_offering_are_said_not_guessed(
     names = off.users.drop_duplicates("userid").fullname
     shared = sorted(set(names[names.duplicated()]))
     assert shared == ["Eva Henry", "Yanis Roux"]
-    course_id = int(
-        ok(cli(settings, "course", "add", "--site", "https://sim.example.org", "--moodle-id",
-               str(off.courseid))).split()[1].rstrip(":")  # fmt: skip
-    )
+    added = ok(
+        cli(settings, "course", "add", "--site", "https://sim.example.org", "--moodle-id",
+            str(off.courseid))
+    )  # fmt: skip
+    course_id = int(added.split()[1].rstrip(":"))
     logs, grades = tmp_path / "logs.csv", tmp_path / "grades.csv"
     logs.write_text(log_report_csv(off, "en", TZ), "utf-8")
     grades.write_text(grades_export_csv(off, "en"), "utf-8")

@@ -158,3 +158,30 @@ def course_or_fail(session: Session, course_id: int) -> Course:
             f"no course with id {course_id}; see `arche-predict course list`"
         )
     return course
+
+
+class CourseRef(click.ParamType[int, Any]):
+    """`--course`/`--past`: the tool's course id, the Moodle course id or the short name
+    (`lti_app.services.course_refs`), resolved to the tool's id when the option is parsed.
+
+    A bare number that is the tool id of one course and the Moodle id of another is refused
+    with a line that says to write `id:N` or `moodle:N`.
+    """
+
+    name = "course"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        from lti_app.services.course_refs import CourseRefError, resolve_course
+
+        cli = ctx.find_object(CliContext) if ctx is not None else None
+        if cli is None:  # pragma: no cover - every command runs under `main`
+            self.fail("no configuration to look the course up in", param, ctx)
+        try:
+            with cli.session() as session:
+                return resolve_course(session, value).id
+        except CourseRefError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+COURSE = CourseRef()
+COURSE_HELP = "Course: its id (course list), Moodle course id or short name."

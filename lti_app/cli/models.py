@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lti_app.cli.common import CliContext, course_or_fail, friendly_errors, pass_ctx
+from lti_app.cli.common import (
+    COURSE,
+    COURSE_HELP,
+    CliContext,
+    course_or_fail,
+    friendly_errors,
+    pass_ctx,
+)
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -95,7 +102,7 @@ def _term_line(outcome: ScoringOutcome) -> str | None:
 
 
 @click.command("train")
-@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--course", "course_id", type=COURSE, required=True, help=COURSE_HELP)
 @click.option("--as-of", "as_of", default=None, help=AS_OF_HELP)
 @pass_ctx
 @friendly_errors
@@ -116,7 +123,7 @@ def train(ctx: CliContext, course_id: int, as_of: str | None) -> None:
 
 
 @click.command("predict")
-@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--course", "course_id", type=COURSE, required=True, help=COURSE_HELP)
 @click.option("--csv", "as_csv", is_flag=True, help="Write the predictions as CSV on stdout.")
 @click.option("--as-of", "as_of", default=None, help=AS_OF_HELP)
 @pass_ctx
@@ -183,7 +190,7 @@ def _model_version(session: Session, ref: str) -> ModelVersion:
 
 @click.command("evaluate")
 @click.option("--model", "ref", default=None, help="Model version id or name.")
-@click.option("--course", "course_id", type=int, default=None, help="Or: the course's models...")
+@click.option("--course", "course_id", type=COURSE, default=None, help="Or: the course's models...")
 @click.option("--as-of", "as_of", default=None, help="...trained as of this date (a backtest).")
 @pass_ctx
 @friendly_errors

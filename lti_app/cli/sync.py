@@ -7,11 +7,20 @@ from typing import Any
 
 import click
 
-from lti_app.cli.common import CliContext, LogSourceChoice, friendly_errors, pass_ctx
+from lti_app.cli.common import (
+    COURSE,
+    COURSE_HELP,
+    CliContext,
+    LogSourceChoice,
+    friendly_errors,
+    pass_ctx,
+)
 
 
 @click.command("sync")
-@click.option("--course", "course_id", type=int, default=None, help="Course id (default: all).")
+@click.option(
+    "--course", "course_id", type=COURSE, default=None, help=COURSE_HELP + " Default: all."
+)
 @click.option(
     "--source",
     type=LogSourceChoice(),

@@ -19,6 +19,12 @@ __all__ = ["SyncConfigError", "moodle_client_for"]
 def moodle_client_for(settings: Settings, box: SecretBox, site: MoodleSite) -> MoodleClient:
     token = site_token(box, site)
     if not token:
+        if site.log_source == "csv":
+            raise SyncConfigError(
+                f"site {site.base_url} has no web-service token (a CSV-only site): import its "
+                "downloads with `arche-predict import-logs` and `import-grades`, or store a "
+                f"token with `arche-predict site add --url {site.base_url}` to sync it"
+            )
         raise SyncConfigError(
             f"site {site.base_url} has no web-service token; run `arche-predict site add`"
         )

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lti_app.models import Course, CourseLineage, MoodleSite, SyncRun
+from lti_app.models import Course, CourseLineage, Grade, GradeItem, LogEvent, MoodleSite, SyncRun
 from lti_app.services.sites import normalise_base_url
 
 
@@ -157,6 +157,36 @@ def course_term(
         return None
     # A finished offering without an end date (a CSV-only past offering): its activity's span.
     return Term(start, max(start, _utc(events["time"].max())))
+
+
+def _event_span(session: Session, course: Course) -> pd.DataFrame:
+    """The first and last stored log event of the course, as `course_term` reads them."""
+    first, last = session.execute(
+        select(func.min(LogEvent.timecreated), func.max(LogEvent.timecreated)).where(
+            LogEvent.site_id == course.site_id, LogEvent.courseid == course.moodle_course_id
+        )
+    ).one()
+    times = [t for t in (first, last) if t is not None]
+    return pd.DataFrame({"time": pd.to_datetime(times, unit="s", utc=True)})
+
+
+def shown_term(session: Session, course: Course) -> Term | None:
+    """The course's term as the scoring takes it (`course_term`, with the graded past
+    offerings' usual length standing in for a missing end), from two aggregates per course
+    rather than every event: for the dashboard's "term ends/ended on …" sentence."""
+    lengths = []
+    for past in past_offerings(session, course.id):
+        graded = session.scalar(
+            select(func.count())
+            .select_from(Grade)
+            .join(GradeItem, GradeItem.id == Grade.grade_item_id)
+            .where(GradeItem.course_id == past.id, GradeItem.itemtype == "course")
+            .where(Grade.value.is_not(None))
+        )
+        term = course_term(past, _event_span(session, past)) if graded else None
+        if term is not None:
+            lengths.append(term.end - term.start)
+    return course_term(course, _event_span(session, course), term_length=usual_term_length(lengths))
 
 
 def usual_term_length(lengths: Sequence[pd.Timedelta]) -> pd.Timedelta | None:

@@ -242,3 +242,51 @@ def test_scoring_after_the_end_gives_the_predictions_of_the_end(
     later = scored(pd.Timestamp(end) + pd.Timedelta(days=days_after))
     assert later == at_end
     assert db_session.get_one(Course, course.id).end_at == end
+
+
+def test_the_dashboard_term_is_the_scoring_term(db_session: Session, tmp_path: Path) -> None:
+    """Items 4-5 on the page: without end dates, the end the dashboard states (from two
+    aggregates per course) is the end the scoring inferred from the past offerings; after the
+    end, the page says the estimates are as of the end."""
+    from lti_app.services.courses import shown_term
+    from lti_app.web.views.course import term_view
+
+    simulated = simulate_course(n_past=3, n_students=30, seed=34, current_progress=0.5)
+    site = MoodleSite(base_url="https://sim.example.org")
+    db_session.add(site)
+    db_session.flush()
+    course, past = store_simulated_course(db_session, site, simulated)
+    for c in (course, *past):
+        c.start_at = c.end_at = None  # as a CSV-only import leaves them
+    db_session.flush()
+    assert simulated.current is not None
+    assert simulated.current.now is not None
+    outcome = score_course(
+        db_session,
+        course,
+        settings=FAST,
+        model_root=tmp_path,
+        now=simulated.current.now.to_pydatetime(),
+    )
+    assert outcome.end_inferred
+    term = shown_term(db_session, course)
+    assert term is not None
+    assert term.end_inferred
+    assert term.end == pd.Timestamp(outcome.term_end)
+    shown = term_view(db_session, course, outcome.as_of.isoformat())
+    assert shown is not None
+    assert (shown["end_inferred"], shown["ended"]) == (True, False)
+
+    course.end_at = (pd.Timestamp(outcome.term_end) - pd.Timedelta(days=30)).to_pydatetime()
+    later = score_course(
+        db_session,
+        course,
+        settings=FAST,
+        model_root=tmp_path,
+        now=(pd.Timestamp(course.end_at) + pd.Timedelta(days=365)).to_pydatetime(),
+    )
+    assert later.term_ended
+    shown = term_view(db_session, course, later.as_of.isoformat())
+    assert shown is not None
+    assert (shown["end_inferred"], shown["ended"]) == (False, True)
+    assert shown["end"] == later.term_end

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 from flask import render_template, request
 from flask_babel import get_locale
 from markupsafe import Markup, escape
@@ -18,6 +19,7 @@ from lti_app.config import MLSettings
 from lti_app.models import Course, ModelVersion
 from lti_app.services import dashboard
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
+from lti_app.services.courses import shown_term
 from lti_app.services.insights import (
     active_models,
     course_summary,
@@ -173,6 +175,22 @@ def sync_problem(summary: Mapping[str, Any]) -> dict[str, str] | None:
     return {"code": code, "message": str(sync.get("error_message") or ""), "fix": fix}
 
 
+def term_view(session: Session, course: Course, as_of: str | None) -> dict[str, Any] | None:
+    """The term as the scoring takes it: its end, whether that end is inferred (no end date:
+    the past offerings' usual length), and whether the shown estimates are as of its end."""
+    term = shown_term(session, course)
+    if term is None:
+        return None
+    shown = pd.Timestamp(as_of) if as_of else None
+    ended = shown is not None and shown >= term.end - pd.Timedelta(seconds=1)
+    return {
+        "start": term.start.to_pydatetime(),
+        "end": term.end.to_pydatetime(),
+        "end_inferred": term.end_inferred,
+        "ended": ended,
+    }
+
+
 def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str, Any]:
     """Everything the dashboard shows, as data, wording and chart specs."""
     versions = active_models(session, course.id)
@@ -192,6 +210,7 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
         "pass_mark": mark,
         "pass_marks": marks,
         "risk_threshold": risk_threshold_of(course, ml),
+        "term": term_view(session, course, summary.get("as_of")),
         "state_message": state_message(summary),
         "sync_problem": sync_problem(summary),
         "quality": quality_sentences(versions) if summary["state"] == "predictions" else [],
@@ -298,6 +317,7 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
         "sync_problem": view["sync_problem"],
         "pass_marks": view["pass_marks"],
         "risk_threshold": view["risk_threshold"],
+        "term": view["term"],
         # Autoescaped template output, inserted as it is.
         "body_html": Markup(body),  # noqa: S704
     }

@@ -134,8 +134,10 @@ def refresh_course(course: Course, info: mc.Course) -> None:
         )
     course.shortname = info.shortname
     course.fullname = info.fullname
-    course.start_at = _ts(info.startdate)
-    course.end_at = _ts(info.enddate)
+    # Moodle's dates win; a date Moodle does not have (enddate 0, "no end date") keeps the one
+    # set in the tool (`course update --end`), which the next sync would otherwise erase.
+    course.start_at = _ts(info.startdate) or course.start_at
+    course.end_at = _ts(info.enddate) or course.end_at
 
 
 def refresh_pass_mark(course: Course, client: MoodleClient) -> str | None:

@@ -189,3 +189,33 @@ def test_gradepass_removed_in_moodle_is_forgotten(
     with factory() as session:
         course = session.get_one(Course, course_id)
         assert pass_mark_of(course, settings.ml).source == "default"
+
+
+# --------------------------------------------------------------------------- course dates
+
+
+def test_moodle_dates_win_but_no_end_date_keeps_the_tools(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
+) -> None:
+    """Issue #13 item 4: the sync takes startdate/enddate from Moodle; a course Moodle gives no
+    end date (recorded `ALGO-NOEND`, enddate 0) keeps the end an admin set in the tool."""
+    from datetime import UTC, datetime
+
+    recorded = fixture("core_course_get_courses_by_field__noenddate.json")["courses"][0]
+    assert recorded["enddate"] == 0
+
+    def no_end(params: dict[str, str]) -> object:
+        return {"courses": [{**recorded, "id": int(params["value"])}], "warnings": []}
+
+    stub.handlers["core_course_get_courses_by_field"] = no_end
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course_id = setup_course(settings, stub.url)
+    end = datetime(2027, 1, 31, 23, 0, tzinfo=UTC)
+    with factory() as session:
+        session.get_one(Course, course_id).end_at = end
+        session.commit()
+    assert run_course_sync(settings, factory, course_id).status == "succeeded"
+    with factory() as session:
+        course = session.get_one(Course, course_id)
+        assert course.start_at == datetime.fromtimestamp(recorded["startdate"], UTC)
+        assert course.end_at == end

@@ -185,6 +185,8 @@ def bootstrap_ci(
         except ValueError:
             stats[b] = np.nan
     stats = stats[~np.isnan(stats)]
+    if stats.size == 0:  # the metric is undefined on every resample (e.g. AUC of one class)
+        return point, float("nan"), float("nan")
     alpha = (1 - level) / 2
     return point, float(np.quantile(stats, alpha)), float(np.quantile(stats, 1 - alpha))
 

@@ -15,13 +15,17 @@ They exist to refuse what no course can produce (``1e308``, a negative number of
 models would otherwise extrapolate to overflow, not to judge what is plausible.
 
 **Effort.** Each feature declares here, once, its direction of effort: +1 when more of it means
-more study (every count of actions, time spent, active days, the share of weeks with activity
-and of activities opened), -1 when less of it does (days since the last visit), 0 when neither
-(hours of the day, ratios, trends, levels). Every grade model is constrained to be
-non-decreasing in the effort direction of each feature (:func:`effort_signs`, read by
-:mod:`ml.models`), so a what-if that adds effort never lowers the grade nor the pass chance,
-which derives from the same grade distribution. A feature is *controllable* (a what-if lever)
-separately: the levers are :data:`CONTROLLABLE`, a few of the effort features.
+more study (actions, sessions, time spent, active days, the share of weeks with activity and of
+activities opened, and the counts of studying: content opened, forum reading and writing, quiz
+attempts, submissions), -1 when less of it does (days since the last visit), 0 when neither
+(hours of the day, ratios, trends, levels, and visits of navigation pages: the course page, an
+activity's landing page, the grade report, feedback; opening the quiz's page is not studying,
+and students who struggle revisit those pages: constraining them cost about 0.03 of R² on the
+simulator, the other counts 0.003). Every grade model is constrained to be non-decreasing in
+the effort direction of each feature (:func:`effort_signs`, read by :mod:`ml.models`), so a
+what-if that adds effort never lowers the grade nor the pass chance, which derives from the same
+grade distribution. A feature is *controllable* (a what-if lever) separately: the levers are
+:data:`CONTROLLABLE`, a few of the effort features.
 
 Only the base features are described; a ``z_<f>`` column is the cohort z-score of ``f`` and is
 derived from it (see :attr:`FeatureInfo.z_scored`), never set directly.
@@ -153,7 +157,23 @@ _COUNT_LABELS: Final = {
 }
 
 
-def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 1) -> FeatureInfo:
+#: Counts of visits to navigation pages (effort 0, see the module docstring); every other count
+#: is an amount of study (effort +1).
+_NAVIGATION: Final = frozenset(
+    {
+        "n_core_course_viewed",
+        "n_mod_quiz_course_module_viewed",
+        "n_mod_assign_course_module_viewed",
+        "n_gradereport_user_grade_report_viewed",
+        "n_cat_navigation",
+        "n_cat_feedback",
+        "n_cat_other",
+    }
+)
+
+
+def _count(name: str, label: str | None = None) -> FeatureInfo:
+    effort: Literal[0, 1] = 0 if name in _NAVIGATION else 1
     return FeatureInfo(
         name, "count", 0, MAX_COUNT, effort=effort, label=label or _COUNT_LABELS[name]
     )
@@ -162,8 +182,8 @@ def _count(name: str, label: str | None = None, *, effort: Literal[-1, 0, 1] = 1
 def _all() -> dict[str, FeatureInfo]:
     events = [f"n_{short_event_name(e)}" for e in DEFAULT_EVENT_TYPES]
     infos = [
-        # Every count is an amount of work in the course (views, reading, attempts, posts...):
-        # more of it is more study, so every count has effort +1 (see the module docstring).
+        # Every count but the navigation visits is an amount of study: effort +1 (see the
+        # module docstring).
         _count("n_actions", N_("Actions in the course")),
         *(_count(n) for n in events),
         *(_count(f"n_cat_{c}") for c in CATEGORIES),

@@ -1,48 +1,54 @@
-"""Model selection under grouped cross-validation: grade regressors and pass classifiers.
+"""Model selection under grouped cross-validation: the grade regressor, its predictive
+distribution, and the pass chance read from it.
 
 Every search and every out-of-fold prediction uses ``GroupKFold`` on the offering, so a model
 is always judged on offerings it never saw, which is the situation of a new course offering.
 
-**Regressors.** The ARCHE prototype's Linear, Ridge, Lasso, ElasticNet and SVR, plus
-HistGradientBoosting, each behind median imputation and standardisation, are grid-searched
-under grouped cross-validation and the one with the best CV R² is kept (MAE and RMSE are
-reported too).
+**Regressors.** The ARCHE prototype's Linear, Ridge, Lasso and ElasticNet, plus
+HistGradientBoosting, each behind median imputation (and standardisation for the linear ones),
+are grid-searched under grouped cross-validation and the one with the best CV R² is kept (MAE
+and RMSE are reported too).
+
+**Monotone in effort (issue #14).** Every family is constrained so that more of what a student
+does never lowers the prediction: each column's direction of effort is declared once in
+:mod:`ml.feature_info` (+1 for counts, time, active days...; -1 for the days since the last
+visit; 0 for the rest, which stay free) and becomes ``monotonic_cst`` for the gradient boosting
+and sign constraints for the linear families (:class:`SignedLinear`: scikit-learn's
+``positive=True`` on sign-flipped columns, free columns split into a positive and a negative
+part). The RBF SVR, which cannot be constrained, left the candidates; it was not competitive on
+the simulator (0.03 of CV R² behind the linear models). The MLP was only ever a pass classifier
+and versions no longer train one (below). Since the pass chance is an increasing function of
+the point prediction, it is monotone in effort too.
 
 **The search, and its cost.** :func:`_grouped_search` does what ``GridSearchCV`` followed by a
 second out-of-fold pass over the winner used to do, with the same folds, the same fits and the
 same choice (the first configuration with the best mean fold score), minus the redundant fits:
 the best configuration's out-of-fold predictions and fold models are kept from the search
 instead of being fitted again, and only the selected model is refitted on all the data (not
-every candidate). The RBF SVR is the one model whose cost is not linear in the students: libsvm
-needs between O(n²) and O(n³) time and a kernel cache that grows as n², so its grid is tuned on
-at most :data:`DEFAULT_TUNE_ROWS` rows of each training fold (a seeded random subset); only the
-configuration chosen there is then cross-validated on the whole folds, which gives its CV
-score, its out-of-fold predictions and, if it wins, a final fit on every row. At 5,000
-students this costs 5 + 1 full fits instead of 20 + 1; training the SVR on the subset
-throughout would have been cheaper again but cost it 0.013 of CV R² (0.722 vs 0.736), enough
-to change its rank. Fitting runs under ``n_threads`` threads (BLAS, OpenMP for the gradient
-boosting, torch for the MLP): on a shared two-core machine OpenMP's spinning threads cost more
-than they give (see ``bench/training.py``), and a nightly training must not starve the web
-workers.
+every candidate). A candidate whose cost is not linear in the students (the SVR was one) can
+have its grid tuned on at most :data:`DEFAULT_TUNE_ROWS` rows of each training fold (a seeded
+random subset); only the configuration chosen there is then cross-validated on the whole folds.
+Fitting runs under ``n_threads`` threads (BLAS, OpenMP for the gradient boosting, torch for the
+MLP): on a shared two-core machine OpenMP's spinning threads cost more than they give (see
+``bench/training.py``), and a nightly training must not starve the web workers.
 
-**Conformal intervals.** Split-conformal on out-of-fold residuals (the "CV" variant of Barber et
-al., 2021, *Predictive inference with the jackknife+*): the absolute residuals of out-of-fold
-predictions of the selected configuration are the conformity scores, and the interval of a new
-student is the refitted model's prediction ± their ``ceil((n+1)(1-alpha))/n`` quantile. We do it
-ourselves rather than with MAPIE or crepes because the scores must come from the very same
-grouped folds as the selection (so between-offering shift is inside the residuals) and the
-refitted model must stay a plain scikit-learn pipeline for skops and ONNX; the whole method is
-one quantile. Its coverage on held-out offerings is measured by the tests and reported by
-:mod:`ml.evaluation`.
+**The grade distribution.** The signed out-of-fold residuals of the selected configuration, from
+the very folds of the selection (so between-offering shift is inside them), calibrate a
+conformal predictive system (:class:`ml.distribution.GradeDistribution`): the grade shown is
+its median, the interval its central quantiles, the pass chance P(grade >= pass mark)
+(:class:`PassChanceModel`, which offers the interface the services use for a classifier). The
+refitted model stays a plain scikit-learn pipeline (a :class:`SignedLinear` is stored as the
+``LinearRegression`` with the same coefficients) for skops, ONNX and the what-if's array path.
+:func:`conformal_quantile` is the symmetric split-conformal quantile of earlier versions, kept
+for callers of absolute residuals.
 
-**Classifiers.** Logistic regression, HistGradientBoosting and the torch MLP
-(:class:`ml.mlp.TorchMLPClassifier`) are compared on out-of-fold probabilities; the best CV AUC
-wins, and the lower Brier score breaks near-ties (AUC within ``auc_tolerance``). The winner's
-out-of-fold probabilities, which come from models that did not see those students, fit an
-isotonic calibration (what ``CalibratedClassifierCV(ensemble=False)`` does, with groups). The
-decision threshold is chosen on the calibrated out-of-fold probabilities, maximising F1 or
-balanced accuracy. Uncertainty per student is MC dropout for the MLP and the spread of the fold
-models for the others, both passed through the calibration.
+**Classifiers (diagnostics).** :func:`fit_classifier` still compares logistic regression,
+HistGradientBoosting and the torch MLP (:class:`ml.mlp.TorchMLPClassifier`) on out-of-fold AUC
+then Brier, with isotonic calibration, a decision threshold and an uncertainty band (MC dropout
+or fold spread). Versions no longer train nor show one: a separately calibrated classifier
+disagreed with the grade (a student predicted 10.9/20 shown a 0 % chance), and on the simulator
+the grade distribution's chance ranks students at least as well (see
+``bench/calibration_loo.py``). It stays for benchmarks and comparisons.
 """
 
 from __future__ import annotations

@@ -23,13 +23,20 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ml.dataset import DEFAULT_CHECKPOINTS, Offering, TrainingSet, build_training_set
 from ml.evaluation import early_warning_curve, evaluation_report
 from ml.explain import grade_factors
-from ml.models import PassChanceModel, RegressionModel, ThresholdMetric, fit_regressor
+from ml.models import (
+    PassChanceModel,
+    RegressionModel,
+    SingleClassError,
+    ThresholdMetric,
+    fit_regressor,
+)
 from ml.registry import ModelBundle, save_bundle
 
 Progress = Callable[[str, float], None]
@@ -139,6 +146,11 @@ def _fit_models(
     pass chance read from it (``classifiers`` and ``threshold_metric``: ignored, see the module
     docstring)."""
     del classifiers, threshold_metric
+    classes = np.unique(data.passed.to_numpy())
+    if classes.size != 2:
+        # A chance learned from past students who all passed (or all failed) is no chance:
+        # the services show engagement only and say why (ml.models.SingleClassError).
+        raise SingleClassError(int(classes[0]) if classes.size else None)
     on_progress("regressors", 0.1)
     reg = fit_regressor(
         data.X,

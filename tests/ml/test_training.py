@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ml.features import compute_features
+from ml.models import SingleClassError
 from ml.registry import load_bundle
 from ml.training import GatedModelError, explain_students, score_students, train_model_version
 from simulation.course import SimulatedCourse, simulate_course
@@ -73,3 +74,14 @@ def test_a_gated_version_refuses_to_score(tmp_path: Path) -> None:
         score_students(bundle, feats)
     diagnostics = score_students(bundle, feats, allow_gated=True, n_passes=5)
     assert len(diagnostics) == len(feats)
+
+
+def test_past_students_of_one_class_give_no_version(tmp_path: Path) -> None:
+    """Every past student passed: no chance can be learned, as the services expect."""
+    course = simulate_course(n_past=3, n_students=20, seed=4, current_progress=None)
+    offerings = [o.to_offering() for o in course.past]
+    with pytest.raises(SingleClassError, match="every past student passed"):
+        train_model_version(
+            offerings, 0.5, tmp_path / "v", pass_mark=0.0, regressors=["ridge"],
+            early_warning=None, n_boot=50, n_repeats=2,
+        )  # fmt: skip

@@ -6,12 +6,19 @@ from pathlib import Path
 
 import click
 
-from lti_app.cli.common import CliContext, course_or_fail, friendly_errors, pass_ctx
+from lti_app.cli.common import (
+    COURSE,
+    COURSE_HELP,
+    CliContext,
+    course_or_fail,
+    friendly_errors,
+    pass_ctx,
+)
 
 
 @click.command("import-logs")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--course", "course_id", type=COURSE, required=True, help=COURSE_HELP)
 @click.option("--timezone", default=None, help="Time zone of the download (default: config).")
 @click.option("--encoding", default=None, help="File encoding (default: detected).")
 @pass_ctx
@@ -20,6 +27,7 @@ def import_logs(
     ctx: CliContext, file: Path, course_id: int, timezone: str | None, encoding: str | None
 ) -> None:
     """Import Moodle's log-report download (CSV, English or French). Re-importing adds nothing."""
+    from lti_app.services.course_refs import student_count
     from lti_app.services.imports import import_log_file
     from moodle_client.csvfiles import CsvImportError
 
@@ -34,6 +42,7 @@ def import_logs(
                 timezone=timezone or settings.moodle.timezone,
                 encoding=encoding,
             )
+            students = student_count(session, course)
     except CsvImportError as exc:
         raise click.ClickException(f"{file}: {exc} (nothing was imported)") from None
     except ValueError as exc:
@@ -50,11 +59,20 @@ def import_logs(
     )
     for kind in result.unknown_kinds:
         click.echo(f"  {kind.event}: {kind.rows} rows, e.g. line {kind.line}: {kind.description}")
+    if students == 0:
+        # The download has no roles (teachers act in the log too), so nobody is enrolled from
+        # it as a student: the gradebook export lists the students.
+        click.echo(
+            f"Note: course {course_id} has no students yet: a log download does not say who is "
+            "a student. Import the gradebook export (`arche-predict import-grades FILE --course "
+            f"{course_id}`), which lists them, or sync the roster from Moodle; until then the "
+            "course has nobody to estimate."
+        )
 
 
 @click.command("import-grades")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--course", "course_id", type=COURSE, required=True, help=COURSE_HELP)
 @click.option("--grade-max", type=float, default=None, help="Maximum of the course total.")
 @click.option("--encoding", default=None, help="File encoding (default: detected).")
 @pass_ctx

@@ -4,6 +4,8 @@ type)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
@@ -114,3 +116,25 @@ def test_course_options_take_a_short_name(migrated: Settings) -> None:
     assert "Invalid value" not in synced.output
     assert "a CSV-only site" in synced.output
     assert "Traceback" not in synced.output
+
+
+def test_import_logs_alone_says_the_course_has_no_students(migrated: Settings) -> None:
+    recorded = Path(__file__).parent.parent / "fixtures" / "moodle-5.1"
+    assert _cli(migrated, "site", "add", "--url", "https://m.example", "--no-token").exit_code == 0
+    added = _cli(migrated, "course", "add", "--site", "https://m.example", "--moodle-id", "2",
+                 "--name", "ALGO101")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    logs = _cli(
+        migrated, "import-logs", str(recorded / "logs_export_en.csv"), "--course", "ALGO101"
+    )
+    assert logs.exit_code == 0, logs.output
+    assert "Note: course 1 has no students yet" in logs.output
+    assert "arche-predict import-grades FILE --course 1" in logs.output
+    grades = _cli(
+        migrated, "import-grades", str(recorded / "grades_export_en.csv"), "--course", "ALGO101",
+        "--grade-max", "120",
+    )  # fmt: skip
+    assert grades.exit_code == 0, grades.output
+    again = _cli(migrated, "import-logs", str(recorded / "logs_export_en.csv"), "--course", "2")
+    assert again.exit_code == 0, again.output
+    assert "no students yet" not in again.output

@@ -88,9 +88,16 @@ def model_quality(version: ModelVersion | None) -> dict[str, Any] | None:
     }
 
 
-def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool) -> dict[str, Any]:
+def is_at_risk(probability: float | None, threshold: float) -> bool | None:
+    """The one definition of "at risk", for every surface: a shown pass chance under the
+    course's threshold (`course_settings.risk_threshold_of`); None without a shown chance."""
+    return None if probability is None else probability < threshold
+
+
+def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool, threshold: float) -> dict[str, Any]:
     grade = _float(p.predicted_grade) if reg_ok else None
     proba = _float(p.pass_probability) if clf_ok else None
+    at_risk = is_at_risk(proba, threshold)
     lower, upper = _float(p.probability_lower), _float(p.probability_upper)
     return {
         "as_of": _iso(p.as_of),
@@ -101,7 +108,9 @@ def _prediction_json(p: Prediction, reg_ok: bool, clf_ok: bool) -> dict[str, Any
         "pass_probability": proba,
         "probability_interval": [lower, upper] if proba is not None else None,
         "uncertainty": _float(p.uncertainty) if proba is not None else None,
-        "predicted_pass": p.predicted_pass if proba is not None else None,
+        "at_risk": at_risk,
+        # The success predictor's field, kept: the same rule, read the other way.
+        "predicted_pass": None if at_risk is None else not at_risk,
         "factors": (p.explanation or {}) if (grade is not None or proba is not None) else {},
         "engagement": {key: _float(p.features.get(key)) for key in ENGAGEMENT},
     }
@@ -126,6 +135,7 @@ def course_summary(
     session: Session,
     course: Course,
     *,
+    threshold: float,
     rows: list[tuple[Person, Prediction]] | None = None,
     models: dict[str, ModelVersion] | None = None,
 ) -> dict[str, Any]:
@@ -133,7 +143,9 @@ def course_summary(
     reg, clf = models.get("regression"), models.get("classification")
     rows = latest_predictions(session, course.id) if rows is None else rows
     reg_ok, clf_ok = bool(reg and reg.gate_passed), bool(clf and clf.gate_passed)
-    at_risk = sum(1 for _, p in rows if clf_ok and p.predicted_pass is False)
+    at_risk = sum(
+        1 for _, p in rows if clf_ok and is_at_risk(_float(p.pass_probability), threshold)
+    )
     last_run = session.scalar(
         select(SyncRun)
         .where(SyncRun.course_id == course.id)
@@ -161,6 +173,7 @@ def course_summary(
         "as_of": _iso(rows[0][1].as_of) if rows else None,
         "students": len(rows),
         "at_risk": at_risk if clf_ok else None,
+        "risk_threshold": threshold,
         "sync": None
         if last_run is None
         else {
@@ -181,6 +194,7 @@ def students_table(
     session: Session,
     course: Course,
     *,
+    threshold: float,
     rows: list[tuple[Person, Prediction]] | None = None,
     models: dict[str, ModelVersion] | None = None,
 ) -> list[dict[str, Any]]:
@@ -192,7 +206,7 @@ def students_table(
             "person_id": person.id,
             "moodle_user_id": person.moodle_user_id,
             "fullname": person.fullname,
-            **_prediction_json(prediction, reg_ok, clf_ok),
+            **_prediction_json(prediction, reg_ok, clf_ok, threshold),
         }
         for person, prediction in (latest_predictions(session, course.id) if rows is None else rows)
     ]
@@ -212,7 +226,9 @@ def _require_student(session: Session, course: Course, person_id: int) -> Person
     return person
 
 
-def student_detail(session: Session, course: Course, person_id: int) -> dict[str, Any]:
+def student_detail(
+    session: Session, course: Course, person_id: int, *, threshold: float
+) -> dict[str, Any]:
     person = _require_student(session, course, person_id)
     models = active_models(session, course.id)
     reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
@@ -232,7 +248,9 @@ def student_detail(session: Session, course: Course, person_id: int) -> dict[str
     return {
         "person_id": person.id,
         "fullname": person.fullname,
-        "latest": _prediction_json(latest, reg_ok, clf_ok) if latest is not None else None,
+        "latest": _prediction_json(latest, reg_ok, clf_ok, threshold)
+        if latest is not None
+        else None,
         "features": latest.features if latest is not None else {},
         # The levers a what-if may move (`ml.feature_info.CONTROLLABLE`), in the form's order.
         "actionable": [f for f in CONTROLLABLE if latest is not None and f in latest.features],
@@ -430,6 +448,7 @@ def what_if(
     *,
     model_root: Path,
     cache: ModelCache,
+    threshold: float,
     mc_passes: int = 100,
 ) -> dict[str, Any]:
     """Score the student's latest features with `changes`: grade and pass probability, each
@@ -482,14 +501,15 @@ def what_if(
     p = float(then["p_pass"])
     return {
         "probability": p,
-        "prediction": int(p >= bundle.classifier.threshold),
+        "prediction": int(not is_at_risk(p, threshold)),
         "confidence": float(max(p, 1 - p)),
         "uncertainty": float(then["p_pass_std"]),
         "ci_95": [float(then["p_pass_low"]), float(then["p_pass_high"])],
         "predicted_grade": float(then["grade"]),
         "grade_interval": [float(then["grade_low"]), float(then["grade_high"])],
         "interval_level": float(then["interval_level"]),
-        "threshold": float(bundle.classifier.threshold),
+        "threshold": float(threshold),
+        "at_risk": bool(is_at_risk(p, threshold)),
         "changes": dict(changes),
         "current": {
             "probability": float(result["current"]["p_pass"]),

@@ -31,7 +31,16 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import ScalarSelect, Select, func, select
 from sqlalchemy.orm import Session
 
-from lti_app.models import Course, Enrolment, ModelVersion, Prediction, SyncRun
+from lti_app.models import (
+    Course,
+    CourseLineage,
+    Enrolment,
+    Grade,
+    GradeItem,
+    ModelVersion,
+    Prediction,
+    SyncRun,
+)
 from lti_app.services.shown_scoring import of_active_models
 
 V = TypeVar("V")
@@ -219,6 +228,27 @@ def _roster(course_id: int) -> list[ScalarSelect[Any]]:
     ]
 
 
+def _past_terms(course_id: int) -> _Rows:
+    # The term the page states (`courses.shown_term`) takes a course without an end date to
+    # last as long as its graded past offerings: their dates and how many graded totals each
+    # has (their events come with a sync, which SYNC stands for).
+    graded = (
+        select(func.count())
+        .select_from(Grade)
+        .join(GradeItem, GradeItem.id == Grade.grade_item_id)
+        .where(GradeItem.course_id == CourseLineage.past_course_id, GradeItem.itemtype == "course")
+        .where(Grade.value.is_not(None))
+        .correlate(CourseLineage)
+        .scalar_subquery()
+    )
+    return (
+        select(CourseLineage.past_course_id, Course.start_at, Course.end_at, graded)
+        .join(Course, Course.id == CourseLineage.past_course_id)
+        .where(CourseLineage.course_id == course_id)
+        .order_by(CourseLineage.past_course_id)
+    )
+
+
 #: The course's own fields (names, dates, pass mark, learner-view switch).
 COURSE = PageInput("course", frozenset({"course"}), _course_fields)
 #: The latest scoring's predictions, with their features and explanations.
@@ -231,3 +261,10 @@ MODELS = PageInput("models", frozenset({"model_version"}), lambda _: [], _active
 SYNC = PageInput("sync", frozenset({"sync_run", "log_event", "person"}), _last_sync)
 #: The course's enrolments: who the students are (the weekly charts count the roster's).
 ROSTER = PageInput("roster", frozenset({"enrolment", "person"}), _roster)
+#: The past offerings that date a course without an end date (the dashboard's term sentence).
+TERM = PageInput(
+    "term",
+    frozenset({"course_lineage", "course", "grade", "grade_item"}),
+    lambda _: [],
+    _past_terms,
+)

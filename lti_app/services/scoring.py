@@ -37,7 +37,7 @@ from lti_app.config import MLSettings
 from lti_app.db import utcnow
 from lti_app.models import Course, LogEvent, ModelVersion, Prediction
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
-from lti_app.services.course_settings import pass_mark_of
+from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import course_term, past_offerings, usual_term_length
 from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
@@ -459,7 +459,7 @@ def _store_predictions(
             proba = bundle.classifier.predict_proba(matrix)
             unc = bundle.classifier.uncertainty(matrix, n_passes=passes)
             p_low, p_high, p_std = unc.lower, unc.upper, unc.std
-            label = proba >= bundle.classifier.threshold
+            label = proba >= risk_threshold_of(course, settings or MLSettings())  # one "at risk"
             pass_why = _factor_records(pass_factors(bundle.classifier, matrix, background))
     # A scoring as of the same moment replaces the earlier one: one scoring per date, so a
     # re-scoring of unchanged data leaves the same rows, not a second copy beside them.

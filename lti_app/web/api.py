@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from lti_app.models import Course
+from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import (
     InsightError,
     ModelCache,
@@ -88,18 +89,22 @@ def json_body() -> Any:
         ) from None
 
 
+def _threshold(course: Course) -> float:
+    return risk_threshold_of(course, _settings().ml)
+
+
 @bp.get("/courses/<id:course_id>")
 @require_teacher
 def summary(course_id: int) -> Any:
     course = api_course(course_id)
-    return jsonify(course_summary(_db(), course))
+    return jsonify(course_summary(_db(), course, threshold=_threshold(course)))
 
 
 @bp.get("/courses/<id:course_id>/students")
 @require_teacher
 def students(course_id: int) -> Any:
     course = api_course(course_id)
-    return jsonify(students=students_table(_db(), course))
+    return jsonify(students=students_table(_db(), course, threshold=_threshold(course)))
 
 
 @bp.get("/courses/<id:course_id>/students/<id:person_id>")
@@ -110,7 +115,7 @@ def student(course_id: int, person_id: int) -> Any:
     if refused is not None:
         return refused
     try:
-        return jsonify(student_detail(_db(), course, person_id))
+        return jsonify(student_detail(_db(), course, person_id, threshold=_threshold(course)))
     except InsightError as exc:
         return _fail(exc)
 
@@ -134,6 +139,7 @@ def student_what_if(course_id: int, person_id: int) -> Any:
             changes,
             model_root=settings.model_root,
             cache=cache,
+            threshold=risk_threshold_of(course, settings.ml),
             mc_passes=settings.ml.mc_dropout_passes,
         )
     except InsightError as exc:

@@ -27,6 +27,7 @@ from lti_app.models import (
     ToolKey,
 )
 from lti_app.services import audit, job_runs
+from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
 from lti_app.services.nrps import (
@@ -84,7 +85,9 @@ def course_dashboard(course_id: int) -> Any:
 def students_csv(course_id: int) -> Any:
     """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
     course = page_course(course_id)
-    body = to_csv(students_table(_db(), course))
+    body = to_csv(
+        students_table(_db(), course, threshold=risk_threshold_of(course, _settings().ml))
+    )
     name = f"arche-predict-{course.shortname or course.id}.csv".replace(" ", "_")
     return Response(
         body,
@@ -203,7 +206,8 @@ def learner_page(course_id: int, person_id: int) -> Any:
     if not ctx.is_teacher and not course.learner_view_enabled:
         return render_template("learner.html", course=course, person=person, ctx=ctx, view=None)
     try:
-        detail = student_detail(_db(), course, person_id)
+        threshold = risk_threshold_of(course, _settings().ml)
+        detail = student_detail(_db(), course, person_id, threshold=threshold)
     except InsightError:
         # Enrolled but not a student (a mentor, a teacher): nothing to estimate.
         detail = {

@@ -44,7 +44,9 @@ def predicted_grades(
     grade: str = "Predicted grade",
     interval: str = "Interval",
 ) -> dict[str, Any]:
-    """One dot per student with its grade interval as a bar, and the pass mark as a rule."""
+    """One dot per student with its grade interval as a bar, and the pass mark as a rule; a dot
+    is red when the student is at risk by the page's one rule (`insights.is_at_risk`: the pass
+    chance under the course's threshold), not by its own reading of the grade."""
     frame = pd.DataFrame(
         [
             {
@@ -52,7 +54,7 @@ def predicted_grades(
                 "grade": r["predicted_grade"],
                 "low": r["grade_interval"][0],
                 "high": r["grade_interval"][1],
-                "below": pass_mark is not None and r["predicted_grade"] < pass_mark,
+                "below": r.get("at_risk") is True,
             }
             for r in rows
             if r.get("predicted_grade") is not None

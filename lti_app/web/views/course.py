@@ -32,6 +32,7 @@ from lti_app.services.page_cache import (
     ROSTER,
     SCORING,
     SYNC,
+    TERM,
     CachedPage,
     PageCache,
 )
@@ -41,7 +42,7 @@ from lti_app.web.views.wording import _, label, labels
 #: What the dashboard's data reads, from which its cache key is derived: the course's fields,
 #: the latest scoring, the active models and their gate, the last sync (and the events and
 #: names it brings), the roster.
-DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER))
+DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER, TERM))
 
 
 def pass_mark_view(
@@ -196,8 +197,9 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     versions = active_models(session, course.id)
     # One read of the latest predictions (with their features and explanations) for both.
     rows = latest_predictions(session, course.id)
-    summary = course_summary(session, course, rows=rows, models=versions)
-    students = students_table(session, course, rows=rows, models=versions)
+    threshold = risk_threshold_of(course, ml)
+    summary = course_summary(session, course, threshold=threshold, rows=rows, models=versions)
+    students = students_table(session, course, threshold=threshold, rows=rows, models=versions)
     marks = pass_mark_view(course, ml, versions.get("classification"), versions.get("regression"))
     # The chart's line is the mark the shown estimates were made for.
     mark = marks["trained"] if marks["trained"] is not None else marks["value"]
@@ -209,7 +211,7 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
         "students": students,
         "pass_mark": mark,
         "pass_marks": marks,
-        "risk_threshold": risk_threshold_of(course, ml),
+        "risk_threshold": threshold,
         "term": term_view(session, course, summary.get("as_of")),
         "state_message": state_message(summary),
         "sync_problem": sync_problem(summary),

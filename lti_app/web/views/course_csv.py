@@ -23,6 +23,7 @@ _PREDICTION_COLUMNS = (
     "probability_low",
     "probability_high",
     "predicted_pass",
+    "at_risk",
 )
 
 
@@ -50,6 +51,7 @@ def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
                 pi[0],
                 pi[1],
                 s.get("predicted_pass"),
+                s.get("at_risk"),
                 *(eng.get(feature) for feature in CSV_ENGAGEMENT),
                 factors,
             ]

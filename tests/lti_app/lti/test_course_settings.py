@@ -6,7 +6,9 @@ that cannot be used is refused with its range and changes nothing.
 
 from __future__ import annotations
 
+import csv
 import html as html_lib
+import io
 import re
 from dataclasses import dataclass
 
@@ -85,9 +87,7 @@ def test_a_new_pass_mark_is_said_until_the_next_scoring_trains_for_it(
     with lti_env.db() as db:
         course = db.get_one(Course, teacher.course_id)
         assert (course.pass_mark, course.risk_threshold) == (12.5, 0.4)
-        outcome = score_course(
-            db, course, settings=FAST, model_root=lti_env.settings.model_root
-        )
+        outcome = score_course(db, course, settings=FAST, model_root=lti_env.settings.model_root)
         assert outcome.pass_mark == 12.5
         db.commit()
         marks = {
@@ -140,3 +140,35 @@ def test_unusable_values_change_nothing(
 def test_an_unknown_message_code_shows_nothing(lti_env: LtiEnv, teacher: Teacher) -> None:
     html = _page(lti_env, teacher, "?settings=<script>")
     assert 'id="settings-message"' not in html
+
+
+@pytest.mark.parametrize("percent", ["35", "50", "65"])
+def test_one_at_risk_on_the_page_the_csv_and_the_api(
+    lti_env: LtiEnv, teacher: Teacher, percent: str
+) -> None:
+    """Issue #14 item 4: whatever threshold the teacher sets, the same students are at risk in
+    the table, the CSV and the API, and exactly those whose shown chance is under it."""
+    assert _save(lti_env, teacher, pass_mark="", risk_threshold=percent) == "saved"
+    threshold = int(percent) / 100
+    headers = {"X-Launch-Token": teacher.token, "Accept": "application/json"}
+    client = lti_env.client()
+    api = client.get(f"/api/v1/courses/{teacher.course_id}/students", headers=headers)
+    students = api.get_json()["students"]
+    by_rule = {s["person_id"] for s in students if s["pass_probability"] < threshold}
+    assert {s["person_id"] for s in students if s["at_risk"]} == by_rule
+    summary = client.get(f"/api/v1/courses/{teacher.course_id}", headers=headers).get_json()
+    assert summary["at_risk"] == len(by_rule)
+    assert summary["risk_threshold"] == threshold
+
+    html = _page(lti_env, teacher)
+    on_page = {int(p) for p in re.findall(r'<tr data-risk="1" data-person="(\d+)"', html)}
+    assert on_page == by_rule
+    count = re.search(r'id="at-risk-count">(\d+)', html)
+    assert count is not None
+    assert int(count.group(1)) == len(by_rule)
+
+    csv_text = client.get(
+        f"/course/{teacher.course_id}/students.csv", headers={"X-Launch-Token": teacher.token}
+    ).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"))))
+    assert {int(r["person_id"]) for r in rows if r["at_risk"] == "True"} == by_rule

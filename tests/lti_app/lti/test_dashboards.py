@@ -25,6 +25,7 @@ from sqlalchemy import delete, event, func, select, update
 from lti_app.db import Base
 from lti_app.models import (
     Course,
+    CourseLineage,
     Enrolment,
     ModelVersion,
     Person,
@@ -693,6 +694,28 @@ def _new_sync_run(env: LtiEnv, course_id: int) -> Iterator[None]:
             db.execute(delete(SyncRun).where(SyncRun.id == run_id))
 
 
+@contextmanager
+def _new_past_end(env: LtiEnv, course_id: int) -> Iterator[None]:
+    """A past offering's end date moves: the term of a course without one moves with it."""
+    with env.db() as db:
+        past = db.scalar(
+            select(Course)
+            .join(CourseLineage, CourseLineage.past_course_id == Course.id)
+            .where(CourseLineage.course_id == course_id)
+            .order_by(Course.id)
+            .limit(1)
+        )
+        assert past is not None
+        assert past.end_at is not None
+        past_id, end = past.id, past.end_at
+        past.end_at = end + timedelta(days=7)
+    try:
+        yield
+    finally:
+        with env.db() as db:
+            db.get_one(Course, past_id).end_at = end
+
+
 #: A change of each page input, as a test can make and undo it.
 INPUT_CHANGES: dict[str, Callable[[LtiEnv, World], AbstractContextManager[None]]] = {
     "course": lambda env, world: _new_pass_mark(env, world.course_id),
@@ -700,6 +723,7 @@ INPUT_CHANGES: dict[str, Callable[[LtiEnv, World], AbstractContextManager[None]]
     "models": lambda env, world: _models(env, world.course_id, gate_passed=False),
     "sync": lambda env, world: _new_sync_run(env, world.course_id),
     "roster": lambda env, world: _new_roster_member(env, world.course_id),
+    "term": lambda env, world: _new_past_end(env, world.course_id),
 }
 CACHED_PAGES = (DASHBOARD, COHORT)
 

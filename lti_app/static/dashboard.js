@@ -135,9 +135,11 @@
         var r = answer.body;
         error.hidden = true;
         var p = document.getElementById("wi-probability");
-        p.textContent = pct(r.probability);
+        // The server words the chance and its range ("under 5 %", "between 40 % and 70 %").
+        p.textContent = r.shown ? r.shown.probability : pct(r.probability);
         p.setAttribute("data-value", r.probability);
-        document.getElementById("wi-ci").textContent = pct(r.ci_95[0]) + " – " + pct(r.ci_95[1]);
+        document.getElementById("wi-ci").textContent =
+          r.shown ? r.shown.range : pct(r.ci_95[0]) + " – " + pct(r.ci_95[1]);
         var g = document.getElementById("wi-grade");
         g.textContent = num(r.predicted_grade, 1);
         g.setAttribute("data-value", r.predicted_grade);

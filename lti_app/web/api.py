@@ -37,6 +37,7 @@ from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
 from lti_app.web.converters import ID_MAX
+from lti_app.web.i18n import chance_range_text, chance_text
 from ml.feature_info import CONTROLLABLE, FEATURES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -144,6 +145,12 @@ def student_what_if(course_id: int, person_id: int) -> Any:
         )
     except InsightError as exc:
         return _fail(exc)
+    # The page shows a chance and its range in words (never "0 %" or "± x"): the same
+    # formatting as the server-rendered page, in the session's language.
+    result["shown"] = {
+        "probability": chance_text(result["probability"]),
+        "range": chance_range_text(result["ci_95"]),
+    }
     return jsonify(result)
 
 
@@ -266,6 +273,16 @@ OPENAPI: dict[str, Any] = {
                     "ci_95": {"type": "array", "items": {"type": "number"}},
                     "predicted_grade": {"type": "number"},
                     "grade_interval": {"type": "array", "items": {"type": "number"}},
+                    "at_risk": {"type": "boolean", "description": "probability < threshold"},
+                    "threshold": {"type": "number", "description": "the course's at-risk rule"},
+                    "shown": {
+                        "type": "object",
+                        "description": "the chance and its range as the pages word them",
+                        "properties": {
+                            "probability": {"type": "string"},
+                            "range": {"type": "string"},
+                        },
+                    },
                 },
             },
         },

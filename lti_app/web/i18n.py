@@ -8,6 +8,7 @@ before a session) the browser's Accept-Language decides.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from babel import Locale
 from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, request
-from flask_babel import Babel, format_datetime, get_locale
+from flask_babel import Babel, format_datetime, get_locale, gettext
 
 from lti_app.web.auth import current
 
@@ -66,6 +67,45 @@ def _pct(value: Any) -> str:
     return str(_pattern("#,##0 %").apply(float(value), _locale()))
 
 
+#: A few hundred past students cannot support a chance below 5 % or above 95 %: no page says
+#: "0 %" or "100 %" (issue #14); below and above, the words say "under 5 %" / "over 95 %".
+CHANCE_FLOOR, CHANCE_CEIL = 0.05, 0.95
+
+
+def _chance(value: Any) -> str:
+    """A pass chance as shown everywhere: a whole percent between 5 % and 95 %, else words."""
+    if value is None:
+        return MISSING
+    p = float(value)
+    if p < CHANCE_FLOOR:
+        return str(gettext("under %(p)s", p=_pct(CHANCE_FLOOR)))
+    if p > CHANCE_CEIL:
+        return str(gettext("over %(p)s", p=_pct(CHANCE_CEIL)))
+    return _pct(round(p, 2))
+
+
+def _chance_range(bounds: Any) -> str:
+    """A chance's range, rounded outwards so that it always contains the shown value, never
+    "± x" across a bound: "between 40 % and 70 %", "up to 28 %", "at least 60 %"."""
+    if not bounds or bounds[0] is None or bounds[1] is None:
+        return MISSING
+    # Outwards to whole percents; rounding first, so that 0.28 stays 28 % (0.28 * 100 is
+    # 28.000000000000004 in floating point).
+    low = math.floor(round(float(bounds[0]) * 100, 6)) / 100
+    high = math.ceil(round(float(bounds[1]) * 100, 6)) / 100
+    if low < CHANCE_FLOOR and high > CHANCE_CEIL:
+        return str(gettext("anywhere from %(low)s to %(high)s", low=_chance(0), high=_chance(1)))
+    if low < CHANCE_FLOOR:
+        return str(gettext("up to %(p)s", p=_pct(max(high, CHANCE_FLOOR))))
+    if high > CHANCE_CEIL:
+        return str(gettext("at least %(p)s", p=_pct(min(low, CHANCE_CEIL))))
+    return str(gettext("between %(low)s and %(high)s", low=_pct(low), high=_pct(high)))
+
+
+chance_text = _chance
+chance_range_text = _chance_range
+
+
 def _when(value: Any) -> str:
     if value is None:
         return MISSING
@@ -77,4 +117,6 @@ def _when(value: Any) -> str:
 def install(app: Flask) -> None:
     Babel(app, locale_selector=select_locale, default_translation_directories="translations")
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale() or "en"))
-    app.jinja_env.filters.update(num=_num, mark=_mark, pct=_pct, when=_when)
+    app.jinja_env.filters.update(
+        num=_num, mark=_mark, pct=_pct, chance=_chance, chance_range=_chance_range, when=_when
+    )

@@ -36,6 +36,7 @@ from lti_app.services.page_cache import (
     CachedPage,
     PageCache,
 )
+from lti_app.web.i18n import chance_text
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, label, labels
 
@@ -109,15 +110,47 @@ def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
             )
         )
     if clf is not None and clf.metrics.get("metrics"):
-        m = clf.metrics["metrics"]
-        auc = m.get("auc")
+        out.extend(_chance_sentences(clf.metrics))
+    return out
+
+
+def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
+    """The pass chances' validation in words a teacher can repeat: how often they put a student
+    who passed above one who failed, and what became of the students given a chance, from past
+    offerings each predicted without its own data (leave one offering out). No "AUC" or "ECE":
+    those stay in the card's details."""
+    out: list[str] = []
+    auc = metrics.get("metrics", {}).get("auc")
+    if auc is not None:
         out.append(
             _(
-                "Pass chances rank a passing student above a failing one %(auc)s of the time "
-                "(AUC; 50 %% is chance), and are calibrated: of the students given 70 %%, "
-                "about 70 %% passed (calibration error %(ece)s points).",
-                auc=f"{100 * float(auc):.0f} %" if auc is not None else "?",
-                ece=f"{100 * float(m.get('ece', 0)):.0f}",
+                "Pass chances put a student who passed above one who failed %(n)s times in 10, "
+                "on past offerings each predicted without its own data.",
+                n=f"{round(10 * float(auc))}",
+            )
+        )
+    curve = [b for b in metrics.get("calibration_curve") or [] if b.get("count")]
+    if curve:
+        # The most telling group: the largest one given a middling chance, else the largest.
+        middling = [b for b in curve if 0.2 <= float(b["mean_predicted"]) <= 0.8]
+        group = max(middling or curve, key=lambda b: int(b["count"]))
+        out.append(
+            _(
+                "Of the %(n)s past students given about %(given)s, %(passed)s passed.",
+                n=int(group["count"]),
+                given=chance_text(float(group["mean_predicted"])),
+                passed=f"{round(100 * float(group['fraction_positive']))} %",
+            )
+        )
+    ece = metrics.get("ci", {}).get("ece")
+    if ece:
+        out.append(
+            _(
+                "On average the chances were %(off)s points away from what happened "
+                "(somewhere between %(low)s and %(high)s points).",
+                off=f"{round(100 * float(ece['value']))}",
+                low=f"{round(100 * float(ece['ci_low']))}",
+                high=f"{round(100 * float(ece['ci_high']))}",
             )
         )
     return out
@@ -260,7 +293,7 @@ def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
             importance,
             labels(importance_features(importance)),
             feature=_("Feature"),
-            importance=_("Importance (loss of AUC when shuffled)"),
+            importance=_("How much the estimates rely on it"),
         )
     curve = clf.metrics.get("calibration_curve") if clf else None
     view["calibration"] = curve or []
@@ -272,7 +305,9 @@ def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
     view["early_warning"] = ew
     if ew:
         view["charts"]["early_warning"] = charts.early_warning(
-            ew, checkpoint=_("Share of the term elapsed"), value=_("AUC (pass/fail)")
+            ew,
+            checkpoint=_("Share of the term elapsed"),
+            value=_("Passes put above fails (out of 1)"),
         )
 
 

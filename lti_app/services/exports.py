@@ -30,10 +30,11 @@ def neutralise(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def cell(value: object, float_format: str | None = None) -> str:
+def cell(value: object, float_format: str | None = None, decimal: str = ".") -> str:
     """One CSV cell: ``None`` is empty; a number (any integral or real type, numpy's included;
     booleans as words) is written as a number, with ``float_format`` for non-integers when
-    given; anything else is text, neutralised."""
+    given and ``decimal`` as its decimal mark (``","`` for a French spreadsheet); anything else
+    is text, neutralised. A caller that wants booleans in the reader's words passes the words."""
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -42,7 +43,8 @@ def cell(value: object, float_format: str | None = None) -> str:
         return str(int(value))
     if isinstance(value, numbers.Real):
         number = float(value)
-        return format(number, float_format) if float_format else repr(number)
+        text = format(number, float_format) if float_format else repr(number)
+        return text.replace(".", decimal) if decimal != "." else text
     return neutralise(str(value))
 
 
@@ -50,12 +52,22 @@ class SafeCsvWriter:
     """A `csv.writer` whose every cell goes through :func:`cell`: the one way the tool writes
     CSV, so that no export can forget the neutralising."""
 
-    def __init__(self, stream: IO[str], *, float_format: str | None = None) -> None:
-        self._writer = csv.writer(stream)
+    def __init__(
+        self,
+        stream: IO[str],
+        *,
+        float_format: str | None = None,
+        delimiter: str = ",",
+        decimal: str = ".",
+    ) -> None:
+        if delimiter == decimal:
+            raise ValueError("the delimiter and the decimal mark must differ")
+        self._writer = csv.writer(stream, delimiter=delimiter)
         self._float_format = float_format
+        self._decimal = decimal
 
     def writerow(self, row: Iterable[object]) -> None:
-        self._writer.writerow([cell(v, self._float_format) for v in row])
+        self._writer.writerow([cell(v, self._float_format, self._decimal) for v in row])
 
     def writerows(self, rows: Iterable[Iterable[object]]) -> None:
         for row in rows:

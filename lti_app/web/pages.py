@@ -55,6 +55,7 @@ from lti_app.web.common import settings as _settings
 from lti_app.web.course_settings import CODES as SETTINGS_CODES
 from lti_app.web.views.course import cached_course_view, with_launch_token
 from lti_app.web.views.course_csv import students_csv as to_csv
+from lti_app.web.views.course_csv import students_xlsx as to_xlsx
 from lti_app.web.views.student import student_view
 
 bp = Blueprint("pages", __name__)
@@ -80,19 +81,37 @@ def course_dashboard(course_id: int) -> Any:
     )
 
 
+def _students_file(course_id: int, ext: str, mimetype: str, build: Any) -> Response:
+    """The at-risk table as a download, built server-side (so it holds every row and column),
+    in the reader's language."""
+    course = page_course(course_id)
+    ml = _settings().ml
+    body = build(
+        students_table(_db(), course, threshold=risk_threshold_of(course, ml)),
+        scale=ml.grade_max,
+    )
+    name = f"arche-predict-{course.shortname or course.id}.{ext}".replace(" ", "_")
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @bp.get("/course/<id:course_id>/students.csv")
 @require_teacher
 def students_csv(course_id: int) -> Any:
-    """The at-risk table for a spreadsheet (server-side, so it holds every row and column)."""
-    course = page_course(course_id)
-    body = to_csv(
-        students_table(_db(), course, threshold=risk_threshold_of(course, _settings().ml))
-    )
-    name = f"arche-predict-{course.shortname or course.id}.csv".replace(" ", "_")
-    return Response(
-        body,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    return _students_file(course_id, "csv", "text/csv", to_csv)
+
+
+@bp.get("/course/<id:course_id>/students.xlsx")
+@require_teacher
+def students_xlsx(course_id: int) -> Any:
+    return _students_file(
+        course_id,
+        "xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        to_xlsx,
     )
 
 

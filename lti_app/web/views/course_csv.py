@@ -1,59 +1,151 @@
-"""The at-risk table as a spreadsheet (`/course/<id>/students.csv`): every row and column the
-server holds, not only what the page's table shows."""
+"""The at-risk table as a spreadsheet (`/course/<id>/students.csv` and `.xlsx`): every row and
+column the server holds, not only what the page's table shows.
+
+Both files speak the reader's language (the launch's locale): the headers are the dashboard's
+own words (features by their labels from `ml.feature_info`, through `wording.label`), and
+yes/no columns read "Yes"/"No" ("Oui"/"Non"). The French CSV is the one a French spreadsheet
+opens as columns and numbers: ";" between cells and "," as decimal mark. Both CSVs are UTF-8
+with a BOM (Excel then reads accents right). The `.xlsx` holds numbers as numbers (pass chances
+as fractions shown as percentages), whatever the reader's locale.
+
+Names and other text are neutralised against formula injection: the CSV through
+`services.exports`, the workbook by storing every text as a string cell, never a formula.
+"""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from flask_babel import get_locale
 
 from lti_app.services.exports import SafeCsvWriter
+from lti_app.web.views.wording import _, label
 from ml.feature_info import CSV_ENGAGEMENT
 
-#: The columns before the engagement features (`ml.feature_info.CSV_ENGAGEMENT`); the top
-#: factors of the pass chance come last.
-_PREDICTION_COLUMNS = (
-    "person_id",
-    "moodle_user_id",
-    "fullname",
-    "predicted_grade",
-    "grade_low",
-    "grade_high",
-    "pass_probability",
-    "probability_low",
-    "probability_high",
-    "predicted_pass",
-    "at_risk",
-)
+Kind = Literal["id", "grade", "share", "number", "yes_no", "text"]
 
 
-def students_csv(students: Sequence[Mapping[str, Any]]) -> str:
-    """The at-risk table as CSV (UTF-8 with BOM, so that Excel opens accents right). Names and
-    other text are neutralised against formula injection (`services.exports`); numbers stay
-    numbers, to four significant digits."""
+@dataclass(frozen=True)
+class Column:
+    """One column of the table: its header in the reader's language, its kind (how the
+    workbook formats it) and where its value comes from."""
+
+    header: str
+    kind: Kind
+    value: Callable[[Mapping[str, Any]], Any]
+
+
+def _key(key: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda s: s.get(key)
+
+
+def _interval(key: str, end: int) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda s: (s.get(key) or [None, None])[end]
+
+
+def _engagement(feature: str) -> Callable[[Mapping[str, Any]], Any]:
+    return lambda s: (s.get("engagement") or {}).get(feature)
+
+
+def _factors(s: Mapping[str, Any]) -> str:
+    return "; ".join(label(f["feature"]) for f in (s.get("factors") or {}).get("pass", [])[:3])
+
+
+def columns(scale: float, *, fraction: bool) -> list[Column]:
+    """The table's columns, in order: who, the estimates, the engagement figures the CSV keeps
+    (`ml.feature_info.CSV_ENGAGEMENT`), the top factors of the pass chance. `fraction`: the
+    pass chance's header says it is written from 0 to 1 (the CSV; the workbook shows it as a
+    percentage)."""
+    chance = _("Chance of passing (0 to 1)") if fraction else _("Chance of passing")
+    return [
+        Column(_("Person id (this tool)"), "id", _key("person_id")),
+        Column(_("Moodle user id"), "id", _key("moodle_user_id")),
+        Column(_("Student"), "text", _key("fullname")),
+        Column(
+            _("Predicted grade (out of %(scale)s)", scale=f"{scale:g}"),
+            "grade",
+            _key("predicted_grade"),
+        ),
+        Column(_("Grade range, low end"), "grade", _interval("grade_interval", 0)),
+        Column(_("Grade range, high end"), "grade", _interval("grade_interval", 1)),
+        Column(chance, "share", _key("pass_probability")),
+        Column(_("Chance of passing, low end"), "share", _interval("probability_interval", 0)),
+        Column(_("Chance of passing, high end"), "share", _interval("probability_interval", 1)),
+        Column(_("Predicted to pass"), "yes_no", _key("predicted_pass")),
+        Column(_("At risk"), "yes_no", _key("at_risk")),
+        *(Column(label(f), "number", _engagement(f)) for f in CSV_ENGAGEMENT),
+        Column(_("Main factors"), "text", _factors),
+    ]
+
+
+def _yes_no(value: Any) -> Any:
+    if value is None:
+        return None
+    return _("Yes") if value else _("No")
+
+
+def _cells(cols: Sequence[Column], student: Mapping[str, Any]) -> list[Any]:
+    return [_yes_no(c.value(student)) if c.kind == "yes_no" else c.value(student) for c in cols]
+
+
+def _is_french() -> bool:
+    locale = get_locale()
+    return locale is not None and locale.language == "fr"
+
+
+def students_csv(students: Sequence[Mapping[str, Any]], *, scale: float) -> str:
+    """The at-risk table as CSV, numbers to four significant digits; French: ";" and ","."""
+    cols = columns(scale, fraction=True)
     buf = io.StringIO()
-    writer = SafeCsvWriter(buf, float_format=".4g")
-    writer.writerow([*_PREDICTION_COLUMNS, *CSV_ENGAGEMENT, "top_factors"])
-    for s in students:
-        gi = s.get("grade_interval") or [None, None]
-        pi = s.get("probability_interval") or [None, None]
-        eng = s.get("engagement") or {}
-        factors = "; ".join(f["feature"] for f in (s.get("factors") or {}).get("pass", [])[:3])
-        writer.writerow(
-            [
-                s["person_id"],
-                s.get("moodle_user_id"),
-                s["fullname"],
-                s.get("predicted_grade"),
-                gi[0],
-                gi[1],
-                s.get("pass_probability"),
-                pi[0],
-                pi[1],
-                s.get("predicted_pass"),
-                s.get("at_risk"),
-                *(eng.get(feature) for feature in CSV_ENGAGEMENT),
-                factors,
-            ]
-        )
+    french = _is_french()
+    writer = SafeCsvWriter(
+        buf,
+        float_format=".4g",
+        delimiter=";" if french else ",",
+        decimal="," if french else ".",
+    )
+    writer.writerow([c.header for c in cols])
+    writer.writerows(_cells(cols, s) for s in students)
     return "\ufeff" + buf.getvalue()
+
+
+#: How the workbook shows each kind of number (the stored value is the full number).
+_XLSX_FORMATS: dict[Kind, str] = {"grade": "0.0", "share": "0%", "number": "0.##"}
+
+
+def students_xlsx(students: Sequence[Mapping[str, Any]], *, scale: float) -> bytes:
+    """The at-risk table as an Excel workbook: one sheet, a bold frozen header row, numbers
+    stored as numbers. Text cells are strings, never formulas (a name starting with "=" stays
+    that name), with the characters XML cannot hold removed."""
+    from openpyxl import Workbook
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.styles import Font
+
+    cols = columns(scale, fraction=False)
+    book = Workbook()
+    sheet = book.active
+    assert sheet is not None
+    sheet.title = _("Students")[:31]
+    sheet.append([c.header for c in cols])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    sheet.freeze_panes = "A2"
+    for row, student in enumerate(students, start=2):
+        for col, (column, value) in enumerate(zip(cols, _cells(cols, student), strict=True), 1):
+            if value is None:
+                continue
+            target = sheet.cell(row=row, column=col)
+            if isinstance(value, str):
+                target.value = ILLEGAL_CHARACTERS_RE.sub("", value)
+                target.data_type = "s"  # never a formula, whatever its first character
+            else:
+                target.value = value
+                if column.kind in _XLSX_FORMATS:
+                    target.number_format = _XLSX_FORMATS[column.kind]
+    sheet.column_dimensions["C"].width = 28
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()

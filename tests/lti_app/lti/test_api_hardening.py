@@ -67,7 +67,7 @@ def test_web_csv_neutralises_a_formula_name(csv_rows: list[list[str]], start: st
     """The name comes back as text: the same characters behind a quote, which spreadsheets read
     as "this cell is text" and do not show."""
     name = FORMULA_NAMES[start]
-    column = csv_rows[0].index("fullname")
+    column = csv_rows[0].index("Student")
     names = [row[column] for row in csv_rows[1:]]
     assert "'" + name in names
     assert name not in names
@@ -85,7 +85,7 @@ def test_no_web_csv_cell_can_start_a_formula(csv_rows: list[list[str]]) -> None:
                 assert not value.startswith(FORMULA_STARTS), value
             else:
                 negatives += number < 0
-    trend = csv_rows[0].index("trend")
+    trend = csv_rows[0].index("Activity trend")
     assert any(float(row[trend]) < 0 for row in csv_rows[1:] if row[trend])
     assert negatives > 0
 

@@ -171,4 +171,4 @@ def test_one_at_risk_on_the_page_the_csv_and_the_api(
         f"/course/{teacher.course_id}/students.csv", headers={"X-Launch-Token": teacher.token}
     ).get_data(as_text=True)
     rows = list(csv.DictReader(io.StringIO(csv_text.lstrip("\ufeff"))))
-    assert {int(r["person_id"]) for r in rows if r["at_risk"] == "True"} == by_rule
+    assert {int(r["Person id (this tool)"]) for r in rows if r["At risk"] == "Yes"} == by_rule

@@ -150,10 +150,11 @@ def test_csv_export_has_every_student(lti_env: LtiEnv, world: World) -> None:
     assert "attachment" in resp.headers["Content-Disposition"]
     rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
     assert len(rows) == world.n_students
-    assert {r["fullname"] for r in rows} == set(world.names)
+    assert {r["Student"] for r in rows} == set(world.names)
     for r in rows:
-        assert float(r["grade_low"]) <= float(r["predicted_grade"]) <= float(r["grade_high"])
-        assert 0 <= float(r["pass_probability"]) <= 1
+        low, grade = float(r["Grade range, low end"]), float(r["Predicted grade (out of 20)"])
+        assert low <= grade <= float(r["Grade range, high end"])
+        assert 0 <= float(r["Chance of passing (0 to 1)"]) <= 1
     learner = lti_env.client().get(
         f"/course/{world.course_id}/students.csv", headers={"X-Launch-Token": world.learner}
     )

@@ -84,7 +84,7 @@ def test_rescoring_unchanged_data_stores_identical_predictions(
 # --------------------------------------------------------------------------- the surfaces
 
 _PAGE_ROW = re.compile(
-    r'<tr data-risk="[01]" data-name="[^"]*">\s*<td data-value="[^"]*">'
+    r'<tr data-risk="[01]"[^>]*>\s*<td data-value="[^"]*">'
     r'<a class="student-link" href="[^"]*/learners/(\d+)[?"].*?'
     r'<td data-value="([^"]*)" class="grade">.*?<td data-value="([^"]*)" class="proba">',
     re.DOTALL,
@@ -144,7 +144,10 @@ def test_page_csv_and_api_show_the_active_models_latest_scoring(lti_env: LtiEnv)
     resp = client.get(f"/course/{course_id}/students.csv", headers={"X-Launch-Token": teacher})
     rows = list(csv.DictReader(io.StringIO(resp.get_data(as_text=True).lstrip("\ufeff"))))
     from_csv = {
-        int(r["person_id"]): (_number(r["predicted_grade"]), _number(r["pass_probability"]))
+        int(r["Person id (this tool)"]): (
+            _number(r["Predicted grade (out of 20)"]),
+            _number(r["Chance of passing (0 to 1)"]),
+        )
         for r in rows
     }
     assert from_csv.keys() == expected.keys()

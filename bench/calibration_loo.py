@@ -146,10 +146,16 @@ def main() -> None:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--n-past", type=int, default=8)
     ap.add_argument("--n-students", type=int, default=60)
+    ap.add_argument("--checkpoints", default="", help="comma-separated; empty: 10/25/50/75/100 %")
     ap.add_argument("--regressors", default="", help="comma-separated; empty: all")
     ap.add_argument("--classifiers", default="", help="comma-separated; empty: all")
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    cps = (
+        tuple(float(c) for c in args.checkpoints.split(","))
+        if args.checkpoints
+        else tuple(DEFAULT_CHECKPOINTS)
+    )
     regs = args.regressors.split(",") if args.regressors else None
     clfs = args.classifiers.split(",") if args.classifiers else None
     t0 = time.perf_counter()
@@ -159,7 +165,7 @@ def main() -> None:
                 s,
                 n_past=args.n_past,
                 n_students=args.n_students,
-                checkpoints=tuple(DEFAULT_CHECKPOINTS),
+                checkpoints=cps,
                 regressors=regs,
                 classifiers=clfs,
             )
@@ -181,6 +187,7 @@ def main() -> None:
     }
     out = ROOT / "bench" / "reports" / f"calibration_loo-{args.label}.json"
     out.write_text(json.dumps(report, indent=1), "utf-8")
+    rows.to_csv(out.with_suffix(".csv.gz"), index=False)
     cols = ["checkpoint", "n", "ece", "coverage", "r2", "auc", "p_in_range", "p_extreme",
             "incoherent"]  # fmt: skip
     print(table[cols].to_string(index=False, float_format=lambda v: f"{v:.3f}"))

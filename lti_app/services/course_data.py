@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from lti_app.models import (
     Course,
@@ -38,6 +38,10 @@ from simulation.course import SimulatedCourse, SimulatedOffering
 # Enrolment roles that make someone a student of a course: Moodle's role shortname from the web
 # service ("student"), or the LTI/Names-and-Roles role ("learner").
 STUDENT_ROLES = ("student", "learner")
+# Roles that make someone a teacher of a course, whatever other role they hold there: Moodle's
+# teaching archetypes' shortnames, and the LTI role of an Instructor launch ("teacher"). A
+# teacher who is also enrolled as a student (to try the course as one) is not a student.
+TEACHER_ROLES = ("editingteacher", "teacher", "manager", "coursecreator")
 
 
 class CourseDataError(ValueError):
@@ -45,7 +49,20 @@ class CourseDataError(ValueError):
 
 
 def student_roster(session: Session, course: Course) -> pd.DataFrame:
-    """Active students with a Moodle user id: `userid` (Moodle) and `person_id` (ours)."""
+    """Active students with a Moodle user id: `userid` (Moodle) and `person_id` (ours). A
+    person with an active teaching role in the course (`TEACHER_ROLES`) is not one of them,
+    even when also enrolled as a student."""
+    role = aliased(Enrolment)
+    teaching = (
+        select(role.id)
+        .where(
+            role.course_id == course.id,
+            role.person_id == Person.id,
+            role.active,
+            role.role.in_(TEACHER_ROLES),
+        )
+        .exists()
+    )
     rows = session.execute(
         select(Person.moodle_user_id, Person.id)
         .join(Enrolment, Enrolment.person_id == Person.id)
@@ -54,6 +71,7 @@ def student_roster(session: Session, course: Course) -> pd.DataFrame:
             Enrolment.active,
             Enrolment.role.in_(STUDENT_ROLES),
             Person.moodle_user_id.is_not(None),
+            ~teaching,
         )
         .distinct()
         .order_by(Person.moodle_user_id)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.crypto import SecretBox
 from lti_app.models import Course, Enrolment, Grade, GradeItem, Person
+from lti_app.services.course_data import student_roster
 from lti_app.services.sites import upsert_site
 from lti_app.services.sync import sync_grades, sync_roster, upsert_people
 from moodle_client import types as mc
@@ -148,3 +149,28 @@ def test_grade_sync_upserts_values_and_creates_unknown_people(db_session: Sessio
     ada = db_session.scalar(select(Person).where(Person.moodle_user_id == 10))
     assert ada is not None
     assert ada.email == "ada@example.fr"
+
+
+def test_a_teacher_enrolled_as_a_student_too_is_not_a_student(db_session: Session) -> None:
+    """A person with a teaching role in the course is its teacher: not on the student roster
+    that scoring, features and the dashboard read, whether the second role came from the
+    roster sync or from an LTI launch; once the teaching role ends, a student again."""
+    course = _course(db_session)
+    sync_roster(
+        db_session,
+        course,
+        [
+            _user(20, "Ada Lovelace", "ada@example.fr", "student"),
+            _user(21, "Alan Turing", "alan@example.fr", "student", "editingteacher"),
+            _user(22, "Grace Hopper", "grace@example.fr", "student"),
+        ],
+    )
+    assert sorted(student_roster(db_session, course)["userid"]) == [20, 22]
+    grace = db_session.scalar(select(Person).where(Person.moodle_user_id == 22))
+    assert grace is not None
+    db_session.add(Enrolment(course_id=course.id, person_id=grace.id, role="teacher", source="lti"))
+    db_session.flush()
+    assert sorted(student_roster(db_session, course)["userid"]) == [20]
+    # Alan keeps only his student role at the next sync.
+    sync_roster(db_session, course, [_user(21, "Alan Turing", "alan@example.fr", "student")])
+    assert sorted(student_roster(db_session, course)["userid"]) == [21]

@@ -36,6 +36,27 @@ def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
     return spec
 
 
+def mark_labels(rows: Sequence[Mapping[str, Any]]) -> dict[Any, str]:
+    """Each student's label on a chart, by person id: the name, and for a name that several
+    students share, the name with the Moodle user id ("Alex Martin (#1042)"), or with the
+    tool's person id when Moodle's is unknown or shared too. Every label is unique."""
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["fullname"]] = counts.get(r["fullname"], 0) + 1
+    labels = {
+        r["person_id"]: r["fullname"]
+        if counts[r["fullname"]] == 1
+        else f"{r['fullname']} (#{r.get('moodle_user_id') or r['person_id']})"
+        for r in rows
+    }
+    seen: dict[str, int] = {}
+    for text in labels.values():
+        seen[text] = seen.get(text, 0) + 1
+    return {
+        person: text if seen[text] == 1 else f"{text} [{person}]" for person, text in labels.items()
+    }
+
+
 def predicted_grades(
     rows: Sequence[Mapping[str, Any]],
     pass_mark: float | None,
@@ -46,11 +67,17 @@ def predicted_grades(
 ) -> dict[str, Any]:
     """One dot per student with its grade interval as a bar, and the pass mark as a rule; a dot
     is red when the student is at risk by the page's one rule (`insights.is_at_risk`: the pass
-    chance under the course's threshold), not by its own reading of the grade."""
+    chance under the course's threshold), not by its own reading of the grade.
+
+    Each mark is keyed by the student (`key`, the person id), and drawn on a row of its own
+    whose label is the name, followed by the Moodle user id when two students share that name
+    (`mark_labels`): two namesakes are two dots, never one row with both."""
+    labels = mark_labels(rows)
     frame = pd.DataFrame(
         [
             {
-                "name": r["fullname"],
+                "key": str(r["person_id"]),
+                "name": labels[r["person_id"]],
                 "grade": r["predicted_grade"],
                 "low": r["grade_interval"][0],
                 "high": r["grade_interval"][1],
@@ -59,7 +86,7 @@ def predicted_grades(
             for r in rows
             if r.get("predicted_grade") is not None
         ],
-        columns=["name", "grade", "low", "high", "below"],
+        columns=["key", "name", "grade", "low", "high", "below"],
     )
     order = alt.EncodingSortField(field="grade", order="ascending")
     y = alt.Y("name:N", sort=order, title=student, axis=alt.Axis(labelLimit=160))
@@ -75,6 +102,7 @@ def predicted_grades(
             scale=alt.Scale(domain=[False, True], range=[BLUE, RED]),
             legend=None,
         ),
+        detail="key:N",
         tooltip=[
             alt.Tooltip("name:N", title=student),
             alt.Tooltip("grade:Q", title=grade, format=".1f"),
@@ -166,7 +194,11 @@ def feature_importance(
         ],
         columns=["feature", "importance", "ci_low", "ci_high"],
     )
-    y = alt.Y("feature:N", sort="-x", title=feature, axis=alt.Axis(labelLimit=220))
+    # One sort for both layers: `sort="-x"` sorted the bars by importance and the error rules by
+    # their own x (ci_low), and Vega warned "Domains that should be unioned has conflicting
+    # sort properties" on every dashboard.
+    order = alt.EncodingSortField(field="importance", op="max", order="descending")
+    y = alt.Y("feature:N", sort=order, title=feature, axis=alt.Axis(labelLimit=220))
     bars = (
         alt.Chart(frame)
         .mark_bar(color=BLUE)

@@ -33,6 +33,7 @@ from lti_app.models import (
     SyncRun,
 )
 from lti_app.services.page_cache import CachedPage
+from lti_app.web.views import charts
 from lti_app.web.views.course import DASHBOARD, build_dashboard
 from lti_app.web.views.student import COHORT, build_cohort
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
@@ -488,6 +489,83 @@ def test_every_chart_spec_the_app_builds_is_valid_vega_lite(lti_env: LtiEnv, wor
     # The check does catch a broken spec.
     broken = {**specs[f"/course/{cid} chart-grades"], "layer": [{"mark": "dot"}]}
     assert _vega_lite_errors(broken) is not None
+    # No layered spec sorts one discrete field two ways (Vega's warning "Domains that should be
+    # unioned has conflicting sort properties").
+    for key, spec in specs.items():
+        assert _sort_conflicts(spec) == [], key
+
+
+_CHANNELS = ("x", "y", "x2", "y2", "color", "size", "shape", "opacity")
+
+
+def _sort_conflicts(spec: dict[str, Any]) -> list[str]:
+    """The discrete fields that a spec's layers share on one channel but sort differently. A
+    sort by another channel (`"-x"`) is read as a sort by that layer's field on it, and no sort
+    as Vega-Lite's default, ascending."""
+    conflicts: list[str] = []
+    layers = spec.get("layer") or []
+    for channel in _CHANNELS:
+        sorts: dict[str, set[str]] = {}
+        for layer in layers:
+            encoding = layer.get("encoding") or {}
+            enc = encoding.get(channel)
+            if not isinstance(enc, dict) or enc.get("type") not in ("nominal", "ordinal"):
+                continue
+            sort = enc.get("sort", "ascending")
+            if isinstance(sort, str) and sort.lstrip("-") in _CHANNELS:
+                by = encoding.get(sort.lstrip("-")) or {}
+                order = "descending" if sort.startswith("-") else "ascending"
+                sort = {"field": by.get("field"), "order": order}
+            sorts.setdefault(enc["field"], set()).add(json.dumps(sort, sort_keys=True))
+        conflicts += [f"{channel}:{field}" for field, seen in sorts.items() if len(seen) > 1]
+    for layer in layers:
+        conflicts += _sort_conflicts(layer)
+    return conflicts
+
+
+def test_the_sort_check_catches_two_layers_sorted_by_their_own_x() -> None:
+    """The importance chart as it was: bars and error rules on the same features, each sorted
+    by "-x", which is the importance for one and the interval's low end for the other."""
+    y = {"field": "feature", "type": "nominal", "sort": "-x"}
+    old = {
+        "layer": [
+            {"mark": "bar", "encoding": {"y": y, "x": {"field": "importance"}}},
+            {"mark": "rule", "encoding": {"y": y, "x": {"field": "ci_low"}}},
+        ]
+    }
+    assert _sort_conflicts(old) == ["y:feature"]
+    spec = charts.feature_importance(
+        [{"feature": "active_days", "importance": 0.1, "ci_low": 0.0, "ci_high": 0.2}], {}
+    )
+    assert _sort_conflicts(spec) == []
+
+
+def test_namesakes_are_two_marks_with_their_moodle_ids() -> None:
+    """Two students with the same name are two rows of the grade chart, each keyed by its
+    person id and labelled with its Moodle id; a unique name stays as it is."""
+    rows = [
+        {"person_id": 7, "moodle_user_id": 101, "fullname": "Alex Martin"},
+        {"person_id": 8, "moodle_user_id": 102, "fullname": "Alex Martin"},
+        {"person_id": 9, "moodle_user_id": 103, "fullname": "Zoé Petit"},
+        {"person_id": 10, "moodle_user_id": None, "fullname": "Zoé Petit"},
+    ]
+    for i, r in enumerate(rows):
+        r.update(predicted_grade=8.0 + i, grade_interval=[6.0 + i, 10.0 + i], at_risk=False)
+    assert charts.mark_labels(rows) == {
+        7: "Alex Martin (#101)",
+        8: "Alex Martin (#102)",
+        9: "Zoé Petit (#103)",
+        10: "Zoé Petit (#10)",
+    }
+    spec = charts.predicted_grades(rows, 10.0)
+    marks = [r for r in _values(spec) if "grade" in r]
+    assert sorted(r["key"] for r in marks) == ["10", "7", "8", "9"]
+    assert len({r["name"] for r in marks}) == 4
+    dots = spec["layer"][1]["encoding"]
+    assert dots["y"]["field"] == "name"
+    assert dots["detail"]["field"] == "key"
+    alone = charts.mark_labels([{"person_id": 1, "moodle_user_id": 5, "fullname": "Ada"}])
+    assert alone == {1: "Ada"}
 
 
 # --------------------------------------------------------------------------- the page cache

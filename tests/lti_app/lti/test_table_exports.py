@@ -2,12 +2,16 @@
 French (";" and "," decimals, UTF-8 with BOM) through the csv module, and the `.xlsx` through
 openpyxl. Headers are in the launch's language, booleans are words, and every number is the
 JSON API's number for the same student (to the CSV's four significant digits; exactly in the
-workbook). A student named like a formula stays text in both files."""
+workbook). A student named like a formula stays text in both files; two students with the same
+name stay two rows and two marks of the grade chart."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
+import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +25,7 @@ from tests.lti_app.lti.env import LtiEnv, launch, token_of
 from tests.lti_app.lti.scored_course import score_course_2
 
 HOSTILE = '=HYPERLINK("http://evil","Click")'
+NAMESAKE = "Camille Martin"
 
 HEADERS = {
     "en": [
@@ -75,6 +80,11 @@ def scored(lti_env: LtiEnv) -> Scored:
     with lti_env.db() as db:
         db.execute(
             update(Person).where(Person.id == course.students[3].person_id).values(fullname=HOSTILE)
+        )
+        db.execute(
+            update(Person)
+            .where(Person.id.in_([course.students[4].person_id, course.students[5].person_id]))
+            .values(fullname=NAMESAKE)
         )
     resp = lti_env.client().get(
         f"/api/v1/courses/{course.course_id}/students",
@@ -191,3 +201,22 @@ def test_dashboard_links_both_downloads(lti_env: LtiEnv, scored: Scored) -> None
     assert 'id="csv-link"' in body
     assert 'id="xlsx-link"' in body
     assert "Exporter le tableau (Excel)" in body
+
+
+def test_namesakes_are_two_rows_and_two_marks(lti_env: LtiEnv, scored: Scored) -> None:
+    namesakes = {p: s for p, s in scored.api.items() if s["fullname"] == NAMESAKE}
+    assert len(namesakes) == 2
+    page = lti_env.client().get(
+        f"/course/{scored.course_id}", headers={"X-Launch-Token": scored.tokens["en"]}
+    )
+    body = page.get_data(as_text=True)
+    assert {int(p) for p in re.findall(r'data-person="(\d+)"', body)} >= set(namesakes)
+    found = re.search(r'id="chart-grades"[^>]*data-vega-spec="([^"]*)"', body)
+    assert found is not None
+    spec = json.loads(html.unescape(found.group(1)))
+    marks = [r for data in spec["datasets"].values() for r in data if "grade" in r]
+    assert len(marks) == len({r["key"] for r in marks}) == len(scored.api)
+    labels = {int(r["key"]): r["name"] for r in marks}
+    assert len(set(labels.values())) == len(labels)
+    for person, student in namesakes.items():
+        assert labels[person] == f"{NAMESAKE} (#{student['moodle_user_id']})"

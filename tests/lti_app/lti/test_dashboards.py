@@ -543,7 +543,7 @@ def test_the_sort_check_catches_two_layers_sorted_by_their_own_x() -> None:
 def test_namesakes_are_two_marks_with_their_moodle_ids() -> None:
     """Two students with the same name are two rows of the grade chart, each keyed by its
     person id and labelled with its Moodle id; a unique name stays as it is."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"person_id": 7, "moodle_user_id": 101, "fullname": "Alex Martin"},
         {"person_id": 8, "moodle_user_id": 102, "fullname": "Alex Martin"},
         {"person_id": 9, "moodle_user_id": 103, "fullname": "Zoé Petit"},

@@ -2,8 +2,9 @@
 
 Simulated courses (two seeds) are stored and scored at 10, 25, 50, 75 and 100 % of their term
 on SQLite and PostgreSQL, as the scheduler does. Over every stored prediction: the grade lies in
-its range, the chance in its range, the range inside (0, 1) (never exactly 0 or 1), and the
-chance is at least 50 % exactly when the grade is at or above the pass mark. Over what-ifs drawn
+its range, the chance in its range, the range inside (0, 1) (never exactly 0 or 1), the
+chance is at least 50 % exactly when the grade is at or above the pass mark, and no factor says
+that more effort lowered an estimate. Over what-ifs drawn
 by hypothesis (derandomized: the same cases every run): more effort on anything a student
 controls never lowers the grade nor the chance. The summary's at-risk count is the table's.
 """
@@ -89,7 +90,7 @@ def test_every_stored_prediction_is_coherent(
     scored: tuple[Engine, Path, list[Scored]],
 ) -> None:
     engine, _, courses = scored
-    checked = violations = with_grade = 0
+    checked = violations = with_grade = factors = 0
     shown_courses = 0
     with Session(engine) as session:
         for case in courses:
@@ -116,10 +117,18 @@ def test_every_stored_prediction_is_coherent(
                         and p.grade_lower <= p.predicted_grade <= p.grade_upper
                         and (p.pass_probability >= 0.5) == (p.predicted_grade >= case.pass_mark)
                     )
+                # Common sense in the "why": a factor a student controls that is above the
+                # cohort's typical value (more effort) never counts against them.
+                for factor in [f for fs in (p.explanation or {}).values() for f in fs]:
+                    sign = effort_of(str(factor["feature"]))
+                    direction = (factor["value"] - factor["reference"]) * sign
+                    ok = ok and direction * factor["contribution"] >= -1e-9
+                    factors += 1
                 violations += not ok
     assert shown_courses >= len(courses) // 2  # most points of the term do show estimates
     assert checked > 250
     assert with_grade >= checked // 2
+    assert factors > 1000
     assert violations == 0
 
 

@@ -9,14 +9,14 @@ before a session) the browser's Accept-Language decides.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
 from babel import Locale
 from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, request
-from flask_babel import Babel, format_datetime, get_locale, gettext
+from flask_babel import Babel, format_datetime, get_locale, gettext, to_user_timezone
 
 from lti_app.web.auth import current
 
@@ -106,16 +106,39 @@ chance_text = _chance
 chance_range_text = _chance_range
 
 
+def _zone(moment: datetime) -> str:
+    """The moment's offset from UTC in the site's zone, as people read it: "UTC+1", "UTC+5:30",
+    "UTC" (a zone name such as "CET" is neither translated nor always known)."""
+    offset = to_user_timezone(moment).utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    if minutes == 0:
+        return "UTC"
+    sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+    hours, rest = divmod(minutes, 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
 def _when(value: Any) -> str:
+    """A moment (stored in UTC; a naive one is UTC) in the site's time zone (`moodle.timezone`),
+    with its offset, since a reader may be elsewhere: "3 déc. 2026, 18:24:14 (UTC+1)"."""
     if value is None:
         return MISSING
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return str(format_datetime(value, format="medium"))
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return f"{format_datetime(value, format='medium')} ({_zone(value)})"
 
 
 def install(app: Flask) -> None:
-    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+    settings = app.extensions.get("arche_predict", {}).get("settings")
+    Babel(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories="translations",
+        # The dates on every page are in the site's zone (Moodle's `moodle.timezone`).
+        default_timezone=settings.moodle.timezone if settings is not None else "UTC",
+    )
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale() or "en"))
     app.jinja_env.filters.update(
         num=_num, mark=_mark, pct=_pct, chance=_chance, chance_range=_chance_range, when=_when

@@ -289,6 +289,12 @@ def test_student_page_what_if_slider_moves_the_estimate(
     expect(frame.locator("#what-if")).to_be_visible()
     _wait_charts(frame, 3)
     assert frame.locator("#chart-weekly .mark-rect path").count() >= 3
+    # The history's date axis reads days ("2026-12-03"), never milliseconds (".801").
+    frame.wait_for_selector("#chart-history svg")
+    labels = frame.locator("#chart-history .role-axis-label text").all_text_contents()
+    dates = [label for label in labels if not label.endswith("%")]  # the y axis's are chances
+    assert dates
+    assert all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in dates), dates
     before = frame.locator("#wi-probability").get_attribute("data-value")
     slider = frame.locator("#wi-active_days")
     slider.focus()
@@ -428,3 +434,83 @@ def test_sync_now_shows_progress_then_completes(browser: BrowserContext, scored:
         stop.set()
         worker.join(timeout=30)
         moodle.stop()
+
+
+# --------------------------------------------------------------------------- every number shown
+
+_BOUND = re.compile(r"(?<![\d,.])(0|100)\s?%")
+
+
+def _shown_pairs(frame: Frame, scope: str) -> list[tuple[str, str]]:
+    """Each (chance, its range) as the page's text shows them, within `scope`."""
+    pairs: list[list[str]] = frame.locator(scope).evaluate_all(
+        """els => els.map(e => [e.querySelector('.chance').innerText,
+                                 e.querySelector('.chance-range').innerText])"""
+    )
+    return [(a.replace("\xa0", " ").replace("\u202f", " "), b.replace("\xa0", " ")
+             .replace("\u202f", " ").strip("()")) for a, b in pairs]  # fmt: skip
+
+
+def _check_pairs(pairs: list[tuple[str, str]]) -> None:
+    from tests.lti_app.test_chance_words import range_bounds, value_bounds
+
+    assert pairs
+    for value, span in pairs:
+        assert not _BOUND.search(value), value
+        assert not _BOUND.search(span), span
+        assert "±" not in span
+        v_low, v_high = value_bounds(value)
+        r_low, r_high = range_bounds(span)
+        assert max(v_low, r_low) <= min(v_high, r_high), (value, span)
+
+
+def test_every_chance_shown_is_coherent(browser: BrowserContext, scored: Scored) -> None:
+    """Issue #14, acceptance 3: the numbers a teacher and a learner read, as displayed: no
+    "0 %" or "100 %" anywhere, every chance inside the range shown beside it, the at-risk rows
+    exactly those under the stated threshold, and the grade inside its range."""
+    _, frame = _launch(browser, scored, "teacher")
+    _wait_charts(frame, 2)
+    # The estimates and what is said of them (chart axes and the observed rates of the model
+    # card's tables are not chances).
+    for scope in ("#risk-table", "#quality", "#course-rules"):
+        text = frame.locator(scope).inner_text().replace("\xa0", " ").replace("\u202f", " ")
+        assert not _BOUND.search(text), (scope, text)
+    _check_pairs(_shown_pairs(frame, "#risk-table tbody td.proba"))
+    threshold = float(frame.locator("#course-rules").get_attribute("data-risk-threshold") or "")
+    rows: list[list[str]] = frame.locator("#risk-table tbody tr").evaluate_all(
+        """rows => rows.map(r => [r.getAttribute('data-risk'),
+                                  r.querySelector('td.proba').getAttribute('data-value')])"""
+    )
+    assert rows
+    for risk, p in rows:
+        assert (risk == "1") == (float(p) < threshold), (risk, p, threshold)
+    grades: list[str] = frame.locator("#risk-table tbody td.grade").evaluate_all(
+        "cells => cells.map(c => c.innerText)"
+    )
+    for text in grades:
+        g, low, high = (float(n.replace(",", ".")) for n in re.findall(r"\d+(?:[.,]\d+)?", text))
+        assert low <= g <= high, text
+
+    # The teacher's page of one student, then the what-if pushed to its maximum.
+    frame.locator("#risk-table a.student-link", has_text=scored.learner_name).click()
+    expect(frame.locator("#person-name")).to_have_text(scored.learner_name)
+    frame = next(f for f in frame.page.frames if "/learners/" in f.url)
+    _check_pairs(_shown_pairs(frame, "#estimate p:has(.chance)"))
+    for feature in ("active_days", "total_time_min"):
+        slider = frame.locator(f"#wi-{feature}")
+        if slider.count():
+            before = frame.locator("#wi-probability").get_attribute("data-value")
+            slider.focus()
+            slider.press("End")
+            expect(frame.locator("#wi-probability")).not_to_have_attribute(
+                "data-value", before or ""
+            )
+    shown = frame.locator("#wi-probability").inner_text().replace("\xa0", " ")
+    span = frame.locator("#wi-ci").inner_text().replace("\xa0", " ")
+    _check_pairs([(shown.replace("\u202f", " "), span.replace("\u202f", " "))])
+
+    # The learner's own view.
+    _, frame = _launch(browser, scored, "student", sub=scored.learner_sub, name=scored.learner_name)
+    _check_pairs(_shown_pairs(frame, "#chance-sentence"))
+    learner_text = frame.locator("#estimate").inner_text()
+    assert not _BOUND.search(learner_text.replace("\xa0", " ").replace("\u202f", " "))

@@ -327,16 +327,24 @@ def history(
         ],
         columns=["as_of", "p"],
     )
+    # Day-level dates: two scorings seconds apart once made Vega label its ticks with the
+    # milliseconds (".801"). The browser shows them in its own time zone (the reader's).
+    day = alt.TimeIntervalStep(interval="day", step=1)
     chart = (
         alt.Chart(frame)
         .mark_line(point=True, color=BLUE)
         .encode(
-            x=alt.X("as_of:T", title=date),
+            x=alt.X(
+                "as_of:T",
+                title=date,
+                scale=alt.Scale(nice=day),
+                axis=alt.Axis(format="%Y-%m-%d", tickCount=day, labelOverlap=True),
+            ),
             y=alt.Y(
                 "p:Q", title=probability, scale=alt.Scale(domain=[0, 1]), axis=alt.Axis(format="%")
             ),
             tooltip=[
-                alt.Tooltip("as_of:T", title=date),
+                alt.Tooltip("as_of:T", title=date, format="%Y-%m-%d %H:%M"),
                 alt.Tooltip("p:Q", format=".0%", title=probability),
             ],
         )

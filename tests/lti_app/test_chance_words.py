@@ -21,13 +21,13 @@ APP.root_path = str(__import__("pathlib").Path(__file__).resolve().parents[2] / 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
-def _numbers(text: str) -> list[int]:
+def numbers_in(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"\d+", text)]
 
 
-def _value_bounds(text: str) -> tuple[int, int]:
+def value_bounds(text: str) -> tuple[int, int]:
     """The whole percents a worded value stands for: "under 5 %" is 0-4, "42 %" is 42."""
-    [n] = _numbers(text)
+    [n] = numbers_in(text)
     if text.startswith(("under", "moins")):
         return 0, n - 1
     if text.startswith(("over", "plus")):
@@ -35,8 +35,8 @@ def _value_bounds(text: str) -> tuple[int, int]:
     return n, n
 
 
-def _range_bounds(text: str) -> tuple[int, int]:
-    numbers = _numbers(text)
+def range_bounds(text: str) -> tuple[int, int]:
+    numbers = numbers_in(text)
     if text.startswith(("up to", "jusqu")):
         return 0, numbers[0]
     if text.startswith(("at least", "au moins")):
@@ -58,8 +58,8 @@ def test_the_range_contains_the_value_and_no_bound_is_said(
     assert not re.search(r"(?<![\d,.])(0|100)\s?%", span), span
     assert "±" not in span
     if locale == "en":
-        v_low, v_high = _value_bounds(value)
-        r_low, r_high = _range_bounds(span)
+        v_low, v_high = value_bounds(value)
+        r_low, r_high = range_bounds(span)
         # Some number the value stands for lies inside the range.
         assert max(v_low, r_low) <= min(v_high, r_high), (p, low, high, value, span)
 

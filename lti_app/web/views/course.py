@@ -136,10 +136,10 @@ def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
         group = max(middling or curve, key=lambda b: int(b["count"]))
         out.append(
             _(
-                "Of the %(n)s past students given about %(given)s, %(passed)s passed.",
+                "Of the %(n)s past students given a chance of %(given)s, %(passed)s passed.",
                 n=int(group["count"]),
-                given=chance_text(float(group["mean_predicted"])),
-                passed=f"{round(100 * float(group['fraction_positive']))} %",
+                given=_about(float(group["mean_predicted"])),
+                passed=_share_words(float(group["fraction_positive"])),
             )
         )
     ece = metrics.get("ci", {}).get("ece")
@@ -154,6 +154,21 @@ def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
             )
         )
     return out
+
+
+def _about(chance: float) -> str:
+    """A group's mean chance: "about 45 %", or "under 5 %" as every chance is worded."""
+    text = chance_text(chance)
+    return text if not 0.05 <= chance <= 0.95 else str(_("about %(p)s", p=text))
+
+
+def _share_words(share: float) -> str:
+    """An observed share of students in words at its ends ("none", "all"), a percent between."""
+    if share <= 0:
+        return str(_("none"))
+    if share >= 1:
+        return str(_("all"))
+    return f"{max(1, min(99, round(100 * share)))} %"
 
 
 def state_message(summary: Mapping[str, Any]) -> str | None:

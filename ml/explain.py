@@ -90,8 +90,13 @@ def grade_factors(
     model: RegressionModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
 ) -> pd.DataFrame:
     """Top factors of the grade shown (the distribution's median), in points on the grade
-    scale."""
-    return top_factors(model.predict_grade, X[model.features], background[model.features], k)
+    scale. The median is taken before it is clipped to the scale, so a student predicted below
+    0 (or above the top) still sees what pulls the estimate down (or up), not a row of zeros."""
+
+    def median(rows: pd.DataFrame) -> np.ndarray:
+        return model.distribution.median(model.predict(rows), clip=False)
+
+    return top_factors(median, X[model.features], background[model.features], k)
 
 
 def pass_factors(

@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> Flask:
     _install_error_handlers(app)
 
     from lti_app.web import auth, converters, db, hardening, i18n
+    from lti_app.web.admin_courses import bp as admin_courses_bp
     from lti_app.web.api import bp as api_bp
     from lti_app.web.course_settings import bp as course_settings_bp
     from lti_app.web.health import bp as health_bp
@@ -76,6 +77,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(pages_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(course_settings_bp)
+    app.register_blueprint(admin_courses_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

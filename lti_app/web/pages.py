@@ -38,6 +38,7 @@ from lti_app.services.nrps import (
     store_members,
 )
 from lti_app.services.page_cache import PageCache
+from lti_app.web.admin_courses import CODES as DATES_CODES
 from lti_app.web.auth import (
     can_view_person,
     current,
@@ -255,7 +256,14 @@ def learner_page(course_id: int, person_id: int) -> Any:
 @bp.get("/admin")
 @require_admin
 def admin() -> Any:
-    return render_template("admin.html", **_admin_data(), check=None)
+    code = request.args.get("dates")
+    return render_template(
+        "admin.html",
+        **_admin_data(),
+        check=None,
+        dates_code=code if code in DATES_CODES else None,
+        dates_course=request.args.get("course", type=int),
+    )
 
 
 @bp.post("/admin/sites/<id:site_id>/check")

@@ -269,6 +269,7 @@ def test_the_dashboard_term_is_the_scoring_term(db_session: Session, tmp_path: P
         now=simulated.current.now.to_pydatetime(),
     )
     assert outcome.end_inferred
+    assert outcome.term_end is not None
     term = shown_term(db_session, course)
     assert term is not None
     assert term.end_inferred

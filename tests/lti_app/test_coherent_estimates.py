@@ -101,11 +101,11 @@ def test_every_stored_prediction_is_coherent(
             shown_courses += bool(shown)
             for p in shown:
                 checked += 1
+                chance = float(p.pass_probability or 0.0)  # shown: not None
                 ok = (
                     p.probability_lower is not None
                     and p.probability_upper is not None
-                    and 0.0 < p.probability_lower <= p.pass_probability
-                    and p.pass_probability <= p.probability_upper < 1.0
+                    and 0.0 < p.probability_lower <= chance <= p.probability_upper < 1.0
                 )
                 # A grade is withheld when its own gate failed (no better than the mean grade)
                 # while the chance passed its own: then there is no grade to contradict.
@@ -115,7 +115,7 @@ def test_every_stored_prediction_is_coherent(
                         p.grade_lower is not None
                         and p.grade_upper is not None
                         and p.grade_lower <= p.predicted_grade <= p.grade_upper
-                        and (p.pass_probability >= 0.5) == (p.predicted_grade >= case.pass_mark)
+                        and (chance >= 0.5) == (p.predicted_grade >= case.pass_mark)
                     )
                 # Common sense in the "why": a factor a student controls that is above the
                 # cohort's typical value (more effort) never counts against them.

@@ -5,6 +5,7 @@ nothing changed, the change audited; a teacher gets 403."""
 from __future__ import annotations
 
 import re
+from typing import Any
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +18,7 @@ from tests.lti_app.lti.lti_platform import CLAIM
 SYS_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
 
 
-def _session(env: LtiEnv, kind: str, **claims: object) -> tuple[str, str]:
+def _session(env: LtiEnv, kind: str, **claims: Any) -> tuple[str, str]:
     token = token_of(launch(env.client(), env, kind, **claims))
     with env.db() as db:
         csrf = db.scalars(select(LtiSession.csrf_token).order_by(LtiSession.id.desc())).first()

@@ -5,8 +5,8 @@ nothing changed, the change audited; a teacher gets 403."""
 from __future__ import annotations
 
 import re
-from typing import Any
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select

@@ -31,7 +31,9 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("moodle_gradepass", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("moodle_grademax", sa.Float(), nullable=True))
         batch_op.add_column(sa.Column("pass_mark_set_by", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("pass_mark_set_at", UTCDateTime(timezone=True), nullable=True))
+        batch_op.add_column(
+            sa.Column("pass_mark_set_at", UTCDateTime(timezone=True), nullable=True)
+        )
         batch_op.add_column(sa.Column("risk_threshold", sa.Float(), nullable=True))
         batch_op.create_foreign_key(
             "fk_course_pass_mark_set_by_person",

@@ -161,6 +161,12 @@ def _explain(errorcode: str, wsfunction: str | None, message: str) -> tuple[type
                 "function with the same error)."
             )
         return InvalidRecordError, hint
+    if errorcode == "disabled" and wsfunction == "core_message_send_instant_messages":
+        return MoodleRemoteError, (
+            "Messaging is disabled on this Moodle site: no message can be sent until an "
+            "administrator enables it (Site administration > General > Messaging > Enable "
+            "messaging). The addresses can still be copied from the page."
+        )
     if errorcode in {"sitemaintenance", "maintenancemode"}:
         return MoodleUnavailableError, (
             "Moodle is in maintenance mode. The next sync will try again; nothing to change."
@@ -258,8 +264,14 @@ class MoodleClient:
         """Seconds to wait before retry number ``attempt + 1`` (full jitter)."""
         return self._rng.uniform(0.0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
-    def call(self, wsfunction: str, params: Mapping[str, Any] | None = None) -> Any:
-        """Call one function and return its decoded JSON, or raise a ``MoodleError``."""
+    def call(
+        self, wsfunction: str, params: Mapping[str, Any] | None = None, *, retry: bool = True
+    ) -> Any:
+        """Call one function and return its decoded JSON, or raise a ``MoodleError``.
+
+        ``retry=False`` for a call that must not be made twice (sending a message): a timeout
+        or a 5xx then raises at once, and the caller treats the outcome as unknown.
+        """
         data = [
             ("wstoken", self.__token),
             ("wsfunction", wsfunction),
@@ -308,7 +320,7 @@ class MoodleClient:
                         attempt + 1,
                     )
                     return result
-            if attempt >= self.max_retries:
+            if not retry or attempt >= self.max_retries:
                 logger.warning("moodle call %s failed: %s", wsfunction, failure)
                 raise failure
             delay = self.backoff(attempt)

@@ -106,6 +106,11 @@ CAPABILITY_BY_NAME: dict[str, str] = {
     "use rest protocol": "webservice/rest:use",
     "view assignment": "mod/assign:view",
     "view quiz information": "mod/quiz:view",
+    # Recorded on Moodle 5.1 for the teacher actions (issue #16).
+    "manage groups": "moodle/course:managegroups",
+    "send messages to any user": "moodle/site:sendmessage",
+    "manage notes": "moodle/notes:manage",
+    "view notes": "moodle/notes:view",
 }
 
 

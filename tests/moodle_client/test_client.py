@@ -158,6 +158,43 @@ ERROR_CASES = [
         InvalidRecordError,
         ["wrong or deleted course id"],
     ),
+    # Teacher actions (issue #16).
+    (
+        "error_missing_capability__managegroups.json",
+        "core_group_get_course_groups",
+        MissingCapabilityError,
+        ["'moodle/course:managegroups' (Manage groups)"],
+    ),
+    (
+        "error_missing_capability__sendmessage.json",
+        "core_message_send_instant_messages",
+        MissingCapabilityError,
+        ["'moodle/site:sendmessage' (Send messages to any user)"],
+    ),
+    (
+        "error_missing_capability__notes_manage.json",
+        "core_notes_create_notes",
+        MissingCapabilityError,
+        ["'moodle/notes:manage' (Manage notes)"],
+    ),
+    (
+        "error_messaging_disabled.json",
+        "core_message_send_instant_messages",
+        MoodleRemoteError,
+        ["Messaging is disabled", "Enable messaging"],
+    ),
+    (
+        "error_group_name_exists.json",
+        "core_group_create_groups",
+        InvalidParameterError,
+        ["core_group_create_groups"],
+    ),
+    (
+        "error_format_not_supported__mixed_messages.json",
+        "core_message_send_instant_messages",
+        MoodleRemoteError,
+        ["formatnotsupported"],
+    ),
 ]
 
 

@@ -17,14 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from lti_app.config import Settings
 from lti_app.db import session_scope, utcnow
-from lti_app.models import Course
 from lti_app.observability import get_logger
 from lti_app.services import locks
+from lti_app.services.courses import nightly_course_ids
 
 log = get_logger(__name__)
 
@@ -35,7 +34,8 @@ SiteWork = Callable[["JobContext"], None]
 
 @dataclass(frozen=True)
 class Job:
-    """One periodic job. `per_course` jobs run `run` once for every course with sync enabled."""
+    """One periodic job. `per_course` jobs run `run` once for every course with sync enabled
+    on a site a sync can reach (`services.courses.nightly_course_ids`: not a CSV-only site)."""
 
     name: str
     description: str
@@ -114,9 +114,7 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
         return report
 
     with session_scope(ctx.session_factory) as session:
-        course_ids = list(
-            session.scalars(select(Course.id).where(Course.sync_enabled).order_by(Course.id))
-        )
+        course_ids = nightly_course_ids(session)
     for course_id in course_ids:
         claim = f"{job.name}@{ctx.slot}#course:{course_id}"
         with session_scope(ctx.session_factory) as session:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from lti_app.cli.common import CliContext, friendly_errors, pass_ctx
+from lti_app.cli.common import COURSE, COURSE_HELP, CliContext, friendly_errors, pass_ctx
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -21,7 +21,9 @@ def course() -> None:
 @click.option("--site", "site_url", required=True, help="Base URL of a registered Moodle site.")
 @click.option("--moodle-id", type=int, required=True, help="The course id in Moodle.")
 @click.option("--name", default="", help="Short name, until the first sync fills it in.")
-@click.option("--past", "past", type=int, multiple=True, help="Id of a past offering (repeat).")
+@click.option(
+    "--past", "past", type=COURSE, multiple=True, help=f"A past offering (repeat). {COURSE_HELP}"
+)
 @click.option("--start", default=None, help="Term start, YYYY-MM-DD[THH:MM] in Moodle's zone.")
 @click.option("--end", default=None, help="Term end, YYYY-MM-DD[THH:MM] in Moodle's zone.")
 @pass_ctx
@@ -40,7 +42,7 @@ def course_add(
     A course fed only by CSV imports gets its dates nowhere else: without an end date, its term
     is taken to last as long as its past offerings did.
     """
-    from lti_app.services.courses import CourseError, add_course
+    from lti_app.services.courses import CourseError, add_course, is_csv_only
 
     try:
         tz = ctx.settings.moodle.timezone
@@ -55,6 +57,12 @@ def course_add(
                 end=_moment(end, tz),
             )
             click.echo(f"course {added.id}: Moodle course {added.moodle_course_id} on site")
+            if is_csv_only(added.site):
+                click.echo(
+                    "its site has no web-service token (CSV only): the nightly sync leaves this "
+                    f"course alone; feed it with `arche-predict import-logs FILE --course "
+                    f"{added.id}` and `arche-predict import-grades FILE --course {added.id}`"
+                )
     except CourseError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -66,10 +74,12 @@ def _moment(text: str | None, timezone: str) -> datetime | None:
 
 
 @course.command("update")
-@click.option("--course", "course_id", type=int, required=True, help="Course id (course list).")
+@click.option("--course", "course_id", type=COURSE, required=True, help=COURSE_HELP)
 @click.option("--start", default=None, help="Term start, YYYY-MM-DD[THH:MM] in Moodle's zone.")
 @click.option("--end", default=None, help="Term end, YYYY-MM-DD[THH:MM] in Moodle's zone.")
-@click.option("--past", "past", type=int, multiple=True, help="Id of a past offering (repeat).")
+@click.option(
+    "--past", "past", type=COURSE, multiple=True, help=f"A past offering (repeat). {COURSE_HELP}"
+)
 @pass_ctx
 @friendly_errors
 def course_update(

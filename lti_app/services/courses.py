@@ -45,6 +45,26 @@ def add_course(
     return course
 
 
+def is_csv_only(site: MoodleSite) -> bool:
+    """A site registered without a web-service token (`site add --no-token`): its data comes
+    from CSV imports only, so there is nothing for a sync to pull."""
+    return site.ws_token_encrypted is None and site.log_source == "csv"
+
+
+def nightly_course_ids(session: Session) -> list[int]:
+    """The courses the nightly sync processes: sync enabled, on a site it can reach. A CSV-only
+    site's courses are left out (a sync could only record a failure for them every night)."""
+    csv_only = MoodleSite.ws_token_encrypted.is_(None) & (MoodleSite.log_source == "csv")
+    return list(
+        session.scalars(
+            select(Course.id)
+            .join(MoodleSite, MoodleSite.id == Course.site_id)
+            .where(Course.sync_enabled, ~csv_only)
+            .order_by(Course.id)
+        )
+    )
+
+
 def set_course_dates(
     session: Session, course: Course, *, start: datetime | None, end: datetime | None
 ) -> None:

@@ -4,6 +4,7 @@ type)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -138,3 +139,71 @@ def test_import_logs_alone_says_the_course_has_no_students(migrated: Settings) -
     again = _cli(migrated, "import-logs", str(recorded / "logs_export_en.csv"), "--course", "2")
     assert again.exit_code == 0, again.output
     assert "no students yet" not in again.output
+
+
+def test_course_add_and_update_take_course_references(migrated: Settings) -> None:
+    """`course add --past` and `course update --course/--past` take the short name or the
+    Moodle course id, like every other `--course`."""
+    assert _cli(migrated, "site", "add", "--url", "https://m.example", "--no-token").exit_code == 0
+    old = _cli(migrated, "course", "add", "--site", "https://m.example", "--moodle-id", "900",
+               "--name", "ALGO101-2025")  # fmt: skip
+    assert old.exit_code == 0, old.output
+    new = _cli(migrated, "course", "add", "--site", "https://m.example", "--moodle-id", "1234",
+               "--name", "ALGO101", "--past", "ALGO101-2025")  # fmt: skip
+    assert new.exit_code == 0, new.output
+    older = _cli(migrated, "course", "add", "--site", "https://m.example", "--moodle-id", "800",
+                 "--name", "ALGO101-2024")  # fmt: skip
+    assert older.exit_code == 0, older.output
+    updated = _cli(migrated, "course", "update", "--course", "ALGO101", "--past", "800",
+                   "--start", "2026-09-01", "--end", "2026-12-20")  # fmt: skip
+    assert updated.exit_code == 0, updated.output
+    unknown = _cli(migrated, "course", "update", "--course", "ALGO999")
+    assert unknown.exit_code == 2
+    assert "no course 'ALGO999'" in unknown.output
+    engine = make_engine(migrated.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        from lti_app.services.courses import past_offerings
+
+        course = session.scalars(select(Course).where(Course.shortname == "ALGO101")).one()
+        assert course.start_at is not None
+        assert sorted(p.moodle_course_id for p in past_offerings(session, course.id)) == [800, 900]
+    engine.dispose()
+    assert "Moodle course id or short name" in _cli(migrated, "course", "add", "--help").output
+
+
+def test_a_csv_only_sites_courses_are_left_out_of_the_nightly_sync(migrated: Settings) -> None:
+    """A course on a site without a token: `course add` says the nightly sync leaves it alone
+    and names the imports; the nightly job then records no (failed) sync for it, while a
+    web-service site's course is still synced."""
+    from lti_app.scheduler import JobContext, default_jobs, run_job
+
+    assert (
+        _cli(migrated, "site", "add", "--url", "https://csv.example", "--no-token").exit_code == 0
+    )
+    added = _cli(migrated, "course", "add", "--site", "https://csv.example", "--moodle-id", "5",
+                 "--name", "CSV101")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "the nightly sync leaves this course alone" in added.output
+    assert "arche-predict import-logs FILE --course" in added.output
+    ws = _cli(migrated, "site", "add", "--url", "https://ws.example", "--token-stdin",
+              stdin="abcdefabcdefabcdefabcdefabcdef12\n")  # fmt: skip
+    assert ws.exit_code == 0, ws.output
+    other = _cli(migrated, "course", "add", "--site", "https://ws.example", "--moodle-id", "6")
+    assert other.exit_code == 0, other.output
+    assert "nightly sync" not in other.output
+    engine = make_engine(migrated.database_url)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as session:
+        from lti_app.services.courses import nightly_course_ids
+
+        ids = {
+            c.shortname or str(c.moodle_course_id): c.id for c in session.scalars(select(Course))
+        }
+        assert nightly_course_ids(session) == [ids["6"]]
+    seen: list[int] = []
+    job = next(j for j in default_jobs() if j.name == "nightly-sync")
+    job = dataclasses.replace(job, run=lambda _ctx, course_id: seen.append(course_id))
+    report = run_job(job, JobContext(migrated, factory, "test", "2026-12-04"))
+    assert seen == [ids["6"]]
+    assert ids["CSV101"] not in report.processed + report.skipped + list(report.failed)
+    engine.dispose()

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from moodle_client.client import COURSE_VIEW, REQUIRE_LOGIN
 from moodle_client.errors import AccessDeniedError, MissingCapabilityError, MoodleError
 from moodle_client.grade_coverage import (
     GRADEITEMS_FUNCTION,
@@ -64,10 +65,8 @@ class MissingFunction:
 
 
 #: What Moodle answers, to every call in a course, when the token user is not enrolled there and
-#: lacks this capability: "Course or activity not accessible" [requireloginerror], not a
-#: ``nopermissions`` naming a capability.
-COURSE_VIEW = "moodle/course:view"
-REQUIRE_LOGIN = "requireloginerror"
+#: lacks `COURSE_VIEW`: "Course or activity not accessible" [`REQUIRE_LOGIN`], not a
+#: ``nopermissions`` naming a capability (the client's errors name it too).
 COMPLETION_FUNCTION = "core_completion_get_activities_completion_status"
 
 

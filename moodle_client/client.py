@@ -100,6 +100,14 @@ def _encode_value(name: str, value: Any) -> list[tuple[str, str]]:
     raise TypeError(f"cannot encode a {type(value).__name__} as a Moodle parameter ({name})")
 
 
+#: Moodle's answer to every call in a course that the token user is not enrolled in, without
+#: this capability: "Course or activity not accessible" [requireloginerror], which names no
+#: capability itself (`moodle_client.check` says the same).
+REQUIRE_LOGIN = "requireloginerror"
+COURSE_VIEW = "moodle/course:view"
+COURSE_VIEW_NAME = "View courses without participation"
+
+
 def _explain(errorcode: str, wsfunction: str | None, message: str) -> tuple[type[MoodleError], str]:
     """The exception class and admin-facing explanation for one Moodle errorcode."""
     function = wsfunction or "the function"
@@ -122,6 +130,14 @@ def _explain(errorcode: str, wsfunction: str | None, message: str) -> tuple[type
             "Functions > Add functions), or the token user lacks 'webservice/rest:use' at "
             "system level, or the user is not an authorised user of a restricted service. "
             "`arche-predict moodle check` tells which."
+        )
+    if errorcode == REQUIRE_LOGIN:
+        return MissingCapabilityError, (
+            f"The token user cannot enter the course: it lacks the capability '{COURSE_VIEW}' "
+            f"({COURSE_VIEW_NAME}) and is not enrolled in it. Allow '{COURSE_VIEW}' for the "
+            "web-service user's system role in Site administration > Users > Permissions > "
+            "Define roles (or enrol the user in the course); every call in the course fails "
+            "until then."
         )
     if errorcode in {"nopermissions", "errorreportview"} or "capability" in errorcode:
         name, capabilities = capability_from_message(message)
@@ -190,7 +206,9 @@ def error_from_body(body: Mapping[str, Any], wsfunction: str | None) -> MoodleEr
         "exception": str(body["exception"]) if body.get("exception") else None,
         "debuginfo": str(debuginfo) if debuginfo else None,
     }
-    if cls is MissingCapabilityError:
+    if errorcode == REQUIRE_LOGIN:
+        kwargs["capability_name"], kwargs["capabilities"] = COURSE_VIEW_NAME, (COURSE_VIEW,)
+    elif cls is MissingCapabilityError:
         kwargs["capability_name"], kwargs["capabilities"] = capability_from_message(message)
     error: MoodleError = cls(message, **kwargs)
     return error

@@ -159,6 +159,33 @@ def test_moodle_error_fails_the_run_and_keeps_data(
     assert count(factory, LogEvent) == 120
 
 
+def test_requireloginerror_fails_the_run_naming_moodle_course_view(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    """A web-service user neither enrolled in the course nor holding moodle/course:view gets
+    "Course or activity not accessible" [requireloginerror] from every call in the course (the
+    shape of tests/moodle_client/test_check.py's body): the failed run names the capability."""
+    moodle = MoodleStub(make_log_rows(10))
+    body = {
+        "exception": "core\\exception\\require_login_exception",
+        "errorcode": "requireloginerror",
+        "message": "Course or activity not accessible.",
+    }
+    for name in ("core_course_get_courses_by_field", "core_enrol_get_enrolled_users"):
+        moodle.handlers[name] = lambda _params: body
+    moodle.start()
+    try:
+        settings = make_settings(tmp_path, databases.new_url(backend))
+        factory, course_id = setup_course(settings, moodle.url)
+        outcome = run_course_sync(settings, factory, course_id)
+    finally:
+        moodle.stop()
+    assert outcome.status == "failed"
+    assert outcome.error_code == "requireloginerror"
+    assert "moodle/course:view" in (outcome.error_message or "")
+    assert "See Moodle's message" not in (outcome.error_message or "")
+
+
 def test_db_log_source_reads_a_standard_log_table(
     backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub
 ) -> None:

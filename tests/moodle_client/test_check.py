@@ -5,8 +5,11 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+import pytest
+
 from moodle_client import (
     LOG_FUNCTION,
+    MissingCapabilityError,
     MoodleClient,
     MoodleError,
     SiteInfo,
@@ -292,3 +295,20 @@ def test_progress_view_unverifiable_is_said_when_nobody_can_be_read(
     assert [u.capability for u in report.unverified] == ["report/progress:view"]
     assert "report/progress:view" in "\n".join(report.lines())
     assert moodle.calls_to("core_completion_get_activities_completion_status") == []
+
+
+def test_requireloginerror_names_moodle_course_view_in_every_error(
+    client: MoodleClient, moodle: MoodleStub
+) -> None:
+    """The same answer met outside `moodle check` (a sync): the error names the capability, not
+    "See Moodle's message"."""
+    error = error_from_body(REQUIRE_LOGIN_BODY, "core_enrol_get_enrolled_users")
+    assert isinstance(error, MissingCapabilityError)
+    assert error.errorcode == "requireloginerror"
+    assert error.capabilities == ("moodle/course:view",)
+    assert "moodle/course:view" in str(error)
+    assert "See Moodle's message" not in str(error)
+    moodle.queue("core_enrol_get_enrolled_users", Reply(body=REQUIRE_LOGIN_BODY))
+    with pytest.raises(MissingCapabilityError) as raised:
+        client.get_enrolled_users(2)
+    assert "moodle/course:view" in str(raised.value)

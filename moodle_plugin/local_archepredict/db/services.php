@@ -46,6 +46,8 @@ $services = [
             'gradereport_user_get_grade_items',
             'core_course_get_contents',
             'core_completion_get_activities_completion_status',
+            // Every grade item of the course, to find those the grade report leaves out.
+            'core_grades_get_gradeitems',
             'local_archepredict_get_course_logs',
             'local_archepredict_get_course_grading',
         ],

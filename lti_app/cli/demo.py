@@ -38,7 +38,8 @@ def demo(ctx: CliContext, no_serve: bool) -> None:
     click.echo(f"simulated Moodle web service: {setup.moodle_url}")
     click.echo(f"predictions: {setup.scoring.status} ({setup.scoring.message})")
     click.echo(
-        f'\n  Open {setup.platform_url}/  and press "Launch as teacher" or "Launch as learner".\n'
+        f"\n  Open {setup.platform_url}/  and press a launch button: teacher, learner or "
+        "administrator, in English or in French.\n"
     )
     if no_serve:
         return

@@ -126,6 +126,8 @@ def prepare(settings: Settings, factory: sessionmaker[Session]) -> DemoSetup:
         "learner": DemoUser(
             int(learner["userid"]), str(learner["fullname"]), str(learner["email"]), "learner"
         ),
+        # Moodle's own administrator account (user 2), not enrolled in the course.
+        "admin": DemoUser(2, "Admin User", "admin@example.invalid", "admin"),
     }
     tool_url = settings.app.public_url or f"http://{settings.app.host}:{settings.app.port}"
     platform = DemoPlatform(

@@ -1,6 +1,6 @@
 """A development LTI 1.3 platform for `arche-predict demo`: a course page with "Launch as
-teacher" and "Launch as learner" buttons that run the real OIDC login and signed id_token flow
-into an iframe, as Moodle does.
+teacher", "Launch as learner" and "Launch as administrator" buttons, in English or in French,
+that run the real OIDC login and signed id_token flow into an iframe, as Moodle does.
 
 It signs with its own RSA key (served as a JWKS) and builds claims in the shape Moodle 5.1
 sends. Enabled only by the demo configuration; it is a stand-in for Moodle on a developer's
@@ -28,6 +28,27 @@ from werkzeug.wrappers import Request, Response
 CLAIM = "https://purl.imsglobal.org/spec/lti/claim/"
 INSTRUCTOR = "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
 LEARNER = "http://purl.imsglobal.org/vocab/lis/v2/membership#Learner"
+#: What Moodle adds for a site administrator, who also holds mod/lti:manage (Instructor).
+ADMINISTRATOR = (
+    "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Administrator",
+    "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator",
+)
+#: The languages a launch can ask for (Moodle's `launch_presentation.locale`), with the course
+#: page's words for each.
+LANGUAGES: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "In English",
+        "teacher": "Launch as teacher",
+        "learner": "Launch as learner",
+        "admin": "Launch as administrator",
+    },
+    "fr": {
+        "title": "En français",
+        "teacher": "Lancer en tant qu'enseignant",
+        "learner": "Lancer en tant qu'étudiant",
+        "admin": "Lancer en tant qu'administrateur",
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -35,7 +56,7 @@ class DemoUser:
     moodle_id: int
     name: str
     email: str
-    role: str  # "teacher" or "learner"
+    role: str  # "teacher", "learner" or "admin" (a site administrator, teacher in the course)
 
 
 class DemoPlatform:
@@ -51,7 +72,7 @@ class DemoPlatform:
         users: dict[str, DemoUser],
         client_id: str = "arche-predict-demo",
         deployment_id: str = "1",
-        locale: str = "fr",
+        locale: str = "en",
     ) -> None:
         self.tool_url = tool_url.rstrip("/")
         self.course_id = course_id
@@ -102,10 +123,11 @@ class DemoPlatform:
             response = Response(self.course_page(), mimetype="text/html")
         elif request.path == "/launch":
             who = request.args.get("as", "teacher")
-            if who not in self.users:
-                response = Response("unknown user", status=400)
+            lang = request.args.get("lang", self.locale)
+            if who not in self.users or lang not in LANGUAGES:
+                response = Response("unknown user or language", status=400)
             else:
-                response = Response(status=302, headers={"Location": self.login_url(who)})
+                response = Response(status=302, headers={"Location": self.login_url(who, lang)})
         elif request.path == "/mod/lti/auth.php":
             response = self.authorize(request)
         elif request.path == "/mod/lti/certs.php":
@@ -116,12 +138,13 @@ class DemoPlatform:
 
     # ------------------------------------------------------------------ the flow
 
-    def login_url(self, who: str) -> str:
-        """Step 1, as Moodle: send the browser to the tool's OIDC initiation."""
+    def login_url(self, who: str, lang: str | None = None) -> str:
+        """Step 1, as Moodle: send the browser to the tool's OIDC initiation. The login hint
+        carries who launches and in which language ("teacher:fr"); the tool sends it back."""
         params = {
             "iss": self.issuer,
             "target_link_uri": f"{self.tool_url}/lti/launch",
-            "login_hint": who,
+            "login_hint": f"{who}:{lang or self.locale}",
             "lti_message_hint": json.dumps({"cmid": 1, "launchid": secrets.token_hex(6)}),
             "client_id": self.client_id,
             "lti_deployment_id": self.deployment_id,
@@ -131,18 +154,19 @@ class DemoPlatform:
     def authorize(self, request: Request) -> Response:
         """Step 2, Moodle's auth.php: check the tool's request, then POST a signed id_token."""
         q = request.args
-        who = q.get("login_hint", "")
+        who, _, lang = q.get("login_hint", "").partition(":")
         redirect_uri = q.get("redirect_uri", "")
         if (
             q.get("client_id") != self.client_id
             or who not in self.users
+            or lang not in LANGUAGES
             or redirect_uri != f"{self.tool_url}/lti/launch"
             or q.get("response_type") != "id_token"
             or q.get("scope") != "openid"
         ):
             return Response("invalid authentication request", status=400)
         token = jwt.encode(
-            self.claims(self.users[who], nonce=q.get("nonce", "")),
+            self.claims(self.users[who], nonce=q.get("nonce", ""), locale=lang),
             self._key.private_bytes(
                 serialization.Encoding.PEM,
                 serialization.PrivateFormat.PKCS8,
@@ -161,8 +185,11 @@ class DemoPlatform:
         )
         return Response(page, mimetype="text/html")
 
-    def claims(self, user: DemoUser, *, nonce: str) -> dict[str, Any]:
+    def claims(self, user: DemoUser, *, nonce: str, locale: str | None = None) -> dict[str, Any]:
         now = int(time.time())
+        roles = [LEARNER] if user.role == "learner" else [INSTRUCTOR]
+        if user.role == "admin":
+            roles += ADMINISTRATOR
         first, _, last = user.name.partition(" ")
         return {
             "iss": self.issuer,
@@ -179,7 +206,7 @@ class DemoPlatform:
             CLAIM + "message_type": "LtiResourceLinkRequest",
             CLAIM + "version": "1.3.0",
             CLAIM + "target_link_uri": f"{self.tool_url}/lti/launch",
-            CLAIM + "roles": [INSTRUCTOR if user.role == "teacher" else LEARNER],
+            CLAIM + "roles": roles,
             CLAIM + "context": {
                 "id": str(self.course_id),
                 "label": self.course_label,
@@ -190,7 +217,7 @@ class DemoPlatform:
             CLAIM + "lis": {"person_sourcedid": "", "course_section_sourcedid": self.course_label},
             CLAIM + "ext": {"user_username": f"u{user.moodle_id}", "lms": "moodle-2"},
             CLAIM + "launch_presentation": {
-                "locale": self.locale,
+                "locale": locale or self.locale,
                 "document_target": "iframe",
                 "return_url": f"{self.issuer}/",
             },
@@ -203,10 +230,17 @@ class DemoPlatform:
         }
 
     def course_page(self) -> str:
-        buttons = "".join(
-            f'<a class="btn" href="/launch?as={html.escape(key)}" target="tool">'
-            f"Launch as {html.escape(u.role)}: {html.escape(u.name)}</a> "
-            for key, u in self.users.items()
+        """The course page: one row of launches per language, each naming who launches."""
+        rows = "".join(
+            f'<p lang="{lang}"><strong>{html.escape(words["title"])}</strong><br>'
+            + "".join(
+                f'<a class="btn" href="/launch?as={html.escape(key)}&amp;lang={lang}" '
+                f'target="tool">{html.escape(words.get(u.role, u.role))}: '
+                f"{html.escape(u.name)}</a> "
+                for key, u in self.users.items()
+            )
+            + "</p>"
+            for lang, words in LANGUAGES.items()
         )
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -222,6 +256,8 @@ iframe {{ width: 100%; height: 80vh; border: 1px solid #c5c9cf; background: #fff
 </style></head>
 <body><header><strong>ARCHE (demo Moodle)</strong> · {html.escape(self.course_title)}</header>
 <main><p>A development LTI 1.3 platform: each button runs the real LTI 1.3 launch
-(OIDC login, signed id_token) of arche-predict into the frame below.</p>
-<p>{buttons}</p>
+(OIDC login, signed id_token) of arche-predict into the frame below, in the language of its
+row (Moodle's user language). The administrator is a Moodle site administrator: a teacher in
+the course who also reaches the tool's admin page.</p>
+{rows}
 <iframe name="tool" title="arche-predict" src="about:blank"></iframe></main></body></html>"""

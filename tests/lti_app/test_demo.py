@@ -11,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from lti_app import migrate
@@ -18,7 +19,7 @@ from lti_app.app import create_app
 from lti_app.cli import main
 from lti_app.config import ConfigError, load_settings
 from lti_app.db import make_engine, make_session_factory
-from lti_app.demo import prepare
+from lti_app.demo import DemoSetup, prepare
 from lti_app.models import LogEvent, SyncRun
 
 
@@ -62,10 +63,15 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
             assert {r.source for r in runs} == {"ws"}  # the real web-service path
             assert (session.scalar(select(func.count()).select_from(LogEvent)) or 0) > 1000
 
-        # The platform page offers both launches, into a frame.
+        # The platform page offers the teacher's, the learner's and the administrator's
+        # launches, in English and in French, into a frame.
         with urllib.request.urlopen(setup.platform_url + "/", timeout=10) as page:
             body = page.read().decode()
-        assert 'href="/launch?as=teacher" target="tool"' in body
+        for who in ("teacher", "learner", "admin"):
+            for lang in ("en", "fr"):
+                assert f'href="/launch?as={who}&amp;lang={lang}" target="tool"' in body
+        assert "Launch as administrator" in body
+        assert "Lancer en tant qu&#x27;enseignant" in body
         assert '<iframe name="tool"' in body
 
         app = create_app(settings)
@@ -90,6 +96,36 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         assert summary.status_code == 200, summary.get_data(as_text=True)
         assert summary.get_json()["state"] == "predictions"
         assert summary.get_json()["students"] >= 20
+
+        # The administrator's launch in French: a French dashboard, and the admin page.
+        admin = _launch(client, setup, "admin", "fr")
+        page = client.get(f"/course/{setup.current_course_id}", headers={"X-Launch-Token": admin})
+        assert page.status_code == 200
+        assert '<html lang="fr">' in page.get_data(as_text=True)
+        assert client.get("/admin", headers={"X-Launch-Token": admin}).status_code == 200
+        # The teacher's English launch speaks English; a teacher is no administrator.
+        teacher = _launch(client, setup, "teacher", "en")
+        page = client.get(f"/course/{setup.current_course_id}", headers={"X-Launch-Token": teacher})
+        assert '<html lang="en">' in page.get_data(as_text=True)
+        assert client.get("/admin", headers={"X-Launch-Token": teacher}).status_code == 403
     finally:
         setup.platform.stop()
         setup.moodle.stop()
+
+
+def _launch(client: FlaskClient, setup: DemoSetup, who: str, lang: str) -> str:
+    """The demo platform's launch of `who` in `lang`, through the tool's real OIDC flow; the
+    launch token of the session it opens."""
+    login = urlsplit(setup.platform.login_url(who, lang))
+    resp = client.get(f"{login.path}?{login.query}")
+    assert resp.status_code == 302
+    with urllib.request.urlopen(resp.headers["Location"], timeout=10) as answer:
+        form = answer.read().decode()
+    found = re.search(r'name="id_token" value="([^"]+)".*name="state" value="([^"]+)"', form)
+    assert found is not None, form[:300]
+    launched = client.post(
+        "/lti/launch",
+        data={"id_token": html.unescape(found.group(1)), "state": html.unescape(found.group(2))},
+    )
+    assert launched.status_code in (302, 303), launched.get_data(as_text=True)[:500]
+    return parse_qs(urlsplit(launched.headers["Location"]).query)["lt"][0]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, render_template, request
+from flask_babel import gettext
+from markupsafe import escape
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -19,7 +21,7 @@ from lti_app.config import Settings, prometheus_multiprocess_dir
 from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory, private_instance
 from lti_app.observability import HttpMetrics, configure_logging, get_logger
-from lti_app.web.auth import wants_json
+from lti_app.web.auth import N_, wants_json
 
 log = get_logger(__name__)
 
@@ -118,12 +120,8 @@ def _install_error_handlers(app: Flask) -> None:
         ]
         if wants_json():
             return jsonify(error=exc.name, message=exc.description, status=code), code, headers
-        return (
-            f"<!doctype html><title>{code} {exc.name}</title><h1>{exc.name}</h1>"
-            f"<p>{exc.description}</p>",
-            code,
-            headers,
-        )
+        title, message = HTTP_PAGES.get(code, (exc.name, exc.description or ""))
+        return _error_page(code, title, message), code, headers
 
     @app.errorhandler(OperationalError)
     def _database_error(exc: OperationalError) -> Any:
@@ -133,29 +131,46 @@ def _install_error_handlers(app: Flask) -> None:
         if "database is locked" not in str(exc.orig):
             return _unexpected(exc)
         log.warning("database busy", path=request.path)
-        message = "The database is busy with another request. Please try again in a moment."
+        message = N_("The database is busy with another request. Please try again in a moment.")
         headers = {"Retry-After": "2"}
         if wants_json():
             body = jsonify(error="Service Unavailable", message=message, status=503)
             return body, 503, headers
-        return (
-            f"<!doctype html><title>503 Service Unavailable</title>"
-            f"<h1>Service Unavailable</h1><p>{message}</p>",
-            503,
-            headers,
-        )
+        return _error_page(503, N_("Service unavailable"), message), 503, headers
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
         # The detail goes to the log (redacted), never to the browser.
         log.exception("unhandled error", path=request.path)
-        message = (
+        message = N_(
             "An unexpected error occurred. The administrator can find the details in the logs."
         )
         if wants_json():
             return jsonify(error="Internal Server Error", message=message, status=500), 500
-        return (
-            f"<!doctype html><title>500 Internal Server Error</title>"
-            f"<h1>Internal Server Error</h1><p>{message}</p>",
-            500,
+        return _error_page(500, N_("Internal server error"), message), 500
+
+
+#: The error pages people meet, worded for them (translated where shown); another status
+#: shows Werkzeug's English name and description.
+HTTP_PAGES = {
+    400: (N_("Bad request"), N_("The request could not be understood.")),
+    404: (
+        N_("Not found"),
+        N_("This page does not exist. Open the tool from your Moodle course."),
+    ),
+    405: (N_("Method not allowed"), N_("This address does not accept this kind of request.")),
+}
+
+
+def _error_page(status: int, title: str, message: str) -> str:
+    """The error page in the reader's language; a bare page if even that cannot be rendered
+    (the error may come from the templates or the database the page would read)."""
+    try:
+        return str(
+            render_template(
+                "error.html", status=status, title=gettext(title), message=gettext(message)
+            )
         )
+    except Exception:  # noqa: BLE001 - the error page must not fail
+        text, body = escape(title), escape(message)
+        return f"<!doctype html><title>{status} {text}</title><h1>{text}</h1><p>{body}</p>"

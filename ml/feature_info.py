@@ -157,6 +157,20 @@ _COUNT_LABELS: Final = {
 }
 
 
+#: Each activity category's name for people (`ml.events.CATEGORIES`), as the charts' legends
+#: and tables show it, marked for translation like the labels above.
+CATEGORY_LABELS: Final[Mapping[str, str]] = {
+    "navigation": N_("Navigation"),
+    "content": N_("Course content"),
+    "assessment": N_("Quizzes and assignments"),
+    "feedback": N_("Grades and feedback"),
+    "forum_read": N_("Forum reading"),
+    "forum_write": N_("Forum writing"),
+    "collaboration": N_("Collaboration"),
+    "other": N_("Other"),
+}
+
+
 #: Counts of visits to navigation pages (effort 0, see the module docstring); every other count
 #: is an amount of study (effort +1).
 _NAVIGATION: Final = frozenset(

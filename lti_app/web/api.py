@@ -26,6 +26,7 @@ from lti_app.services.insights import (
     what_if,
 )
 from lti_app.web.auth import (
+    N_,
     can_view_person,
     current,
     error_response,
@@ -57,15 +58,15 @@ def _may_read_student(course: Course, person_id: int, enrolled: bool | None = No
     if not ctx.is_teacher and not course.learner_view_enabled:
         return error_response(
             403,
-            "Forbidden",
-            "The teacher has turned the learner view off.",
+            N_("Forbidden"),
+            N_("The teacher has turned the learner view off."),
             code="learner_view_off",
         )
     if enrolled is None:
         enrolled = _enrolled(course.id, person_id)
     if not can_view_person(ctx, course.id, person_id, enrolled):
         return error_response(
-            403, "Forbidden", "You can only see your own record.", code="forbidden"
+            403, N_("Forbidden"), N_("You can only see your own record."), code="forbidden"
         )
     return None
 

@@ -38,6 +38,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request, url_for
+from flask_babel import gettext
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.wrappers import Response as BaseResponse
@@ -230,22 +231,39 @@ def wants_json() -> bool:
     return request.path.startswith(("/api/", "/healthz")) or best == "application/json"
 
 
+def N_(text: str) -> str:  # noqa: N802 - Babel's extraction keyword
+    """Marks a message for Babel's extraction without translating it: the JSON API answers in
+    English, and a page translates the message where it shows it (`error_response`)."""
+    return text
+
+
 def error_response(status: int, title: str, message: str, *, code: str | None = None) -> Any:
+    """The API's JSON error (English, with its `code`), or the error page in the reader's
+    language: a title and message marked with `N_` are found in the catalogue; another
+    (an exception's text) shows as it is."""
     if wants_json():
         return jsonify(error=title, message=message, status=status, code=code), status
-    return render_template("error.html", status=status, title=title, message=message), status
+    page = render_template(
+        "error.html", status=status, title=_translated(title), message=_translated(message)
+    )
+    return page, status
+
+
+def _translated(text: str) -> str:
+    # gettext("") would be the catalogue's header.
+    return str(gettext(text)) if text else text
 
 
 def _no_session() -> Any:
     problem = g.get("lti_token_problem")
     message = (
-        "Your session in this tool has expired."
+        N_("Your session in this tool has expired.")
         if problem == "expired"
-        else "This page needs a launch from Moodle."
+        else N_("This page needs a launch from Moodle.")
     )
     if wants_json():
         return jsonify(error="Unauthorized", message=message, status=401, code="no_session"), 401
-    return render_template("fallback.html", message=message), 401
+    return render_template("fallback.html", message=gettext(message)), 401
 
 
 def require_session(fn: F) -> F:
@@ -259,7 +277,7 @@ def require_session(fn: F) -> F:
 
 
 def _forbidden(message: str) -> Any:
-    return error_response(403, "Forbidden", message, code="forbidden")
+    return error_response(403, N_("Forbidden"), message, code="forbidden")
 
 
 def require_course_member(fn: F) -> F:
@@ -271,7 +289,9 @@ def require_course_member(fn: F) -> F:
         if ctx is None:
             return _no_session()
         if ctx.course_id is None or kwargs.get("course_id") != ctx.course_id:
-            return _forbidden("This page belongs to another course. Launch it from that course.")
+            return _forbidden(
+                N_("This page belongs to another course. Launch it from that course.")
+            )
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -286,9 +306,11 @@ def require_teacher(fn: F) -> F:
         if ctx is None:
             return _no_session()
         if ctx.course_id is None or kwargs.get("course_id") != ctx.course_id:
-            return _forbidden("This page belongs to another course. Launch it from that course.")
+            return _forbidden(
+                N_("This page belongs to another course. Launch it from that course.")
+            )
         if not ctx.is_teacher:
-            return _forbidden("This page is for the course's teachers.")
+            return _forbidden(N_("This page is for the course's teachers."))
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -301,7 +323,7 @@ def require_admin(fn: F) -> F:
         if ctx is None:
             return _no_session()
         if not ctx.is_admin:
-            return _forbidden("This page is for Moodle administrators.")
+            return _forbidden(N_("This page is for Moodle administrators."))
         return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
@@ -358,14 +380,19 @@ def _csrf_check() -> Any:
     sent = request.headers.get(CSRF_HEADER) or request.form.get(CSRF_FIELD) or ""
     if ctx is None or not hmac.compare_digest(sent.encode(), ctx.csrf_token.encode()):
         return error_response(
-            403, "Forbidden", "The form's security token is missing or invalid.", code="csrf"
+            403,
+            N_("Forbidden"),
+            N_("The form's security token is missing or invalid."),
+            code="csrf",
         )
     if not ctx.bound:
         return error_response(
             403,
-            "Forbidden",
-            "This launch could not be tied to your browser, so it can only show pages. "
-            "Reopen the tool from your Moodle course to make changes.",
+            N_("Forbidden"),
+            N_(
+                "This launch could not be tied to your browser, so it can only show pages. "
+                "Reopen the tool from your Moodle course to make changes."
+            ),
             code="session_unbound",
         )
     return None

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.config import Settings
 from lti_app.models import Course, Enrolment
-from lti_app.web.auth import error_response
+from lti_app.web.auth import N_, error_response
 from lti_app.web.db import db_session
 
 
@@ -37,7 +37,8 @@ def course(course_id: int) -> Course | None:
 def _unknown_course(code: str | None) -> NoReturn:
     # A response given to `abort` is raised as it is: the app's HTTP error handler leaves an
     # exception without a status code (this one) alone, so the surface's body goes out.
-    abort(make_response(error_response(404, "Not found", "This course is unknown.", code=code)))
+    body = error_response(404, N_("Not found"), N_("This course is unknown."), code=code)
+    abort(make_response(body))
 
 
 def page_course(course_id: int) -> Course:

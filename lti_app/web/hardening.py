@@ -33,7 +33,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from lti_app.config import Settings
 from lti_app.observability import get_logger
 from lti_app.services import audit
-from lti_app.web.auth import PLATFORM_POSTED, error_response
+from lti_app.web.auth import N_, PLATFORM_POSTED, error_response
 from lti_app.web.common import db
 
 log = get_logger(__name__)
@@ -114,8 +114,8 @@ def _refuse_cross_site(signal: str) -> Any:
     log.warning("cross-site request refused", endpoint=request.endpoint, signal=signal)
     return error_response(
         403,
-        "Forbidden",
-        "This request came from another site. Use the tool's own pages to make changes.",
+        N_("Forbidden"),
+        N_("This request came from another site. Use the tool's own pages to make changes."),
         code="cross_site",
     )
 
@@ -123,7 +123,7 @@ def _refuse_cross_site(signal: str) -> Any:
 def _too_large(limit: int) -> Any:
     return error_response(
         413,
-        "Request too large",
+        N_("Request too large"),
         f"The request body is larger than this address accepts ({limit} bytes).",
         code="too_large",
     )

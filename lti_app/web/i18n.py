@@ -18,9 +18,11 @@ from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, request
 from flask_babel import Babel, format_datetime, get_locale, gettext, to_user_timezone
 
-from lti_app.web.auth import current
+from lti_app.web.auth import N_, current
 
 LANGUAGES = ("en", "fr")
+
+
 MISSING = "\u2013"  # an en dash stands for a value that does not exist
 
 
@@ -59,6 +61,36 @@ def _mark(value: Any) -> str:
     if value is None:
         return MISSING
     return str(_pattern("#,##0.##").apply(float(value), _locale()))
+
+
+def _signed(value: Any, digits: int = 1) -> str:
+    """A change with its sign, in the locale's digits: "+6,9", "-4,3"."""
+    if value is None:
+        return MISSING
+    zeros = "0" * digits
+    pattern = f"+#,##0.{zeros};-#,##0.{zeros}" if digits else "+#,##0;-#,##0"
+    return str(_pattern(pattern).apply(float(value), _locale()))
+
+
+#: The words for the tool's access levels and Moodle's course roles (their short names, as a
+#: roster sync stores them, and "learner"/"teacher" as Names and Roles gives them).
+ROLE_WORDS = {
+    "teacher": N_("teacher"),
+    "editingteacher": N_("teacher"),
+    "noneditingteacher": N_("non-editing teacher"),
+    "learner": N_("learner"),
+    "student": N_("student"),
+    "manager": N_("manager"),
+    "coursecreator": N_("course creator"),
+    "guest": N_("guest"),
+    "admin": N_("administrator"),
+}
+
+
+def role_name(role: Any) -> str:
+    """A role as a word of the reader's language; an unknown role reads as Moodle named it."""
+    words = ROLE_WORDS.get(str(role or ""))
+    return str(gettext(words)) if words is not None else str(role or MISSING)
 
 
 def _pct(value: Any) -> str:
@@ -104,6 +136,8 @@ def _chance_range(bounds: Any) -> str:
 
 chance_text = _chance
 chance_range_text = _chance_range
+number_text = _num
+percent_text = _pct
 
 
 def _zone(moment: datetime) -> str:
@@ -141,5 +175,12 @@ def install(app: Flask) -> None:
     )
     app.jinja_env.globals.update(current_locale=lambda: str(get_locale() or "en"))
     app.jinja_env.filters.update(
-        num=_num, mark=_mark, pct=_pct, chance=_chance, chance_range=_chance_range, when=_when
+        num=_num,
+        mark=_mark,
+        pct=_pct,
+        signed=_signed,
+        chance=_chance,
+        chance_range=_chance_range,
+        when=_when,
+        role_name=role_name,
     )

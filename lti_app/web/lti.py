@@ -35,6 +35,7 @@ from lti_app.services.lti_sessions import fork_session, open_session
 from lti_app.services.lti_storage import DbLaunchDataStorage, DbSessionService
 from lti_app.services.nrps import TimeoutSession, memberships_url
 from lti_app.web.auth import (
+    N_,
     LaunchContext,
     allow_framing_by,
     context_of,
@@ -110,7 +111,7 @@ def _reject(
         remote_addr=request.remote_addr,
         details=details,
     )
-    return error_response(status, "Launch refused", message, code=code)
+    return error_response(status, N_("Launch refused"), message, code=code)
 
 
 def _audit_accepted(action: str, ctx: LaunchContext, details: dict[str, Any] | None = None) -> None:
@@ -148,27 +149,33 @@ def login() -> Any:
     deployment_id = params.get("lti_deployment_id")
     details = {"iss": iss, "client_id": client_id, "deployment_id": deployment_id}
     if not iss or len(iss) > 500:
-        return _reject("lti.login", "issuer_missing", "The login request names no issuer (iss).")
+        return _reject(
+            "lti.login", "issuer_missing", N_("The login request names no issuer (iss).")
+        )
     if not login_hint or len(login_hint) > 2000:
-        return _reject("lti.login", "login_hint_missing", "The login request has no login_hint.")
+        return _reject(
+            "lti.login", "login_hint_missing", N_("The login request has no login_hint.")
+        )
     if not issuer_known(_db(), iss):
         return _reject(
-            "lti.login", "issuer_unknown", "This platform is not registered.", details=details
+            "lti.login", "issuer_unknown", N_("This platform is not registered."), details=details
         )
     platform = find_platform(_db(), iss, client_id or None)
     if platform is None:
         return _reject(
             "lti.login",
             "client_unknown",
-            "This client id is not registered for the platform (or the platform has several "
-            "and did not say which).",
+            N_(
+                "This client id is not registered for the platform (or the platform has "
+                "several and did not say which)."
+            ),
             details=details,
         )
     if target and _origin(target) != _tool_origin():
         return _reject(
             "lti.login",
             "target_foreign",
-            "The target link URI is not on this tool.",
+            N_("The target link URI is not on this tool."),
             platform_id=platform.id,
             details=details,
         )
@@ -180,7 +187,7 @@ def login() -> Any:
         return _reject(
             "lti.login",
             "deployment_unknown",
-            "This deployment is not registered.",
+            N_("This deployment is not registered."),
             platform_id=platform.id,
             details=details,
         )
@@ -194,7 +201,7 @@ def login() -> Any:
         return _reject(
             "lti.login",
             "login_invalid",
-            "The login request is not valid.",
+            N_("The login request is not valid."),
             platform_id=platform.id,
             details=details,
         )
@@ -252,7 +259,7 @@ def launch() -> Any:
         return _reject(
             "lti.launch",
             "origin_foreign",
-            "This launch was not sent by the platform's page. Relaunch from Moodle.",
+            N_("This launch was not sent by the platform's page. Relaunch from Moodle."),
             403,
             platform_id=platform.id,
             details={**message.audit_details(), "origin": _request_origin()[:200]},
@@ -272,7 +279,7 @@ def launch() -> Any:
         return _reject(
             "lti.launch",
             "deep_link_forbidden",
-            "Only a course's teachers can add this tool to a course.",
+            N_("Only a course's teachers can add this tool to a course."),
             403,
             platform_id=platform.id,
             details=message.audit_details(),
@@ -372,15 +379,17 @@ def jwks() -> Any:
 
 
 def tool_config_values() -> dict[str, str]:
+    """Moodle's field names with the values to paste (English, as the JSON answer gives them;
+    the pages show the names and words as the reader's Moodle does, translated)."""
     return {
-        "Tool URL": external_url("lti.launch"),
-        "LTI version": "LTI 1.3",
-        "Public key type": "Keyset URL",
-        "Public keyset": external_url("lti.jwks"),
-        "Initiate login URL": external_url("lti.login"),
-        "Redirection URI(s)": external_url("lti.launch"),
-        "Supports Deep Linking (Content-Item Message)": "yes",
-        "Content Selection URL": external_url("lti.launch"),
+        N_("Tool URL"): external_url("lti.launch"),
+        N_("LTI version"): "LTI 1.3",
+        N_("Public key type"): N_("Keyset URL"),
+        N_("Public keyset"): external_url("lti.jwks"),
+        N_("Initiate login URL"): external_url("lti.login"),
+        N_("Redirection URI(s)"): external_url("lti.launch"),
+        N_("Supports Deep Linking (Content-Item Message)"): N_("yes"),
+        N_("Content Selection URL"): external_url("lti.launch"),
     }
 
 
@@ -434,17 +443,21 @@ def deep_link() -> Any:
     if not ctx.is_teacher or ctx.message_type != DEEP_LINK:
         return error_response(
             403,
-            "Forbidden",
-            "Adding the tool to a course needs a deep-linking launch by a teacher.",
+            N_("Forbidden"),
+            N_("Adding the tool to a course needs a deep-linking launch by a teacher."),
         )
     if request.method == "GET":
         return render_template("deep_link.html", action=lti_url_for("lti.deep_link"))
     restored = _restored_launch()
     if restored is None:
-        return error_response(409, "Expired", "The deep-linking request expired. Start again.")
+        return error_response(
+            409, N_("Expired"), N_("The deep-linking request expired. Start again.")
+        )
     if current_key(_db()) is None:
         return error_response(
-            503, "Not configured", "The tool has no signing key; run `arche-predict keys rotate`."
+            503,
+            N_("Not configured"),
+            N_("The tool has no signing key; run `arche-predict keys rotate`."),
         )
     resource = (
         DeepLinkResource()
@@ -505,9 +518,11 @@ def resume() -> Any:
     if not ctx.bound:
         return error_response(
             403,
-            "Forbidden",
-            "This launch could not be tied to your browser, so it cannot be opened in a new "
-            "window. Reopen the tool from your Moodle course.",
+            N_("Forbidden"),
+            N_(
+                "This launch could not be tied to your browser, so it cannot be opened in a "
+                "new window. Reopen the tool from your Moodle course."
+            ),
             code="session_unbound",
         )
     existing = cookie_session()
@@ -516,17 +531,19 @@ def resume() -> Any:
     ):
         return error_response(
             409,
-            "Another session is open",
-            "This browser is already signed in to the tool as someone else. Close that session "
-            "(or this window) and open the tool from your own Moodle course.",
+            N_("Another session is open"),
+            N_(
+                "This browser is already signed in to the tool as someone else. Close that "
+                "session (or this window) and open the tool from your own Moodle course."
+            ),
             code="session_conflict",
         )
     if not _user_asked_here():
         if request.method == "POST":
             return error_response(
                 403,
-                "Forbidden",
-                "This request did not come from the tool's own page.",
+                N_("Forbidden"),
+                N_("This request did not come from the tool's own page."),
                 code="cross_site",
             )
         person = _db().get(Person, ctx.person_id)
@@ -569,14 +586,16 @@ def dynamic_registration() -> Any:
         return _reject(
             "lti.register",
             "code_invalid",
-            "This registration URL is invalid, expired or already used; ask the tool's "
-            "administrator for a new one (`arche-predict lti registration-url`).",
+            N_(
+                "This registration URL is invalid, expired or already used; ask the tool's "
+                "administrator for a new one (`arche-predict lti registration-url`)."
+            ),
             403,
             details=details,
         )
     if not config_url:
         return _reject(
-            "lti.register", "config_missing", "No openid_configuration given.", details=details
+            "lti.register", "config_missing", N_("No openid_configuration given."), details=details
         )
     urls = ToolUrls(
         login=external_url("lti.login"),

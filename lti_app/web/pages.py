@@ -40,6 +40,7 @@ from lti_app.services.nrps import (
 from lti_app.services.page_cache import PageCache
 from lti_app.web.admin_courses import CODES as DATES_CODES
 from lti_app.web.auth import (
+    N_,
     can_view_person,
     current,
     error_response,
@@ -162,25 +163,29 @@ def roster_refresh(course_id: int) -> Any:
     url = ctx.details.get("nrps_url")
     if not url:
         return error_response(
-            409, "Unavailable", "This launch did not offer the Names and Roles service."
+            409, N_("Unavailable"), N_("This launch did not offer the Names and Roles service.")
         )
     platform = _db().get(LtiPlatform, ctx.platform_id)
     if platform is None:  # a session outlives its platform only if the platform was deleted
-        return error_response(409, "Unavailable", "This launch's platform is no longer registered.")
+        return error_response(
+            409, N_("Unavailable"), N_("This launch's platform is no longer registered.")
+        )
     box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
     registration = DbToolConf(_db(), box).find_registration_by_params(
         platform.issuer, platform.client_id
     )
     if registration is None or registration.get_kid() is None:
         return error_response(
-            503, "Not configured", "The tool has no signing key; run `arche-predict keys rotate`."
+            503,
+            N_("Not configured"),
+            N_("The tool has no signing key; run `arche-predict keys rotate`."),
         )
     try:
         members = fetch_members(
             registration, str(url), TimeoutSession(_settings().lti.http_timeout)
         )
     except RosterError as exc:
-        return error_response(502, "Roster unavailable", str(exc))
+        return error_response(502, N_("Roster unavailable"), str(exc))
     result = store_members(_db(), course, members)
     audit.record(
         _db(),
@@ -218,11 +223,11 @@ def learner_page(course_id: int, person_id: int) -> Any:
     ctx = current()
     assert ctx is not None
     if not can_view_person(ctx, course_id, person_id, _enrolled(course_id, person_id)):
-        return error_response(403, "Forbidden", "You can only see your own page.")
+        return error_response(403, N_("Forbidden"), N_("You can only see your own page."))
     course = page_course(course_id)
     person = _db().get(Person, person_id)
     if person is None:
-        return error_response(404, "Not found", "This person is unknown.")
+        return error_response(404, N_("Not found"), N_("This person is unknown."))
     if not ctx.is_teacher and not course.learner_view_enabled:
         return render_template("learner.html", course=course, person=person, ctx=ctx, view=None)
     try:
@@ -278,7 +283,7 @@ def admin_site_check(site_id: int) -> Any:
 
     site = _db().get(MoodleSite, site_id)
     if site is None:
-        return error_response(404, "Not found", "This Moodle site is unknown.")
+        return error_response(404, N_("Not found"), N_("This Moodle site is unknown."))
     box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
     raw_course = request.form.get("moodle_course_id", "").strip()
     course_id = int(raw_course) if raw_course.isdigit() else None

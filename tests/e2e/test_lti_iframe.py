@@ -156,7 +156,7 @@ def test_blocked_third_party_cookies_fall_back_to_token_and_new_window(
         # Without the token the frame has no session: the fallback page says what to do.
         child = next(f for f in page.frames if f.url.startswith(stack.tool_origin))
         tokenless = child.url.split("?", 1)[0]
-        frame.locator("a", has_text="Back to the dashboard").click()
+        frame.locator("a", has_text="Back to the course dashboard").click()
         expect(frame.locator("#course-title")).to_have_text("Algorithmique 1")
         # The new-window fallback: a first-party window gets its own cookie session.
         with page.expect_popup() as popup_info:

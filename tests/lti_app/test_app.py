@@ -95,7 +95,7 @@ def test_errors_are_json_for_api_and_html_for_browsers(client: FlaskClient) -> N
     assert resp.get_json()["status"] == 404
     resp = client.get("/nothing", headers={"Accept": "text/html"})
     assert resp.status_code == 404
-    assert "<h1>Not Found</h1>" in resp.get_data(as_text=True)
+    assert "<h1>Not found</h1>" in resp.get_data(as_text=True)
 
 
 def test_unexpected_error_shows_no_stack_trace(app: Flask) -> None:

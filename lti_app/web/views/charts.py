@@ -178,10 +178,11 @@ def feature_importance(
     labels: Mapping[str, str],
     *,
     feature: str = "Feature",
-    importance: str = "Importance (loss of accuracy when shuffled)",
+    importance: str = "Weight, compared with the most important",
     top: int = 12,
 ) -> dict[str, Any]:
-    """Permutation importance with its 95% interval, the most important first."""
+    """Permutation importance with its 95% interval, the most important first (as given: the
+    dashboard gives shares of the largest)."""
     frame = pd.DataFrame(
         [
             {
@@ -204,12 +205,11 @@ def feature_importance(
         .mark_bar(color=BLUE)
         .encode(
             y=y,
-            x=alt.X("importance:Q", title=importance),
+            # A share of the most important feature (`views.course.relative_importance`).
+            x=alt.X("importance:Q", title=importance, axis=alt.Axis(format="%")),
             tooltip=[
                 alt.Tooltip("feature:N", title=feature),
-                alt.Tooltip("importance:Q", format=".3f"),
-                alt.Tooltip("ci_low:Q", format=".3f"),
-                alt.Tooltip("ci_high:Q", format=".3f"),
+                alt.Tooltip("importance:Q", format=".0%", title=importance),
             ],
         )
     )

@@ -36,9 +36,9 @@ from lti_app.services.page_cache import (
     CachedPage,
     PageCache,
 )
-from lti_app.web.i18n import chance_text
+from lti_app.web.i18n import chance_text, number_text, percent_text
 from lti_app.web.views import charts
-from lti_app.web.views.wording import _, label, labels
+from lti_app.web.views.wording import _, label, labels, ngettext
 
 #: What the dashboard's data reads, from which its cache key is derived: the course's fields,
 #: the latest scoring, the active models and their gate, the last sync (and the events and
@@ -86,12 +86,15 @@ def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
     any_version = reg or clf
     report = any_version.metadata_json.get("report", {}) if any_version is not None else {}
     if report:
+        offerings = int(report.get("n_offerings") or 0)
         out.append(
-            _(
-                "Validated on %(students)s students from %(offerings)s past offerings, each "
-                "seen at the same point of its term.",
-                students=report.get("n_students", "?"),
-                offerings=report.get("n_offerings", "?"),
+            ngettext(
+                "Validated on %(students)s students from %(num)s past offering, seen at the same "
+                "point of its term.",
+                "Validated on %(students)s students from %(num)s past offerings, each seen at "
+                "the same point of its term.",
+                offerings,
+                students=number_text(report.get("n_students"), 0),
             )
         )
     if reg is not None and reg.metrics.get("metrics"):
@@ -103,10 +106,10 @@ def quality_sentences(versions: Mapping[str, ModelVersion]) -> list[str]:
                 "Predicted grades were off by %(mae)s points on average (guessing the mean "
                 "grade: %(base)s); the ranges shown contained the real grade for %(cov)s of "
                 "students (target %(level)s).",
-                mae=f"{float(m.get('mae', 0)):.1f}",
-                base=f"{float(base.get('mae', 0)):.1f}",
-                cov=f"{100 * float(m.get('coverage', 0)):.0f} %",
-                level=f"{100 * level:.0f} %",
+                mae=number_text(float(m.get("mae", 0))),
+                base=number_text(float(base.get("mae", 0))),
+                cov=percent_text(float(m.get("coverage", 0))),
+                level=percent_text(level),
             )
         )
     if clf is not None and clf.metrics.get("metrics"):
@@ -123,10 +126,12 @@ def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
     auc = metrics.get("metrics", {}).get("auc")
     if auc is not None:
         out.append(
-            _(
-                "Pass chances put a student who passed above one who failed %(n)s times in 10, "
-                "on past offerings each predicted without its own data.",
-                n=f"{round(10 * float(auc))}",
+            ngettext(
+                "Pass chances put a student who passed above one who failed %(num)s time in "
+                "10, on past offerings each predicted without its own data.",
+                "Pass chances put a student who passed above one who failed %(num)s times in "
+                "10, on past offerings each predicted without its own data.",
+                round(10 * float(auc)),
             )
         )
     curve = [b for b in metrics.get("calibration_curve") or [] if b.get("count")]
@@ -135,9 +140,10 @@ def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
         middling = [b for b in curve if 0.2 <= float(b["mean_predicted"]) <= 0.8]
         group = max(middling or curve, key=lambda b: int(b["count"]))
         out.append(
-            _(
-                "Of the %(n)s past students given a chance of %(given)s, %(passed)s passed.",
-                n=int(group["count"]),
+            ngettext(
+                "Of the %(num)s past student given a chance of %(given)s, %(passed)s passed.",
+                "Of the %(num)s past students given a chance of %(given)s, %(passed)s passed.",
+                int(group["count"]),
                 given=_about(float(group["mean_predicted"])),
                 passed=_share_words(float(group["fraction_positive"])),
             )
@@ -145,10 +151,12 @@ def _chance_sentences(metrics: Mapping[str, Any]) -> list[str]:
     ece = metrics.get("ci", {}).get("ece")
     if ece:
         out.append(
-            _(
-                "On average the chances were %(off)s points away from what happened "
+            ngettext(
+                "On average the chances were %(num)s point away from what happened "
                 "(somewhere between %(low)s and %(high)s points).",
-                off=f"{round(100 * float(ece['value']))}",
+                "On average the chances were %(num)s points away from what happened "
+                "(somewhere between %(low)s and %(high)s points).",
+                round(100 * float(ece["value"])),
                 low=f"{round(100 * float(ece['ci_low']))}",
                 high=f"{round(100 * float(ece['ci_high']))}",
             )
@@ -168,7 +176,7 @@ def _share_words(share: float) -> str:
         return str(_("none"))
     if share >= 1:
         return str(_("all"))
-    return f"{max(1, min(99, round(100 * share)))} %"
+    return percent_text(max(1, min(99, round(100 * share))) / 100)
 
 
 def state_message(summary: Mapping[str, Any]) -> str | None:
@@ -303,12 +311,16 @@ def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
     report = clf.metadata_json.get("report", {}) if clf else {}
     importance = report.get("permutation_importance", {}).get("classification") or []
     view["importance"] = [{**r, "label": label(str(r["feature"]))} for r in importance[:12]]
-    if importance:
+    shares = relative_importance(importance[:12])
+    view["importance_shares"] = [
+        {**r, "label": label(str(r["feature"]))} for r in shares
+    ]
+    if shares:
         view["charts"]["importance"] = charts.feature_importance(
-            importance,
-            labels(importance_features(importance)),
+            shares,
+            labels(importance_features(shares)),
             feature=_("Feature"),
-            importance=_("How much the estimates rely on it"),
+            importance=_("Weight, compared with the most important"),
         )
     curve = clf.metrics.get("calibration_curve") if clf else None
     view["calibration"] = curve or []
@@ -373,6 +385,28 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
         # Autoescaped template output, inserted as it is.
         "body_html": Markup(body),  # noqa: S704
     }
+
+
+def relative_importance(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each feature's importance as a share of the largest (1 for the top one), its interval
+    scaled alike and kept within 0: a teacher reads "half as much as the main factor", not a
+    loss of AUC of 0.012 (the raw figures stay in the model card's technical details)."""
+    top = max((float(r["importance"]) for r in records), default=0.0)
+    if top <= 0:
+        return []
+
+    def share(value: Any) -> float:
+        return max(0.0, float(value) / top)
+
+    return [
+        {
+            "feature": r["feature"],
+            "importance": share(r["importance"]),
+            "ci_low": share(r.get("ci_low", r["importance"])),
+            "ci_high": share(r.get("ci_high", r["importance"])),
+        }
+        for r in records
+    ]
 
 
 def importance_features(records: Sequence[Mapping[str, Any]]) -> list[str]:

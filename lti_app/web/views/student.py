@@ -17,7 +17,7 @@ from lti_app.services import dashboard
 from lti_app.services.insights import ModelCache
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
 from lti_app.web.views import charts
-from lti_app.web.views.wording import _, label, labels
+from lti_app.web.views.wording import _, category_label, label, labels
 from ml.feature_info import FEATURES, SENSITIVITY
 
 #: What the cohort's weekly quartiles read (every student page shows them, and they aggregate
@@ -43,7 +43,9 @@ def student_view(
     # The student's own counts by kind; the cohort's quartiles from the small all-kinds
     # aggregate, kept in `page_cache` under what it reads (`COHORT`).
     activity = dashboard.weekly_activity(session, course, person_id=person_id)
+    # The categories as people name them, in the chart's legend and its table.
     weekly = dashboard.student_weekly(activity, person_id)
+    weekly = weekly.assign(category=weekly["category"].map(category_label))
     totals = dashboard.student_weekly_totals(activity, person_id)
     cohort = course_cohort(session, course, page_cache)
     latest = detail.get("latest")

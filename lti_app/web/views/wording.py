@@ -10,13 +10,19 @@ from collections.abc import Sequence
 from typing import Any
 
 from flask_babel import gettext
+from flask_babel import ngettext as _ngettext
 
-from ml.feature_info import FEATURES
+from ml.feature_info import CATEGORY_LABELS, FEATURES
 
 
 def _(text: str, **values: Any) -> str:
     """Translated text, typed (Flask-Babel's `gettext` is not)."""
     return str(gettext(text, **values))
+
+
+def ngettext(singular: str, plural: str, num: int, **values: Any) -> str:
+    """Translated text in the plural form `num` asks for (`%(num)s` in the text), typed."""
+    return str(_ngettext(singular, plural, num, **values))
 
 
 def label(feature: str) -> str:
@@ -26,6 +32,12 @@ def label(feature: str) -> str:
         return _("%(name)s, compared with the cohort", name=label(feature[2:]))
     info = FEATURES.get(feature)
     return _(info.label) if info is not None else feature.replace("_", " ")
+
+
+def category_label(category: str) -> str:
+    """An activity category's name for people ("forum_read" reads "Forum reading")."""
+    words = CATEGORY_LABELS.get(category)
+    return _(words) if words is not None else category.replace("_", " ")
 
 
 def labels(features: Sequence[str]) -> dict[str, str]:

@@ -117,8 +117,9 @@ def test_names_and_roles_roster_fetch(lti_env: LtiEnv) -> None:
     page = client.get(f"/course/{course_id}/roster", headers={"X-Launch-Token": token}).get_data(
         as_text=True
     )
-    assert "Alice Andre</a> (learner)" in page
-    assert "Claire Enseignante</a> (teacher)" in page
+    role = '(<span class="member-role" data-role="{}">{}</span>)'
+    assert "Alice Andre</a> " + role.format("learner", "learner") in page
+    assert "Claire Enseignante</a> " + role.format("teacher", "teacher") in page
     with lti_env.db() as db:
         course = db.get_one(Course, course_id)
         names = {p.fullname: (p.moodle_user_id, role) for p, role in course_roster(db, course)}

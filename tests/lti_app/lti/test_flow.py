@@ -41,7 +41,7 @@ def test_teacher_launch_opens_the_course_dashboard(lti_env: LtiEnv) -> None:
     assert page.status_code == 200
     text = page.get_data(as_text=True)
     assert "Algorithmique 1" in text
-    assert '<strong id="page-role">teacher</strong>' in text
+    assert '<strong id="page-role" data-role="teacher">teacher</strong>' in text
 
 
 def test_learner_launch_opens_own_page(lti_env: LtiEnv) -> None:

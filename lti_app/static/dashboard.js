@@ -23,7 +23,9 @@
         tooltip: { disableDefaultStyle: true },
         ast: true,
         expr: vegaInterpreter.expressionInterpreter,
-        formatLocale: locale === "fr" ? FR_NUMBERS : undefined
+        formatLocale: locale === "fr" ? FR_NUMBERS : undefined,
+        // Dates on the axes in the reader's words (no "10 PM" on a French page).
+        timeFormatLocale: locale === "fr" ? FR_TIMES : undefined
       }).then(function (result) {
         el.setAttribute("data-rendered", "1");
         var svg = el.querySelector("svg");
@@ -38,10 +40,29 @@
   var FR_NUMBERS = {
     decimal: ",", thousands: "\u202f", grouping: [3], currency: ["", "\u00a0€"], percent: "\u202f%"
   };
+  var FR_TIMES = {
+    dateTime: "%A %e %B %Y à %X", date: "%d/%m/%Y", time: "%H:%M:%S", periods: ["", ""],
+    days: ["dimanche", "lundi", "mardi", "mercredi", "jeudi", "vendredi", "samedi"],
+    shortDays: ["dim.", "lun.", "mar.", "mer.", "jeu.", "ven.", "sam."],
+    months: ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+             "septembre", "octobre", "novembre", "décembre"],
+    shortMonths: ["janv.", "févr.", "mars", "avr.", "mai", "juin", "juil.", "août", "sept.",
+                  "oct.", "nov.", "déc."]
+  };
+  // Whether a count takes the singular in the page's language (French: 0 and 1).
+  function singular(n) { return locale === "fr" ? n <= 1 : n === 1; }
 
   // ------------------------------------------------------------------ at-risk table
+  // Sorting and filtering cover every row; then only one page of the matching rows shows
+  // (`data-page-size`), with previous/next buttons and "Page 2 of 4" said to screen readers.
   function setupTable(table) {
     var tbody = table.tBodies[0];
+    var pageSize = parseInt(table.getAttribute("data-page-size") || "0", 10) || 0;
+    var page = 0;
+    var pager = document.getElementById("risk-pages");
+    var prev = document.getElementById("risk-prev");
+    var next = document.getElementById("risk-next");
+    var pageText = document.getElementById("risk-page");
     var buttons = table.querySelectorAll("button.sort");
     buttons.forEach(function (button) {
       button.addEventListener("click", function () {
@@ -70,6 +91,8 @@
           return ascending ? cmp : -cmp;
         });
         rows.forEach(function (row) { tbody.appendChild(row); });
+        page = 0;
+        applyFilter();
       });
     });
     var filter = document.getElementById("risk-filter");
@@ -77,20 +100,41 @@
     var count = document.getElementById("risk-count");
     function applyFilter() {
       var text = filter ? filter.value.trim().toLowerCase() : "";
-      var shown = 0;
+      var matching = [];
       Array.prototype.forEach.call(tbody.rows, function (row) {
         var visible = row.getAttribute("data-name").indexOf(text) !== -1 &&
           (!riskOnly || !riskOnly.checked || row.getAttribute("data-risk") === "1");
-        row.hidden = !visible;
-        if (visible) { shown += 1; }
+        row.hidden = true;
+        if (visible) { matching.push(row); }
       });
+      var pages = pageSize ? Math.max(1, Math.ceil(matching.length / pageSize)) : 1;
+      page = Math.min(page, pages - 1);
+      var first = pageSize ? page * pageSize : 0;
+      var last = pageSize ? first + pageSize : matching.length;
+      matching.forEach(function (row, i) { row.hidden = i < first || i >= last; });
       if (count) {
-        count.textContent = count.getAttribute("data-template")
-          .replace("{shown}", shown).replace("{total}", tbody.rows.length);
+        var template = singular(matching.length) ? "data-template" : "data-template-other";
+        count.textContent = (count.getAttribute(template) || count.getAttribute("data-template"))
+          .replace("{shown}", matching.length).replace("{total}", tbody.rows.length);
+      }
+      if (pager) {
+        pager.hidden = pages <= 1;
+        prev.disabled = page === 0;
+        next.disabled = page >= pages - 1;
+        pageText.textContent = pageText.getAttribute("data-template")
+          .replace("{page}", page + 1).replace("{pages}", pages);
       }
     }
-    if (filter) { filter.addEventListener("input", applyFilter); }
-    if (riskOnly) { riskOnly.addEventListener("change", applyFilter); }
+    function goTo(delta) {
+      page = Math.max(0, page + delta);
+      applyFilter();
+    }
+    if (filter) { filter.addEventListener("input", function () { page = 0; applyFilter(); }); }
+    if (riskOnly) {
+      riskOnly.addEventListener("change", function () { page = 0; applyFilter(); });
+    }
+    if (prev) { prev.addEventListener("click", function () { goTo(-1); }); }
+    if (next) { next.addEventListener("click", function () { goTo(1); }); }
     applyFilter();
   }
 

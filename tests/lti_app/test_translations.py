@@ -57,7 +57,5 @@ def test_every_message_is_translated(tmp_path: Path) -> None:
     translated = {m.id for m in po if m.id and m.string and not m.fuzzy}
     missing = sorted(str(m.id) for m in template if m.id and m.id not in translated)
     # A plural entry is translated in every form French has.
-    missing += [
-        str(m.id) for m in po if isinstance(m.id, tuple) and m.string and not all(m.string)
-    ]
+    missing += [str(m.id) for m in po if isinstance(m.id, tuple) and m.string and not all(m.string)]
     assert not missing, f"translate these in {FR / 'messages.po'}: {missing}"

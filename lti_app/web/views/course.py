@@ -312,9 +312,7 @@ def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
     importance = report.get("permutation_importance", {}).get("classification") or []
     view["importance"] = [{**r, "label": label(str(r["feature"]))} for r in importance[:12]]
     shares = relative_importance(importance[:12])
-    view["importance_shares"] = [
-        {**r, "label": label(str(r["feature"]))} for r in shares
-    ]
+    view["importance_shares"] = [{**r, "label": label(str(r["feature"]))} for r in shares]
     if shares:
         view["charts"]["importance"] = charts.feature_importance(
             shares,
@@ -389,14 +387,14 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
 
 def relative_importance(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Each feature's importance as a share of the largest (1 for the top one), its interval
-    scaled alike and kept within 0: a teacher reads "half as much as the main factor", not a
+    scaled alike and kept between 0 and 1: a teacher reads "half as much as the main factor", not a
     loss of AUC of 0.012 (the raw figures stay in the model card's technical details)."""
     top = max((float(r["importance"]) for r in records), default=0.0)
     if top <= 0:
         return []
 
     def share(value: Any) -> float:
-        return max(0.0, float(value) / top)
+        return min(1.0, max(0.0, float(value) / top))
 
     return [
         {

@@ -7,7 +7,13 @@ is always judged on offerings it never saw, which is the situation of a new cour
 **Regressors.** The ARCHE prototype's Linear, Ridge, Lasso and ElasticNet, plus
 HistGradientBoosting, each behind median imputation (and standardisation for the linear ones),
 are grid-searched under grouped cross-validation and the one with the best CV R² is kept (MAE
-and RMSE are reported too).
+and RMSE are reported too). One more candidate, ``ensemble``, is the unweighted mean of the best
+linear family (in its chosen configuration) and the chosen gradient boosting, a scikit-learn
+``VotingRegressor`` behind the same imputation: on each fold its members are fitted exactly as
+those candidates were, so its out-of-fold predictions are the mean of theirs and it is judged
+on the same folds at no extra fit (:func:`_ensemble_search`); it is kept only where its CV R²
+is the best. Early in the term, where the effort constraints cost the single families most, it
+often is (``bench/calibration_loo.py``).
 
 **Monotone in effort (issue #14).** Every family is constrained so that more of what a student
 does never lowers the prediction: each column's direction of effort is declared once in
@@ -15,7 +21,8 @@ does never lowers the prediction: each column's direction of effort is declared 
 visit; 0 for the rest, which stay free) and becomes ``monotonic_cst`` for the gradient boosting
 and sign constraints for the linear families (:class:`SignedLinear`: scikit-learn's
 ``positive=True`` on sign-flipped columns, free columns split into a positive and a negative
-part). The RBF SVR, which cannot be constrained, left the candidates; it was not competitive on
+part). A mean of such maps (the ``ensemble``) never falls either. The RBF SVR, which cannot be
+constrained, left the candidates; it was not competitive on
 the simulator (0.03 of CV R² behind the linear models). The MLP was only ever a pass classifier
 and versions no longer train one (below). Since the pass chance is an increasing function of
 the point prediction, it is monotone in effort too.
@@ -38,7 +45,8 @@ conformal predictive system (:class:`ml.distribution.GradeDistribution`): the gr
 its median, the interval its central quantiles, the pass chance P(grade >= pass mark)
 (:class:`PassChanceModel`, which offers the interface the services use for a classifier). The
 refitted model stays a plain scikit-learn pipeline (a :class:`SignedLinear` is stored as the
-``LinearRegression`` with the same coefficients) for skops, ONNX and the what-if's array path.
+``LinearRegression`` with the same coefficients, also inside the ``ensemble``'s members) for
+skops, ONNX and the what-if's array path (which replays an ensemble member by member).
 :func:`conformal_quantile` is the symmetric split-conformal quantile of earlier versions, kept
 for callers of absolute residuals.
 
@@ -64,7 +72,11 @@ import pandas as pd
 from scipy.special import expit
 from sklearn import config_context
 from sklearn.base import BaseEstimator, RegressorMixin, clone
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    VotingRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
@@ -206,18 +218,37 @@ def regressor_candidates(
             {"model__alpha": [0.01, 0.1, 1.0], "model__l1_ratio": [0.2, 0.5, 0.8]},
         ),
         "hgb": (
-            make_pipeline(
-                HistGradientBoostingRegressor(
-                    max_iter=150,
-                    early_stopping=False,
-                    random_state=random_state,
-                    monotonic_cst=list(cst) if cst else None,
-                ),
-                scale=False,
-            ),
+            make_pipeline(_hgb(random_state, cst), scale=False),
             {"model__learning_rate": [0.05, 0.1], "model__max_depth": [3]},
         ),
+        # The mean of the best linear family and the gradient boosting: its configuration is
+        # not grid-searched but read from theirs (see fit_regressor); the grid is empty.
+        "ensemble": (_ensemble_pipeline(random_state, cst), {}),
     }
+
+
+#: The families an ``ensemble`` candidate takes its linear member from (the best CV R² of them).
+LINEAR_FAMILIES: Final = ("linear", "ridge", "lasso", "elasticnet")
+
+
+def _hgb(random_state: int, cst: tuple[int, ...]) -> HistGradientBoostingRegressor:
+    return HistGradientBoostingRegressor(
+        max_iter=150,
+        early_stopping=False,
+        random_state=random_state,
+        monotonic_cst=list(cst) if cst else None,
+    )
+
+
+def _ensemble_pipeline(random_state: int, cst: tuple[int, ...]) -> Pipeline:
+    """Median imputation, then the unweighted mean (``VotingRegressor``) of a sign-constrained
+    linear model (behind its standardisation) and the monotone gradient boosting: the same
+    imputation and the same members as the ``ridge``/.../``hgb`` candidates' pipelines, so its
+    fit on a fold is the mean of theirs. A mean of maps that never fall with effort never
+    falls either."""
+    linear = Pipeline([("scale", StandardScaler()), ("model", SignedLinear("ridge", signs=cst))])
+    voting = VotingRegressor([("linear", linear), ("hgb", _hgb(random_state, cst))])
+    return Pipeline([("impute", SimpleImputer(strategy="median")), ("model", voting)])
 
 
 def classifier_candidates(
@@ -482,6 +513,41 @@ def _forest_final(est: Any, method: str) -> Callable[[np.ndarray], np.ndarray] |
     return None
 
 
+def _voting_final(est: Any, method: str) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A fitted ``VotingRegressor`` (the ``ensemble`` candidate) as the weighted mean of its
+    members' array paths, the arithmetic of its ``predict`` (``numpy.average`` over the members'
+    predictions); None when a member has no array path."""
+    if method != "predict" or type(est) is not VotingRegressor:
+        return None
+    members: list[Callable[[np.ndarray], np.ndarray]] = []
+    for member in est.estimators_:
+        steps = member.steps if isinstance(member, Pipeline) else [("model", member)]
+        front = [_array_step(step) for _, step in steps[:-1]]
+        final = steps[-1][1]
+        direct = _array_final(final, "predict") or _forest_final(final, "predict")
+        if direct is None or any(f is None for f in front) or hasattr(final, "feature_names_in_"):
+            return None
+        members.append(_compose([f for f in front if f is not None], direct))
+    weights = est._weights_not_none
+
+    def average(Z: np.ndarray) -> np.ndarray:
+        preds = np.column_stack([f(Z) for f in members])
+        return np.asarray(np.average(preds, axis=1, weights=weights), dtype=np.float64)
+
+    return average
+
+
+def _compose(
+    front: list[Callable[[np.ndarray], np.ndarray]], final: Callable[[np.ndarray], np.ndarray]
+) -> Callable[[np.ndarray], np.ndarray]:
+    def run(Z: np.ndarray) -> np.ndarray:
+        for step in front:
+            Z = step(Z)
+        return final(Z)
+
+    return run
+
+
 class ArrayPipeline:
     """A fitted pipeline's predictions on plain float rows (columns in ``features`` order).
 
@@ -505,7 +571,9 @@ class ArrayPipeline:
             else [f for f in front if f is not None]
         )
         self._direct = {
-            m: _array_final(self.final, m) or _forest_final(self.final, m)
+            m: _array_final(self.final, m)
+            or _forest_final(self.final, m)
+            or _voting_final(self.final, m)
             for m in ("predict", "predict_proba")
         }
 
@@ -710,22 +778,34 @@ def fit_regressor(
         "mae": mean_absolute_error,
         "rmse": root_mean_squared_error,
     }
-    rows, searches = [], {}
+    rows: list[dict[str, Any]] = []
+    searches: dict[str, _SearchResult] = {}
+    searched = [n for n in names if n != "ensemble"]
+    if "ensemble" in names:  # its members are searched even when not candidates themselves
+        linear = [n for n in searched if n in LINEAR_FAMILIES] or list(LINEAR_FAMILIES)
+        searched += [n for n in (*linear, "hgb") if n not in searched]
     with threadpool_limits(limits=n_threads):
-        for name in names:
-            pipe, grid = pool[name]
-            found = _grouped_search(
-                pipe,
-                grid,
-                X,
-                y_arr,
-                splits,
-                scorers,
-                select="r2",
-                proba=False,
-                tune_rows=tune_rows.get(name),
-                random_state=random_state,
-            )
+        for name in [*searched, *(["ensemble"] if "ensemble" in names else [])]:
+            if name == "ensemble":
+                found = _ensemble_search(pool["ensemble"][0], searches, linear, y_arr, splits,
+                                         scorers)  # fmt: skip
+            else:
+                pipe, grid = pool[name]
+                found = _grouped_search(
+                    pipe,
+                    grid,
+                    X,
+                    y_arr,
+                    splits,
+                    scorers,
+                    select="r2",
+                    proba=False,
+                    tune_rows=tune_rows.get(name),
+                    random_state=random_state,
+                )
+            searches[name] = found
+            if name not in names:
+                continue
             folds = found.fold_scores
             rows.append(
                 {
@@ -737,7 +817,6 @@ def fit_regressor(
                     "cv_rmse": float(folds["rmse"].mean()),
                 }
             )
-            searches[name] = found
         table = pd.DataFrame(rows).sort_values("cv_r2", ascending=False).reset_index(drop=True)
         best = str(table.loc[0, "model"])
         chosen = searches[best]
@@ -765,12 +844,67 @@ def fit_regressor(
 
 
 def _frozen(pipeline: Pipeline) -> Pipeline:
-    """A fitted pipeline whose :class:`SignedLinear` step is replaced by the same map as a
-    plain ``LinearRegression`` (see :meth:`SignedLinear.frozen`)."""
+    """A fitted pipeline whose :class:`SignedLinear` steps (also inside an ensemble's members)
+    are replaced by the same map as a plain ``LinearRegression`` (see
+    :meth:`SignedLinear.frozen`), in place."""
     last = pipeline.steps[-1][1]
     if isinstance(last, SignedLinear):
         pipeline.steps[-1] = (pipeline.steps[-1][0], last.frozen())
+    elif isinstance(last, VotingRegressor):
+        for member in last.estimators_:  # named_estimators_ holds the same objects
+            if isinstance(member, Pipeline):
+                _frozen(member)
+        # the unfitted templates too (a stored version holds no SignedLinear at all)
+        last.estimators = [
+            (name, clone(member))
+            for (name, _), member in zip(last.estimators, last.estimators_, strict=True)
+        ]
     return pipeline
+
+
+def _ensemble_search(
+    pipe: Pipeline,
+    searches: Mapping[str, _SearchResult],
+    linear: Sequence[str],
+    y: np.ndarray,
+    splits: Sequence[tuple[np.ndarray, np.ndarray]],
+    scorers: Mapping[str, Scorer],
+) -> _SearchResult:
+    """The ``ensemble`` candidate on the same folds, without fitting anything: its linear
+    member is the linear family with the best mean fold R² (the first on ties), in its chosen
+    configuration, its other member the chosen gradient boosting. On each fold the ensemble's
+    members are fitted exactly as those candidates were (same imputation, same data, same
+    seeds), so its out-of-fold predictions are the mean of theirs; its fold models are those
+    members' fold models, for the record."""
+    best_linear = max(linear, key=lambda n: (searches[n].fold_scores["r2"].mean(),
+                                             -list(linear).index(n)))  # fmt: skip
+    lin, hgb = searches[best_linear], searches["hgb"]
+    lin_model = lin.estimator.named_steps["model"]
+    params: dict[str, Any] = {
+        "model__linear__model__kind": lin_model.kind,
+        "model__linear__model__alpha": lin_model.alpha,
+        "model__linear__model__l1_ratio": lin_model.l1_ratio,
+        **{f"model__hgb__{k.removeprefix('model__')}": v for k, v in hgb.params.items()},
+    }
+    best: _SearchResult | None = None
+    for w in ENSEMBLE_HGB_WEIGHTS:
+        weights = None if w == 0.5 else [1 - w, w]
+        estimator = clone(pipe).set_params(**params, model__weights=weights)
+        oof = np.average(np.column_stack([lin.oof, hgb.oof]), axis=1, weights=weights)
+        scores = {
+            name: np.array([float(scorer(y[test], oof[test])) for _, test in splits])
+            for name, scorer in scorers.items()
+        }
+        found = _SearchResult({**params, "model__weights": weights}, estimator, oof, scores,
+                              [*lin.fold_models, *hgb.fold_models])  # fmt: skip
+        if best is None or scores["r2"].mean() > best.fold_scores["r2"].mean():
+            best = found
+    assert best is not None
+    return best
+
+
+#: The gradient boosting's weights in the ``ensemble`` tried (the first best mean fold R² wins).
+ENSEMBLE_HGB_WEIGHTS: tuple[float, ...] = (0.5,)
 
 
 # ------------------------------------------------------------------ classification

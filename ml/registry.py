@@ -21,7 +21,8 @@ classifier files are not read, so it shows coherent numbers until the course is 
 
 **Why this is safe to load.** skops reads its files without ``pickle``: it rebuilds only types
 it trusts. We pass an explicit list, :data:`TRUSTED_TYPES` (on top of skops' own defaults for
-scikit-learn and numpy), and refuse a file that asks for anything else before loading it.
+scikit-learn and numpy; scikit-learn's ``Bunch``, a dict, for the ``ensemble``), and refuse a
+file that asks for anything else before loading it.
 Nothing here ever calls ``pickle.load``.
 
 **ONNX.** :func:`export_onnx` writes ``regressor.onnx`` (skl2onnx, double precision, input
@@ -29,7 +30,10 @@ Nothing here ever calls ``pickle.load``.
 prediction ``yhat``) and ``distribution.json``, the grade distribution: with ``r`` its sorted
 ``scores`` and ``u = (1..n) / (n + 1)``, the grade shown is ``clip(yhat + interp(0.5, u, r), 0,
 scale)`` and the pass chance ``clip(1 - interp(pass_mark - yhat, r, u), 0.01, 0.99)``
-(``numpy.interp``). The chance's range is not exported (:mod:`ml.distribution` computes it).
+(``numpy.interp``). An ``ensemble`` version's ``regressor.onnx`` is still one graph with that
+input and output: each member converted behind the imputation, side by side, their outputs
+averaged with the ensemble's weights in float64 (:func:`_voting_to_onnx`). The chance's range
+is not exported (:mod:`ml.distribution` computes it).
 :func:`mlp_to_onnx` still exports a trained :class:`ml.mlp.TorchMLPClassifier`, which versions
 no longer hold.
 """
@@ -52,6 +56,7 @@ import numpy as np
 import pandas as pd
 import skops.io as sio
 import torch
+from sklearn.ensemble import VotingRegressor
 from sklearn.pipeline import Pipeline
 
 from ml.dataset import TrainingSet
@@ -66,6 +71,9 @@ READABLE_FORMATS: Final = (1, 2)
 TRUSTED_TYPES: Final = (
     "numpy.dtype",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # scikit-learn's dict with attribute access: a fitted VotingRegressor's named_estimators_
+    # (the ``ensemble`` candidate); it holds the members, which skops checks in turn
+    "sklearn.utils._bunch.Bunch",
 )
 """Types our own model files contain beyond skops' default trusted scikit-learn/numpy types."""
 
@@ -334,6 +342,9 @@ def sklearn_to_onnx(pipeline: Pipeline, n_features: int, *, classifier: bool) ->
     no float64 kernels for them), which stays within 1e-5 of scikit-learn on our features.
     """
     d = n_features
+    final = pipeline[-1]
+    if isinstance(final, VotingRegressor) and not classifier:
+        return _voting_to_onnx(pipeline, d)
     parts = [_imputer_graph(pipeline, d)]
     middle = pipeline[1:-1]
     last_input = "imputed"
@@ -349,6 +360,53 @@ def sklearn_to_onnx(pipeline: Pipeline, n_features: int, *, classifier: bool) ->
         last_input = f"{last_input}_f32"
     parts.append(_convert(final, last_input, d, float32=float32, classifier=classifier))
     return _chain(parts)
+
+
+def _voting_to_onnx(pipeline: Pipeline, d: int) -> bytes:
+    """An imputer followed by a ``VotingRegressor`` (the ``ensemble`` candidate) as one graph:
+    each member behind the same imputation converted as its own pipeline (so each keeps its
+    own precision: float64 for the linear member, float32 kernels for the trees), the graphs
+    side by side on the one ``features`` input, their ``variable`` outputs cast to float64 and
+    averaged with the ensemble's weights into ``variable`` (n, 1) float64."""
+    import onnx
+    from onnx import TensorProto, compose, helper, numpy_helper
+
+    voting = pipeline[-1]
+    impute = pipeline.steps[:-1]
+    members = []
+    for i, member in enumerate(voting.estimators_):
+        steps = member.steps if isinstance(member, Pipeline) else [("model", member)]
+        onx = onnx.load_from_string(sklearn_to_onnx(Pipeline([*impute, *steps]), d,
+                                                    classifier=False))  # fmt: skip
+        members.append(compose.add_prefix(onx, f"m{i}_"))
+    k = len(members)
+    w = np.ones(k) if voting.weights is None else np.asarray(voting.weights, dtype=np.float64)
+    w = w / w.sum()
+    nodes: list[Any] = []
+    inits: list[Any] = [numpy_helper.from_array(w[[i]].reshape(1, 1), f"w{i}") for i in range(k)]
+    for i, m in enumerate(members):
+        nodes.append(helper.make_node("Identity", ["features"], [m.graph.input[0].name]))
+        nodes.extend(m.graph.node)
+        inits.extend(m.graph.initializer)
+        nodes.append(helper.make_node("Cast", [m.graph.output[0].name], [f"y{i}"],
+                                      to=TensorProto.DOUBLE))  # fmt: skip
+        nodes.append(helper.make_node("Mul", [f"y{i}", f"w{i}"], [f"wy{i}"]))
+    nodes.append(helper.make_node("Sum", [f"wy{i}" for i in range(k)], ["variable"]))
+    dbl = TensorProto.DOUBLE
+    graph = helper.make_graph(
+        nodes,
+        "features_to_variable",
+        [helper.make_tensor_value_info("features", dbl, [None, d])],
+        [helper.make_tensor_value_info("variable", dbl, [None, 1])],
+        initializer=inits,
+    )
+    domains = {o.domain for m in members for o in m.opset_import} - {"", "ai.onnx"}
+    opsets = [helper.make_opsetid("", ONNX_OPSET)]
+    opsets += [helper.make_opsetid(dom, 3) for dom in sorted(domains)]
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = max(m.ir_version for m in members)
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
 
 
 def mlp_to_onnx(mlp: TorchMLPClassifier, pipeline: Pipeline | None = None) -> bytes:

@@ -70,8 +70,8 @@ def cases() -> list[Case]:
         course = simulate_course(n_past=5, n_students=30, seed=seed, current_progress=None)
         every = build_training_set([o.to_offering() for o in course.past])
         for i, cp in enumerate(DEFAULT_CHECKPOINTS):
-            # both monotone families, alternately (a linear one and the gradient boosting)
-            out.append(_case(seed, cp, every, "ridge" if i % 2 == 0 else "hgb"))
+            # every monotone family in turn: a linear one, the gradient boosting, their mean
+            out.append(_case(seed, cp, every, ("ridge", "hgb", "ensemble")[i % 3]))
     return out
 
 

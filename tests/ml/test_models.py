@@ -24,6 +24,7 @@ from ml.evaluation import (
 )
 from ml.features import feature_names
 from ml.models import (
+    LINEAR_FAMILIES,
     REGRESSOR_NAMES,
     ClassificationModel,
     RegressionModel,
@@ -309,3 +310,27 @@ def test_training_runs_under_the_thread_limit(train_set: TrainingSet, n_threads:
     assert set(_SEEN_THREADS) == {n_threads}
     mlp = classifier_candidates(n_threads=n_threads)["mlp"][0][-1]
     assert mlp.n_threads == n_threads  # torch's intra-op threads during its fit
+
+
+def test_the_ensemble_is_the_mean_of_its_members_on_the_same_folds(
+    regressor: RegressionModel, train_set: TrainingSet
+) -> None:
+    """Its out-of-fold predictions are the mean of the best linear family's and the gradient
+    boosting's (no refit), and the same as cross-validating its own pipeline on those folds."""
+    cv_r2 = dict(zip(regressor.cv_table["model"], regressor.cv_table["cv_r2"], strict=True))
+    linear = max(LINEAR_FAMILIES, key=lambda n: float(cv_r2[n]))
+    ens = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["ensemble"])
+    lin = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=[linear])
+    hgb = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["hgb"])
+    np.testing.assert_array_equal(ens.oof_pred, (lin.oof_pred + hgb.oof_pred) / 2)
+    assert ens.estimator is not None
+    X, y, g = train_set.X, train_set.grade.to_numpy(dtype=np.float64), train_set.groups
+    oof = np.full(len(y), np.nan)
+    for train, test in GroupKFold(n_splits=5).split(X, y, g):
+        oof[test] = clone(ens.estimator).fit(X.iloc[train], y[train]).predict(X.iloc[test])
+    np.testing.assert_allclose(oof, ens.oof_pred, rtol=0, atol=1e-9)
+    assert np.isclose(float(cv_r2["ensemble"]), float(ens.cv_table["cv_r2"].iloc[0]))
+    # refitted on everything, it is the mean of the two refitted members
+    np.testing.assert_allclose(
+        ens.predict(X), (lin.predict(X) + hgb.predict(X)) / 2, rtol=0, atol=1e-9
+    )

@@ -183,3 +183,29 @@ def test_every_regressor_exports_with_parity(name: str, train_set: TrainingSet) 
     session = ort.InferenceSession(onx)
     out = session.run(None, {"features": X.to_numpy(dtype=np.float64)})[0].ravel()
     np.testing.assert_allclose(out, pipeline.predict(X), rtol=0, atol=1e-5)
+
+
+def test_an_ensemble_round_trips_and_exports_with_parity(
+    tmp_path: Path, train_set: TrainingSet, test_set: TrainingSet
+) -> None:
+    """The ``ensemble`` candidate (a VotingRegressor of a linear model and the gradient
+    boosting): the same predictions after skops, on the array path, and from its ONNX graph
+    with distribution.json."""
+    reg = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["ensemble"])
+    assert reg.name == "ensemble"
+    save_bundle(reg, PassChanceModel(reg), tmp_path / "v", report={"gate": {"passed": True}})
+    bundle = load_bundle(tmp_path / "v")
+    X = test_set.X.copy()
+    X.loc[X.index[:5], "mean_hour"] = np.nan
+    pd.testing.assert_frame_equal(score_students(bundle, X), score_students(
+        ModelBundle(reg, PassChanceModel(reg), {"gate": {"passed": True}}), X))  # fmt: skip
+    rows = X[reg.features].to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(bundle.regressor.predict_rows(rows), reg.predict(X), rtol=1e-12)
+    paths = export_onnx(bundle, tmp_path / "onnx")
+    yhat = _run(paths["regressor"], rows)[0].ravel()
+    np.testing.assert_allclose(yhat, reg.predict(X), rtol=0, atol=1e-5)
+    dist = json.loads(paths["distribution"].read_text("utf-8"))
+    r = np.asarray(dist["scores"])
+    u = np.arange(1, r.size + 1) / (r.size + 1)
+    grade = np.clip(yhat + np.interp(0.5, u, r), 0, dist["scale"])
+    np.testing.assert_allclose(grade, reg.predict_interval(X)[0], rtol=0, atol=1e-5)

@@ -47,6 +47,10 @@ class MoodleSite(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="Europe/Paris")
     release: Mapped[str | None] = mapped_column(String(100))
     site_info: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The teacher actions (#16) this site's token cannot do, as `moodle check` or the last
+    # attempt found: {feature: the explanation shown where the feature would be}. Empty or NULL:
+    # none known to be missing.
+    unavailable_features: Mapped[dict[str, str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -562,3 +566,148 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
     __table_args__ = (Index("ix_audit_event_at", "at"), Index("ix_audit_event_action", "action"))
+
+
+# --------------------------------------------------------------------------- teacher actions (#16)
+
+#: A follow-up's status words, in the order the form offers them. "flag_wrong" is a teacher's
+#: verdict on the prediction it was recorded against (the model card counts them).
+FOLLOW_UP_STATUSES = ("contacted", "met", "no_action", "flag_wrong")
+#: A contact's result per recipient: Moodle delivered it (`sent`), Moodle would not (`refused`:
+#: the learner's preferences, a user that does not exist; Moodle's reason kept), no answer came
+#: (`unknown`: it may have been delivered, so it is never resent), the whole service failed
+#: (`failed`: messaging disabled, a missing capability), or the teacher copied the address
+#: (`listed`, when messaging is unavailable).
+CONTACT_STATUSES = ("sent", "refused", "unknown", "failed", "listed")
+
+
+class Contact(Base):
+    """One recipient of one contact a teacher made from the tool: by whom, when, how, with which
+    template and text, Moodle's answer, and the pass chance shown at the time (what the effect
+    of contacts is measured from)."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    sent_by: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL", name="fk_contact_sent_by_person")
+    )
+    # One send of one message to several students shares a batch (the results page reads it).
+    batch: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    channel: Mapped[str] = mapped_column(String(16))
+    template: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    moodle_msgid: Mapped[int | None] = mapped_column(Integer)
+    prediction_id: Mapped[int | None] = mapped_column(
+        BigIntPK, ForeignKey("prediction.id", ondelete="SET NULL")
+    )
+    pass_probability: Mapped[float | None] = mapped_column(Float)
+
+    __table_args__ = (
+        Index("ix_contact_course_person_at", "course_id", "person_id", "at"),
+        Index("ix_contact_batch", "batch"),
+        CheckConstraint("channel IN ('message', 'address_list')", name="channel"),
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s}'" for s in CONTACT_STATUSES)), name="status"
+        ),
+    )
+
+
+class FollowUp(Base):
+    """A teacher's note and/or status about one student, kept as a history (the latest status
+    is the one in force). Teacher-only: learners never see it. `moodle_note_id` when the
+    teacher mirrored it as a Moodle course note."""
+
+    __tablename__ = "follow_up"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    author_id: Mapped[int | None] = mapped_column(
+        ForeignKey("person.id", ondelete="SET NULL", name="fk_follow_up_author_id_person")
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str | None] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    moodle_note_id: Mapped[int | None] = mapped_column(Integer)
+    prediction_id: Mapped[int | None] = mapped_column(
+        BigIntPK, ForeignKey("prediction.id", ondelete="SET NULL")
+    )
+    # Whether the student was flagged (at risk) by that prediction when the status was set.
+    was_flagged: Mapped[bool | None] = mapped_column(Boolean)
+
+    __table_args__ = (
+        Index("ix_follow_up_course_person_at", "course_id", "person_id", "at"),
+        CheckConstraint(
+            "status IS NULL OR status IN ({})".format(
+                ", ".join(f"'{s}'" for s in FOLLOW_UP_STATUSES)
+            ),
+            name="status",
+        ),
+    )
+
+
+class CourseVisit(Base):
+    """A teacher's visits to a course's dashboard: `seen_at` the latest, `before_at` the one
+    before it (a visit more than an hour after the last), so the page can mark the students who
+    became at risk since then."""
+
+    __tablename__ = "course_visit"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    before_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class DigestSubscription(Base):
+    """A teacher's weekly digest for one course (off unless they turn it on), in their
+    language, sent through Moodle messaging after the nightly scoring."""
+
+    __tablename__ = "digest_subscription"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    locale: Mapped[str] = mapped_column(String(8), default="en")
+    last_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class MoodleGroup(Base):
+    """A Moodle group of a course as the last sync (or a group action) saw it, for filtering the
+    dashboard by group."""
+
+    __tablename__ = "moodle_group"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    moodle_group_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(255))
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("course_id", "moodle_group_id"),)
+
+
+class MoodleGroupMember(Base):
+    __tablename__ = "moodle_group_member"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("moodle_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -22,7 +22,13 @@ from moodle_client.grade_coverage import (
     compare_grade_items,
     course_grade_items_from_json,
 )
-from moodle_client.requirements import LOG_FUNCTION, REQUIRED_FUNCTIONS, FunctionRequirement
+from moodle_client.requirements import (
+    LOG_FUNCTION,
+    OPTIONAL_FEATURES,
+    REQUIRED_FUNCTIONS,
+    FunctionRequirement,
+    OptionalFeature,
+)
 from moodle_client.types import CourseSection, GradeReport, SiteInfo
 
 if TYPE_CHECKING:
@@ -35,9 +41,11 @@ __all__ = [
     "CourseProbe",
     "MissingCapability",
     "MissingFunction",
+    "OptionalStatus",
     "ProbeFailure",
     "Unverified",
     "check",
+    "optional_statuses",
     "probe_course",
     "probe_course_details",
     "required_functions",
@@ -127,6 +135,40 @@ class ProbeFailure:
 
 
 @dataclass(frozen=True)
+class OptionalStatus:
+    """An optional feature (`requirements.OPTIONAL_FEATURES`): off when a function it needs is
+    not in the token's service. Its capabilities are listed, not probed: without them the
+    feature is switched off at the next sync, with the explanation on the page."""
+
+    feature: OptionalFeature
+    missing_functions: tuple[str, ...]
+
+    @property
+    def on(self) -> bool:
+        return not self.missing_functions
+
+    @property
+    def line(self) -> str:
+        needs = f"its role needs {', '.join(self.feature.capabilities)}"
+        if self.on:
+            return f"{self.feature.key} ({self.feature.purpose}): available; {needs}."
+        return (
+            f"{self.feature.key} ({self.feature.purpose}): off, the pages say so. To turn it on, "
+            f"add {', '.join(repr(f) for f in self.missing_functions)} to the token's external "
+            f"service; {needs}."
+        )
+
+
+def optional_statuses(site: SiteInfo) -> tuple[OptionalStatus, ...]:
+    """Each optional feature, on or off by the functions of the token's service."""
+    available = site.function_names
+    return tuple(
+        OptionalStatus(f, tuple(n for n in f.functions if n not in available))
+        for f in OPTIONAL_FEATURES
+    )
+
+
+@dataclass(frozen=True)
 class CheckReport:
     site: SiteInfo
     log_source: str
@@ -138,6 +180,8 @@ class CheckReport:
     hidden_grade_items: tuple[HiddenGradeItem, ...] = ()
     #: Capabilities no probe could try (a call refused earlier, no participant to try it on).
     unverified: tuple[Unverified, ...] = ()
+    #: The optional features (issue #16): never a reason for "NOT READY".
+    optional: tuple[OptionalStatus, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -185,6 +229,9 @@ class CheckReport:
                 f"  - {', '.join(capabilities)} (needed by {function}): {reason}"
                 for (function, reason), capabilities in grouped.items()
             ]
+        if self.optional:
+            out.append("Optional features (the tool works without them):")
+            out += [f"  - {o.line}" for o in self.optional]
         out += [f"Warning: {w}" for w in self.warnings]
         out.append(
             "OK: nothing missing." if self.ok else "NOT READY: fix the items above, then rerun."
@@ -279,6 +326,7 @@ def check(
         warnings=tuple(warnings),
         hidden_grade_items=coverage.hidden if coverage else (),
         unverified=tuple(not_tried),
+        optional=optional_statuses(site),
     )
 
 

@@ -16,8 +16,10 @@ __all__ = [
     "CAPABILITY_BY_NAME",
     "GRADING_FUNCTION",
     "LOG_FUNCTION",
+    "OPTIONAL_FEATURES",
     "REQUIRED_FUNCTIONS",
     "FunctionRequirement",
+    "OptionalFeature",
     "capability_from_message",
     "normalise_label",
 ]
@@ -89,6 +91,41 @@ REQUIRED_FUNCTIONS: tuple[FunctionRequirement, ...] = (
     ),
 )
 
+
+@dataclass(frozen=True)
+class OptionalFeature:
+    """A feature the tool does without when the site does not allow it: a missing function or
+    capability switches it off, with an explanation where it would be shown, never an error
+    (issue #16, item 8). `key` is the one `moodle_site.unavailable_features` uses."""
+
+    key: str
+    purpose: str
+    functions: tuple[str, ...]
+    capabilities: tuple[str, ...]
+
+
+OPTIONAL_FEATURES: tuple[OptionalFeature, ...] = (
+    OptionalFeature(
+        "assignments",
+        "assignments with their due dates, and who submitted, late or not (student page)",
+        ("mod_assign_get_assignments", "mod_assign_get_submissions"),
+        # Without viewgrades Moodle answers no submission and a warning, not an error.
+        ("mod/assign:view", "mod/assign:viewgrades"),
+    ),
+    OptionalFeature(
+        "quizzes",
+        "quizzes with their closing dates; attempts are read from the log and the gradebook",
+        ("mod_quiz_get_quizzes_by_courses",),
+        ("mod/quiz:view",),
+    ),
+    OptionalFeature(
+        "completion",
+        "each student's activity completion (student page; one call per student)",
+        ("core_completion_get_activities_completion_status",),
+        ("report/progress:view",),
+    ),
+)
+
 #: Human capability names (English, as Moodle writes them in error messages) -> capability id.
 #: The first two were recorded on Moodle 5.1 (tests/fixtures/moodle-5.1/error_missing_*.json).
 CAPABILITY_BY_NAME: dict[str, str] = {
@@ -111,6 +148,8 @@ CAPABILITY_BY_NAME: dict[str, str] = {
     "send messages to any user": "moodle/site:sendmessage",
     "manage notes": "moodle/notes:manage",
     "view notes": "moodle/notes:view",
+    # Coursework beside the risk (issue #16, item 6), recorded on Moodle 5.1.
+    "view quiz reports": "mod/quiz:viewreports",
 }
 
 

@@ -711,3 +711,72 @@ class MoodleGroupMember(Base):
     person_id: Mapped[int] = mapped_column(
         ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+# --------------------------------------------------------------------------- coursework (#16)
+
+
+class CourseworkItem(Base):
+    """A course module as Moodle last described it (`core_course_get_contents`), with the dates
+    of assignments (`mod_assign_get_assignments`) and quizzes (`mod_quiz_get_quizzes_by_courses`):
+    what the student page lists as work due and as resources opened or not."""
+
+    __tablename__ = "coursework_item"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    cmid: Mapped[int] = mapped_column(Integer)
+    modname: Mapped[str] = mapped_column(String(50))
+    # The activity's own id (assign.id, quiz.id): what the gradebook's `iteminstance` names.
+    instance: Mapped[int | None] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(500), default="")
+    section: Mapped[int] = mapped_column(Integer, default=0)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    visible: Mapped[bool] = mapped_column(Boolean, default=True)
+    opens_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An assignment's due date, a quiz's closing time.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cutoff_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An assignment Moodle collects nothing for (handed in outside Moodle, marked only).
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("course_id", "cmid"),)
+
+
+class CourseworkStatus(Base):
+    """One student's latest assignment submission (Moodle's status and when it last changed)
+    and activity completion (Moodle's state: 0 incomplete, 1 complete, 2 passed, 3 failed) for
+    one item. Late, missing or not yet due is read against the item's dates when shown, so a
+    deadline passing needs no sync. Quiz attempts are not stored: the log and the gradebook
+    tell them."""
+
+    __tablename__ = "coursework_status"
+
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("coursework_item.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    submission: Mapped[str | None] = mapped_column(String(16))
+    submitted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    completion: Mapped[int | None] = mapped_column(SmallInteger)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_coursework_status_person_id", "person_id"),)
+
+
+class CourseworkSync(Base):
+    """When each coursework feature of a course was last read from Moodle ({feature: time}),
+    so that a page can tell "nothing there" (read, empty) from "never read"; a feature the
+    site cannot give is in `moodle_site.unavailable_features` instead."""
+
+    __tablename__ = "coursework_sync"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    read_at: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -22,7 +22,7 @@ from lti_app.crypto import SecretBox
 from lti_app.db import session_scope, utcnow
 from lti_app.models import Course, MoodleSite, SyncRun
 from lti_app.observability import get_logger
-from lti_app.services import sync, sync_requests
+from lti_app.services import coursework, sync, sync_requests
 from lti_app.services.connections import SyncConfigError, moodle_client_for
 from moodle_client.client import MoodleClient
 from moodle_client.errors import MoodleError
@@ -134,6 +134,7 @@ def _roster_and_source(
             unread = sync.refresh_pass_mark(course, client)
             if unread is not None:
                 log.info("pass mark not read from Moodle", course_id=course.id, reason=unread)
+            coursework.sync_coursework(session, course, client)  # #16: work due, completion
         return log_sources.build(source_name, log_sources.SourceContext(settings, course, client))
 
 

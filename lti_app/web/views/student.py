@@ -13,11 +13,11 @@ import pandas as pd
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course
-from lti_app.services import dashboard
+from lti_app.services import coursework, dashboard
 from lti_app.services.insights import ModelCache
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
 from lti_app.web.views import charts
-from lti_app.web.views.wording import _, category_label, label, labels
+from lti_app.web.views.wording import _, category_label, label, labels, ngettext
 from ml.feature_info import FEATURES, SENSITIVITY
 
 #: What the cohort's weekly quartiles read (every student page shows them, and they aggregate
@@ -64,6 +64,9 @@ def student_view(
         ),
         "charts": {},
         "sensitivity": {},
+        # Marks, work due, completion and modules opened (#16): the learner's own page shows
+        # them too, since it is their own data.
+        "coursework": coursework_view(session, course, person_id),
     }
     view["charts"]["engagement"] = charts.cohort_engagement(
         cohort,
@@ -176,3 +179,141 @@ def _slider_max(feature: str, value: float) -> float:
     else:
         wanted = float(max(10, round(value * 2 + 5)))
     return min(wanted, info.maximum)
+
+
+# --------------------------------------------------------------------------- coursework (#16)
+
+
+def _state_label(state: str) -> str:
+    return {
+        "submitted": _("Submitted"),
+        "late": _("Submitted late"),
+        "missing": _("Missing"),
+        "not_due": _("Not yet due"),
+        "open": _("Not submitted (no due date)"),
+        "attempted": _("Attempted"),
+        "offline": _("Handed in outside Moodle"),
+    }.get(state, _("Unknown"))
+
+
+def _module_kind(modname: str) -> str:
+    return {
+        "assign": _("Assignment"),
+        "quiz": _("Quiz"),
+        "page": _("Page"),
+        "resource": _("File"),
+        "url": _("Link"),
+        "forum": _("Forum"),
+        "book": _("Book"),
+        "folder": _("Folder"),
+        "lti": _("External tool"),
+    }.get(modname, modname)
+
+
+def _completion_label(state: int | None) -> str:
+    return {
+        0: _("Not completed"),
+        1: _("Completed"),
+        2: _("Completed (passed)"),
+        3: _("Completed (failed)"),
+    }.get(state if state is not None else -1, _("Unknown"))
+
+
+def _unavailable_sentence(why: coursework.Unavailable) -> str:
+    """One sentence saying which Moodle capability (or function) is missing, in the reader's
+    language."""
+    if why.kind == "capability":
+        return _(
+            "Not available: Moodle does not let this tool read it (its web-service account "
+            "lacks the capability %(capability)s). A Moodle administrator can allow it.",
+            capability=why.name,
+        )
+    if why.kind == "function":
+        return _(
+            "Not available: the function %(function)s is not in this tool's Moodle web "
+            "service. A Moodle administrator can add it.",
+            function=why.name,
+        )
+    return _("Not available: Moodle refused to give it (%(reason)s).", reason=why.text)
+
+
+def _note(
+    data: coursework.StudentCoursework, features: tuple[str, ...], empty: bool, nothing: str
+) -> list[str]:
+    """What to say instead of (or above) a table: why a feature is unavailable, that it was
+    never read, or that it was read and there is nothing."""
+    notes = [_unavailable_sentence(data.unavailable[f]) for f in features if f in data.unavailable]
+    if notes:
+        return notes
+    if not any(f in data.read for f in features):
+        return [_("Not read from Moodle yet: it comes with the next sync.")]
+    return [nothing] if empty else []
+
+
+def coursework_view(session: Session, course: Course, person_id: int) -> dict[str, Any]:
+    """The page's marks, work due, completion and modules opened for one student, worded; a
+    feature Moodle does not give says why in one sentence instead of an empty table."""
+    data = coursework.student_coursework(session, course, person_id)
+    work = [
+        {
+            "kind": _module_kind(w.modname),
+            "name": w.name,
+            "due_at": w.due_at,
+            "state": w.state,
+            "state_label": _state_label(w.state),
+            "at": w.at,
+        }
+        for w in data.work
+        if not (w.modname == "assign" and "assignments" in data.unavailable)
+        and not (w.modname == "quiz" and "quizzes" in data.unavailable)
+    ]
+    missing = sum(1 for w in work if w["state"] == "missing")
+    gone = "resources" in data.unavailable
+    modules = [
+        {
+            "kind": _module_kind(m.modname),
+            "name": m.name,
+            "views": m.views,
+            "last_at": m.last_at,
+            "completion": m.completion,
+            "completion_label": _completion_label(m.completion),
+            "completed_at": m.completed_at,
+        }
+        for m in data.modules
+    ]
+    return {
+        "marks": [
+            {
+                "name": _("Course total") if m.is_total else (m.name or _("Grade item")),
+                "value": m.value,
+                "max": m.grademax,
+                "total": m.is_total,
+            }
+            for m in data.marks
+        ],
+        "work": work,
+        "missing": missing,
+        "missing_text": ngettext(
+            "%(num)s piece of work missing", "%(num)s pieces of work missing", missing
+        )
+        if missing
+        else "",
+        "work_notes": _note(
+            data, ("assignments", "quizzes"), not work, _("No assignment or quiz in this course.")
+        ),
+        # A feature Moodle no longer gives shows its reason, not rows kept from before.
+        "completion": []
+        if "completion" in data.unavailable
+        else [m for m in modules if m["completion"] is not None],
+        "completion_notes": _note(
+            data,
+            ("completion",),
+            not data.completion,
+            _("No activity of this course tracks completion."),
+        ),
+        "opened": [] if gone else [m for m in modules if m["views"]],
+        "not_opened": [] if gone else [m for m in modules if not m["views"]],
+        "modules_notes": _note(
+            data, ("resources",), not modules, _("No course module read from Moodle.")
+        ),
+    }

@@ -31,6 +31,7 @@ seed always gives the same course.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -115,6 +116,54 @@ _LAST = (
 )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class ContactPlan:
+    """A teacher contacting students of the last offering, with a known effect (issue #16).
+
+    ``contacts`` maps a student's Moodle user id to when they were (first) contacted, in weeks
+    after the offering's start (4.5: the middle of week 5). Who is contacted is the caller's
+    choice, typically the students at risk at that week by some model's chances: the simulator
+    knows no model. What a contact does from that moment on:
+
+    * ``engagement``: added to the student's engagement (a latent trait; 1.0 is one standard
+      deviation) for their free work sessions: each week that ends after the contact gets
+      ``exp(0.55 * engagement) - 1`` times the student's usual expected sessions on top (the
+      simulator's own law of sessions, thinned to the part after the contact), so time spent,
+      active days and with them a model's pass chance rise. Graded work and dropping out are
+      left as they were. Not negative: a contact that lowers activity is not simulated.
+    * ``grade``: points (out of ``spec.grademax``) added to the student's course total,
+      clipped to the scale; a total Moodle shows as ``-`` stays ``-``.
+
+    The effect is drawn from a random stream of its own, so the course without it is exactly
+    the course without a plan: with both effects 0 (contacts that change nothing) the offering
+    is byte-identical to ``contacts=None``, and with an effect every draw but the effect's own
+    is the same, so the two runs are each other's counterfactual (the same students, the same
+    weeks up to the contact, the same grades but for the planted points).
+    """
+
+    contacts: Mapping[int, float]
+    engagement: float = 0.0
+    grade: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.engagement < 0:
+            raise ValueError("a contact's engagement effect is not negative")
+
+
+# Seeds the effect's own stream: [seed, offering index, _CONTACT_STREAM].
+_CONTACT_STREAM: Final = 16
+
+
+def _no_contacts() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "userid": pd.Series(dtype=np.int64),
+            "time": pd.Series(dtype="datetime64[ns, UTC]"),
+            "week": pd.Series(dtype=np.float64),
+        }
+    )
+
+
 # ------------------------------------------------------------------ simulated data
 @dataclass(frozen=True, slots=True)
 class SimulatedOffering:
@@ -122,7 +171,9 @@ class SimulatedOffering:
 
     ``log`` holds standard-log rows; ``users`` the enrolled users (students and one teacher);
     ``grades`` one row per student: ``userid``, one column per graded item id (raw points, NaN
-    when ungraded) and ``course_total`` (NaN when Moodle would show ``-``).
+    when ungraded) and ``course_total`` (NaN when Moodle would show ``-``). ``contacts``: the
+    students a :class:`ContactPlan` contacted (``userid``, ``time`` in UTC, ``week`` after the
+    start), empty without one.
     """
 
     index: int
@@ -135,6 +186,7 @@ class SimulatedOffering:
     grades: pd.DataFrame
     traits: pd.DataFrame
     spec: CourseSpec
+    contacts: pd.DataFrame = field(default_factory=_no_contacts)
 
     @property
     def is_current(self) -> bool:
@@ -184,13 +236,16 @@ def simulate_course(
     signal: float = 1.0,
     activity: float = 1.0,
     spec: CourseSpec | None = None,
+    contacts: ContactPlan | None = None,
 ) -> SimulatedCourse:
     """Several past offerings with final grades, plus (unless ``current_progress`` is None) one
     offering in progress whose log stops at that fraction of the course.
 
     ``activity`` scales the number of sessions (about 300 events per student at 1.0), so that
     benchmarks reach ten million events with a realistic cohort. ``signal`` in [0, 1] scales how
-    much latent traits drive grades (0: grades are pure noise).
+    much latent traits drive grades (0: grades are pure noise). ``contacts`` plants a teacher's
+    contacts and their effect in the *last* offering (the current one, else the last past one,
+    which has final grades): see :class:`ContactPlan`.
     """
     spec = spec or CourseSpec()
     offerings = []
@@ -215,6 +270,8 @@ def simulate_course(
             progress=current_progress if is_current else None,
             signal=signal,
             activity=activity,
+            plan=contacts if k == n_total - 1 else None,
+            effect_rng=np.random.default_rng([seed, k, _CONTACT_STREAM]),
         )
         next_user += size + 1
         # Moodle's log id is site-wide: one offering's ids follow the previous one's, so that
@@ -244,6 +301,8 @@ def _simulate_offering(
     progress: float | None,
     signal: float,
     activity: float,
+    plan: ContactPlan | None = None,
+    effect_rng: np.random.Generator | None = None,
 ) -> SimulatedOffering:
     t0 = int(start.timestamp())
     end_s = t0 + spec.n_weeks * WEEK
@@ -251,17 +310,25 @@ def _simulate_offering(
     ids = np.arange(first_userid + 1, first_userid + 1 + n_students, dtype=np.int64)
     teacher = first_userid
     events = _EventParts(ids)
-    sess_student, sess_start = _sessions(rng, spec, traits, t0, activity)
+    now_s = None if progress is None else int(t0 + progress * (end_s - t0))
+    contact_s = _contact_times(plan, ids, t0, end_s, now_s)
+    sess_student, sess_start, lam = _sessions(rng, spec, traits, t0, activity)
     f_stu, f_time, first = _session_actions(rng, traits, sess_student, sess_start)
     f_code, f_cm, f_obj, f_aux = _free_actions(rng, spec, traits, f_stu, f_time, first, t0)
     events.add(
         f_stu, f_time, f_code, f_cm, f_obj, f_aux, ids[f_stu], np.zeros(f_stu.size, dtype=np.int64)
     )
     marks = _graded_work(rng, spec, traits, events, t0, teacher)
-    now_s = None if progress is None else int(t0 + progress * (end_s - t0))
+    if plan is not None and plan.engagement > 0 and effect_rng is not None:
+        _contact_work(effect_rng, spec, traits, events, lam, contact_s, t0, plan.engagement)
     log = _log_until(events, traits.drop_at, teacher, now_s, spec.activities, courseid)
     users = _users(rng, ids, teacher, courseid)
-    grades = _final_grades(rng, spec, traits, marks, ids, signal, finished=progress is None)
+    shift = None
+    if plan is not None and plan.grade != 0:
+        shift = np.where(np.isfinite(contact_s), plan.grade, 0.0)
+    grades = _final_grades(
+        rng, spec, traits, marks, ids, signal, finished=progress is None, shift=shift
+    )
     return SimulatedOffering(
         index=index,
         courseid=courseid,
@@ -273,7 +340,69 @@ def _simulate_offering(
         grades=grades,
         traits=_traits_frame(ids, traits),
         spec=spec,
+        contacts=_contacts_frame(ids, contact_s, t0),
     )
+
+
+def _contact_times(
+    plan: ContactPlan | None, ids: np.ndarray, t0: int, end_s: int, now_s: int | None
+) -> np.ndarray:
+    """Each student's contact time (epoch seconds; inf when not contacted)."""
+    out = np.full(ids.size, np.inf)
+    if plan is None:
+        return out
+    position = {int(u): i for i, u in enumerate(ids)}
+    for userid, week in plan.contacts.items():
+        if int(userid) not in position:
+            raise ValueError(f"contact of user {userid}, who is not a student of the offering")
+        at = t0 + float(week) * WEEK
+        if not t0 <= at <= end_s:
+            raise ValueError(f"contact of user {userid} at week {week}, outside the term")
+        if now_s is not None and at > now_s:
+            raise ValueError(f"contact of user {userid} at week {week}, after the offering's now")
+        out[position[int(userid)]] = at
+    return out
+
+
+def _contacts_frame(ids: np.ndarray, contact_s: np.ndarray, t0: int) -> pd.DataFrame:
+    done = np.flatnonzero(np.isfinite(contact_s))
+    if done.size == 0:
+        return _no_contacts()
+    order = done[np.argsort(contact_s[done], kind="stable")]
+    return pd.DataFrame(
+        {
+            "userid": ids[order].astype(np.int64),
+            "time": pd.to_datetime(np.round(contact_s[order]).astype(np.int64), unit="s", utc=True),
+            "week": (contact_s[order] - t0) / WEEK,
+        }
+    )
+
+
+def _contact_work(
+    rng: np.random.Generator,
+    spec: CourseSpec,
+    traits: _Traits,
+    events: _EventParts,
+    lam: np.ndarray,
+    contact_s: np.ndarray,
+    t0: int,
+    engagement: float,
+) -> None:
+    """The extra free sessions of contacted students after their contact (:class:`ContactPlan`),
+    all drawn from the effect's own generator ``rng``, added to ``events`` as one batch."""
+    n_weeks = spec.n_weeks
+    week_end = t0 + (np.arange(n_weeks) + 1) * WEEK
+    after = week_end[None, :] > contact_s[:, None]
+    n_sess = rng.poisson(lam * (np.exp(0.55 * engagement) - 1.0) * after)
+    stu, start = _session_starts(rng, traits, n_sess, t0)
+    keep = start >= contact_s[stu]
+    stu, start = stu[keep], start[keep]
+    f_stu, f_time, first = _session_actions(rng, traits, stu, start)
+    f_code, f_cm, f_obj, f_aux = _free_actions(rng, spec, traits, f_stu, f_time, first, t0)
+    events.add(
+        f_stu, f_time, f_code, f_cm, f_obj, f_aux, events.ids[f_stu],
+        np.zeros(f_stu.size, dtype=np.int64),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,8 +505,9 @@ class _EventParts:
 
 def _sessions(
     rng: np.random.Generator, spec: CourseSpec, traits: _Traits, t0: int, activity: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Free work sessions: (student index, start time) of each.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Free work sessions: (student index, start time) of each, and the expected number of
+    sessions per student and week they were drawn from.
 
     Weekly Poisson counts, more when engaged, spread unevenly when irregular, bunched in weeks
     with a deadline when procrastinating; each on a weekday and hour rhythm (quiet nights and
@@ -399,6 +529,16 @@ def _sessions(
         / (1.0 + 0.7 * procrastination)
     )
     n_sess = rng.poisson(lam)
+    sess_student, sess_start = _session_starts(rng, traits, n_sess, t0)
+    return sess_student, sess_start, lam
+
+
+def _session_starts(
+    rng: np.random.Generator, traits: _Traits, n_sess: np.ndarray, t0: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(student index, start time) of ``n_sess[student, week]`` sessions per student and week,
+    on the weekday and hour rhythms."""
+    s_n, n_weeks = n_sess.shape
     sess_student = np.repeat(np.repeat(np.arange(s_n), n_weeks), n_sess.ravel())
     sess_week = np.repeat(np.tile(np.arange(n_weeks), s_n), n_sess.ravel())
     n_s = sess_student.size
@@ -413,7 +553,7 @@ def _sessions(
         t0 + sess_week * WEEK + day * DAY + np.round(np.mod(hour, 24) * 3600).astype(np.int64)
     )
     sess_start = sess_start + rng.integers(0, 3600, n_s)
-    return sess_student, sess_start
+    return sess_student, np.asarray(sess_start)
 
 
 def _session_actions(
@@ -699,10 +839,12 @@ def _final_grades(
     signal: float,
     *,
     finished: bool,
+    shift: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Quiz average 30%, assignments 30%, final exam 40% (sat by those who did not drop out);
-    ``signal`` mixes that with noise. No total for a student with nothing graded and no exam,
-    and no grades at all while the offering runs."""
+    ``signal`` mixes that with noise; ``shift`` (points per student: a contact's effect) is
+    added, within the scale. No total for a student with nothing graded and no exam, and no
+    grades at all while the offering runs."""
     s_n = ids.size
     ability, engagement, drop_at = traits.ability, traits.engagement, traits.drop_at
     quiz = np.mean(marks.quiz_scores, axis=0) if marks.quiz_scores else np.zeros(s_n)
@@ -713,6 +855,8 @@ def _final_grades(
     latent = 0.3 * quiz + 0.3 * assign + 0.4 * exam
     noise = rng.uniform(0.0, 1.0, s_n) * 0.3 + 0.35
     total = spec.grademax * (signal * latent + (1 - signal) * noise)
+    if shift is not None:
+        total = np.clip(total + shift, 0.0, spec.grademax)
     graded_any = np.zeros(s_n, dtype=bool)
     for g in marks.item_grades.values():
         graded_any |= ~np.isnan(g)

@@ -17,6 +17,7 @@ import pandas as pd
 from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
+from lti_app.demo import coursework
 from simulation.course import SimulatedCourse, SimulatedOffering
 from simulation.exports import course_grading_json, grade_items_json
 
@@ -29,6 +30,10 @@ FUNCTIONS = (
     "core_completion_get_activities_completion_status",
     "local_archepredict_get_course_logs",
     "local_archepredict_get_course_grading",
+    "mod_assign_get_assignments",
+    "mod_assign_get_submissions",
+    "mod_quiz_get_quizzes_by_courses",
+    "mod_quiz_get_user_attempts",
 )
 
 
@@ -232,7 +237,22 @@ class SimulatedMoodle:
     def core_completion_get_activities_completion_status(
         self, params: dict[str, str]
     ) -> dict[str, Any]:
-        return {"statuses": [], "warnings": []}
+        return coursework.completion(self._course(params), params)
+
+    def mod_assign_get_assignments(self, params: dict[str, str]) -> dict[str, Any]:
+        return coursework.assignments(self.courses[int(params["courseids[0]"])], params)
+
+    def mod_assign_get_submissions(self, params: dict[str, str]) -> dict[str, Any]:
+        return coursework.submissions(self._by_instance("assign", params), params)
+
+    def mod_quiz_get_quizzes_by_courses(self, params: dict[str, str]) -> dict[str, Any]:
+        return coursework.quizzes(self.courses[int(params["courseids[0]"])], params)
+
+    def mod_quiz_get_user_attempts(self, params: dict[str, str]) -> dict[str, Any]:
+        return coursework.user_attempts(self._by_instance("quiz", params), params)
+
+    def _by_instance(self, modname: str, params: dict[str, str]) -> SimulatedOffering:
+        return coursework.offering_of(self.courses, modname, params)
 
     def local_archepredict_get_course_grading(self, params: dict[str, str]) -> dict[str, Any]:
         return course_grading_json(self._course(params))

@@ -560,7 +560,7 @@ def student_coursework(
     views, quiz_done = _own_events(session, course, person.moodle_user_id)
     grades = _grades(session, course, person_id)
     marks = [m for m, _ in grades]
-    graded = {key: m.graded_at for m, key in grades if key is not None}
+    graded = {key: m.graded_at for m, keys in grades for key in keys}
     work: list[Work] = []
     for item in items:
         if item.modname not in ("assign", "quiz"):
@@ -570,8 +570,9 @@ def student_coursework(
             done = bool(status and status.submission == "submitted")
             at = status.submitted_at if status else None
         else:
-            at = quiz_done.get(item.cmid) or graded.get(("quiz", item.instance or 0))
-            done = item.cmid in quiz_done or ("quiz", item.instance or 0) in graded
+            keys = [("quiz", "cm", item.cmid), ("quiz", "instance", item.instance or 0)]
+            at = quiz_done.get(item.cmid) or next((graded[k] for k in keys if k in graded), None)
+            done = item.cmid in quiz_done or any(k in graded for k in keys)
         state = work_state(
             item.modname, due_at=item.due_at, done_at=at, done=done, offline=item.offline, now=now
         )
@@ -626,18 +627,23 @@ def _own_events(
     return views, {k: v for k, v in submitted.items() if v is not None}
 
 
+_GradedKey = tuple[str, str, int]
+
+
 def _grades(
     session: Session, course: Course, person_id: int
-) -> list[tuple[Mark, tuple[str, int] | None]]:
+) -> list[tuple[Mark, list[_GradedKey]]]:
     """The student's marks per grade item (the course total last), each with the activity it
-    grades when graded: (("quiz", instance), ...) tells a quiz was attempted."""
+    grades when graded, by course module and by instance (("quiz", "cm", 6), ("quiz",
+    "instance", 1)): a graded quiz was attempted. The course module is the surer key: the
+    gradebook's instance is the activity's id, which a CSV import does not give."""
     rows = session.execute(
         select(GradeItem, Grade)
         .outerjoin(Grade, (Grade.grade_item_id == GradeItem.id) & (Grade.person_id == person_id))
         .where(GradeItem.course_id == course.id)
         .order_by((GradeItem.itemtype == "course").asc(), GradeItem.moodle_item_id)
     )
-    out: list[tuple[Mark, tuple[str, int] | None]] = []
+    out: list[tuple[Mark, list[_GradedKey]]] = []
     for item, grade in rows:
         value = grade.value if grade is not None else None
         mark = Mark(
@@ -648,10 +654,11 @@ def _grades(
             grademax=(grade.grade_max if grade is not None and grade.grade_max else item.grademax),
             graded_at=_aware(grade.graded_at) if grade is not None else None,
         )
-        graded = (
-            (item.itemmodule, item.iteminstance)
-            if value is not None and item.itemmodule and item.iteminstance is not None
-            else None
-        )
-        out.append((mark, graded))
+        keys: list[_GradedKey] = []
+        if value is not None and item.itemmodule:
+            if item.cmid is not None:
+                keys.append((item.itemmodule, "cm", item.cmid))
+            if item.iteminstance is not None:
+                keys.append((item.itemmodule, "instance", item.iteminstance))
+        out.append((mark, keys))
     return out

@@ -65,15 +65,17 @@ says so (``kind = "observed_difference"``); the wording lives with the pages.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import numpy as np
 import pandas as pd
 
 Outcome = Literal["chance_change", "final_grade", "pass_rate"]
 Reason = Literal["no_contacts", "too_few_contacted", "too_few_controls"]
+Contacts = pd.DataFrame | Mapping[Any, float]
+"""``student`` and ``week`` columns, or a mapping student -> week."""
 
 MIN_CONTACTED: Final = 8
 """Contacted students that found a control, below which there is no estimate."""
@@ -190,7 +192,7 @@ class _Panel:
         return np.where(ok, self.chance[safe], np.nan)
 
 
-def _first_contacts(contacts: pd.DataFrame | Mapping[Hashable, float]) -> pd.Series:
+def _first_contacts(contacts: Contacts) -> pd.Series:
     """Each contacted student's first contact week."""
     if isinstance(contacts, pd.DataFrame):
         for column in ("student", "week"):
@@ -205,7 +207,7 @@ def _first_contacts(contacts: pd.DataFrame | Mapping[Hashable, float]) -> pd.Ser
 
 def _panel(
     chances: pd.DataFrame,
-    contacts: pd.DataFrame | Mapping[Hashable, float],
+    contacts: Contacts,
     outcomes: pd.DataFrame | None = None,
 ) -> _Panel:
     for column in ("student", "week", "chance"):
@@ -265,7 +267,7 @@ def _label_free_order(
 
 def chance_change_effect(
     chances: pd.DataFrame,
-    contacts: pd.DataFrame | Mapping[Hashable, float],
+    contacts: Contacts,
     *,
     horizon_weeks: float = HORIZON_WEEKS,
     caliper: float = CALIPER,
@@ -322,7 +324,7 @@ def chance_change_effect(
 
 def final_outcome_effect(
     chances: pd.DataFrame,
-    contacts: pd.DataFrame | Mapping[Hashable, float],
+    contacts: Contacts,
     outcomes: pd.DataFrame,
     *,
     caliper: float = CALIPER,
@@ -351,7 +353,8 @@ def final_outcome_effect(
         & (np.abs(c0 - p0[:, None]) <= caliper + 1e-12)
     )
     results: list[EffectEstimate | None] = []
-    for column, outcome in (("grade", "final_grade"), ("passed", "pass_rate")):
+    which: tuple[tuple[str, Outcome], ...] = (("grade", "final_grade"), ("passed", "pass_rate"))
+    for column, outcome in which:
         if column not in outcomes.columns:
             results.append(None)
             continue
@@ -366,7 +369,7 @@ def final_outcome_effect(
         eligible = similar[measured] & ~np.isnan(y)[None, :]
         results.append(
             _matched_estimate(
-                outcome,  # type: ignore[arg-type]
+                outcome,
                 _Comparison(
                     treated[measured],
                     y[treated[measured]],
@@ -392,7 +395,7 @@ def final_outcome_effect(
 
 def estimate_contact_effect(
     chances: pd.DataFrame,
-    contacts: pd.DataFrame | Mapping[Hashable, float],
+    contacts: Contacts,
     outcomes: pd.DataFrame | None = None,
     *,
     horizon_weeks: float = HORIZON_WEEKS,

@@ -56,6 +56,26 @@ included.
 with a handful of students a bootstrap interval is made of a few distinct resamples and is too
 narrow, and one student's week decides the sign.
 
+**Measured.** On simulated courses (``tests/ml/contact_world.py``: about 100 students, a
+teacher contacting half of those under 50 % at weeks 3.5 and 6.5, each seed run with and
+without a planted effect so that the truth is known), over 8 seeds fixed in advance: the 95 %
+interval held the planted rise in pass chance (0.10 to 0.18 over two weeks) 8 times of 8 and
+excluded 0 each time, and held 0 in 7 of the 8 runs without effect; final grades: the planted
+3.4 to 3.9 points of 20 held 8 of 8 (excluding 0 in 7), and 0 without effect 8 of 8. On 300
+synthetic panels without any effect (100 students, chance paths as random walks) the
+intervals held 0 in 94 % (final grade), 94 % (pass rate) and 91 % (change of chance) of runs:
+the last a little short of 95 %, as percentile bootstraps at these sizes tend to be. 500
+students with a scoring a day for 14 weeks and 100 contacted: 0.7 s for the three comparisons
+with 2000 replicates.
+
+**Known leanings.** A control for the final outcomes must never have been contacted, so when
+a teacher contacts in waves (at week 4, then again at week 7 those who fell below the line
+since), the students whose chance later fell are partly taken out of the controls, which then
+look a little better than the contacted would have: the end-of-term comparison leans against
+the contact. And a model with cohort-relative features (a z-score of the activity) moves every
+student's chance a little when the contacted work more, the controls' included, which pulls
+the change-of-chance comparison towards 0.
+
 **What it is not.** A matched *observed* difference, not proof of cause: a teacher chooses whom
 to contact for reasons the model does not see (a missed meeting, a message from the student),
 and matching on the shown chance and the week removes only what those two carry. Every result

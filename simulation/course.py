@@ -23,6 +23,8 @@ procrastination. Final grades combine quiz scores (30%), assignment marks (30%) 
 (40%, entered outside the activity grade items, as ARCHE courses often do), all driven by ability
 and effort, plus noise; ``signal`` scales how much the traits tell about the grade. A student
 with nothing graded and no exam (an early dropout) has no course total, like Moodle's ``-``.
+A :class:`ContactPlan` adds a teacher's contacts to the last offering: from its contact on, a
+contacted student works more and ends with more points, by amounts the caller sets (0: none).
 
 Everything is drawn with one ``numpy.random.Generator`` per offering, seeded from ``seed`` and
 the offering's index, with array operations only, so ten million events take seconds and the same

@@ -178,6 +178,12 @@ ERROR_CASES = [
         ["'moodle/notes:manage' (Manage notes)"],
     ),
     (
+        "error_missing_capability__quiz_viewreports.json",
+        "mod_quiz_get_user_attempts",
+        MissingCapabilityError,
+        ["(View quiz reports)"],
+    ),
+    (
         "error_messaging_disabled.json",
         "core_message_send_instant_messages",
         MoodleRemoteError,

@@ -3,6 +3,12 @@
 It speaks the REST protocol the client uses (POST form to /webservice/rest/server.php, errors
 as HTTP 200 JSON bodies) and also plays the companion plugin's log function over generated log
 rows, so a sync can page through them. Hooks let a test count, fail or stall calls.
+
+The teacher actions (#16: groups, instant messages, course notes) are stateful, built on the
+recorded answers: course 2 starts with the recorded "Groupe A" and "Groupe B" and their members,
+a created group gets the next id (3, as recorded), a taken name gets the recorded
+`invalidparameter`; every delivered message and created note is kept in `sent_messages` and
+`notes` (dicts with the request's fields, plus `msgid` / `noteid`).
 """
 
 from __future__ import annotations
@@ -77,6 +83,16 @@ class MoodleStub:
         self.log_rows = log_rows if log_rows is not None else make_log_rows(120)
         self.calls: list[tuple[str, dict[str, str]]] = []
         self.before_call: Callable[[str, dict[str, str]], None] | None = None
+        self.sent_messages: list[dict[str, Any]] = []
+        self.notes: list[dict[str, Any]] = []
+        #: Recipients whose message preferences refuse the tool (the recorded
+        #: `usercantbemessaged` answer); empty unless a test adds some.
+        self.unreachable: set[int] = set()
+        self.groups: list[dict[str, Any]] = fixture("core_group_get_course_groups.json")
+        self.group_userids: dict[int, list[int]] = {
+            g["groupid"]: list(g["userids"]) for g in fixture("core_group_get_group_members.json")
+        }
+        self._actions_lock = threading.Lock()
         self.handlers: dict[str, Handler] = {
             "core_webservice_get_site_info": lambda p: fixture(
                 "core_webservice_get_site_info.json"
@@ -92,6 +108,13 @@ class MoodleStub:
             "local_archepredict_get_course_grading": lambda p: fixture(
                 "local_archepredict_get_course_grading__course2.json"
             ),
+            "core_group_get_course_groups": self._course_groups,
+            "core_group_get_group_members": self._group_members,
+            "core_group_create_groups": self._create_groups,
+            "core_group_add_group_members": self._add_members,
+            "core_group_delete_group_members": self._delete_members,
+            "core_message_send_instant_messages": self._send_messages,
+            "core_notes_create_notes": self._create_notes,
         }
         self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self._app, threaded=True)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -148,6 +171,128 @@ class MoodleStub:
             body["remaining"] = len(rest)
         return body
 
+    # ------------------------------------------------------------------ teacher actions (#16)
+
+    def users(self) -> set[int]:
+        """The users the site knows: the recorded roster and the token user."""
+        site = fixture("core_webservice_get_site_info.json")
+        return {u["id"] for u in fixture("core_enrol_get_enrolled_users.json")} | {site["userid"]}
+
+    def _course_groups(self, params: dict[str, str]) -> Any:
+        with self._actions_lock:
+            return [g for g in self.groups if g["courseid"] == int(params["courseid"])]
+
+    def _group_members(self, params: dict[str, str]) -> Any:
+        with self._actions_lock:
+            out = []
+            for gid in _listed(params, "groupids"):
+                if gid not in self.group_userids:
+                    return {
+                        "exception": "dml_missing_record_exception",
+                        "errorcode": "invalidrecord",
+                        "message": "Can't find data record in database table groups.",
+                    }
+                out.append({"groupid": gid, "userids": list(self.group_userids[gid])})
+            return out
+
+    def _create_groups(self, params: dict[str, str]) -> Any:
+        with self._actions_lock:
+            wanted = _indexed(params, "groups")
+            for g in wanted:
+                taken = {x["name"] for x in self.groups if x["courseid"] == int(g["courseid"])}
+                if g["name"] in taken:
+                    return fixture("error_group_name_exists.json")
+            made = []
+            for g in wanted:
+                row = {
+                    **fixture("core_group_create_groups.json")[0],
+                    "id": max([x["id"] for x in self.groups], default=0) + 1,
+                    "courseid": int(g["courseid"]),
+                    "name": g["name"],
+                    "description": g.get("description", ""),
+                    "descriptionformat": int(g.get("descriptionformat", "1")),
+                }
+                self.groups.append(row)
+                self.group_userids[row["id"]] = []
+                made.append(row)
+            return made
+
+    def _add_members(self, params: dict[str, str]) -> Any:
+        with self._actions_lock:
+            for m in _indexed(params, "members"):
+                members = self.group_userids[int(m["groupid"])]
+                if int(m["userid"]) not in members:
+                    members.append(int(m["userid"]))
+        return fixture("core_group_add_group_members.json")  # null
+
+    def _delete_members(self, params: dict[str, str]) -> Any:
+        with self._actions_lock:
+            for m in _indexed(params, "members"):
+                members = self.group_userids[int(m["groupid"])]
+                if int(m["userid"]) in members:
+                    members.remove(int(m["userid"]))
+        return fixture("core_group_delete_group_members.json")  # null
+
+    def _send_messages(self, params: dict[str, str]) -> Any:
+        """One recorded answer per message; a batch with a refused recipient fails as a whole
+        after delivering the others (recorded)."""
+        known = self.users()
+        answers: list[dict[str, Any]] = []
+        with self._actions_lock:
+            for m in _indexed(params, "messages"):
+                userid = int(m["touserid"])
+                if userid not in known:
+                    answer = fixture("core_message_send_instant_messages__nosuchuser.json")[0]
+                    answer["errormessage"] = answer["errormessage"].replace("99999", str(userid))
+                    answer.pop("clientmsgid", None)
+                elif userid in self.unreachable:
+                    answer = fixture("core_message_send_instant_messages__usercantbemessaged.json")[
+                        0
+                    ]
+                else:
+                    msgid = len(self.sent_messages) + 1
+                    self.sent_messages.append({**m, "touserid": userid, "msgid": msgid})
+                    answer = {
+                        **fixture("core_message_send_instant_messages.json")[0],
+                        "msgid": msgid,
+                        "text": m.get("text", ""),
+                    }
+                if m.get("clientmsgid"):
+                    answer = {
+                        "msgid": answer.pop("msgid"),
+                        "clientmsgid": m["clientmsgid"],
+                        **answer,
+                    }
+                answers.append(answer)
+        if len(answers) > 1 and any(a["msgid"] < 0 for a in answers):
+            return fixture("error_format_not_supported__mixed_messages.json")
+        return answers
+
+    def _create_notes(self, params: dict[str, str]) -> Any:
+        known = self.users()
+        answers: list[dict[str, Any]] = []
+        with self._actions_lock:
+            for n in _indexed(params, "notes"):
+                answer: dict[str, Any] = {}
+                if "clientnoteid" in n:
+                    answer["clientnoteid"] = n["clientnoteid"]
+                if int(n["userid"]) not in known:
+                    # Not recorded: Moodle's own string (notes/lang: invaliduserid).
+                    answer.update(noteid=-1, errormessage=f"Invalid user id: {n['userid']}")
+                else:
+                    noteid = len(self.notes) + 1
+                    self.notes.append(
+                        {
+                            **n,
+                            "userid": int(n["userid"]),
+                            "courseid": int(n["courseid"]),
+                            "noteid": noteid,
+                        }
+                    )
+                    answer["noteid"] = noteid
+                answers.append(answer)
+        return answers
+
     # ------------------------------------------------------------------ WSGI
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -172,3 +317,24 @@ class MoodleStub:
         else:
             body = self.handlers[name](params)
         return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
+
+def _indexed(params: dict[str, str], name: str) -> list[dict[str, str]]:
+    """`name[0][key]=..&name[1][key]=..` as a list of dicts, in index order."""
+    rows: dict[int, dict[str, str]] = {}
+    for key, value in params.items():
+        if key.startswith(f"{name}["):
+            index, _, rest = key[len(name) + 1 :].partition("]")
+            if index.isdigit() and rest.strip("[]"):
+                rows.setdefault(int(index), {})[rest.strip("[]")] = value
+    return [rows[i] for i in sorted(rows)]
+
+
+def _listed(params: dict[str, str], name: str) -> list[int]:
+    """`name[0]=..&name[1]=..` as a list of integers, in index order."""
+    pairs = [
+        (int(k[len(name) + 1 : -1]), int(v))
+        for k, v in params.items()
+        if k.startswith(f"{name}[") and k[len(name) + 1 : -1].isdigit()
+    ]
+    return [v for _, v in sorted(pairs)]

@@ -18,6 +18,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.wrappers import Request, Response
 
 from lti_app.demo import coursework
+from lti_app.demo.actions import ActionError, CourseNote, SentMessage, SiteActions
 from simulation.course import SimulatedCourse, SimulatedOffering
 from simulation.exports import course_grading_json, grade_items_json
 
@@ -34,7 +35,17 @@ FUNCTIONS = (
     "mod_assign_get_submissions",
     "mod_quiz_get_quizzes_by_courses",
     "mod_quiz_get_user_attempts",
+    # Teacher actions (#16): stateful, see lti_app/demo/actions.py.
+    "core_group_get_course_groups",
+    "core_group_get_group_members",
+    "core_group_create_groups",
+    "core_group_add_group_members",
+    "core_group_delete_group_members",
+    "core_message_send_instant_messages",
+    "core_notes_create_notes",
 )
+#: The web-service user's id (`core_webservice_get_site_info`): the sender of every message.
+WS_USERID = 2
 
 
 def _error(errorcode: str, message: str, exception: str = "moodle_exception") -> dict[str, str]:
@@ -56,6 +67,9 @@ class SimulatedMoodle:
         self.simulated = simulated
         self.token = token or secrets.token_hex(16)
         self.courses: dict[int, SimulatedOffering] = {o.courseid: o for o in simulated.offerings}
+        #: Groups, messages and notes (#16). Every offering starts with "Groupe A" and
+        #: "Groupe B" splitting its students.
+        self.actions = SiteActions(self.courses, WS_USERID)
         self._server: BaseWSGIServer | None = None
 
     # ------------------------------------------------------------------ serving
@@ -87,11 +101,23 @@ class SimulatedMoodle:
         else:
             try:
                 body = getattr(self, name)(params)
+            except ActionError as exc:
+                body = exc.body
             except KeyError:
                 body = _error(
                     "invalidrecordunknown", "Can't find data record in database table course."
                 )
         return Response(json.dumps(body), mimetype="application/json")(environ, start_response)
+
+    @property
+    def sent_messages(self) -> list[SentMessage]:
+        """Every instant message delivered, in order (`touserid`, `text`, `msgid`, ...)."""
+        return self.actions.sent_messages
+
+    @property
+    def notes(self) -> list[CourseNote]:
+        """Every course note created, in order (`userid`, `courseid`, `text`, ...)."""
+        return self.actions.notes
 
     def _course(self, params: dict[str, str]) -> SimulatedOffering:
         return self.courses[int(params.get("courseid", "0"))]
@@ -106,7 +132,7 @@ class SimulatedMoodle:
             "lastname": "Service",
             "fullname": "Web Service",
             "lang": "fr",
-            "userid": 2,
+            "userid": WS_USERID,
             "siteurl": "http://moodle.invalid",
             "userpictureurl": "",
             "functions": [{"name": f, "version": "2025100600"} for f in FUNCTIONS],
@@ -273,3 +299,26 @@ class SimulatedMoodle:
         if params.get("withcount") in {"1", "true", "True"}:
             body["remaining"] = len(rest)
         return body
+
+    # ------------------------------------------------------------------ teacher actions (#16)
+
+    def core_group_get_course_groups(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.actions.course_groups(params)
+
+    def core_group_get_group_members(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.actions.group_members(params)
+
+    def core_group_create_groups(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.actions.create_groups(params)
+
+    def core_group_add_group_members(self, params: dict[str, str]) -> None:
+        return self.actions.add_group_members(params)
+
+    def core_group_delete_group_members(self, params: dict[str, str]) -> None:
+        return self.actions.delete_group_members(params)
+
+    def core_message_send_instant_messages(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.actions.send_instant_messages(params)
+
+    def core_notes_create_notes(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self.actions.create_notes(params)

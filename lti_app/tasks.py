@@ -22,7 +22,7 @@ from lti_app.crypto import SecretBox
 from lti_app.db import session_scope, utcnow
 from lti_app.models import Course, MoodleSite, SyncRun
 from lti_app.observability import get_logger
-from lti_app.services import coursework, sync, sync_requests
+from lti_app.services import course_groups, coursework, sync, sync_requests
 from lti_app.services.connections import SyncConfigError, moodle_client_for
 from moodle_client.client import MoodleClient
 from moodle_client.errors import MoodleError
@@ -135,7 +135,24 @@ def _roster_and_source(
             if unread is not None:
                 log.info("pass mark not read from Moodle", course_id=course.id, reason=unread)
             coursework.sync_coursework(session, course, client)  # #16: work due, completion
+            _sync_groups(session, client, site, course)  # #16: the dashboard's group filter
         return log_sources.build(source_name, log_sources.SourceContext(settings, course, client))
+
+
+def _sync_groups(session: Session, client: MoodleClient, site: MoodleSite, course: Course) -> None:
+    """The course's Moodle groups and members, for filtering the dashboard (#16). Optional: a
+    refusal marks the feature unavailable (`course_groups.sync_groups`) and any other Moodle
+    error is logged; neither fails the sync, and the groups stored before stay."""
+    try:
+        stored = course_groups.sync_groups(session, client, site, course)
+    except MoodleError as exc:
+        log.warning(
+            "course groups not read", course_id=course.id, errorcode=exc.errorcode, error=str(exc)
+        )
+        return
+    if stored is None:
+        reason = (site.unavailable_features or {}).get("groups", "Moodle refused the call")
+        log.info("course groups not read", course_id=course.id, reason=reason)
 
 
 def _pull_logs(

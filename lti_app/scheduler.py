@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -28,8 +28,20 @@ from lti_app.services.courses import nightly_course_ids
 log = get_logger(__name__)
 
 # A job owns its transactions (a sync commits page by page), so it gets ids, not sessions.
-CourseWork = Callable[["JobContext", int], None]
+# A course's work may return what it counted (e.g. digests sent and failed): the job's report
+# adds them up over the courses.
+CourseWork = Callable[["JobContext", int], Mapping[str, int] | None]
 SiteWork = Callable[["JobContext"], None]
+
+
+class PartialFailureError(RuntimeError):
+    """Raised by a course's work that went through all its units and counted some failures
+    (one teacher's digest Moodle refused): the course is marked failed in the report, and its
+    counts are added all the same."""
+
+    def __init__(self, message: str, counts: Mapping[str, int]) -> None:
+        super().__init__(message)
+        self.counts = dict(counts)
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class Job:
     per_course: bool = True
     interval: timedelta | None = None
     lease: timedelta = timedelta(minutes=30)
+    #: A nightly job runs this long after `scheduler.nightly_at` (e.g. after the scoring).
+    offset: timedelta = timedelta(0)
 
 
 @dataclass
@@ -62,6 +76,18 @@ class JobReport:
     processed: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     failed: dict[int, str] = field(default_factory=dict)
+    #: What the courses' work counted, summed (e.g. {"sent": 3, "failed": 1}).
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counts: Mapping[str, int] | None) -> None:
+        for key, value in (counts or {}).items():
+            self.counts[key] = self.counts.get(key, 0) + value
+
+
+def nightly_time(settings: Settings, job: Job) -> time:
+    """The local time a nightly job runs: `scheduler.nightly_at` plus the job's offset."""
+    hour, minute = (int(p) for p in settings.scheduler.nightly_at.split(":"))
+    return (datetime.combine(date(2000, 1, 1), time(hour, minute)) + job.offset).time()
 
 
 def nightly_slot(settings: Settings, now: datetime | None = None) -> str:
@@ -123,8 +149,18 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
             report.skipped.append(course_id)
             continue
         try:
-            job.run(ctx, course_id)  # type: ignore[call-arg]
+            report.add(job.run(ctx, course_id))  # type: ignore[call-arg]
             report.processed.append(course_id)
+        except PartialFailureError as exc:
+            log.warning(
+                "scheduled job partly failed for a course",
+                job=job.name,
+                course_id=course_id,
+                error=str(exc),
+                counts=exc.counts,
+            )
+            report.add(exc.counts)
+            report.failed[course_id] = str(exc)
         except Exception as exc:  # one course failing must not stop the others
             log.exception("scheduled job failed for a course", job=job.name, course_id=course_id)
             report.failed[course_id] = f"{exc.__class__.__name__}: {exc}"
@@ -140,6 +176,7 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
         processed=len(report.processed),
         skipped=len(report.skipped),
         failed=len(report.failed),
+        counts=report.counts,
     )
     return report
 
@@ -204,6 +241,57 @@ def _sync_requests(ctx: JobContext) -> None:
                 sync_requests.finish(session, request_id)
 
 
+def _weekly_digest(ctx: JobContext, course_id: int) -> dict[str, int]:
+    """Send each teacher's due weekly digest of the course through Moodle messaging (#16 item
+    4; off unless the teacher turned it on). One commit per teacher, so a crash never sends a
+    digest twice; one teacher's failure does not stop the others, and the course is marked
+    failed in the report when any failed. Returns the digests counted by outcome."""
+    from lti_app.crypto import SecretBox
+    from lti_app.models import Course, MoodleSite
+    from lti_app.services import watch
+    from lti_app.services.connections import moodle_client_for
+    from lti_app.services.course_settings import risk_threshold_of
+
+    now = utcnow()
+    counts = {"sent": 0, "refused": 0, "unknown": 0, "failed": 0}
+    with session_scope(ctx.session_factory) as session:
+        course = session.get_one(Course, course_id)
+        site = session.get_one(MoodleSite, course.site_id)
+        if site.ws_token_encrypted is None:  # no web service to send through
+            return counts
+        teachers = [s.person_id for s in watch.due_subscriptions(session, course_id, now)]
+        if not teachers:
+            return counts
+        client = moodle_client_for(ctx.settings, SecretBox.from_settings(ctx.settings), site)
+        threshold = risk_threshold_of(course, ctx.settings.ml)
+    reasons: list[str] = []
+    for person_id in teachers:
+        try:
+            with session_scope(ctx.session_factory) as session:
+                course = session.get_one(Course, course_id)
+                site = session.get_one(MoodleSite, course.site_id)
+                sub = watch.subscription(session, course_id, person_id)
+                if sub is None or sub not in watch.due_subscriptions(session, course_id, now):
+                    continue  # turned off, or sent, since the list was read
+                outcome = watch.send_digest(session, client, site, course, sub, now, threshold)
+            status, reason = outcome.status, outcome.reason
+        except Exception as exc:  # a bug or the database: the other teachers still get theirs
+            log.exception("weekly digest crashed", course_id=course_id, person_id=person_id)
+            status, reason = "failed", f"{exc.__class__.__name__}: {exc}"
+        counts[status] = counts.get(status, 0) + 1
+        if status == "failed":
+            reasons.append(reason)
+            log.warning(
+                "weekly digest not sent", course_id=course_id, person_id=person_id, reason=reason
+            )
+    log.info("weekly digests", course_id=course_id, counts=counts)
+    if counts["failed"]:
+        raise PartialFailureError(
+            f"{counts['failed']} of {len(teachers)} weekly digest(s) failed: {reasons[0]}", counts
+        )
+    return counts
+
+
 JOBS: tuple[Job, ...] = (
     Job(
         name="sync-requests",
@@ -219,6 +307,14 @@ JOBS: tuple[Job, ...] = (
         schedule="nightly",
         run=_nightly_sync,
         lease=timedelta(hours=2),
+    ),
+    Job(
+        name="weekly-digest",
+        description="Send the teachers who asked for it their weekly at-risk digest through "
+        "Moodle messaging, after the nightly scoring.",
+        schedule="nightly",
+        run=_weekly_digest,
+        offset=timedelta(hours=2),
     ),
     Job(
         name="purge-lti",
@@ -272,7 +368,6 @@ def build_scheduler(
     from apscheduler.triggers.interval import IntervalTrigger
 
     tz = ZoneInfo(settings.scheduler.timezone)
-    hour, minute = (int(p) for p in settings.scheduler.nightly_at.split(":"))
     scheduler = BlockingScheduler(timezone=tz)
     holder = locks.holder_id()
     for job in jobs:
@@ -285,8 +380,9 @@ def build_scheduler(
             )
             run_job(job, JobContext(settings, session_factory, holder, slot))
 
+        at = nightly_time(settings, job)
         trigger: Any = (
-            CronTrigger(hour=hour, minute=minute, timezone=tz)
+            CronTrigger(hour=at.hour, minute=at.minute, timezone=tz)
             if job.schedule == "nightly"
             else IntervalTrigger(seconds=(job.interval or timedelta(minutes=1)).total_seconds())
         )

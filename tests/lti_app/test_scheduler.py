@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from lti_app import migrate
+from lti_app.config import Settings
 from lti_app.db import make_engine, make_session_factory, session_scope, utcnow
 from lti_app.models import Course, JobLock, MoodleSite, Prediction, SyncRun
 from lti_app.services import locks
@@ -262,3 +263,182 @@ def test_the_poll_overlap_warning_is_dropped_for_polls_only(
     # Building another scheduler does not stack the filters.
     build_scheduler(Settings(), make_session_factory(make_engine("sqlite://")), default_jobs())
     assert sum(type(f).__name__ == "PollOverlapFilter" for f in aps.filters) == 1
+
+
+# ------------------------------------------------------------------ #16 item 4: weekly digest
+
+
+def test_nightly_jobs_run_at_nightly_at_plus_their_offset() -> None:
+    from datetime import time
+
+    from lti_app.config import Settings
+    from lti_app.scheduler import build_scheduler, default_jobs, nightly_time
+
+    settings = Settings()
+    jobs = {j.name: j for j in default_jobs()}
+    digest = jobs["weekly-digest"]
+    assert digest.schedule == "nightly"
+    assert digest.offset == timedelta(hours=2)
+    h, m = (int(p) for p in settings.scheduler.nightly_at.split(":"))
+    assert nightly_time(settings, jobs["nightly-sync"]) == time(h, m)
+    assert nightly_time(settings, digest) == time((h + 2) % 24, m)
+    late = settings.model_copy(
+        update={"scheduler": settings.scheduler.model_copy(update={"nightly_at": "23:15"})}
+    )
+    assert nightly_time(late, digest) == time(1, 15)  # the next morning
+    scheduler = build_scheduler(
+        settings, make_session_factory(make_engine("sqlite://")), default_jobs()
+    )
+    fields = {f.name: str(f) for f in scheduler.get_job("weekly-digest").trigger.fields}
+    assert (fields["hour"], fields["minute"]) == (str((h + 2) % 24), str(m))
+    fields = {f.name: str(f) for f in scheduler.get_job("nightly-sync").trigger.fields}
+    assert (fields["hour"], fields["minute"]) == (str(h), str(m))
+
+
+def _digest_course(
+    backend: str, databases: Databases, tmp_path: Path, moodle_url: str
+) -> tuple[Settings, sessionmaker[Session], int]:
+    """A course synced from the stub (roster: teacher 3, students 4-43), with a shown model and
+    two scorings: a week ago nobody at risk, yesterday student 4 (Amine Benali) at risk."""
+    from lti_app.models import ModelVersion, Person
+    from lti_app.tasks import run_course_sync
+    from tests.lti_app.test_sync import make_settings, setup_course
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course_id = setup_course(settings, moodle_url)
+    assert run_course_sync(settings, factory, course_id).status == "succeeded"
+    now = utcnow()
+    with session_scope(factory) as session:
+        model = ModelVersion(
+            course_id=course_id, version="digest-test", task="classification",
+            estimator="logistic", artifact_path="x", artifact_sha256="0" * 64, features=[],
+            metrics={}, metadata_json={}, data_hash="0" * 64, gate_passed=True, active=True,
+            trained_at=now - timedelta(days=10),
+        )  # fmt: skip
+        session.add(model)
+        session.flush()
+        people = dict(
+            session.execute(
+                select(Person.moodle_user_id, Person.id).where(Person.moodle_user_id.in_([4, 5]))
+            ).all()
+        )
+        for days, chances in ((8, {4: 0.8, 5: 0.9}), (1, {4: 0.2, 5: 0.9})):
+            when = now - timedelta(days=days)
+            session.add_all(
+                Prediction(
+                    course_id=course_id,
+                    person_id=people[uid],
+                    classification_model_id=model.id,
+                    as_of=when,
+                    pass_probability=p,
+                    features={},
+                    created_at=when,
+                )
+                for uid, p in chances.items()
+            )
+    return settings, factory, course_id
+
+
+def _subscribe(
+    factory: sessionmaker[Session], course_id: int, moodle_user_id: int, locale: str
+) -> int:
+    from lti_app.models import Course, Person
+    from lti_app.services import watch
+
+    with session_scope(factory) as session:
+        course = session.get_one(Course, course_id)
+        person = session.scalar(
+            select(Person).where(
+                Person.site_id == course.site_id, Person.moodle_user_id == moodle_user_id
+            )
+        )
+        if person is None:
+            person = Person(site_id=course.site_id, moodle_user_id=moodle_user_id, fullname="T")
+            session.add(person)
+            session.flush()
+        watch.set_digest(session, course_id, person.id, enabled=True, locale=locale)
+        return person.id
+
+
+def test_weekly_digest_reaches_moodle_once(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    """The job sends the subscribed teacher's digest through the stub's messaging once; the same
+    night again, and the next night, nothing is due (DIGEST_EVERY)."""
+    from lti_app.models import DigestSubscription
+    from lti_app.scheduler import JobContext, default_jobs, run_job
+    from tests.moodle_stub import MoodleStub
+
+    moodle = MoodleStub().start()
+    try:
+        settings, factory, course_id = _digest_course(backend, databases, tmp_path, moodle.url)
+        teacher = _subscribe(factory, course_id, 3, "fr")
+        job = {j.name: j for j in default_jobs()}["weekly-digest"]
+
+        report = run_job(job, JobContext(settings, factory, "test", "2026-12-04"))
+
+        assert report.failed == {}
+        assert report.processed == [course_id]
+        assert report.counts == {"sent": 1, "refused": 0, "unknown": 0, "failed": 0}
+        [message] = moodle.sent_messages
+        assert message["touserid"] == 3
+        assert "résumé de la semaine" in message["text"]
+        assert "1 étudiant·e est à risque" in message["text"]
+        assert "Amine Benali" in message["text"]  # became at risk since the last week
+        assert "Sarah Martin" not in message["text"]
+        with factory() as session:
+            sub = session.get_one(DigestSubscription, (course_id, teacher))
+            assert sub.last_sent_at is not None
+
+        again = run_job(job, JobContext(settings, factory, "test", "2026-12-04"))
+        assert again.skipped == [course_id]  # the same slot: claimed already
+        next_night = run_job(job, JobContext(settings, factory, "test", "2026-12-05"))
+        assert next_night.processed == [course_id]
+        assert next_night.counts == {"sent": 0, "refused": 0, "unknown": 0, "failed": 0}
+        assert len(moodle.sent_messages) == 1
+    finally:
+        moodle.stop()
+
+
+def test_one_teachers_failed_digest_does_not_stop_the_others(
+    backend: str, databases: Databases, tmp_path: Path
+) -> None:
+    from lti_app.models import DigestSubscription
+    from lti_app.scheduler import JobContext, default_jobs, run_job
+    from tests.moodle_stub import MoodleStub, fixture
+
+    moodle = MoodleStub().start()
+    try:
+        settings, factory, course_id = _digest_course(backend, databases, tmp_path, moodle.url)
+        failing = _subscribe(factory, course_id, 3, "fr")
+        second = _subscribe(factory, course_id, 44, "en")
+        refused = _subscribe(factory, course_id, 99999, "en")  # unknown to Moodle
+        send = moodle.handlers["core_message_send_instant_messages"]
+
+        def flaky(params: dict[str, str]) -> object:
+            if params["messages[0][touserid]"] == "3":
+                return fixture("error_invalid_parameter.json")
+            return send(params)
+
+        moodle.handlers["core_message_send_instant_messages"] = flaky
+        job = {j.name: j for j in default_jobs()}["weekly-digest"]
+
+        report = run_job(job, JobContext(settings, factory, "test", "2026-12-04"))
+
+        assert report.counts == {"sent": 1, "refused": 1, "unknown": 0, "failed": 1}
+        assert list(report.failed) == [course_id]
+        assert "1 of 3 weekly digest(s) failed" in report.failed[course_id]
+        assert [m["touserid"] for m in moodle.sent_messages] == [44]
+        assert "weekly summary" in moodle.sent_messages[0]["text"]
+        with factory() as session:
+            sent_at = {
+                pid: session.get_one(DigestSubscription, (course_id, pid)).last_sent_at
+                for pid in (failing, second, refused)
+            }
+        # The failed one is tried again the next night; the others are not due for a week.
+        assert sent_at[failing] is None
+        assert sent_at[second] is not None
+        # Moodle's refusal (the user does not exist) is its answer, not a failure to retry.
+        assert sent_at[refused] is None
+    finally:
+        moodle.stop()

@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> Flask:
     _install_error_handlers(app)
 
     from lti_app.web import auth, converters, db, hardening, i18n
+    from lti_app.web.actions import bp as actions_bp
     from lti_app.web.admin_courses import bp as admin_courses_bp
     from lti_app.web.api import bp as api_bp
     from lti_app.web.course_settings import bp as course_settings_bp
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(api_bp)
     app.register_blueprint(course_settings_bp)
     app.register_blueprint(admin_courses_bp)
+    app.register_blueprint(actions_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

@@ -98,12 +98,26 @@
     var filter = document.getElementById("risk-filter");
     var riskOnly = document.getElementById("risk-only");
     var count = document.getElementById("risk-count");
+    var groupFilter = document.getElementById("group-filter");
+    var notContacted = document.getElementById("not-contacted");
+    var people = applyActions(tbody);
+    function inGroup(row) {
+      if (!groupFilter || !groupFilter.value) { return true; }
+      var p = people[row.getAttribute("data-person")];
+      return !!p && p.groups.indexOf(parseInt(groupFilter.value, 10)) !== -1;
+    }
+    function uncontacted(row) {
+      if (!notContacted || !notContacted.checked) { return true; }
+      var p = people[row.getAttribute("data-person")];
+      return !p || !p.contacted;
+    }
     function applyFilter() {
       var text = filter ? filter.value.trim().toLowerCase() : "";
       var matching = [];
       Array.prototype.forEach.call(tbody.rows, function (row) {
         var visible = row.getAttribute("data-name").indexOf(text) !== -1 &&
-          (!riskOnly || !riskOnly.checked || row.getAttribute("data-risk") === "1");
+          (!riskOnly || !riskOnly.checked || row.getAttribute("data-risk") === "1") &&
+          inGroup(row) && uncontacted(row);
         row.hidden = true;
         if (visible) { matching.push(row); }
       });
@@ -130,12 +144,91 @@
       applyFilter();
     }
     if (filter) { filter.addEventListener("input", function () { page = 0; applyFilter(); }); }
-    if (riskOnly) {
-      riskOnly.addEventListener("change", function () { page = 0; applyFilter(); });
+    [riskOnly, groupFilter, notContacted].forEach(function (control) {
+      if (control) { control.addEventListener("change", function () { page = 0; applyFilter(); }); }
+    });
+    setupSelection(tbody, function () { return matchingRows(); });
+    function matchingRows() {
+      // Every row the filters keep, on every page (not only the page shown).
+      var text = filter ? filter.value.trim().toLowerCase() : "";
+      return Array.prototype.filter.call(tbody.rows, function (row) {
+        return row.getAttribute("data-name").indexOf(text) !== -1 &&
+          (!riskOnly || !riskOnly.checked || row.getAttribute("data-risk") === "1") &&
+          inGroup(row) && uncontacted(row);
+      });
     }
     if (prev) { prev.addEventListener("click", function () { goTo(-1); }); }
     if (next) { next.addEventListener("click", function () { goTo(1); }); }
     applyFilter();
+  }
+
+  // ------------------------------------------------------------------ teacher actions
+  // Per teacher and per request (the table itself is cached for the course): who became at
+  // risk since the last visit, each student's follow-up status and last contact.
+  function applyActions(tbody) {
+    var data = document.getElementById("actions-data");
+    if (!data) { return {}; }
+    var people = JSON.parse(data.getAttribute("data-people") || "{}");
+    Array.prototype.forEach.call(tbody.rows, function (row) {
+      var p = people[row.getAttribute("data-person")];
+      if (!p) { return; }
+      var nameCell = row.cells[1];
+      if (p["new"]) {
+        row.classList.add("newly-at-risk");
+        var badge = document.createElement("span");
+        badge.className = "badge text-bg-warning ms-1 new-badge";
+        badge.textContent = data.getAttribute("data-new");
+        nameCell.appendChild(badge);
+      }
+      var state = row.querySelector(".follow-up-state");
+      if (state) {
+        var words = [];
+        if (p.status_text) { words.push(p.status_text); }
+        if (p.contacted) { words.push(data.getAttribute("data-contacted").replace("{date}", p.contacted)); }
+        state.textContent = words.join(" · ");
+        if (p.status) { row.setAttribute("data-status", p.status); }
+        if (p.contacted) { row.setAttribute("data-contacted", "1"); }
+      }
+    });
+    return people;
+  }
+
+  function setupSelection(tbody, matching) {
+    var count = document.getElementById("selected-count");
+    var submit = document.getElementById("contact-selected");
+    function boxes(rows) {
+      return rows.map(function (row) { return row.querySelector("input.pick"); })
+        .filter(function (box) { return !!box; });
+    }
+    function update() {
+      var n = tbody.querySelectorAll("input.pick:checked").length;
+      if (count) {
+        var template = singular(n) ? "data-template" : "data-template-other";
+        count.textContent = (count.getAttribute(template) || "").replace("{n}", n);
+      }
+      if (submit) { submit.disabled = n === 0; }
+    }
+    function select(rows) {
+      boxes(Array.prototype.slice.call(tbody.rows)).forEach(function (box) { box.checked = false; });
+      boxes(rows).forEach(function (box) { box.checked = true; });
+      update();
+    }
+    var atRisk = document.getElementById("select-at-risk");
+    var shown = document.getElementById("select-shown");
+    var none = document.getElementById("select-none");
+    if (atRisk) {
+      atRisk.addEventListener("click", function () {
+        select(Array.prototype.filter.call(tbody.rows, function (row) {
+          return row.getAttribute("data-risk") === "1";
+        }));
+      });
+    }
+    if (shown) { shown.addEventListener("click", function () { select(matching()); }); }
+    if (none) { none.addEventListener("click", function () { select([]); }); }
+    tbody.addEventListener("change", function (event) {
+      if (event.target.classList.contains("pick")) { update(); }
+    });
+    update();
   }
 
   // ------------------------------------------------------------------ what-if

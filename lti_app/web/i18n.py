@@ -93,6 +93,41 @@ def role_name(role: Any) -> str:
     return str(gettext(words)) if words is not None else str(role or MISSING)
 
 
+#: The teacher actions' words (issue #16): message templates, what Moodle answered per
+#: recipient, and the follow-up statuses; stored as codes, shown in the reader's language.
+TEMPLATE_WORDS = {
+    "checkin": N_("check-in (how is it going?)"),
+    "meeting": N_("invitation to meet"),
+    "custom": N_("blank message"),
+}
+CONTACT_STATUS_WORDS = {
+    "sent": N_("sent"),
+    "refused": N_("refused by Moodle"),
+    "unknown": N_("no answer from Moodle (not resent)"),
+    "failed": N_("failed"),
+    "listed": N_("written from the address list"),
+}
+FOLLOW_UP_STATUS_WORDS = {
+    "contacted": N_("contacted"),
+    "met": N_("met"),
+    "no_action": N_("no action needed"),
+    "flag_wrong": N_("flag was wrong"),
+}
+
+
+def coded_words(words: dict[str, str]) -> Any:
+    def word(code: Any) -> str:
+        found = words.get(str(code or ""))
+        return str(gettext(found)) if found is not None else str(code or MISSING)
+
+    return word
+
+
+def _placeholder(name: Any) -> str:
+    """A placeholder as a teacher writes it in a message: {first_name}."""
+    return "{" + str(name) + "}"
+
+
 def _pct(value: Any) -> str:
     if value is None:
         return MISSING
@@ -183,4 +218,8 @@ def install(app: Flask) -> None:
         chance_range=_chance_range,
         when=_when,
         role_name=role_name,
+        template_name=coded_words(TEMPLATE_WORDS),
+        contact_status=coded_words(CONTACT_STATUS_WORDS),
+        follow_up_status=coded_words(FOLLOW_UP_STATUS_WORDS),
+        placeholder=_placeholder,
     )

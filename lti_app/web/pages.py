@@ -38,6 +38,7 @@ from lti_app.services.nrps import (
     store_members,
 )
 from lti_app.services.page_cache import PageCache
+from lti_app.web.actions import dashboard_actions
 from lti_app.web.admin_courses import CODES as DATES_CODES
 from lti_app.web.auth import (
     N_,
@@ -63,6 +64,10 @@ from lti_app.web.views.student import student_view
 bp = Blueprint("pages", __name__)
 
 
+#: The outcomes of the dashboard's own action forms, said at the top after the redirect.
+ACTIONS_CODES = ("digest_on", "digest_off", "groups_refreshed", "groups_unavailable")
+
+
 @bp.get("/course/<id:course_id>")
 @require_teacher
 def course_dashboard(course_id: int) -> Any:
@@ -73,6 +78,8 @@ def course_dashboard(course_id: int) -> Any:
     view = cached_course_view(_db(), course, ml=_settings().ml, cache=cache)
     body_html = with_launch_token(view["body_html"], request_launch_token() or "")
     code = request.args.get("settings")
+    actions_code = request.args.get("actions")
+    assert ctx is not None
     return render_template(
         "teacher.html",
         course=course,
@@ -80,6 +87,8 @@ def course_dashboard(course_id: int) -> Any:
         view=view,
         body_html=body_html,
         settings_code=code if code in SETTINGS_CODES else None,
+        actions=dashboard_actions(course, ctx.person_id),
+        actions_code=actions_code if actions_code in ACTIONS_CODES else None,
     )
 
 

@@ -248,6 +248,17 @@ def term_view(session: Session, course: Course, as_of: str | None) -> dict[str, 
     }
 
 
+def _risk_order(student: Mapping[str, Any]) -> tuple[Any, ...]:
+    chance, grade = student.get("pass_probability"), student.get("predicted_grade")
+    return (
+        chance is None,
+        chance if chance is not None else 0.0,
+        grade is None,
+        grade if grade is not None else 0.0,
+        str(student.get("fullname") or "").lower(),
+    )
+
+
 def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str, Any]:
     """Everything the dashboard shows, as data, wording and chart specs."""
     versions = active_models(session, course.id)
@@ -265,6 +276,9 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     view: dict[str, Any] = {
         "summary": summary,
         "students": students,
+        # The table's default order (#16): highest risk first (lowest shown chance, then lowest
+        # grade), students without an estimate last, by name within ties.
+        "students_by_risk": sorted(students, key=_risk_order),
         "pass_mark": mark,
         "pass_marks": marks,
         "risk_threshold": threshold,
@@ -380,6 +394,7 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
         "pass_marks": view["pass_marks"],
         "risk_threshold": view["risk_threshold"],
         "term": view["term"],
+        "n_students": len(view["students"]),
         # Autoescaped template output, inserted as it is.
         "body_html": Markup(body),  # noqa: S704
     }

@@ -43,7 +43,7 @@ class Actor:
 class World:
     env: LtiEnv
     actors: dict[str, Actor]
-    ids: dict[str, int]
+    ids: dict[str, int | str]
     names: dict[str, str]
 
 
@@ -111,7 +111,7 @@ def world(lti_env: LtiEnv) -> World:
     actors = {name: _launch_actor(lti_env, name, spec) for name, spec in ACTORS.items()}
     actors["anonymous"] = Actor("anonymous", None, None, None, False, False)
     with lti_env.db() as db:
-        ids = {
+        ids: dict[str, int | str] = {
             f"c{c.lti_context_id}": c.id
             for c in db.scalars(select(Course).where(Course.lti_context_id.in_(["2", "99"])))
         }
@@ -121,6 +121,7 @@ def world(lti_env: LtiEnv) -> World:
     for actor in actors.values():
         if actor.person_id:
             ids[f"p_{actor.name}"] = actor.person_id
+    ids["batch"] = "nosuchbatch"
     return World(lti_env, actors, ids, names)
 
 
@@ -148,6 +149,14 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
     ("/api/v1/courses/{c2}/students/{p_learner2_c2}", "person", "c2", "learner2_c2"),
     ("/api/v1/courses/{c99}/students/{p_learner_c99}", "person", "c99", "learner_c99"),
     ("/api/v1/courses/{c2}/students/{p_learner_c99}", "person", "c2", "learner_c99"),
+    # Teacher actions (#16): notes, statuses and contacts are the course's teachers' only.
+    ("/course/{c2}/contacts", "teacher", "c2", None),
+    ("/course/{c99}/contacts", "teacher", "c99", None),
+    ("/course/{c2}/contacts/{batch}", "teacher_404", "c2", None),
+    ("/course/{c2}/learners/{p_learner1_c2}/follow-up", "teacher_of", "c2", "learner1_c2"),
+    ("/course/{c2}/learners/{p_learner2_c2}/follow-up", "teacher_of", "c2", "learner2_c2"),
+    ("/course/{c99}/learners/{p_learner_c99}/follow-up", "teacher_of", "c99", "learner_c99"),
+    ("/course/{c2}/learners/{p_learner_c99}/follow-up", "teacher_of", "c2", "learner_c99"),
     ("/admin", "admin", None, None),
     ("/lti/config", "admin", None, None),
     ("/lti/deep-link", "deep_link", None, None),
@@ -201,6 +210,10 @@ def expected_status(
         return 403
     if kind == "teacher":
         return 200 if actor.teacher else 403
+    if kind == "teacher_404":  # a teacher's route asked for something the course lacks
+        return 404 if actor.teacher else 403
+    if kind == "teacher_of":  # a teacher's page about one enrolled person
+        return 200 if actor.teacher and person in ENROLLED[course or ""] else 403
     if kind == "member":
         return 200
     assert person is not None
@@ -235,10 +248,33 @@ def test_access(world: World, actor_name: str, route_index: int) -> None:
                 assert name not in text, (actor_name, path, other)
 
 
-@pytest.mark.parametrize("route", ["roster/refresh", "learner-view", "settings"])
+POST_ROUTES = [
+    "roster/refresh",
+    "learner-view",
+    "settings",
+    # Teacher actions (#16).
+    "contact",
+    "learners/{p_learner1_c2}/follow-up",
+    "risk-group",
+    "groups/refresh",
+    "digest",
+]
+
+
+def test_every_post_route_is_checked(world: World) -> None:
+    course_posts = {
+        re.sub(r"<(?:\w+:)?\w+>", "{}", rule.rule)
+        for rule in world.env.app.url_map.iter_rules()
+        if "POST" in (rule.methods or ()) and rule.rule.startswith("/course/")
+    }
+    listed = {"/course/{}/" + re.sub(r"\{\w+\}", "{}", r) for r in POST_ROUTES}
+    assert course_posts == listed
+
+
+@pytest.mark.parametrize("route", POST_ROUTES)
 def test_post_routes_need_a_teacher_and_a_csrf_token(world: World, route: str) -> None:
     env = world.env
-    path = f"/course/{world.ids['c2']}/{route}"
+    path = f"/course/{world.ids['c2']}/{route.format(**world.ids)}"
     learner = world.actors["learner1_c2"]
     teacher = world.actors["teacher_c2"]
     other_teacher = world.actors["teacher_c99"]

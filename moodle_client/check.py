@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMPLETION_FUNCTION",
     "COURSE_VIEW",
+    "GROUPS_FUNCTION",
     "CheckReport",
     "CourseProbe",
     "MissingCapability",
@@ -76,6 +77,11 @@ class MissingFunction:
 #: lacks `COURSE_VIEW`: "Course or activity not accessible" [`REQUIRE_LOGIN`], not a
 #: ``nopermissions`` naming a capability (the client's errors name it too).
 COMPLETION_FUNCTION = "core_completion_get_activities_completion_status"
+#: The optional features' read-only calls that `probe_course` also makes, so that a missing
+#: capability is named on the first run (never a reason for "NOT READY"). Messages and notes
+#: are not probed: trying them would send a message or write a note.
+GROUPS_FUNCTION = "core_group_get_course_groups"
+OPTIONAL_PROBES = (COMPLETION_FUNCTION, GROUPS_FUNCTION)
 
 
 @dataclass(frozen=True)
@@ -137,35 +143,69 @@ class ProbeFailure:
 @dataclass(frozen=True)
 class OptionalStatus:
     """An optional feature (`requirements.OPTIONAL_FEATURES`): off when a function it needs is
-    not in the token's service. Its capabilities are listed, not probed: without them the
-    feature is switched off at the next sync, with the explanation on the page."""
+    not in the token's service, or when its probe in the course (`OPTIONAL_PROBES`) was refused
+    for a missing capability. The capabilities of features not probed are listed: without them
+    the feature is switched off at its first use, with the explanation on the page."""
 
     feature: OptionalFeature
     missing_functions: tuple[str, ...]
+    refused: MissingCapability | None = None
+    #: A probe that failed otherwise (the feature's state is then unknown).
+    failure: ProbeFailure | None = None
 
     @property
     def on(self) -> bool:
-        return not self.missing_functions
+        return not self.missing_functions and self.refused is None
 
     @property
     def line(self) -> str:
         needs = f"its role needs {', '.join(self.feature.capabilities)}"
-        if self.on:
-            return f"{self.feature.key} ({self.feature.purpose}): available; {needs}."
-        return (
-            f"{self.feature.key} ({self.feature.purpose}): off, the pages say so. To turn it on, "
-            f"add {', '.join(repr(f) for f in self.missing_functions)} to the token's external "
-            f"service; {needs}."
+        head = f"{self.feature.key} ({self.feature.purpose})"
+        off = f"{head}: off, the pages say so" + (
+            f" ({self.feature.without})" if self.feature.without else ""
         )
+        if self.missing_functions:
+            return (
+                f"{off}. To turn it on, add "
+                f"{', '.join(repr(f) for f in self.missing_functions)} to the token's external "
+                f"service; {needs}."
+            )
+        if self.refused is not None:
+            return f"{off}. {self.refused.advice}"
+        if self.failure is not None:
+            return f"{head}: in the service, but its probe failed ({self.failure.advice}); {needs}."
+        return f"{head}: available; {needs}."
 
 
-def optional_statuses(site: SiteInfo) -> tuple[OptionalStatus, ...]:
-    """Each optional feature, on or off by the functions of the token's service."""
+def optional_statuses(
+    site: SiteInfo, probes: Mapping[str, MoodleError | None] | None = None
+) -> tuple[OptionalStatus, ...]:
+    """Each optional feature, on or off by the functions of the token's service and by what
+    probing its read-only function in a course found (`OPTIONAL_PROBES`)."""
     available = site.function_names
-    return tuple(
-        OptionalStatus(f, tuple(n for n in f.functions if n not in available))
-        for f in OPTIONAL_FEATURES
-    )
+    probes = probes or {}
+    out: list[OptionalStatus] = []
+    for feature in OPTIONAL_FEATURES:
+        missing = [n for n in feature.functions if n not in available]
+        refused: MissingCapability | None = None
+        failure: ProbeFailure | None = None
+        for name in feature.functions:
+            error = probes.get(name)
+            if error is None or error.errorcode == REQUIRE_LOGIN:  # said as unverified
+                continue
+            if isinstance(error, AccessDeniedError):
+                missing.append(name)
+            elif isinstance(error, MissingCapabilityError):
+                refused = refused or MissingCapability(
+                    function=name,
+                    name=error.capability_name,
+                    capability=error.capabilities[0] if error.capabilities else None,
+                    errorcode=error.errorcode,
+                )
+            else:
+                failure = failure or ProbeFailure(name, error)
+        out.append(OptionalStatus(feature, tuple(dict.fromkeys(missing)), refused, failure))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -304,6 +344,19 @@ def check(
             for capability in r.capabilities
             if capability != COURSE_VIEW and capability not in {u.capability for u in unverified}
         ]
+    for feature in OPTIONAL_FEATURES:
+        for name in feature.functions:
+            error = probes.get(name)
+            if error is not None and error.errorcode == REQUIRE_LOGIN:
+                not_tried += [
+                    Unverified(
+                        capability,
+                        name,
+                        f"Moodle refused the call before checking it ({COURSE_VIEW})",
+                    )
+                    for capability in feature.capabilities
+                    if capability not in {u.capability for u in not_tried}
+                ]
     warnings: list[str] = []
     if coverage is None or not coverage.compared:
         warnings.append(
@@ -326,7 +379,7 @@ def check(
         warnings=tuple(warnings),
         hidden_grade_items=coverage.hidden if coverage else (),
         unverified=tuple(not_tried),
-        optional=optional_statuses(site),
+        optional=optional_statuses(site, probes),
     )
 
 
@@ -388,19 +441,21 @@ def probe_course_details(
         "gradereport_user_get_grade_items": grade_report,
         "core_course_get_contents": contents,
         COMPLETION_FUNCTION: completion,
+        GROUPS_FUNCTION: lambda: client.call(GROUPS_FUNCTION, {"courseid": courseid}),
         LOG_FUNCTION: lambda: client.get_course_logs(courseid, afterid=0, limit=1),
     }
     results: dict[str, MoodleError | None] = {}
-    for requirement in required_functions(log_source):
-        call = calls.get(requirement.name)
-        if call is None or requirement.name not in site.function_names:
+    # The optional probes last: completion asks about a participant the others read.
+    for name in [*(r.name for r in required_functions(log_source)), *OPTIONAL_PROBES]:
+        call = calls.get(name)
+        if call is None or name not in site.function_names:
             continue
         try:
             call()
         except MoodleError as error:
-            results[requirement.name] = error
+            results[name] = error
         else:
-            results[requirement.name] = None
+            results[name] = None
     unverified: tuple[Unverified, ...] = ()
     tried_nobody = COMPLETION_FUNCTION in results and not completion_tried
     if tried_nobody and results[COMPLETION_FUNCTION] is None:

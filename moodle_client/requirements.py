@@ -79,11 +79,6 @@ REQUIRED_FUNCTIONS: tuple[FunctionRequirement, ...] = (
         ("moodle/course:viewhiddenactivities", "moodle/course:viewhiddensections"),
     ),
     FunctionRequirement(
-        "core_completion_get_activities_completion_status",
-        "read each participant's activity completion",
-        ("report/progress:view",),
-    ),
-    FunctionRequirement(
         LOG_FUNCTION,
         "read the course's standard log (companion plugin local_archepredict)",
         ("report/log:view",),
@@ -102,6 +97,8 @@ class OptionalFeature:
     purpose: str
     functions: tuple[str, ...]
     capabilities: tuple[str, ...]
+    #: What the teacher loses while the feature is off (one sentence, for `moodle check`).
+    without: str = ""
 
 
 OPTIONAL_FEATURES: tuple[OptionalFeature, ...] = (
@@ -111,18 +108,57 @@ OPTIONAL_FEATURES: tuple[OptionalFeature, ...] = (
         ("mod_assign_get_assignments", "mod_assign_get_submissions"),
         # Without viewgrades Moodle answers no submission and a warning, not an error.
         ("mod/assign:view", "mod/assign:viewgrades"),
+        "the student page shows no assignment due dates and no submitted, late or missing work",
     ),
     OptionalFeature(
         "quizzes",
         "quizzes with their closing dates; attempts are read from the log and the gradebook",
         ("mod_quiz_get_quizzes_by_courses",),
         ("mod/quiz:view",),
+        "the student page shows no quiz closing dates",
     ),
+    # Coursework is its only use: a sync without it stores no completion and says why, so it
+    # is optional (it used to be listed among the required functions).
     OptionalFeature(
         "completion",
         "each student's activity completion (student page; one call per student)",
         ("core_completion_get_activities_completion_status",),
         ("report/progress:view",),
+        "the student page shows no activity completion",
+    ),
+    # Teacher actions (issue #16, items 1 to 5), recorded on Moodle 5.1 ("Round 2", 3 to 5).
+    OptionalFeature(
+        "messaging",
+        "message the flagged students through Moodle, and the weekly digest to teachers",
+        ("core_message_send_instant_messages",),
+        # messageanyuser: without it Moodle refuses each recipient the token user shares no
+        # course with (msgid -1), and it lets the message past a student's block.
+        ("moodle/site:sendmessage", "moodle/site:messageanyuser"),
+        "teachers cannot message students from the tool (they get the addresses to copy "
+        "instead) and receive no weekly digest",
+    ),
+    OptionalFeature(
+        "notes",
+        "a follow-up mirrored as a Moodle course note, when the teacher asks",
+        ("core_notes_create_notes",),
+        ("moodle/notes:manage",),
+        "follow-ups stay in the tool only and cannot be copied to Moodle's course notes",
+    ),
+    OptionalFeature(
+        "groups",
+        "the dashboard's filter by Moodle group, and the Moodle group of the flagged students",
+        (
+            "core_group_get_course_groups",
+            "core_group_get_group_members",
+            "core_group_create_groups",
+            "core_group_add_group_members",
+            "core_group_delete_group_members",
+        ),
+        # managegroups for reading and changing; accessallgroups (already needed for the
+        # roster) for members of groups the token user is not in.
+        ("moodle/course:managegroups", "moodle/site:accessallgroups"),
+        "teachers cannot filter the dashboard by group nor make a Moodle group of the flagged "
+        "students",
     ),
 )
 
@@ -180,8 +216,12 @@ def capability_from_message(message: str) -> tuple[str | None, tuple[str, ...]]:
 
 
 def requirement_for(wsfunction: str | None) -> FunctionRequirement | None:
-    """The requirement entry of a function, or None for a function the tool does not need."""
+    """The requirement entry of a function (an optional feature's function too: its
+    capabilities explain a refusal), or None for a function the tool does not call."""
     for requirement in REQUIRED_FUNCTIONS:
         if requirement.name == wsfunction:
             return requirement
+    for feature in OPTIONAL_FEATURES:
+        if wsfunction in feature.functions:
+            return FunctionRequirement(wsfunction, feature.purpose, feature.capabilities)
     return None

@@ -16,9 +16,9 @@
 defined('MOODLE_INTERNAL') || die();
 
 $plugin->component = 'local_archepredict';
-$plugin->version = 2026120301;
+$plugin->version = 2026120400;
 // Moodle 4.2 is the first release with the core_external namespace used by the function.
 $plugin->requires = 2023042400;
 $plugin->supported = [402, 501];
 $plugin->maturity = MATURITY_BETA;
-$plugin->release = '0.2.1';
+$plugin->release = '0.3.0';

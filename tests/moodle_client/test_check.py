@@ -269,10 +269,15 @@ def test_progress_view_is_reported_on_the_first_run(
 
     report = run_check(client, 2, log_source="csv")
 
+    # Completion is optional (#16): named on the first run, among the optional features.
     assert [m.capability for m in report.missing_capabilities] == [
         "moodle/course:viewparticipants",
-        "report/progress:view",
     ]
+    completion = {o.feature.key: o for o in report.optional}["completion"]
+    assert not completion.on
+    assert completion.refused is not None
+    assert completion.refused.capability == "report/progress:view"
+    assert "'report/progress:view' (View activity completion reports)" in completion.line
     asked = moodle.calls_to("core_completion_get_activities_completion_status")
     assert asked
     assert asked[0].form["userid"] != "44"  # not the token user
@@ -312,3 +317,133 @@ def test_requireloginerror_names_moodle_course_view_in_every_error(
     with pytest.raises(MissingCapabilityError) as raised:
         client.get_enrolled_users(2)
     assert "moodle/course:view" in str(raised.value)
+
+
+# ------------------------------------------------------------------ #16 item 8: optional features
+
+ACTION_FUNCTIONS = (
+    "core_message_send_instant_messages",
+    "core_notes_create_notes",
+    "core_group_get_course_groups",
+    "core_group_get_group_members",
+    "core_group_create_groups",
+    "core_group_add_group_members",
+    "core_group_delete_group_members",
+)
+
+
+def _with(site: SiteInfo, *names: str) -> SiteInfo:
+    return dataclasses.replace(
+        site, functions=(*site.functions, *(SiteFunction(n, "2025100600") for n in names))
+    )
+
+
+def test_completion_is_optional_not_required() -> None:
+    assert "core_completion_get_activities_completion_status" not in {
+        r.name for r in required_functions("ws")
+    }
+    site = _site()
+    without = dataclasses.replace(
+        site,
+        functions=tuple(
+            f
+            for f in site.functions
+            if f.name != "core_completion_get_activities_completion_status"
+        ),
+    )
+    report = check(without, log_source="csv")
+    assert report.ok
+    completion = {o.feature.key: o for o in report.optional}["completion"]
+    assert completion.missing_functions == ("core_completion_get_activities_completion_status",)
+    assert "the student page shows no activity completion" in completion.line
+
+
+def test_teacher_actions_are_optional_features_with_their_capabilities() -> None:
+    report = check(_site(), log_source="csv")
+    assert report.ok  # the recorded service has none of them: never "NOT READY"
+    by_key = {o.feature.key: o for o in report.optional}
+    assert by_key["messaging"].missing_functions == ("core_message_send_instant_messages",)
+    assert by_key["notes"].missing_functions == ("core_notes_create_notes",)
+    assert by_key["groups"].missing_functions == ACTION_FUNCTIONS[2:]
+    assert by_key["messaging"].feature.capabilities == (
+        "moodle/site:sendmessage",
+        "moodle/site:messageanyuser",
+    )
+    assert by_key["notes"].feature.capabilities == ("moodle/notes:manage",)
+    assert "moodle/course:managegroups" in by_key["groups"].feature.capabilities
+    text = "\n".join(report.lines())
+    assert "OK: nothing missing." in text
+    for key in ("messaging", "notes", "groups"):
+        line = by_key[key].line
+        assert line.startswith(f"{key} (")
+        assert "off, the pages say so (" in line  # what the teacher loses
+        assert by_key[key].feature.without
+        assert line in text
+    assert "receive no weekly digest" in by_key["messaging"].line
+    full = check(_with(_site(), *ACTION_FUNCTIONS), log_source="csv")
+    on = {o.feature.key for o in full.optional if o.on}
+    assert {"messaging", "notes", "groups"} <= on
+    assert "messaging (" in "\n".join(full.lines())
+
+
+def test_recorded_refusals_switch_a_feature_off_never_not_ready() -> None:
+    site = _with(_site(), *ACTION_FUNCTIONS)
+    probes: dict[str, MoodleError | None] = {
+        "core_group_get_course_groups": _error(
+            "error_missing_capability__managegroups.json", "core_group_get_course_groups"
+        ),
+        "core_completion_get_activities_completion_status": None,
+    }
+    report = check(site, probes, log_source="csv")
+    assert report.ok
+    groups = {o.feature.key: o for o in report.optional}["groups"]
+    assert not groups.on
+    assert groups.refused is not None
+    assert groups.refused.capability == "moodle/course:managegroups"
+    assert "'moodle/course:managegroups' (Manage groups)" in groups.line
+    # A function taken out of the service (accessexception) reads as missing.
+    denied = check(
+        site,
+        {
+            "core_group_get_course_groups": _error(
+                "error_function_not_in_service.json", "core_group_get_course_groups"
+            )
+        },
+        log_source="csv",
+    )
+    assert {o.feature.key: o for o in denied.optional}["groups"].missing_functions == (
+        "core_group_get_course_groups",
+    )
+    assert denied.ok
+    # The error a refused call raises names the capabilities of the feature.
+    error = _error("error_missing_capability__notes_manage.json", "core_notes_create_notes")
+    assert isinstance(error, MissingCapabilityError)
+    assert error.capabilities == ("moodle/notes:manage",)
+    assert "core_notes_create_notes needs: moodle/notes:manage" in str(error)
+
+
+def test_run_check_probes_the_groups_read_over_http(
+    client: MoodleClient, moodle: MoodleStub
+) -> None:
+    site = fixture_json("core_webservice_get_site_info.json")
+    site["functions"] += [{"name": n, "version": "2025100600"} for n in ACTION_FUNCTIONS]
+    moodle.queue("core_webservice_get_site_info", Reply(body=site))
+    moodle.queue(
+        "core_group_get_course_groups",
+        Reply(body=fixture_json("error_missing_capability__managegroups.json")),
+    )
+
+    report = run_check(client, 2, log_source="csv")
+
+    assert [c.form["courseid"] for c in moodle.calls_to("core_group_get_course_groups")] == ["2"]
+    # Messages and notes are never probed: that would send a message or write a note.
+    assert moodle.calls_to("core_message_send_instant_messages") == []
+    assert moodle.calls_to("core_notes_create_notes") == []
+    assert report.ok
+    groups = {o.feature.key: o for o in report.optional}["groups"]
+    assert groups.refused is not None
+    assert groups.refused.capability == "moodle/course:managegroups"
+    text = "\n".join(report.lines())
+    assert "groups (" in text
+    assert "moodle/course:managegroups" in text
+    assert "OK: nothing missing." in text

@@ -45,11 +45,26 @@ $services = [
             'core_enrol_get_enrolled_users',
             'gradereport_user_get_grade_items',
             'core_course_get_contents',
-            'core_completion_get_activities_completion_status',
             // Every grade item of the course, to find those the grade report leaves out.
             'core_grades_get_gradeitems',
             'local_archepredict_get_course_logs',
             'local_archepredict_get_course_grading',
+            // Optional: each one turns a feature on; without it (or its capability) the
+            // tool says so on its pages (`arche-predict moodle check` lists them).
+            // Coursework beside the risk: due dates, submissions, completion.
+            'mod_assign_get_assignments',
+            'mod_assign_get_submissions',
+            'mod_quiz_get_quizzes_by_courses',
+            'core_completion_get_activities_completion_status',
+            // Teacher actions: messages to students and the weekly digest, course notes,
+            // the group filter and the group of the flagged students.
+            'core_message_send_instant_messages',
+            'core_notes_create_notes',
+            'core_group_get_course_groups',
+            'core_group_get_group_members',
+            'core_group_create_groups',
+            'core_group_add_group_members',
+            'core_group_delete_group_members',
         ],
         'restrictedusers' => 1,
         'enabled' => 0,

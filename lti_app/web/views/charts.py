@@ -131,8 +131,12 @@ def cohort_engagement(
     median: str = "Cohort median",
     quartiles: str = "Middle half of the cohort",
     own_label: str = "You",
+    past: pd.DataFrame | None = None,
+    past_label: str = "Previous offering's median",
 ) -> dict[str, Any]:
-    """The cohort's weekly median as a line over its interquartile band; `own` on top."""
+    """The cohort's weekly median as a line over its interquartile band; `own` on top; `past`
+    (week, median) the previous offering's median student at the same week of its term, so a
+    teacher sees whether this year's cohort is quieter than last year's at the same point."""
     band = (
         alt.Chart(cohort)
         .mark_area(opacity=0.25, color=BLUE)
@@ -160,6 +164,19 @@ def cohort_engagement(
         )
     )
     layers: list[Any] = [band, line]
+    if past is not None and not past.empty:
+        layers.append(
+            alt.Chart(past)
+            .mark_line(color=GREY, strokeDash=[6, 3])
+            .encode(
+                x="week:O",
+                y="median:Q",
+                tooltip=[
+                    alt.Tooltip("week:O", title=week),
+                    alt.Tooltip("median:Q", title=past_label),
+                ],
+            )
+        )
     if own is not None:
         layers.append(
             alt.Chart(own)

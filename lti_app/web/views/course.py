@@ -19,7 +19,7 @@ from lti_app.config import MLSettings
 from lti_app.models import Course, ModelVersion
 from lti_app.services import dashboard
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
-from lti_app.services.courses import shown_term
+from lti_app.services.courses import past_offerings, shown_term
 from lti_app.services.insights import (
     active_models,
     course_summary,
@@ -248,6 +248,32 @@ def term_view(session: Session, course: Course, as_of: str | None) -> dict[str, 
     }
 
 
+def _previous_cohort(
+    session: Session, course: Course, cohort: pd.DataFrame
+) -> tuple[pd.DataFrame | None, str | None]:
+    """The latest linked past offering's median student per week of its term, over the weeks
+    the current offering has reached (#16: the same week of last year's offering)."""
+    past = past_offerings(session, course.id)
+    if not past or cohort.empty:
+        return None, None
+    last = past[-1]
+    weekly = dashboard.cohort_weekly(dashboard.weekly_activity(session, last, by_category=False))
+    weekly = weekly[weekly["week"] <= cohort["week"].max()]
+    if weekly.empty:
+        return None, None
+    return weekly[["week", "median"]].reset_index(drop=True), last.fullname or last.shortname
+
+
+def _with_past(cohort: pd.DataFrame, past: pd.DataFrame | None) -> pd.DataFrame:
+    if past is None:
+        return cohort.assign(past_median=None)
+    return (
+        cohort.merge(past.rename(columns={"median": "past_median"}), on="week", how="left")
+        .astype(object)
+        .where(lambda f: f.notna(), None)
+    )
+
+
 def _risk_order(student: Mapping[str, Any]) -> tuple[Any, ...]:
     chance, grade = student.get("pass_probability"), student.get("predicted_grade")
     return (
@@ -273,6 +299,7 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
     activity = dashboard.weekly_activity(session, course, by_category=False)
     cohort = dashboard.cohort_weekly(activity)
+    past, past_name = _previous_cohort(session, course, cohort)
     view: dict[str, Any] = {
         "summary": summary,
         "students": students,
@@ -287,7 +314,8 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
         "sync_problem": sync_problem(summary),
         "quality": quality_sentences(versions) if summary["state"] == "predictions" else [],
         "versions": versions,
-        "cohort": cohort.to_dict(orient="records"),
+        "cohort": _with_past(cohort, past).to_dict(orient="records"),
+        "past_offering": past_name,
         "labels": labels(
             sorted({f["feature"] for s in students for fs in s["factors"].values() for f in fs})
         ),
@@ -299,6 +327,8 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
         actions=_("Actions"),
         median=_("Cohort median"),
         quartiles=_("Middle half of the cohort"),
+        past=past,
+        past_label=_("Median of the previous offering"),
     )
     if summary["state"] == "predictions":
         _add_grades(view, students, mark)

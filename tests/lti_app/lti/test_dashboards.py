@@ -32,6 +32,8 @@ from lti_app.models import (
     Prediction,
     SyncRun,
 )
+from lti_app.services.courses import past_offerings
+from lti_app.services.dashboard import cohort_weekly, weekly_activity
 from lti_app.services.page_cache import CachedPage
 from lti_app.web.views import charts
 from lti_app.web.views.course import DASHBOARD, build_dashboard
@@ -133,9 +135,20 @@ def test_dashboard_shows_quality_table_and_charts(lti_env: LtiEnv, world: World)
         sorted(s["predicted_grade"] for s in students)
     )
     assert {"pass_mark": 10.0} in _values(specs["chart-grades"])
-    weeks = [r for r in _values(specs["chart-engagement"]) if "median" in r]
+    weeks = [r for r in _values(specs["chart-engagement"]) if "q1" in r]
     assert weeks
     assert all(r["q1"] <= r["median"] <= r["q3"] for r in weeks)
+    # The previous offering's median student at the same weeks of its term (#16), as the
+    # service computes it for that offering, over the weeks this offering has reached.
+    past_rows = [r for r in _values(specs["chart-engagement"]) if set(r) == {"week", "median"}]
+    with lti_env.db() as db:
+        last = past_offerings(db, world.course_id)[-1]
+        expected = cohort_weekly(weekly_activity(db, last, by_category=False))
+    reached = max(r["week"] for r in weeks)
+    expected = expected[expected["week"] <= reached]
+    assert [r["week"] for r in past_rows] == expected["week"].tolist()
+    assert [r["median"] for r in past_rows] == pytest.approx(expected["median"].tolist())
+    assert "previous offering" in page
     # Each chart has its data table.
     for table in ("table-grades", "table-engagement", "table-importance", "table-calibration"):
         assert f'id="{table}"' in page

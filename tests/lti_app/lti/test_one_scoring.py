@@ -84,7 +84,7 @@ def test_rescoring_unchanged_data_stores_identical_predictions(
 # --------------------------------------------------------------------------- the surfaces
 
 _PAGE_ROW = re.compile(
-    r'<tr data-risk="[01]"[^>]*>\s*<td data-value="[^"]*">'
+    r'<tr data-risk="[01]"[^>]*>\s*<td>.*?</td>\s*<td data-value="[^"]*">'
     r'<a class="student-link" href="[^"]*/learners/(\d+)[?"].*?'
     r'<td data-value="([^"]*)" class="grade">.*?<td data-value="([^"]*)" class="proba">',
     re.DOTALL,

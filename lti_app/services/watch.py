@@ -24,7 +24,9 @@ from lti_app.models import (
     Person,
     Prediction,
 )
-from lti_app.services.contacts import mark_available, mark_unavailable, recipients
+from lti_app.services.contacts import mark_available, mark_unavailable
+from lti_app.services.insights import active_models, is_at_risk, latest_as_of
+from lti_app.services.shown_scoring import of_active_models
 from moodle_client.actions import send_message
 from moodle_client.client import MoodleClient
 from moodle_client.errors import AccessDeniedError, MissingCapabilityError, MoodleError
@@ -65,17 +67,19 @@ def record_visit(
 
 
 def at_risk_ids(session: Session, course: Course, threshold: float) -> set[int]:
-    """The students at risk in the shown scoring (the dashboard's table)."""
-    students = recipients(session, course, _all_students(session, course), threshold)
-    return {r.person.id for r in students if r.at_risk}
-
-
-def _all_students(session: Session, course: Course) -> list[int]:
-    return list(
-        session.scalars(
-            select(Prediction.person_id).where(Prediction.course_id == course.id).distinct()
+    """The students at risk in the shown scoring (the dashboard's table), read as ids and
+    chances only: the dashboard asks on every visit, and the full rows (features, factors)
+    are most of a 500-student scoring's bytes."""
+    clf = active_models(session, course.id).get("classification")
+    as_of = latest_as_of(session, course.id)
+    if clf is None or not clf.gate_passed or as_of is None:
+        return set()
+    rows = session.execute(
+        select(Prediction.person_id, Prediction.pass_probability).where(
+            *of_active_models(course.id), Prediction.as_of == as_of
         )
-    )
+    ).all()
+    return {pid for pid, chance in rows if is_at_risk(chance, threshold)}
 
 
 def _at_risk_as_of(

@@ -23,7 +23,14 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
     """
     from lti_app.db import private_instance
     from lti_app.observability import configure_logging
-    from lti_app.scheduler import JobContext, build_scheduler, default_jobs, nightly_slot, run_job
+    from lti_app.scheduler import (
+        JobContext,
+        build_scheduler,
+        default_jobs,
+        nightly_slot,
+        nightly_time,
+        run_job,
+    )
     from lti_app.services.locks import holder_id
 
     settings = ctx.settings
@@ -35,7 +42,7 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
     if list_jobs:
         for job in jobs.values():
             when = (
-                f"nightly at {settings.scheduler.nightly_at}"
+                f"nightly at {nightly_time(settings, job):%H:%M}"
                 if job.schedule == "nightly"
                 else (f"every {job.interval}")
             )

@@ -243,15 +243,18 @@ def test_teacher_dashboard_draws_its_charts_and_sorts(
     assert frame.locator("#chart-engagement .mark-area path").count() >= 1
     assert frame.locator("#chart-importance .mark-rect path").count() >= 3
     assert frame.locator("#chart-calibration .mark-line path").count() >= 1
-    # Sorting by pass probability, then reversing.
+    # Highest risk first by default (#16): the pass chance (column 3, after the selection
+    # box, the name and the grade) ascending; a click reverses it, another restores it.
     header = frame.locator("#risk-table th button.sort", has_text="Chance of passing")
-    header.click()
-    values = _column(frame, 2)
+    values = _column(frame, 3)
     assert values == sorted(values)
     assert len(values) == scored.n_students
+    expect(frame.locator("#risk-table th[aria-sort=ascending]")).to_have_count(1)
     header.click()
-    assert _column(frame, 2) == sorted(values, reverse=True)
+    assert _column(frame, 3) == sorted(values, reverse=True)
     expect(frame.locator("#risk-table th[aria-sort=descending]")).to_have_count(1)
+    header.click()
+    assert _column(frame, 3) == sorted(values)
     # Filtering.
     frame.locator("#risk-filter").fill(scored.learner_name[:6].lower())
     visible = frame.locator("#risk-table tbody tr:not([hidden])")

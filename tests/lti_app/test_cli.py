@@ -238,3 +238,17 @@ def test_a_command_makes_one_engine_and_disposes_it(settings: Settings, monkeypa
     pool = made[0].pool
     assert isinstance(pool, QueuePool)  # a SQLite file keeps its connections pooled
     assert pool.checkedin() == 0  # disposed: no connection left in the pool
+
+
+def test_scheduler_list_gives_each_nightly_job_its_own_time(settings: Settings) -> None:
+    """The weekly digest runs two hours after the nightly sync (its offset), and says so."""
+    from lti_app.scheduler import default_jobs, nightly_time
+
+    result = CliRunner().invoke(main, ["--config", str(settings.source), "scheduler", "--list"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines() if line.strip()}
+    for job in default_jobs():
+        if job.schedule == "nightly":
+            assert f"nightly at {nightly_time(settings, job):%H:%M}" in lines[job.name]
+    sync, digest = lines["nightly-sync"], lines["weekly-digest"]
+    assert sync.split("nightly at ")[1][:5] != digest.split("nightly at ")[1][:5]

@@ -26,7 +26,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lti_app.models import Contact, Course, MoodleSite, Person, Prediction
+from lti_app.models import Contact, Course, Enrolment, MoodleSite, Person, Prediction
 from lti_app.services import audit
 from lti_app.services.insights import active_models, is_at_risk, latest_predictions
 from moodle_client.actions import send_message
@@ -49,6 +49,7 @@ __all__ = [
     "record_listed",
     "render",
     "send_one",
+    "student_labels",
     "template_text",
 ]
 
@@ -373,11 +374,29 @@ def batch_results(session: Session, course: Course, batch: str) -> list[tuple[Co
     return [(c, p) for c, p in rows]
 
 
+def student_labels(session: Session, course_id: int) -> dict[int, str]:
+    """Each person of the course by the name a teacher reads, made unique: a name two people
+    share gets their Moodle user id ("Paul Martin (#219)"), as the grades chart does, so a
+    teacher can tell which of them a message reached."""
+    rows = session.execute(
+        select(Person.id, Person.fullname, Person.moodle_user_id)
+        .join(Enrolment, Enrolment.person_id == Person.id)
+        .where(Enrolment.course_id == course_id)
+        .distinct()
+    ).all()
+    counts: dict[str, int] = {}
+    for _, name, _ in rows:
+        counts[name] = counts.get(name, 0) + 1
+    return {
+        pid: name if counts[name] == 1 else f"{name} (#{uid or pid})" for pid, name, uid in rows
+    }
+
+
 def contact_log(
     session: Session, course: Course, person_id: int | None = None, limit: int = 500
 ) -> list[dict[str, Any]]:
-    """Every contact of the course (or of one student), newest first: by whom, to whom, when,
-    how, which template, Moodle's answer."""
+    """Every contact of the course (or of one student), newest send first and by name within
+    a send: by whom, to whom, when, how, which template, Moodle's answer."""
     sender = Person.__table__.alias("sender")
     query = (
         select(Contact, Person.fullname, sender.c.fullname)
@@ -389,10 +408,19 @@ def contact_log(
     )
     if person_id is not None:
         query = query.where(Contact.person_id == person_id)
-    return [
-        {"contact": c, "student": student, "sender": by or ""}
+    labels = student_labels(session, course.id)
+    rows = [
+        {"contact": c, "student": labels.get(c.person_id, student), "sender": by or ""}
         for c, student, by in session.execute(query).all()
     ]
+    # A send writes its rows one by one: ordered by time alone they read in reverse names.
+    newest: dict[str, datetime] = {}
+    for r in rows:
+        c = r["contact"]
+        newest[c.batch] = max(newest.get(c.batch, c.at), c.at)
+    rows.sort(key=lambda r: r["student"].lower())
+    rows.sort(key=lambda r: newest[r["contact"].batch], reverse=True)
+    return rows
 
 
 def last_contacts(session: Session, course_id: int) -> Mapping[int, datetime]:

@@ -93,6 +93,7 @@ def contact(course_id: int) -> Any:
         "placeholders": contacts.placeholder_names(template_locale),
         "error": None,
         "previews": [],
+        "labels": contacts.student_labels(session, course.id),
     }
     if not picked:
         view["error"] = {"code": "no_recipients"}
@@ -147,7 +148,8 @@ def contact_batch(course_id: int, batch: str) -> Any:
     rows = contacts.batch_results(db(), course, batch[:32])
     if not rows:
         return error_response(404, N_("Not found"), N_("No contact of this course has this id."))
-    return render_template("contact_results.html", course=course, rows=rows)
+    labels = contacts.student_labels(db(), course.id)
+    return render_template("contact_results.html", course=course, rows=rows, labels=labels)
 
 
 @bp.get("/course/<id:course_id>/contacts")
@@ -198,6 +200,7 @@ def follow_up(course_id: int, person_id: int) -> Any:
         "follow_up.html",
         course=course,
         student=student,
+        student_name=contacts.student_labels(session, course.id).get(student.id, student.fullname),
         shown=shown[0] if shown else None,
         history=follow_ups.history(session, course, person_id),
         log=contacts.contact_log(session, course, person_id),
@@ -221,10 +224,17 @@ def risk_group(course_id: int) -> Any:
     site = session.get_one(MoodleSite, course.site_id)
     threshold = _threshold(course)
     at_risk = watch.at_risk_ids(session, course, threshold)
-    people = [p for p in (session.get(Person, pid) for pid in sorted(at_risk)) if p is not None]
+    people = sorted(
+        (p for p in (session.get(Person, pid) for pid in at_risk) if p is not None),
+        key=lambda p: (p.fullname.lower(), p.id),
+    )
     week = course_groups.term_week(course.start_at, latest_as_of(session, course.id))
     name = course_groups.risk_group_name(week, _locale())
-    result: dict[str, Any] = {"name": name, "students": people}
+    result: dict[str, Any] = {
+        "name": name,
+        "students": people,
+        "labels": contacts.student_labels(session, course.id),
+    }
     code = 200
     if not people:
         result["error"] = "nobody"
@@ -323,7 +333,9 @@ def dashboard_actions(course: Course, person_id: int) -> dict[str, Any]:
         "people": {
             str(pid): {
                 "new": pid in new,
-                "contacted": (str(format_date(last[pid], format="short")) if pid in last else None),
+                "contacted": (
+                    str(format_date(last[pid], format="medium")) if pid in last else None
+                ),
                 "status": statuses[pid][0] if pid in statuses else None,
                 "status_text": status_word(statuses[pid][0]) if pid in statuses else None,
                 "groups": members.get(pid, []),

@@ -68,6 +68,13 @@ class World:
     teacher_uid: int
     teacher_name: str
 
+    def label(self, pid: int) -> str:
+        """The name as the action pages write it: a name two students share gets the Moodle
+        id ("Paul Martin (#219)"), so the teacher can tell them apart."""
+        name = self.names[pid]
+        shared = sum(1 for other in self.names.values() if other == name) > 1
+        return f"{name} (#{self.uid[pid]})" if shared else name
+
 
 @pytest.fixture(scope="module")
 def world(scored: Scored) -> Iterator[World]:  # noqa: F811
@@ -253,7 +260,9 @@ def test_contact_the_at_risk_students(
     for pid in world.at_risk:
         first = world.names[pid].split()[0]
         card = frame.locator(f"#previews article.preview[data-person='{pid}']")
-        expect(card.locator(".card-header")).to_have_text(f"To {world.names[pid]}")
+        expect(card.locator(".card-header")).to_have_text(
+            re.compile(rf"^To {re.escape(world.label(pid))}\s*$")
+        )
         text = card.locator(".message-text")
         expect(text).to_contain_text(f"Hello {first},")
         expect(text).to_contain_text(course_name)
@@ -282,7 +291,7 @@ def test_contact_the_at_risk_students(
         p: "refused" if p == world.refused else "sent" for p in world.at_risk
     }
     refused_row = frame.locator(f"#results tbody tr[data-person='{world.refused}']")
-    expect(refused_row.locator("td").nth(0)).to_have_text(world.names[world.refused])
+    expect(refused_row.locator("td").nth(0)).to_have_text(world.label(world.refused))
     expect(refused_row.locator("td").nth(1)).to_have_text(re.compile("refused", re.I))
     expect(refused_row.locator("td").nth(2)).to_have_text(REFUSAL)
     expect(frame.locator("#results-summary")).to_contain_text(
@@ -369,7 +378,7 @@ def test_follow_up_status_and_note_mirrored_to_moodle(
     note = "Vu en TD après le cours : rattrapage du quiz 2 prévu."
     page, frame = _launch(browser, world.scored, "teacher")
     frame.locator(f"#risk-table tr[data-person='{pid}'] a.follow-up-link").click()
-    expect(frame.locator("#follow-up-title")).to_have_text(f"Follow-up of {world.names[pid]}")
+    expect(frame.locator("#follow-up-title")).to_have_text(f"Follow-up of {world.label(pid)}")
     expect(frame.locator("#no-history")).to_be_visible()
     # The refused message is on the student's record.
     expect(frame.locator("#student-contacts li")).to_have_count(1)
@@ -431,7 +440,7 @@ def test_the_risk_group_then_filtering_by_group(
     )
     members = frame.locator("#group-members li")
     expect(members).to_have_count(len(world.at_risk))
-    assert sorted(members.all_inner_texts()) == sorted(world.names[p] for p in world.at_risk)
+    assert sorted(members.all_inner_texts()) == sorted(world.label(p) for p in world.at_risk)
     heading = frame.locator("h1").inner_text()
     name_found = re.search(r"“(.+)”", heading)
     assert name_found, heading

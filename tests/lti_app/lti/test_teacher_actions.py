@@ -225,6 +225,24 @@ def test_contact_compose_preview_send_results_and_no_second_send(world: World) -
     assert len(re.findall(r'<tr data-person="\d+" data-status="', log)) >= len(picked)
 
 
+def test_students_who_share_a_name_are_told_apart(world: World) -> None:
+    """Every student picked reads as a different label (a shared name gets the Moodle id)."""
+    everyone = [s.person_id for s in world.scored.students]
+    names = [s.fullname for s in world.scored.students]
+    assert len(set(names)) < len(names), "the simulated course has two students of one name"
+    status, page, _ = _post(world, _contact_path(world), {"person": everyone})
+    assert status == 200
+    shown = [
+        name.strip()
+        for name in re.findall(r'<li class="list-inline-item" data-person="\d+">([^<]+)', page)
+    ]
+    assert len(shown) == len(everyone)
+    assert len(set(shown)) == len(shown)
+    for s in world.scored.students:
+        if names.count(s.fullname) > 1:
+            assert f"{s.fullname} (#{s.moodle_user_id})" in shown
+
+
 def test_a_bad_message_is_refused_with_its_reason(world: World) -> None:
     path = _contact_path(world)
     pid = world.at_risk[0]

@@ -198,12 +198,18 @@ def test_table_pages_keep_sort_and_filter(
         assert pager.locator("[aria-current]").count() <= 1
         frame.locator("#risk-prev").click()
         assert shown.first.get_attribute("data-person") == first
-    # Sorting by name, descending: the first page holds the last names of all the rows.
+    # Sorting by name (the cell after the selection box) covers every page: ascending, then
+    # descending, the first page starts with the first, then the last name of all the rows
+    # (the table opens highest risk first, #16).
     names: list[str] = table.locator("tbody tr").evaluate_all(
-        "rows => rows.map(r => r.cells[0].getAttribute('data-value'))"
+        "rows => rows.map(r => r.cells[1].getAttribute('data-value'))"
     )
-    frame.locator("#risk-table th button.sort").first.click()  # ascending was the default
-    top = shown.first.locator("td").first.get_attribute("data-value")
+    by_name = frame.locator("#risk-table th button.sort").first
+    by_name.click()
+    top = shown.first.locator("td").nth(1).get_attribute("data-value")
+    assert top == sorted(names, key=str.lower)[0] or top == min(names)
+    by_name.click()
+    top = shown.first.locator("td").nth(1).get_attribute("data-value")
     assert top == sorted(names, key=str.lower)[-1] or top == max(names)
     # A filter narrows over every page.
     frame.locator("#risk-filter").fill(scored.learner_name.lower())

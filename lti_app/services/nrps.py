@@ -125,6 +125,40 @@ def store_members(session: Session, course: Course, members: list[dict[str, Any]
     )
 
 
+#: Roles as a reader lists them: teaching roles before learning ones.
+_ROLE_ORDER = {
+    r: i
+    for i, r in enumerate(
+        ("manager", "editingteacher", "teacher", "noneditingteacher", "learner", "student")
+    )
+}
+
+
+def course_members(session: Session, course: Course) -> list[tuple[Person, list[str], str]]:
+    """The Participants page: one row per person (a teacher also enrolled as a student is one
+    person with both roles, never listed twice), with the name a reader can tell apart (a
+    name two members share gets the Moodle user id, "Paul Martin (#219)"), ordered by name."""
+    roles: dict[int, list[str]] = {}
+    people: dict[int, Person] = {}
+    for person, role in course_roster(session, course):
+        people.setdefault(person.id, person)
+        if role not in roles.setdefault(person.id, []):
+            roles[person.id].append(role)
+    counts: dict[str, int] = {}
+    for person in people.values():
+        counts[person.fullname] = counts.get(person.fullname, 0) + 1
+    return [
+        (
+            person,
+            sorted(roles[pid], key=lambda r: (_ROLE_ORDER.get(r, len(_ROLE_ORDER)), r)),
+            person.fullname
+            if counts[person.fullname] == 1
+            else f"{person.fullname} (#{person.moodle_user_id or person.id})",
+        )
+        for pid, person in people.items()
+    ]
+
+
 def course_roster(session: Session, course: Course) -> list[tuple[Person, str]]:
     """Active enrolments of the course, as (person, role), ordered by name."""
     rows = session.execute(

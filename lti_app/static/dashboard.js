@@ -334,7 +334,9 @@
           .replace("{done}", state.pages_done).replace("{total}", state.pages_total || "?");
       } else if (state.state === "done") {
         bar.value = 1;
-        text.textContent = slot.getAttribute("data-msg-done").replace("{added}", state.events_added);
+        var done = singular(state.events_added) ? "data-msg-done" : "data-msg-done-other";
+        text.textContent = (slot.getAttribute(done) || slot.getAttribute("data-msg-done"))
+          .replace("{added}", state.events_added);
         window.setTimeout(function () { window.location.reload(); }, 1500);
         return true;
       } else if (state.state === "failed") {

@@ -33,7 +33,7 @@ from lti_app.services.lti_registry import DbToolConf
 from lti_app.services.nrps import (
     RosterError,
     TimeoutSession,
-    course_roster,
+    course_members,
     fetch_members,
     store_members,
 )
@@ -156,7 +156,7 @@ def roster(course_id: int) -> Any:
     return render_template(
         "roster.html",
         course=course,
-        members=course_roster(_db(), course),
+        members=course_members(_db(), course),
         can_refresh=bool(ctx.details.get("nrps_url")),
         refreshed=request.args.get("refreshed"),
     )

@@ -306,6 +306,8 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
         # The table's default order (#16): highest risk first (lowest shown chance, then lowest
         # grade), students without an estimate last, by name within ties.
         "students_by_risk": sorted(students, key=_risk_order),
+        # Names two students share read with the Moodle id, as on the grades chart (#15).
+        "names": charts.mark_labels(students),
         "pass_mark": mark,
         "pass_marks": marks,
         "risk_threshold": threshold,

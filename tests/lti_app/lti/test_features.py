@@ -129,6 +129,27 @@ def test_names_and_roles_roster_fetch(lti_env: LtiEnv) -> None:
         assert "nrps" in sources
 
 
+def test_participants_list_a_teacher_enrolled_as_a_student_once(lti_env: LtiEnv) -> None:
+    """One row per person, with every role (#15): a teacher enrolled as a student too is one
+    row "teacher, student", not two."""
+    client = lti_env.client()
+    token = token_of(launch(client, lti_env, "teacher"))
+    with lti_env.db() as db:
+        course = db.scalars(select(Course).where(Course.lti_context_id == "2")).one()
+        course_id = course.id
+        teacher = db.scalars(select(LtiSession).order_by(LtiSession.id.desc())).first()
+        assert teacher is not None
+        teacher_id = teacher.person_id
+        db.add(Enrolment(course_id=course_id, person_id=teacher_id, role="student"))
+    page = client.get(f"/course/{course_id}/roster", headers={"X-Launch-Token": token})
+    body = page.get_data(as_text=True)
+    rows = re.findall(rf'<li data-person="{teacher_id}">.*?</li>', body)
+    assert len(rows) == 1
+    assert re.findall(r'data-role="(\w+)"', rows[0]) == ["teacher", "student"]
+    people = re.findall(r'<li data-person="(\d+)">', body)
+    assert len(people) == len(set(people))
+
+
 def test_security_headers(lti_env: LtiEnv) -> None:
     resp = lti_env.client().get("/lti/jwks")
     csp = resp.headers["Content-Security-Policy"]

@@ -220,3 +220,14 @@ def test_namesakes_are_two_rows_and_two_marks(lti_env: LtiEnv, scored: Scored) -
     assert len(set(labels.values())) == len(labels)
     for person, student in namesakes.items():
         assert labels[person] == f"{NAMESAKE} (#{student['moodle_user_id']})"
+        # The at-risk table gives each namesake's Moodle id beside the name, and the chart's
+        # data table the chart's label.
+        row = re.search(rf'<tr data-risk="[01]" data-person="{person}".*?</tr>', body, re.DOTALL)
+        assert row is not None
+        assert f'namesake">#{student["moodle_user_id"]}</span>' in row.group(0)
+        assert f"<tr><td>{NAMESAKE} (#{student['moodle_user_id']})</td>" in body
+    # Exactly the students whose name another student has get an id beside it.
+    names = [st["fullname"] for st in scored.api.values()]
+    shared = sum(1 for name in names if names.count(name) > 1)
+    assert shared >= len(namesakes)
+    assert body.count('class="small text-body-secondary namesake"') == shared

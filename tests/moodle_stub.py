@@ -82,7 +82,8 @@ class MoodleStub:
     def __init__(self, log_rows: list[dict[str, Any]] | None = None) -> None:
         self.log_rows = log_rows if log_rows is not None else make_log_rows(120)
         self.calls: list[tuple[str, dict[str, str]]] = []
-        self.before_call: Callable[[str, dict[str, str]], None] | None = None
+        #: Called before each answer; returning an HTTP status answers with it instead.
+        self.before_call: Callable[[str, dict[str, str]], int | None] | None = None
         self.sent_messages: list[dict[str, Any]] = []
         self.notes: list[dict[str, Any]] = []
         #: Recipients whose message preferences refuse the tool (the recorded
@@ -305,7 +306,9 @@ class MoodleStub:
         params.pop("moodlewsrestformat", None)
         self.calls.append((name, params))
         if self.before_call is not None:
-            self.before_call(name, params)
+            status = self.before_call(name, params)
+            if status is not None:  # a proxy's answer instead of Moodle's (e.g. 502)
+                return Response("upstream failed", status=status)(environ, start_response)
         if token != TOKEN:
             body: Any = fixture("error_bad_token.json")
         elif name not in self.handlers:

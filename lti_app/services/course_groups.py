@@ -108,6 +108,26 @@ def course_groups(session: Session, course_id: int) -> list[MoodleGroup]:
     )
 
 
+def groups_and_memberships(
+    session: Session, course_id: int
+) -> tuple[list[tuple[int, str]], dict[int, list[int]]]:
+    """The course's groups (id, name) by name, and person id -> their group ids, in one read
+    (the dashboard asks on every visit)."""
+    rows = session.execute(
+        select(MoodleGroup.id, MoodleGroup.name, MoodleGroupMember.person_id)
+        .outerjoin(MoodleGroupMember, MoodleGroupMember.group_id == MoodleGroup.id)
+        .where(MoodleGroup.course_id == course_id)
+        .order_by(MoodleGroup.name, MoodleGroup.id)
+    ).all()
+    groups: dict[int, str] = {}
+    members: dict[int, list[int]] = {}
+    for gid, name, pid in rows:
+        groups.setdefault(gid, name)
+        if pid is not None and gid not in members.setdefault(pid, []):
+            members[pid].append(gid)
+    return list(groups.items()), members
+
+
 def memberships(session: Session, course_id: int) -> dict[int, list[int]]:
     """person id -> the stored group ids (the tool's) they belong to."""
     rows = session.execute(

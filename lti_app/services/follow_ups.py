@@ -30,6 +30,7 @@ __all__ = [
     "history",
     "latest_statuses",
     "mirror_to_moodle",
+    "status_rows",
 ]
 
 MAX_NOTE = 5000
@@ -132,17 +133,24 @@ def history(session: Session, course: Course, student_id: int) -> list[tuple[Fol
     return [(f, name or "") for f, name in rows]
 
 
-def latest_statuses(session: Session, course_id: int) -> Mapping[int, tuple[str, datetime]]:
-    """Each student's status in force (the latest follow-up that set one) and its date."""
+def status_rows(session: Session, course_id: int) -> list[tuple[int, str, datetime, bool]]:
+    """Every follow-up that set a status, oldest first per student (one read for both the
+    statuses in force and the flag verdicts, which the dashboard shows on every visit)."""
     rows = session.execute(
-        select(FollowUp.person_id, FollowUp.status, FollowUp.at)
+        select(FollowUp.person_id, FollowUp.status, FollowUp.at, FollowUp.was_flagged)
         .where(FollowUp.course_id == course_id, FollowUp.status.is_not(None))
         .order_by(FollowUp.person_id, FollowUp.at, FollowUp.id)
     ).all()
+    return [(pid, status, at, bool(flagged)) for pid, status, at, flagged in rows if status]
+
+
+def latest_statuses(
+    session: Session, course_id: int, rows: list[tuple[int, str, datetime, bool]] | None = None
+) -> Mapping[int, tuple[str, datetime]]:
+    """Each student's status in force (the latest follow-up that set one) and its date."""
     out: dict[int, tuple[str, datetime]] = {}
-    for pid, status, at in rows:
-        if status is not None:
-            out[pid] = (status, at)
+    for pid, status, at, _ in status_rows(session, course_id) if rows is None else rows:
+        out[pid] = (status, at)
     return out
 
 
@@ -157,19 +165,13 @@ class FlagAgreement:
     wrong: int
 
 
-def flag_agreement(session: Session, course_id: int) -> FlagAgreement:
-    rows = session.execute(
-        select(FollowUp.person_id, FollowUp.status)
-        .where(
-            FollowUp.course_id == course_id,
-            FollowUp.status.is_not(None),
-            FollowUp.was_flagged.is_(True),
-        )
-        .order_by(FollowUp.person_id, FollowUp.at, FollowUp.id)
-    ).all()
+def flag_agreement(
+    session: Session, course_id: int, rows: list[tuple[int, str, datetime, bool]] | None = None
+) -> FlagAgreement:
+    """Each flagged student's latest verdict given while flagged, counted by kind."""
     latest: dict[int, str] = {}
-    for pid, status in rows:
-        if status is not None:
+    for pid, status, _, flagged in status_rows(session, course_id) if rows is None else rows:
+        if flagged:
             latest[pid] = status
     values = list(latest.values())
     return FlagAgreement(

@@ -293,11 +293,15 @@ _EFFECTS: dict[int, tuple[tuple[Any, ...], ContactEffectSummary]] = {}
 
 def _contact_effect(course: Course) -> ContactEffectSummary:
     session = db()
-    key = (
-        session.scalar(select(func.max(Contact.id)).where(Contact.course_id == course.id)),
-        session.scalar(select(func.max(Prediction.id)).where(Prediction.course_id == course.id)),
-        utcnow().date(),
-    )
+    newest = session.execute(
+        select(
+            select(func.max(Contact.id)).where(Contact.course_id == course.id).scalar_subquery(),
+            select(func.max(Prediction.id))
+            .where(Prediction.course_id == course.id)
+            .scalar_subquery(),
+        )
+    ).one()
+    key = (newest[0], newest[1], utcnow().date())
     found = _EFFECTS.get(course.id)
     if found is not None and found[0] == key:
         return found[1]
@@ -319,17 +323,16 @@ def dashboard_actions(course: Course, person_id: int) -> dict[str, Any]:
     threshold = _threshold(course)
     new = watch.became_at_risk(session, course, since, threshold)
     last = contacts.last_contacts(session, course.id)
-    statuses = follow_ups.latest_statuses(session, course.id)
-    members = course_groups.memberships(session, course.id)
+    verdicts = follow_ups.status_rows(session, course.id)
+    statuses = follow_ups.latest_statuses(session, course.id, verdicts)
+    groups, members = course_groups.groups_and_memberships(session, course.id)
     people = set(last) | set(statuses) | set(members) | new
     sub = watch.subscription(session, course.id, person_id)
     status_word = i18n.coded_words(i18n.FOLLOW_UP_STATUS_WORDS)
     return {
         "since": since,
         "new_count": len(new),
-        "groups": [
-            {"id": g.id, "name": g.name} for g in course_groups.course_groups(session, course.id)
-        ],
+        "groups": [{"id": gid, "name": name} for gid, name in groups],
         "people": {
             str(pid): {
                 "new": pid in new,
@@ -346,7 +349,7 @@ def dashboard_actions(course: Course, person_id: int) -> dict[str, Any]:
         "unavailable": dict(site.unavailable_features or {}),
         "messaging_problem": contacts.messaging_problem(site),
         "can_call_moodle": bool(site.ws_token_encrypted),
-        "agreement": follow_ups.flag_agreement(session, course.id),
+        "agreement": follow_ups.flag_agreement(session, course.id, verdicts),
         "effect": _contact_effect(course),
     }
 

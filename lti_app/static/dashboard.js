@@ -170,6 +170,15 @@
     if (!data) { return {}; }
     var people = JSON.parse(data.getAttribute("data-people") || "{}");
     Array.prototype.forEach.call(tbody.rows, function (row) {
+      var cell = row.querySelector("td.follow-up");
+      var student = row.querySelector("a.student-link");
+      if (cell && student) {
+        var link = document.createElement("a");
+        link.className = "follow-up-link";
+        link.href = student.getAttribute("href").replace(/\/learners\/(\d+)/, "/learners/$1/follow-up");
+        link.textContent = data.getAttribute("data-follow-up");
+        cell.appendChild(link);
+      }
       var p = people[row.getAttribute("data-person")];
       if (!p) { return; }
       var nameCell = row.cells[1];

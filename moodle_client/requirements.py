@@ -18,6 +18,7 @@ __all__ = [
     "LOG_FUNCTION",
     "OPTIONAL_FEATURES",
     "REQUIRED_FUNCTIONS",
+    "USERS_COURSES_FUNCTION",
     "FunctionRequirement",
     "OptionalFeature",
     "capability_from_message",
@@ -25,6 +26,8 @@ __all__ = [
 ]
 
 LOG_FUNCTION = "local_archepredict_get_course_logs"
+#: The courses a user is enrolled in (issue #17): the candidate past offerings of a teacher.
+USERS_COURSES_FUNCTION = "core_enrol_get_users_courses"
 #: The course total's pass mark (companion plugin 0.2.0): optional, the tool falls back to a
 #: teacher's setting or its default without it.
 GRADING_FUNCTION = "local_archepredict_get_course_grading"
@@ -159,6 +162,24 @@ OPTIONAL_FEATURES: tuple[OptionalFeature, ...] = (
         ("moodle/course:managegroups", "moodle/site:accessallgroups"),
         "teachers cannot filter the dashboard by group nor make a Moodle group of the flagged "
         "students",
+    ),
+    # Teachers link past offerings (issue #17, item 1), recorded on Moodle 5.1 ("Round 2",
+    # section 11). Moodle answers no error for a course the token user may not see: it leaves
+    # the course out of the list (`moodle_client.offerings`), so these capabilities are what
+    # keeps the list whole. The category's courses come from core_course_get_courses_by_field,
+    # already required.
+    OptionalFeature(
+        "past_offerings",
+        "propose the Moodle courses a teacher taught as the course's past offerings",
+        (USERS_COURSES_FUNCTION,),
+        (
+            "moodle/course:view",
+            "moodle/course:viewhiddencourses",
+            "moodle/course:viewparticipants",
+            "moodle/user:viewdetails",
+        ),
+        "teachers cannot pick the course's past offerings in the tool: an administrator links "
+        "them with `arche-predict course update --past`",
     ),
 )
 

@@ -201,6 +201,13 @@ ERROR_CASES = [
         MoodleRemoteError,
         ["formatnotsupported"],
     ),
+    # Candidate past offerings (issue #17).
+    (
+        "error_function_not_in_service__users_courses.json",
+        "core_enrol_get_users_courses",
+        AccessDeniedError,
+        ["'core_enrol_get_users_courses'", "Add functions"],
+    ),
 ]
 
 

@@ -65,6 +65,8 @@ $services = [
             'core_group_create_groups',
             'core_group_add_group_members',
             'core_group_delete_group_members',
+            // Past offerings a teacher may link (#17): their own earlier courses.
+            'core_enrol_get_users_courses',
         ],
         'restrictedusers' => 1,
         'enabled' => 0,

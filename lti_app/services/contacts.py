@@ -128,6 +128,12 @@ SIGNATURE = {
     "en": "— Sent by {teacher} (teacher of {course}) through arche-predict.",
     "fr": "— Envoyé par {teacher} (enseignant·e du cours {course}) via arche-predict.",
 }
+#: When the message already ends with the teacher's name (the templates sign with {teacher}),
+#: the closing line does not repeat it.
+SIGNATURE_SIGNED = {
+    "en": "— Sent through arche-predict ({course}).",
+    "fr": "— Envoyé via arche-predict (cours {course}).",
+}
 
 MAX_LENGTH = 4000
 
@@ -194,7 +200,8 @@ def render(text: str, recipient: Recipient, course: Course, teacher: str, locale
         "teacher": teacher,
     }
     body = text.format_map({alias: values[p] for alias, p in _ALIASES.items()}).strip()
-    signature = SIGNATURE.get(locale[:2], SIGNATURE["en"]).format_map(values)
+    closings = SIGNATURE_SIGNED if teacher and teacher in body else SIGNATURE
+    signature = closings.get(locale[:2], closings["en"]).format_map(values)
     return f"{body}\n\n{signature}"
 
 

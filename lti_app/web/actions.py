@@ -73,10 +73,24 @@ def contact(course_id: int) -> Any:
     locale = _locale()
     step = request.form.get("step", "compose")
     picked = contacts.recipients(session, course, _person_ids(), _threshold(course))
-    template = request.form.get("template") or "checkin"
-    template_locale = request.form.get("template_locale") or locale
+    # The template and language in force are the ones whose text was loaded into the editor
+    # (hidden fields): a dropdown changed without "Use this template" leaves the text as it
+    # was, so the log must not name the dropdown's choice.
     text = request.form.get("text")
-    if text is None or request.form.get("load_template"):
+    loading = text is None or bool(request.form.get("load_template"))
+    template = (
+        request.form.get("template")
+        if loading
+        else request.form.get("loaded_template") or request.form.get("template")
+    ) or "checkin"
+    if template not in contacts.TEMPLATES:
+        template = "custom"
+    template_locale = (
+        request.form.get("template_locale")
+        if loading
+        else request.form.get("loaded_locale") or request.form.get("template_locale")
+    ) or locale
+    if text is None or loading:
         text = contacts.template_text(template, template_locale)
     batch = request.form.get("batch") or contacts.new_batch_id()
     problem = contacts.messaging_problem(site)

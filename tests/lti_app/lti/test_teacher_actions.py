@@ -250,6 +250,42 @@ def test_students_who_share_a_name_are_told_apart(world: World) -> None:
             assert f"{s.fullname} (#{s.moodle_user_id})" in shown
 
 
+def test_the_log_names_the_template_whose_text_was_sent(world: World) -> None:
+    """A dropdown changed without "Use this template" does not change the text: the log names
+    the template that was loaded (and sent), and the teacher is named once, at the end."""
+    pid = world.not_at_risk[0]
+    path = _contact_path(world)
+    status, page, _ = _post(world, path, {"person": [pid], "template": "checkin"})
+    assert status == 200
+    batch = re.search(r'name="batch" value="([^"]+)"', page)
+    text = re.search(r'<textarea[^>]*name="text"[^>]*>([^<]*)</textarea>', page)
+    assert batch
+    assert text
+    sent_text = html.unescape(text.group(1))
+    form = {
+        "person": [pid],
+        "batch": batch.group(1),
+        "text": sent_text,
+        "template": "meeting",  # changed in the dropdown, not loaded
+        "loaded_template": "checkin",
+        "loaded_locale": "en",
+        "step": "send",
+    }
+    before = len(world.moodle.sent_messages)
+    status, _, _ = _post(world, path, form)
+    assert status == 303
+    with world.env.db() as db:
+        row = db.scalars(select(Contact).where(Contact.batch == batch.group(1))).one()
+        assert row.template == "checkin"
+    [message] = world.moodle.sent_messages[before:]
+    assert message["text"].count(world.teacher_name) == 1
+    # Loading the dropdown's template does change both.
+    status, page, _ = _post(
+        world, path, {**form, "step": "compose", "load_template": "1", "template": "meeting"}
+    )
+    assert 'name="loaded_template" value="meeting"' in page
+
+
 def test_a_bad_message_is_refused_with_its_reason(world: World) -> None:
     path = _contact_path(world)
     pid = world.at_risk[0]
@@ -380,6 +416,9 @@ def test_follow_up_notes_statuses_and_the_moodle_note(world: World) -> None:
     # The dashboard says how often teachers agreed, and the status reaches the table's data.
     _, dash = _get(world, f"/course/{world.scored.course_id}")
     assert 'id="flag-agreement"' in dash
+    # No estimate of the contacts' effect here (too recent): no caveat about one either.
+    assert 'id="contact-effect"' in dash
+    assert 'id="effect-caveat"' not in dash
     assert f'data-judged="{agreement.judged}"' in dash
     data = re.search(r"data-people='([^']*)'", dash)
     assert data

@@ -44,6 +44,7 @@ __all__ = [
     "last_contacts",
     "messaging_problem",
     "new_batch_id",
+    "note_messaging_refusal",
     "placeholder_names",
     "recipients",
     "record_listed",
@@ -253,9 +254,41 @@ def mark_available(site: MoodleSite, feature: str) -> None:
         }
 
 
+def note_messaging_refusal(site: MoodleSite, exc: MoodleError) -> None:
+    """A refusal of the whole service (a missing capability, messaging disabled on the site)
+    turns messaging off for the site with Moodle's explanation; a per-call failure does not."""
+    if isinstance(exc, MissingCapabilityError | AccessDeniedError) or exc.errorcode == "disabled":
+        mark_unavailable(site, "messaging", exc.explanation or exc.message)
+
+
 def already_sent(session: Session, batch: str, person_id: int) -> Contact | None:
     return session.scalar(
         select(Contact).where(Contact.batch == batch, Contact.person_id == person_id)
+    )
+
+
+def _contact_row(
+    course: Course,
+    sender: Person,
+    recipient: Recipient,
+    batch: str,
+    template: str,
+    message: str,
+    channel: str,
+    status: str,
+) -> Contact:
+    """One recipient's contact as logged, with the chance the page showed when it was made."""
+    return Contact(
+        course_id=course.id,
+        person_id=recipient.person.id,
+        sent_by=sender.id,
+        batch=batch,
+        channel=channel,
+        template=template if template in TEMPLATES else "custom",
+        text=message,
+        status=status,
+        prediction_id=recipient.prediction.id if recipient.prediction else None,
+        pass_probability=recipient.pass_probability,
     )
 
 
@@ -283,18 +316,7 @@ def send_one(
     if existing is not None:
         return existing, service_error
     message = render(text, recipient, course, sender.fullname, locale)
-    row = Contact(
-        course_id=course.id,
-        person_id=recipient.person.id,
-        sent_by=sender.id,
-        batch=batch,
-        channel="message",
-        template=template if template in TEMPLATES else "custom",
-        text=message,
-        status="unknown",
-        prediction_id=recipient.prediction.id if recipient.prediction else None,
-        pass_probability=recipient.pass_probability,
-    )
+    row = _contact_row(course, sender, recipient, batch, template, message, "message", "unknown")
     session.add(row)
     if service_error is not None:
         row.status, row.reason = "failed", service_error.explanation or service_error.message
@@ -313,11 +335,7 @@ def send_one(
         )
     except MoodleError as exc:
         row.status, row.reason = "failed", exc.explanation or exc.message
-        if (
-            isinstance(exc, MissingCapabilityError | AccessDeniedError)
-            or exc.errorcode == "disabled"
-        ):
-            mark_unavailable(site, "messaging", exc.explanation or exc.message)
+        note_messaging_refusal(site, exc)
         return row, exc
     row.status, row.moodle_msgid = outcome.status, outcome.msgid
     row.reason = outcome.reason or None
@@ -345,18 +363,8 @@ def record_listed(
         if existing is not None:
             rows.append(existing)
             continue
-        row = Contact(
-            course_id=course.id,
-            person_id=r.person.id,
-            sent_by=sender.id,
-            batch=batch,
-            channel="address_list",
-            template=template if template in TEMPLATES else "custom",
-            text=render(text, r, course, sender.fullname, locale),
-            status="listed",
-            prediction_id=r.prediction.id if r.prediction else None,
-            pass_probability=r.pass_probability,
-        )
+        message = render(text, r, course, sender.fullname, locale)
+        row = _contact_row(course, sender, r, batch, template, message, "address_list", "listed")
         session.add(row)
         rows.append(row)
     audit.record(

@@ -24,12 +24,12 @@ from lti_app.models import (
     Person,
     Prediction,
 )
-from lti_app.services.contacts import mark_available, mark_unavailable
+from lti_app.services.contacts import mark_available, note_messaging_refusal
 from lti_app.services.insights import active_models, is_at_risk, latest_as_of
 from lti_app.services.shown_scoring import of_active_models
 from moodle_client.actions import send_message
 from moodle_client.client import MoodleClient
-from moodle_client.errors import AccessDeniedError, MissingCapabilityError, MoodleError
+from moodle_client.errors import MoodleError
 
 __all__ = [
     "DIGEST_EVERY",
@@ -251,11 +251,7 @@ def send_digest(
     try:
         outcome = send_message(client, teacher.moodle_user_id, as_html(text))
     except MoodleError as exc:
-        if (
-            isinstance(exc, MissingCapabilityError | AccessDeniedError)
-            or exc.errorcode == "disabled"
-        ):
-            mark_unavailable(site, "messaging", exc.explanation or exc.message)
+        note_messaging_refusal(site, exc)
         return DigestOutcome(sub.person_id, "failed", exc.explanation or exc.message)
     if outcome.status in ("sent", "unknown"):
         sub.last_sent_at = now

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,17 +189,25 @@ def _screenshot(ctx: BrowserContext, frame: Frame, name: str) -> None:
     tab.close()
 
 
-def _axe(playwright: Playwright, url: str, tmp: Path) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations of a page (its own browser context, where
-    the CSP is bypassed only so that axe itself can be injected)."""
-    profile = tmp / "axe-profile"
-    profile.mkdir(exist_ok=True)
+def _axe(
+    playwright: Playwright,
+    url: str,
+    tmp: Path,
+    then: Callable[[Page], None] | None = None,
+) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations of a page, reached by `url` (the launch token
+    carries the session) and then `then` (forms posted, for the pages a POST answers), in its
+    own browser context where the CSP is bypassed only so that axe itself can be injected."""
+    profile = tmp / f"axe-profile-{len(list(tmp.glob('axe-profile-*')))}"
+    profile.mkdir()
     ctx = playwright.chromium.launch_persistent_context(
         str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, bypass_csp=True
     )
     try:
         page = ctx.new_page()
         page.goto(url)
+        if then is not None:
+            then(page)
         page.wait_for_function(
             "() => [...document.querySelectorAll('[data-vega-spec]')].every("
             "e => e.getAttribute('data-rendered'))",

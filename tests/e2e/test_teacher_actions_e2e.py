@@ -22,11 +22,10 @@ Screenshots of each step go to test-artifacts/teacher-actions-*.png.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Frame, Page, Playwright, expect
@@ -43,12 +42,12 @@ from tests.e2e.test_dashboards_e2e import (  # noqa: F401 - pytest fixtures
     AXE,
     RENDER_MS,
     Scored,
+    _axe,
     _launch,
     browser,
     playwright,
     scored,
 )
-from tests.e2e.test_lti_iframe import ARGS, CHROMIUM
 from tests.moodle_stub import TOKEN, MoodleStub, fixture
 
 # Moodle's words when a student's preferences refuse the message (recorded from Moodle 5.1).
@@ -151,43 +150,6 @@ def _shot(page: Page, frame: Frame, name: str) -> None:
     iframe.screenshot(path=str(ARTIFACTS / f"teacher-actions-{name}.png"))
     page.set_viewport_size(viewport)
     iframe.evaluate("el => { el.height = '700'; }")
-
-
-def _axe(
-    playwright: Playwright,  # noqa: F811
-    url: str,
-    tmp: Path,
-    then: Callable[[Page], None] | None = None,
-) -> list[dict[str, Any]]:
-    """axe-core's serious and critical violations of a page, reached by `url` (the launch token
-    carries the session) and then `then` (forms posted, for the pages a POST answers), in its
-    own browser context where the CSP is bypassed only so that axe itself can be injected."""
-    profile = tmp / f"axe-profile-{len(list(tmp.glob('axe-profile-*')))}"
-    profile.mkdir()
-    ctx = playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=CHROMIUM, headless=True, args=ARGS, bypass_csp=True
-    )
-    try:
-        page = ctx.new_page()
-        page.goto(url)
-        if then is not None:
-            then(page)
-        page.wait_for_function(
-            "() => [...document.querySelectorAll('[data-vega-spec]')].every("
-            "e => e.getAttribute('data-rendered'))",
-            timeout=RENDER_MS,
-        )
-        page.add_script_tag(path=str(AXE))
-        result: dict[str, Any] = page.evaluate(
-            "async () => await axe.run(document, {resultTypes: ['violations']})"
-        )
-    finally:
-        ctx.close()
-    return [
-        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]}
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
 
 
 def _ids(frame: Frame, selector: str) -> list[int]:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -51,6 +52,11 @@ class MoodleSite(Base):
     # attempt found: {feature: the explanation shown where the feature would be}. Empty or NULL:
     # none known to be missing.
     unavailable_features: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    # Whether a past offering a teacher links from the dashboard (#17) waits for an
+    # administrator's approval on the admin page before its data is pulled and trains models.
+    link_approval_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -211,8 +217,18 @@ class Course(Base):
     )
 
 
+#: A link's states: `active` trains the course's models; `pending` waits for an administrator
+#: (the site requires approval of teachers' links); `rejected` was refused and trains nothing.
+LINK_STATUSES = ("active", "pending", "rejected")
+
+
 class CourseLineage(Base):
-    """`past_course` is an earlier offering whose outcomes train the models for `course`."""
+    """`past_course` is an earlier offering whose outcomes train the models for `course`.
+
+    Linked by an administrator on the command line (`requested_by` empty, active at once) or by
+    a teacher from the dashboard (#17), who must have taught the past course in Moodle; on a
+    site that requires approval a teacher's link stays `pending` until an administrator decides
+    (`decided_by`, `decided_at`)."""
 
     __tablename__ = "course_lineage"
 
@@ -220,10 +236,17 @@ class CourseLineage(Base):
     course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
     past_course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    requested_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         UniqueConstraint("course_id", "past_course_id"),
         CheckConstraint("course_id <> past_course_id", name="not_self"),
+        CheckConstraint(
+            "status IN ({})".format(", ".join(f"'{s}'" for s in LINK_STATUSES)), name="status"
+        ),
     )
 
 
@@ -430,6 +453,12 @@ class SyncRequest(Base):
     picked_by: Mapped[str | None] = mapped_column(String(255))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("sync_run.id", ondelete="SET NULL"))
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # `sync`: the course itself. `backfill` (#17): first each newly linked past offering that
+    # has never been synced, then the course, which is then scored. `steps_total` is the number
+    # of courses to sync, `steps_done` those finished, so the progress bar spans them all.
+    kind: Mapped[str] = mapped_column(String(16), default="sync", server_default="sync")
+    steps_total: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    steps_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (Index("ix_sync_request_pending", "picked_at", "requested_at"),)
 

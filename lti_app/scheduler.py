@@ -231,14 +231,27 @@ def _sync_requests(ctx: JobContext) -> None:
             req = sync_requests.claim_next(session, ctx.holder)
             if req is None:
                 return
-            request_id, course_id = req.id, req.course_id
+            request_id, course_id, kind = req.id, req.course_id, req.kind
         try:
-            sync_and_score(ctx, course_id, trigger="manual", request_id=request_id)
+            if kind == "backfill":
+                _backfill(ctx, course_id, request_id)
+            else:
+                sync_and_score(ctx, course_id, trigger="manual", request_id=request_id)
         except Exception:
             log.exception("requested sync crashed", course_id=course_id)
         finally:
             with session_scope(ctx.session_factory) as session:
                 sync_requests.finish(session, request_id)
+
+
+def _backfill(ctx: JobContext, course_id: int, request_id: int) -> None:
+    """A teacher linked past offerings (#17): pull them, then the course, then score it."""
+    from lti_app.tasks import run_backfill, score_synced_course
+
+    outcomes = run_backfill(ctx.settings, ctx.session_factory, course_id, request_id)
+    if outcomes[-1].status == "succeeded":
+        scored = score_synced_course(ctx.settings, ctx.session_factory, course_id)
+        log.info("course scored after backfill", course_id=course_id, status=scored.status)
 
 
 def _weekly_digest(ctx: JobContext, course_id: int) -> dict[str, int]:

@@ -219,3 +219,37 @@ def score_synced_course(
             settings=settings.ml,
             model_root=settings.model_root,
         )
+
+
+def run_backfill(
+    settings: Settings, factory: sessionmaker[Session], course_id: int, request_id: int
+) -> list[SyncOutcome]:
+    """Pull a course's newly linked past offerings, then the course (#17, item 1): the work of
+    a `backfill` request, which the scheduler claimed. Returns each sync's outcome, the
+    course's last; the caller scores the course when that one succeeded.
+
+    Each past offering without a successful sync is synced in full (roster, final grades, every
+    log page), oldest first; the request counts the steps done, so the dashboard's bar spans
+    the whole backfill. A past offering whose sync fails does not stop the others: its failure
+    is in the sync history and on the past-offerings page, and the next backfill retries it."""
+    from lti_app.models import SyncRequest
+    from lti_app.services.offering_links import active_past_ids, never_synced
+
+    with session_scope(factory) as session:
+        pending = never_synced(session, active_past_ids(session, course_id))
+        req = session.get_one(SyncRequest, request_id)
+        req.steps_total = len(pending) + 1
+        req.steps_done = 0
+    outcomes = []
+    for past_id in pending:
+        outcomes.append(
+            run_course_sync(settings, factory, past_id, trigger="backfill", request_id=request_id)
+        )
+        with session_scope(factory) as session:
+            req = session.get_one(SyncRequest, request_id)
+            req.steps_done += 1
+            req.run_id = None  # the bar shows this step done until the next one starts
+    outcomes.append(
+        run_course_sync(settings, factory, course_id, trigger="backfill", request_id=request_id)
+    )
+    return outcomes

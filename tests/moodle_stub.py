@@ -93,6 +93,9 @@ class MoodleStub:
         self.group_userids: dict[int, list[int]] = {
             g["groupid"]: list(g["userids"]) for g in fixture("core_group_get_group_members.json")
         }
+        #: Rosters by course id, replacing the recorded one (where teacher1, user 3, teaches):
+        #: a test makes a course one the teacher did not teach (#17).
+        self.rosters: dict[int, list[dict[str, Any]]] = {}
         self._actions_lock = threading.Lock()
         self.handlers: dict[str, Handler] = {
             "core_webservice_get_site_info": lambda p: fixture(
@@ -100,6 +103,7 @@ class MoodleStub:
             ),
             "core_course_get_courses_by_field": self._courses,
             "core_enrol_get_enrolled_users": self._enrolled_users,
+            "core_enrol_get_users_courses": self._users_courses,
             "gradereport_user_get_grade_items": lambda p: fixture(
                 "gradereport_user_get_grade_items.json"
             ),
@@ -139,14 +143,22 @@ class MoodleStub:
 
     def _courses(self, params: dict[str, str]) -> Any:
         """The recorded course, renumbered to the id asked for (several courses, one fixture)."""
+        if params.get("field") == "category":  # category 1, as recorded (section 11)
+            return fixture("core_course_get_courses_by_field__category.json")
         body = fixture("core_course_get_courses_by_field.json")
         if params.get("field") == "id":
             for course in body["courses"]:
                 course["id"] = int(params["value"])
         return body
 
+    def _users_courses(self, params: dict[str, str]) -> Any:
+        """As recorded for teacher1 (user 3: courses 2, 3 and 4) and student01 (user 4)."""
+        recorded = {3: "teacher", 4: "student"}.get(int(params.get("userid", "0")))
+        return fixture(f"core_enrol_get_users_courses__{recorded}.json") if recorded else []
+
     def _enrolled_users(self, params: dict[str, str]) -> Any:
-        users = fixture("core_enrol_get_enrolled_users.json")
+        override = self.rosters.get(int(params.get("courseid", "0")))
+        users = override if override is not None else fixture("core_enrol_get_enrolled_users.json")
         opts = {
             params[k]: params[k.replace("[name]", "[value]")]
             for k in params

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +27,7 @@ FUNCTIONS = (
     "core_webservice_get_site_info",
     "core_course_get_courses_by_field",
     "core_enrol_get_enrolled_users",
+    "core_enrol_get_users_courses",
     "gradereport_user_get_grade_items",
     "core_course_get_contents",
     "core_completion_get_activities_completion_status",
@@ -63,10 +65,30 @@ def _clean(value: Any) -> Any:
 class SimulatedMoodle:
     """WSGI app: one site, every offering of a simulated course as a Moodle course."""
 
-    def __init__(self, simulated: SimulatedCourse, token: str | None = None) -> None:
+    def __init__(
+        self,
+        simulated: SimulatedCourse,
+        token: str | None = None,
+        *,
+        also_taught: Mapping[int, Iterable[int]] | None = None,
+    ) -> None:
+        """`also_taught` maps a teacher's user id to other offerings they taught (each offering
+        of `simulation` has its own teacher): they are enrolled there as `editingteacher`, so a
+        course's teacher can find and link its past offerings (#17)."""
         self.simulated = simulated
         self.token = token or secrets.token_hex(16)
         self.courses: dict[int, SimulatedOffering] = {o.courseid: o for o in simulated.offerings}
+        self.extra_teachers: dict[int, list[dict[str, Any]]] = {}
+        for userid, courseids in (also_taught or {}).items():
+            row = next(
+                {str(k): v for k, v in o.users.loc[o.users["userid"] == userid].iloc[0].items()}
+                for o in simulated.offerings
+                if (o.users["userid"] == userid).any()
+            )
+            for courseid in courseids:
+                self.extra_teachers.setdefault(courseid, []).append(
+                    {**row, "role": "editingteacher", "courseid": courseid}
+                )
         #: Groups, messages and notes (#16). Every offering starts with "Groupe A" and
         #: "Groupe B" splitting its students.
         self.actions = SiteActions(self.courses, WS_USERID)
@@ -155,6 +177,8 @@ class SimulatedMoodle:
         for off in self.courses.values():
             if params.get("field") == "id" and str(off.courseid) != params.get("value"):
                 continue
+            if params.get("field") == "category" and params.get("value") != "1":
+                continue
             found.append(
                 {
                     "id": off.courseid,
@@ -208,12 +232,13 @@ class SimulatedMoodle:
             for k in params
             if k.startswith("options[") and k.endswith("[name]")
         }
-        users = off.users.sort_values("userid")
+        users = self._roster(off)
         start, number = int(opts.get("limitfrom", 0)), int(opts.get("limitnumber", 0))
         page = users.iloc[start : start + number] if number else users.iloc[start:]
         out = []
         for u in page.to_dict("records"):
             student = u["role"] == "student"
+            shortname = str(u["role"])  # "student" or "editingteacher", as simulated
             out.append(
                 {
                     "id": int(u["userid"]),
@@ -231,13 +256,64 @@ class SimulatedMoodle:
                         {
                             "roleid": 5 if student else 3,
                             "name": "",
-                            "shortname": "student" if student else "editingteacher",
+                            "shortname": shortname,
                             "sortorder": 0,
                         }
                     ],
                 }
             )
         return out
+
+    def _roster(self, off: SimulatedOffering) -> pd.DataFrame:
+        extra = self.extra_teachers.get(off.courseid)
+        users = off.users if not extra else pd.concat([off.users, pd.DataFrame(extra)])
+        return users.drop_duplicates("userid").sort_values("userid")
+
+    def core_enrol_get_users_courses(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        """The user's courses in the recorded shape (tests/fixtures/moodle-5.1/
+        core_enrol_get_users_courses__teacher.json): every offering whose roster lists them,
+        with no role, as Moodle answers."""
+        userid = int(params.get("userid", "0"))
+        found = []
+        for off in self.courses.values():
+            roster = self._roster(off)
+            if not (roster["userid"] == userid).any():
+                continue
+            name = f"{off.spec.fullname} ({off.start.year})"
+            found.append(
+                {
+                    "id": off.courseid,
+                    "shortname": f"{off.spec.shortname}-{off.start.year}",
+                    "fullname": name,
+                    "displayname": name,
+                    "enrolledusercount": len(roster),
+                    "idnumber": f"{off.spec.shortname}-{off.start.year}",
+                    "visible": 1,
+                    "summary": "",
+                    "summaryformat": 1,
+                    "format": "topics",
+                    "courseimage": "",
+                    "showgrades": True,
+                    "lang": "",
+                    "enablecompletion": True,
+                    "completionhascriteria": False,
+                    "completionusertracked": False,
+                    "category": 1,
+                    "progress": None,
+                    "completed": False,
+                    "startdate": int(off.start.timestamp()),
+                    "enddate": int(off.end.timestamp()),
+                    "marker": 0,
+                    "lastaccess": int(off.start.timestamp()),
+                    "isfavourite": False,
+                    "hidden": False,
+                    "overviewfiles": [],
+                    "showactivitydates": False,
+                    "showcompletionconditions": True,
+                    "timemodified": int(off.start.timestamp()),
+                }
+            )
+        return found
 
     def gradereport_user_get_grade_items(self, params: dict[str, str]) -> dict[str, Any]:
         return grade_items_json(self._course(params))

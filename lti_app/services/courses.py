@@ -10,6 +10,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from lti_app.db import utcnow
 from lti_app.models import Course, CourseLineage, Grade, GradeItem, LogEvent, MoodleSite, SyncRun
 from lti_app.services.sites import normalise_base_url
 
@@ -117,14 +118,20 @@ def link_past_offering(session: Session, course: Course, past_course_id: int) ->
     )
     if exists is None:
         session.add(CourseLineage(course_id=course.id, past_course_id=past.id))
+    elif exists.status != "active":
+        # An administrator's link (the command line) decides a teacher's pending or rejected one.
+        exists.status = "active"
+        exists.decided_at = utcnow()
 
 
 def past_offerings(session: Session, course_id: int) -> list[Course]:
+    """The past offerings whose outcomes train the course's models: active links only (a
+    teacher's link waiting for an administrator's approval, or rejected, trains nothing)."""
     return list(
         session.scalars(
             select(Course)
             .join(CourseLineage, CourseLineage.past_course_id == Course.id)
-            .where(CourseLineage.course_id == course_id)
+            .where(CourseLineage.course_id == course_id, CourseLineage.status == "active")
             .order_by(Course.start_at, Course.id)
         )
     )

@@ -244,7 +244,7 @@ def _past_terms(course_id: int) -> _Rows:
     return (
         select(CourseLineage.past_course_id, Course.start_at, Course.end_at, graded)
         .join(Course, Course.id == CourseLineage.past_course_id)
-        .where(CourseLineage.course_id == course_id)
+        .where(CourseLineage.course_id == course_id, CourseLineage.status == "active")
         .order_by(CourseLineage.past_course_id)
     )
 

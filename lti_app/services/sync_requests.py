@@ -98,10 +98,18 @@ def progress(session: Session, course_id: int) -> dict[str, Any]:
     fraction = None
     if run is not None and run.pages_total:
         fraction = min(1.0, run.pages_done / run.pages_total)
+    steps = req.steps_total if req is not None else 1
+    step = min(steps, req.steps_done + 1) if req is not None else 1
+    if steps > 1 and req is not None and state == "running":
+        # A backfill (#17): the bar spans every course it pulls, the current one partly done.
+        fraction = (req.steps_done + (fraction or 0.0)) / steps
     if state == "done":
         fraction = 1.0
     return {
         "state": state,
+        "kind": req.kind if req is not None else "sync",
+        "step": step,
+        "steps": steps,
         "request_id": req.id if req is not None else None,
         "requested_at": req.requested_at.isoformat() if req is not None else None,
         "pages_done": run.pages_done if run is not None else 0,

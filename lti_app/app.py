@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Flask:
     from lti_app.web.health import bp as health_bp
     from lti_app.web.home import bp as home_bp
     from lti_app.web.lti import bp as lti_bp
+    from lti_app.web.offerings import bp as offerings_bp
     from lti_app.web.pages import bp as pages_bp
 
     db.install(app)
@@ -82,6 +83,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(course_settings_bp)
     app.register_blueprint(admin_courses_bp)
     app.register_blueprint(actions_bp)
+    app.register_blueprint(offerings_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

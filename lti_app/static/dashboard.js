@@ -65,7 +65,13 @@
     var pageText = document.getElementById("risk-page");
     var buttons = table.querySelectorAll("button.sort");
     buttons.forEach(function (button) {
-      button.addEventListener("click", function () {
+      if (slot.getAttribute("data-open") === "1") {
+      // A sync or a backfill already asked for (linking past offerings asks for one): follow it.
+      button.disabled = true;
+      poll();
+    }
+
+    button.addEventListener("click", function () {
         var th = button.closest("th");
         var col = Array.prototype.indexOf.call(th.parentNode.children, th);
         var numeric = button.getAttribute("data-type") === "num";
@@ -341,6 +347,10 @@
         }
         text.textContent = slot.getAttribute("data-msg-running")
           .replace("{done}", state.pages_done).replace("{total}", state.pages_total || "?");
+        if (state.steps > 1) {
+          text.textContent = slot.getAttribute("data-msg-step")
+            .replace("{step}", state.step).replace("{steps}", state.steps) + " " + text.textContent;
+        }
       } else if (state.state === "done") {
         bar.value = 1;
         var done = singular(state.events_added) ? "data-msg-done" : "data-msg-done-other";

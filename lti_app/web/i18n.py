@@ -16,7 +16,7 @@ from typing import Any
 from babel import Locale
 from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, request
-from flask_babel import Babel, format_datetime, get_locale, gettext, to_user_timezone
+from flask_babel import Babel, format_date, format_datetime, get_locale, gettext, to_user_timezone
 
 from lti_app.web.auth import N_, current
 
@@ -199,6 +199,15 @@ def _when(value: Any) -> str:
     return f"{format_datetime(value, format='medium')} ({_zone(value)})"
 
 
+def _day(value: Any) -> str:
+    """A date alone ("22 sept. 2025"), in the site's time zone: a course's start or end."""
+    if value is None:
+        return MISSING
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return str(format_date(value, format="medium"))
+
+
 def install(app: Flask) -> None:
     settings = app.extensions.get("arche_predict", {}).get("settings")
     Babel(
@@ -217,6 +226,7 @@ def install(app: Flask) -> None:
         chance=_chance,
         chance_range=_chance_range,
         when=_when,
+        day=_day,
         role_name=role_name,
         template_name=coded_words(TEMPLATE_WORDS),
         contact_status=coded_words(CONTACT_STATUS_WORDS),

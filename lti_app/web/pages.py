@@ -26,7 +26,7 @@ from lti_app.models import (
     SyncRun,
     ToolKey,
 )
-from lti_app.services import audit, job_runs
+from lti_app.services import audit, job_runs, offering_links, sync_requests
 from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
@@ -79,6 +79,7 @@ def course_dashboard(course_id: int) -> Any:
     body_html = with_launch_token(view["body_html"], request_launch_token() or "")
     code = request.args.get("settings")
     actions_code = request.args.get("actions")
+    links_code = request.args.get("links")
     assert ctx is not None
     return render_template(
         "teacher.html",
@@ -89,6 +90,8 @@ def course_dashboard(course_id: int) -> Any:
         settings_code=code if code in SETTINGS_CODES else None,
         actions=dashboard_actions(course, ctx.person_id),
         actions_code=actions_code if actions_code in ACTIONS_CODES else None,
+        links_code=links_code if links_code in ("linked", "linked_pending") else None,
+        sync_open=sync_requests.open_request(_db(), course.id) is not None,
     )
 
 
@@ -320,6 +323,7 @@ def _admin_data() -> dict[str, Any]:
         "platforms": list(db.scalars(select(LtiPlatform).order_by(LtiPlatform.id))),
         "keys": list(db.scalars(select(ToolKey).order_by(desc(ToolKey.id)))),
         "sites": list(db.scalars(select(MoodleSite).order_by(MoodleSite.id))),
+        "pending_links": offering_links.pending_links(db),
         "runs": list(
             db.scalars(
                 select(SyncRun).order_by(desc(SyncRun.started_at), desc(SyncRun.id)).limit(50)

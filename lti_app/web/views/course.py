@@ -190,8 +190,8 @@ def state_message(summary: Mapping[str, Any]) -> str | None:
     if state == "engagement_only":
         return _(
             "Engagement only: no past offering of this course with final grades is linked, "
-            "so no model can be trained and validated. Link past offerings (arche-predict "
-            "course add --past) to get predictions."
+            "so no model can be trained and validated. Link the past offerings you taught to "
+            "get predictions."
         )
     if state == "gated":
         models = summary["models"]

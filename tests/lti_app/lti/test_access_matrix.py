@@ -157,6 +157,11 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
     ("/course/{c2}/learners/{p_learner2_c2}/follow-up", "teacher_of", "c2", "learner2_c2"),
     ("/course/{c99}/learners/{p_learner_c99}/follow-up", "teacher_of", "c99", "learner_c99"),
     ("/course/{c2}/learners/{p_learner_c99}/follow-up", "teacher_of", "c2", "learner_c99"),
+    # Past offerings (#17): the page and the API list what the teacher taught (this site has
+    # no web-service token: the page says so, the API answers 409 no_connection).
+    ("/course/{c2}/past-offerings", "teacher", "c2", None),
+    ("/course/{c99}/past-offerings", "teacher", "c99", None),
+    ("/api/v1/courses/{c2}/past-offerings", "teacher_409", "c2", None),
     ("/admin", "admin", None, None),
     ("/lti/config", "admin", None, None),
     ("/lti/deep-link", "deep_link", None, None),
@@ -212,6 +217,8 @@ def expected_status(
         return 200 if actor.teacher else 403
     if kind == "teacher_404":  # a teacher's route asked for something the course lacks
         return 404 if actor.teacher else 403
+    if kind == "teacher_409":  # a teacher's route that needs Moodle, which this site lacks
+        return 409 if actor.teacher else 403
     if kind == "teacher_of":  # a teacher's page about one enrolled person
         return 200 if actor.teacher and person in ENROLLED[course or ""] else 403
     if kind == "member":
@@ -258,6 +265,8 @@ POST_ROUTES = [
     "risk-group",
     "groups/refresh",
     "digest",
+    # Past offerings (#17).
+    "past-offerings",
 ]
 
 

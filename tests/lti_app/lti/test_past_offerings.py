@@ -61,7 +61,8 @@ def world(lti_env: LtiEnv) -> Iterator[World]:
     moodle = MoodleStub([]).start()
     with lti_env.db() as db:
         row = db.scalars(select(LtiSession).where(LtiSession.role == "teacher")).first()
-        assert row is not None and row.course_id is not None
+        assert row is not None
+        assert row.course_id is not None
         course = db.get_one(Course, row.course_id)
         site = db.get_one(MoodleSite, course.site_id)
         site.base_url = moodle.url
@@ -147,12 +148,15 @@ def test_the_page_offers_what_the_teacher_taught_and_links_it(world: World) -> N
     status, _, location = _post(
         world, f"/course/{world.course_id}/past-offerings", world.teacher, {"past": ["3", "4"]}
     )
-    assert status == 303 and "links=linked" in location
+    assert status == 303
+    assert "links=linked" in location
     assert _links(world) == {3: "active", 4: "active"}
     assert _requests(world) == [("backfill", 3)]
     # The dashboard says so, follows the backfill, and the page lists the links.
     status, dash = _get(world, location.split("?")[0] + "?links=linked", world.teacher)
-    assert status == 200 and 'id="links-message"' in dash and 'data-open="1"' in dash
+    assert status == 200
+    assert 'id="links-message"' in dash
+    assert 'data-open="1"' in dash
     _, page = _get(world, f"/course/{world.course_id}/past-offerings", world.teacher)
     assert re.findall(r'<tr data-moodle-id="(\d+)" data-status="(\w+)">', page) == [
         ("3", "active"),
@@ -183,8 +187,10 @@ def test_a_course_the_teacher_did_not_teach_is_refused_and_nothing_is_linked(
     assert status == 403
     assert 'id="link-error" data-code="not_taught"' in page
     status, body = _api(world, world.teacher, {"moodle_course_ids": [int(p) for p in picked]})
-    assert status == 403 and body["code"] == "not_taught"
-    assert _links(world) == {} and _requests(world) == []
+    assert status == 403
+    assert body["code"] == "not_taught"
+    assert _links(world) == {}
+    assert _requests(world) == []
 
 
 def test_the_api_lists_and_links(world: World) -> None:
@@ -200,9 +206,11 @@ def test_the_api_lists_and_links(world: World) -> None:
     ]
     for bad in ({}, {"moodle_course_ids": "3"}, {"moodle_course_ids": [True]}, [3]):
         status, body = _api(world, world.teacher, bad)
-        assert status == 400 and body["code"] == "bad_request"
+        assert status == 400
+        assert body["code"] == "bad_request"
     status, body = _api(world, world.teacher, {"moodle_course_ids": []})
-    assert status == 400 and body["code"] == "none_picked"
+    assert status == 400
+    assert body["code"] == "none_picked"
     status, body = _api(world, world.teacher, {"moodle_course_ids": [4]})
     assert status == 202
     assert (body["active"], body["pending"]) == ([4], [])
@@ -211,7 +219,7 @@ def test_the_api_lists_and_links(world: World) -> None:
 
 
 def test_a_learner_cannot_link(world: World) -> None:
-    status, body = _api(world, world.learner, {"moodle_course_ids": [3]})
+    status, _body = _api(world, world.learner, {"moodle_course_ids": [3]})
     assert status == 403
     assert _links(world) == {}
 
@@ -225,8 +233,10 @@ def test_approval_keeps_links_pending_until_an_administrator_decides(world: Worl
     status, _, location = _post(
         world, f"/course/{world.course_id}/past-offerings", world.teacher, {"past": ["3", "4"]}
     )
-    assert status == 303 and "links=linked_pending" in location
-    assert _links(world) == {3: "pending", 4: "pending"} and _requests(world) == []
+    assert status == 303
+    assert "links=linked_pending" in location
+    assert _links(world) == {3: "pending", 4: "pending"}
+    assert _requests(world) == []
     status, admin_page = _get(world, "/admin", world.admin)
     assert status == 200
     pending = re.findall(r'<tr data-link="(\d+)">', admin_page)
@@ -269,16 +279,19 @@ def test_approval_keeps_links_pending_until_an_administrator_decides(world: Worl
 def test_moodle_down_is_said_never_a_500(world: World) -> None:
     world.moodle.before_call = lambda name, params: 503
     status, page = _get(world, f"/course/{world.course_id}/past-offerings", world.teacher)
-    assert status == 200 and 'id="candidates-problem"' in page
+    assert status == 200
+    assert 'id="candidates-problem"' in page
     status, page, _ = _post(
         world, f"/course/{world.course_id}/past-offerings", world.teacher, {"past": ["3"]}
     )
-    assert status == 502 and "Traceback" not in page
+    assert status == 502
+    assert "Traceback" not in page
     resp = world.env.client().get(
         f"/api/v1/courses/{world.course_id}/past-offerings",
         headers={"X-Launch-Token": world.teacher},
     )
-    assert resp.status_code == 502 and resp.get_json()["code"] == "moodle_error"
+    assert resp.status_code == 502
+    assert resp.get_json()["code"] == "moodle_error"
     assert _links(world) == {}
 
 

@@ -198,6 +198,13 @@ _ERRORS = {
         (413, "A request body larger than the API accepts"),
     )
 }
+#: Routes that ask Moodle while answering (the past offerings a teacher may link, #17).
+_MOODLE_DOWN = {
+    "502": {
+        "description": "Moodle did not answer or refused (the message gives Moodle's words)",
+        "content": {"application/json": {"schema": _ERROR}},
+    }
+}
 _OUT_OF_RANGE = {
     "422": {
         "description": "A value outside its feature's range (the message names both)",
@@ -234,6 +241,17 @@ OPENAPI: dict[str, Any] = {
             "session": {"type": "apiKey", "in": "cookie", "name": "arche_sid"},
         },
         "schemas": {
+            "PastOfferingsPick": {
+                "type": "object",
+                "required": ["moodle_course_ids"],
+                "additionalProperties": False,
+                "properties": {
+                    "moodle_course_ids": {
+                        "type": "array",
+                        "items": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+                    }
+                },
+            },
             "Error": {
                 "type": "object",
                 "required": ["error", "message", "status"],
@@ -316,6 +334,44 @@ OPENAPI: dict[str, Any] = {
                     },
                 ],
                 "responses": {"202": {"description": "Queued", "content": _JSON}, **_ERRORS},
+            },
+        },
+        "/api/v1/courses/{course_id}/past-offerings": {
+            "get": {
+                "summary": "The Moodle courses the teacher taught before this one, best first, "
+                "with their dates, students and link state (teachers; asks Moodle)",
+                "parameters": [_COURSE],
+                "responses": {
+                    "200": {"description": "Candidates", "content": _JSON},
+                    **_ERRORS,
+                    **_MOODLE_DOWN,
+                },
+            },
+            "post": {
+                "summary": "Link past offerings and request their backfill; only courses the "
+                "teacher taught (else 403 not_taught, nothing linked)",
+                "parameters": [
+                    _COURSE,
+                    {
+                        "name": "X-CSRF-Token",
+                        "in": "header",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/PastOfferingsPick"}
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {"description": "Linked or pending", "content": _JSON},
+                    **_ERRORS,
+                    **_MOODLE_DOWN,
+                },
             },
         },
         "/api/v1/courses/{course_id}/students": {

@@ -216,6 +216,26 @@ def api_candidates(course_id: int) -> Any:
     )
 
 
+def _course_ids(body: object) -> list[int] | None:
+    """The body's `moodle_course_ids` (JSON numbers that are whole: `3` or `3.0`), None when
+    the body is not `{"moodle_course_ids": [...]}` alone."""
+    if not isinstance(body, dict) or set(body) != {"moodle_course_ids"}:
+        return None
+    raw = body["moodle_course_ids"]
+    if not isinstance(raw, list):
+        return None
+    ids = []
+    for value in raw:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        if isinstance(value, float) and not value.is_integer():
+            return None
+        if not 0 < value < 2**31:
+            return None
+        ids.append(int(value))
+    return ids
+
+
 @bp.post("/api/v1/courses/<id:course_id>/past-offerings")
 @require_teacher
 def api_link(course_id: int) -> Any:
@@ -224,10 +244,8 @@ def api_link(course_id: int) -> Any:
     taught (nothing linked); 400 for a malformed body."""
     course = api_course(course_id)
     body = request.get_json(silent=True)
-    ids = body.get("moodle_course_ids") if isinstance(body, dict) else None
-    if not isinstance(ids, list) or not all(
-        isinstance(i, int) and not isinstance(i, bool) and 0 < i < 2**31 for i in ids
-    ):
+    ids = _course_ids(body)
+    if ids is None:
         return error_response(
             400,
             N_("Malformed request"),

@@ -65,13 +65,7 @@
     var pageText = document.getElementById("risk-page");
     var buttons = table.querySelectorAll("button.sort");
     buttons.forEach(function (button) {
-      if (slot.getAttribute("data-open") === "1") {
-      // A sync or a backfill already asked for (linking past offerings asks for one): follow it.
-      button.disabled = true;
-      poll();
-    }
-
-    button.addEventListener("click", function () {
+      button.addEventListener("click", function () {
         var th = button.closest("th");
         var col = Array.prototype.indexOf.call(th.parentNode.children, th);
         var numeric = button.getAttribute("data-type") === "num";
@@ -374,6 +368,12 @@
           if (!show(state)) { window.setTimeout(poll, 1500); }
         })
         .catch(function () { window.setTimeout(poll, 3000); });
+    }
+
+    if (slot.getAttribute("data-open") === "1") {
+      // A sync or a backfill already asked for (linking past offerings asks for one): follow it.
+      button.disabled = true;
+      poll();
     }
 
     button.addEventListener("click", function () {

@@ -72,18 +72,31 @@ class SimulatedMoodle:
         *,
         also_taught: Mapping[int, Iterable[int]] | None = None,
     ) -> None:
-        """`also_taught` maps a teacher's user id to other offerings they taught (each offering
-        of `simulation` has its own teacher): they are enrolled there as `editingteacher`, so a
-        course's teacher can find and link its past offerings (#17)."""
+        """`also_taught` maps a teacher's user id to offerings they taught (each offering of
+        `simulation` has its own teacher; the user may be one it does not know): they are
+        enrolled there as `editingteacher`, so a course's teacher can find and link its past
+        offerings (#17)."""
         self.simulated = simulated
         self.token = token or secrets.token_hex(16)
         self.courses: dict[int, SimulatedOffering] = {o.courseid: o for o in simulated.offerings}
         self.extra_teachers: dict[int, list[dict[str, Any]]] = {}
         for userid, courseids in (also_taught or {}).items():
             row = next(
-                {str(k): v for k, v in o.users.loc[o.users["userid"] == userid].iloc[0].items()}
-                for o in simulated.offerings
-                if (o.users["userid"] == userid).any()
+                (
+                    {str(k): v for k, v in o.users.loc[o.users["userid"] == userid].iloc[0].items()}
+                    for o in simulated.offerings
+                    if (o.users["userid"] == userid).any()
+                ),
+                # A teacher the simulation does not know (an LTI test launch's user).
+                {
+                    "userid": userid,
+                    "username": f"teacher{userid}",
+                    "firstname": "Teacher",
+                    "lastname": str(userid),
+                    "fullname": f"Teacher {userid}",
+                    "email": f"teacher{userid}@example.invalid",
+                    "idnumber": "",
+                },
             )
             for courseid in courseids:
                 self.extra_teachers.setdefault(courseid, []).append(

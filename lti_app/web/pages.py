@@ -92,6 +92,9 @@ def course_dashboard(course_id: int) -> Any:
         actions_code=actions_code if actions_code in ACTIONS_CODES else None,
         links_code=links_code if links_code in ("linked", "linked_pending") else None,
         sync_open=sync_requests.open_request(_db(), course.id) is not None,
+        # Past offerings linked or asked for (#17): the "Link past offerings" call is for a
+        # course with none.
+        links_count=len(offering_links.links_of(_db(), course.id)),
     )
 
 

@@ -14,6 +14,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,15 +51,16 @@ class Scored:
     n_students: int
 
 
-@pytest.fixture(scope="module")
-def scored(
-    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Scored]:
+@contextmanager
+def served_env(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[tuple[LtiEnv, str]]:
+    """The tool over real HTTP (its origin returned) behind the test platform, after a first
+    teacher launch (Flask's test client) that links Moodle course 2: what every browser test
+    starts from."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does it)")
-    env = make_env(databases.new_url(backend), tmp_path_factory.mktemp("e2e-dash"))
-    # A first launch (Flask's test client) links the course; the simulated offering then fills
-    # and scores it before the browser comes.
+    env = make_env(databases.new_url(backend), tmp_path_factory.mktemp(name))
     launch(env.client(), env, "teacher")
     server = make_server("127.0.0.1", 0, env.app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -75,25 +77,33 @@ def scored(
             "lti_deployment_id": "1",
         }
     )
-    course = score_course_2(env)
-    learner, other = course.students[0], course.students[1]
-    world = Scored(
-        env=env,
-        tool_origin=tool_origin,
-        platform_origin=env.platform.issuer,
-        course_id=course.course_id,
-        learner_sub=str(learner.moodle_user_id),
-        learner_name=learner.fullname,
-        learner_id=learner.person_id,
-        other_id=other.person_id,
-        names=[st.fullname for st in course.students],
-        n_students=len(course.students),
-    )
     try:
-        yield world
+        yield env, tool_origin
     finally:
         server.shutdown()
         env.close()
+
+
+@pytest.fixture(scope="module")
+def scored(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scored]:
+    # The simulated offering fills and scores course 2 before the browser comes.
+    with served_env(backend, databases, tmp_path_factory, "e2e-dash") as (env, tool_origin):
+        course = score_course_2(env)
+        learner, other = course.students[0], course.students[1]
+        yield Scored(
+            env=env,
+            tool_origin=tool_origin,
+            platform_origin=env.platform.issuer,
+            course_id=course.course_id,
+            learner_sub=str(learner.moodle_user_id),
+            learner_name=learner.fullname,
+            learner_id=learner.person_id,
+            other_id=other.person_id,
+            names=[st.fullname for st in course.students],
+            n_students=len(course.students),
+        )
 
 
 @pytest.fixture(scope="module")

@@ -809,3 +809,22 @@ class CourseworkSync(Base):
     )
     read_at: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     synced_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class LiveValidation(Base):
+    """How right the estimates shown during a finished term turned out (#17, item 3), one row
+    per course, recomputed by the scoring after a sync once the term has ended and final grades
+    are in: per week of the term, the flagged and not-flagged students' outcomes, the ranking
+    and calibration of the chances, the grade ranges' coverage, and the drift codes where they
+    fall outside what validation promised (`ml.live_validation.score_weeks`)."""
+
+    __tablename__ = "live_validation"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    pass_mark: Mapped[float] = mapped_column(Float)
+    n_students: Mapped[int] = mapped_column(Integer)
+    drift: Mapped[bool] = mapped_column(Boolean, default=False)
+    weeks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

@@ -210,15 +210,17 @@ def score_synced_course(
     Only after a successful sync: features such as "days since last activity" computed on
     stale logs would make active students look absent. The scoring is as of the course's newest
     event, so a sync with nothing new re-scores to the same predictions."""
+    from lti_app.services import live_validation
     from lti_app.services.scoring import score_course  # ML stack: loaded when a course scores
 
     with session_scope(factory) as session:
-        return score_course(
-            session,
-            session.get_one(Course, course_id),
-            settings=settings.ml,
-            model_root=settings.model_root,
+        course = session.get_one(Course, course_id)
+        outcome = score_course(
+            session, course, settings=settings.ml, model_root=settings.model_root
         )
+        # After the term, with the final grades in: how right the shown estimates were (#17).
+        live_validation.refresh(session, course, settings.ml)
+        return outcome
 
 
 def run_backfill(

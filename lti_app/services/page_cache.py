@@ -37,6 +37,7 @@ from lti_app.models import (
     Enrolment,
     Grade,
     GradeItem,
+    LiveValidation,
     ModelVersion,
     Prediction,
     SyncRun,
@@ -261,6 +262,16 @@ MODELS = PageInput("models", frozenset({"model_version"}), lambda _: [], _active
 SYNC = PageInput("sync", frozenset({"sync_run", "log_event", "person"}), _last_sync)
 #: The course's enrolments: who the students are (the weekly charts count the roster's).
 ROSTER = PageInput("roster", frozenset({"enrolment", "person"}), _roster)
+#: How right the shown estimates of a finished term turned out (#17, the model card).
+LIVE = PageInput(
+    "live",
+    frozenset({"live_validation"}),
+    lambda course_id: [
+        select(LiveValidation.computed_at)
+        .where(LiveValidation.course_id == course_id)
+        .scalar_subquery()
+    ],
+)
 #: The past offerings that date a course without an end date (the dashboard's term sentence).
 TERM = PageInput(
     "term",

@@ -26,7 +26,7 @@ from lti_app.models import (
     SyncRun,
     ToolKey,
 )
-from lti_app.services import audit, job_runs, offering_links, sync_requests
+from lti_app.services import audit, job_runs, live_validation, offering_links, sync_requests
 from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
@@ -327,6 +327,7 @@ def _admin_data() -> dict[str, Any]:
         "keys": list(db.scalars(select(ToolKey).order_by(desc(ToolKey.id)))),
         "sites": list(db.scalars(select(MoodleSite).order_by(MoodleSite.id))),
         "pending_links": offering_links.pending_links(db),
+        "drifting": live_validation.drifting(db),
         "runs": list(
             db.scalars(
                 select(SyncRun).order_by(desc(SyncRun.started_at), desc(SyncRun.id)).limit(50)

@@ -16,7 +16,7 @@ from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
-from lti_app.models import Course, ModelVersion
+from lti_app.models import Course, LiveValidation, ModelVersion
 from lti_app.services import dashboard
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import past_offerings, shown_term
@@ -28,6 +28,7 @@ from lti_app.services.insights import (
 )
 from lti_app.services.page_cache import (
     COURSE,
+    LIVE,
     MODELS,
     ROSTER,
     SCORING,
@@ -36,14 +37,15 @@ from lti_app.services.page_cache import (
     CachedPage,
     PageCache,
 )
-from lti_app.web.i18n import chance_text, number_text, percent_text
+from lti_app.web.auth import N_
+from lti_app.web.i18n import MISSING, chance_text, number_text, percent_text
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, label, labels, ngettext
 
 #: What the dashboard's data reads, from which its cache key is derived: the course's fields,
 #: the latest scoring, the active models and their gate, the last sync (and the events and
 #: names it brings), the roster.
-DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER, TERM))
+DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTER, TERM, LIVE))
 
 
 def pass_mark_view(
@@ -335,7 +337,56 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     if summary["state"] == "predictions":
         _add_grades(view, students, mark)
         _add_model_card(view, versions.get("classification"))
+    view["live"] = live_view(session.get(LiveValidation, course.id))
     return view
+
+
+#: Each drift code in words, for the card's warning.
+_DRIFT_WORDS = {
+    "ranking": N_("the chances ranked students who passed above those who failed less well"),
+    "calibration": N_("the chances were further from what happened"),
+    "ranges": N_("the grade ranges held the final grade less often"),
+}
+
+
+def live_view(live: LiveValidation | None) -> dict[str, Any] | None:
+    """The live validation in a teacher's words (#17, item 3): the first week with a flag as
+    the headline, a row per week, and the drift if live results fell outside the promise."""
+    if live is None or not live.weeks:
+        return None
+    weeks = sorted(live.weeks, key=lambda w: int(w["week"]))
+    first = next((w for w in weeks if w["n_flagged"]), weeks[0])
+    flagged, unflagged = int(first["n_flagged"]), int(first["n"]) - int(first["n_flagged"])
+    headline = [
+        ngettext(
+            "Last term, of the %(num)s student flagged at week %(week)s, %(failed)s failed.",
+            "Last term, of the %(num)s students flagged at week %(week)s, %(failed)s failed.",
+            flagged,
+            week=first["week"],
+            failed=_share_or_none(first["share_failed_flagged"]),
+        )
+        if flagged
+        else _("Last term, no student was flagged at week %(week)s.", week=first["week"]),
+        ngettext(
+            "Of the %(num)s not flagged, %(failed)s failed.",
+            "Of the %(num)s not flagged, %(failed)s failed.",
+            unflagged,
+            failed=_share_or_none(first["share_failed_unflagged"]),
+        ),
+    ]
+    drifted = [w for w in weeks if w.get("drift")]
+    reasons = sorted({code for w in drifted for code in str(w["drift"]).split(";") if code})
+    return {
+        "headline": " ".join(str(h) for h in headline),
+        "weeks": weeks,
+        "drift_weeks": [w["week"] for w in drifted],
+        "drift_reasons": [str(_(_DRIFT_WORDS[c])) for c in reasons if c in _DRIFT_WORDS],
+        "computed_at": live.computed_at,
+    }
+
+
+def _share_or_none(share: float | None) -> str:
+    return MISSING if share is None else _share_words(float(share))
 
 
 def _add_grades(view: dict[str, Any], students: Sequence[Mapping[str, Any]], mark: float) -> None:

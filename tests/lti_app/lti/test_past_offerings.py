@@ -23,6 +23,7 @@ from lti_app.models import (
     AuditEvent,
     Course,
     CourseLineage,
+    LiveValidation,
     LtiSession,
     MoodleSite,
     SyncRequest,
@@ -308,3 +309,43 @@ def test_the_dashboard_of_a_course_without_links_points_to_the_page(world: World
     assert 'id="offerings-link"' in dash
     with world.env.db() as db:
         assert db.scalar(select(func.count()).select_from(CourseLineage)) == 0
+
+
+def test_the_card_and_the_admin_page_show_live_validation_and_its_drift(world: World) -> None:
+    """#17, item 3 on the pages: a finished term's stored live validation (the figures are
+    tested against a direct computation in tests/lti_app/test_live_validation.py)."""
+    weeks = [
+        {"week": 4, "n": 40, "n_flagged": 12, "failed_flagged": 9, "failed_unflagged": 2,
+         "share_failed_flagged": 0.75, "share_failed_unflagged": 2 / 28, "auc": 0.86,
+         "coverage": 0.9, "drift": ""},
+        {"week": 8, "n": 40, "n_flagged": 15, "failed_flagged": 8, "failed_unflagged": 6,
+         "share_failed_flagged": 8 / 15, "share_failed_unflagged": 6 / 25, "auc": 0.61,
+         "coverage": 0.7, "drift": "ranking;ranges"},
+    ]  # fmt: skip
+    with world.env.db() as db:
+        db.add(
+            LiveValidation(
+                course_id=world.course_id, pass_mark=10.0, n_students=40, drift=True, weeks=weeks
+            )
+        )
+        db.commit()
+    try:
+        _, dash = _get(world, f"/course/{world.course_id}", world.teacher)
+        text = visible_text(dash)
+        assert "of the 12 students flagged at week 4, 75 % failed" in text
+        assert "Of the 28 not flagged, 7 % failed." in text
+        assert 'id="live-drift"' in dash
+        assert re.findall(r'<tr data-week="(\d+)"( class="table-warning")?>', dash) == [
+            ("4", ""),
+            ("8", ' class="table-warning"'),
+        ]
+        _, dash_fr = _get(world, f"/course/{world.course_id}", world.teacher_fr)
+        assert "signalés à la semaine 4" in visible_text(dash_fr)
+        _, admin_page = _get(world, "/admin", world.admin)
+        assert re.findall(
+            r'<tr data-course="(\d+)"><td>[^<]*</td><td>([^<]*)</td>', admin_page
+        ) == [(str(world.course_id), "8")]
+    finally:
+        with world.env.db() as db:
+            db.execute(delete(LiveValidation))
+            db.commit()

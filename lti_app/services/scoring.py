@@ -43,6 +43,7 @@ from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
 from ml.features import compute_features
 from ml.models import SingleClassError
+from ml.plan import effort_bounds
 from ml.registry import ModelBundle, load_bundle
 from ml.training import Progress, train_model_version
 
@@ -195,7 +196,16 @@ def train_model(
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)
         raise
-    rows = _register_versions(session, course, bundle, version, digest, data_hash, offering_names)
+    rows = _register_versions(
+        session,
+        course,
+        bundle,
+        version,
+        digest,
+        data_hash,
+        offering_names,
+        bounds=effort_bounds(training.X),
+    )
     return rows[0], rows[1], bundle, False
 
 
@@ -207,9 +217,13 @@ def _register_versions(
     digest: str,
     data_hash: str,
     offering_names: list[str],
+    *,
+    bounds: dict[str, float] | None = None,
 ) -> list[ModelVersion]:
     """The new regression and classification rows, active, the course's previous ones not:
-    each keeps its metrics, the gate's verdict and what it was trained on."""
+    each keeps its metrics, the gate's verdict and what it was trained on, and the level the
+    most active tenth of its training students had reached on each lever (`bounds`, the
+    learner's plan: `ml.plan`)."""
     regressor, classifier = bundle.regressor, bundle.classifier
     report: dict[str, Any] = bundle.metadata.get("metrics", {})
     gate = report.get("gate", {})
@@ -226,6 +240,7 @@ def _register_versions(
             "pass_mark": bundle.metadata.get("pass_mark"),
             "libraries": bundle.metadata.get("libraries", {}),
             "gate": gate,
+            "effort_bounds": bounds or {},
             "report": {
                 k: v for k, v in report.items() if k not in ("regression", "classification")
             },

@@ -268,6 +268,7 @@ def learner_page(course_id: int, person_id: int) -> Any:
         model_root=_settings().model_root,
         cache=cache,
         page_cache=ext.setdefault("page_cache", PageCache()),
+        ml=_settings().ml,
     )
     template = "student.html" if ctx.is_teacher else "learner.html"
     return render_template(template, course=course, person=person, ctx=ctx, view=view)

@@ -69,7 +69,11 @@ def test_live_figures_match_a_direct_computation(db_session: Session, tmp_path: 
             strict=True,
         )
     )
-    uid_of = dict(db_session.execute(select(Person.id, Person.moodle_user_id)).all())
+    uid_of: dict[int, int] = {
+        int(pid): int(uid)
+        for pid, uid in db_session.execute(select(Person.id, Person.moodle_user_id)).all()
+        if uid is not None
+    }
     preds = db_session.execute(
         select(
             Prediction.person_id,
@@ -89,9 +93,9 @@ def test_live_figures_match_a_direct_computation(db_session: Session, tmp_path: 
         moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment
         week = int((moment - start) // pd.Timedelta(days=7)) + 1
         grade = final_by_uid.get(uid_of[person], np.nan)
-        if np.isnan(grade):
+        if np.isnan(grade) or p is None:
             continue
-        by_week.setdefault(week, []).append((grade, not passes, p, low, high))
+        by_week.setdefault(week, []).append((grade, not passes, float(p), low, high))
     for week, items in by_week.items():
         failed = [g < 10 for g, *_ in items]
         flagged = [f for _, f, *_ in items]

@@ -12,13 +12,17 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.orm import Session
 
+from lti_app.config import MLSettings
 from lti_app.models import Course
 from lti_app.services import coursework, dashboard
+from lti_app.services.course_settings import pass_mark_of
 from lti_app.services.insights import ModelCache
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
+from lti_app.services.plans import learner_plan
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, category_label, label, labels, ngettext
 from ml.feature_info import FEATURES, SENSITIVITY
+from ml.plan import Plan
 
 #: What the cohort's weekly quartiles read (every student page shows them, and they aggregate
 #: the whole course's log): the course's dates, the log a sync brings, the roster; and the
@@ -36,9 +40,11 @@ def student_view(
     model_root: Path,
     cache: ModelCache,
     page_cache: PageCache[Any] | None = None,
+    ml: MLSettings | None = None,
 ) -> dict[str, Any]:
     """The page's data: the student's weekly activity against the cohort's, the latest
-    estimate and, for a teacher, the charts behind it (`_teacher_charts`)."""
+    estimate, the learner's plan (with `ml`) and, for a teacher, the charts behind it
+    (`_teacher_charts`)."""
     person_id = int(detail["person_id"])
     # The student's own counts by kind; the cohort's quartiles from the small all-kinds
     # aggregate, kept in `page_cache` under what it reads (`COHORT`).
@@ -68,6 +74,11 @@ def student_view(
         # them too, since it is their own data.
         "coursework": coursework_view(session, course, person_id),
     }
+    if has_model and ml is not None:
+        found = learner_plan(
+            session, course, person_id, settings=ml, model_root=model_root, cache=cache
+        )
+        view["plan"] = plan_view(found, view["coursework"], pass_mark_of(course, ml).value)
     view["charts"]["engagement"] = charts.cohort_engagement(
         cohort,
         totals,
@@ -80,6 +91,35 @@ def student_view(
     if for_teacher:
         _teacher_charts(view, session, course, detail, weekly, model_root=model_root, cache=cache)
     return view
+
+
+def plan_view(
+    plan: Plan | None, coursework: Mapping[str, Any], pass_mark: float
+) -> dict[str, Any] | None:
+    """The plan in the page's words: each lever from the learner's value to the proposed one,
+    the estimate once followed, and the course's resources not opened yet (#17, item 4)."""
+    if plan is None:
+        return None
+    rows = [
+        {
+            "feature": name,
+            "label": label(name),
+            "current": float(plan.current_values.get(name, 0.0)),
+            "proposed": value,
+            "step": FEATURES[name].step,
+        }
+        for name, value in plan.changes.items()
+    ]
+    return {
+        "status": plan.status,
+        "rows": rows,
+        "grade": plan.grade,
+        "p_pass": plan.p_pass,
+        "pass_mark": pass_mark,
+        "changes": dict(plan.changes),
+        "not_opened": [m["name"] for m in coursework.get("not_opened", [])][:10],
+        "n_not_opened": len(coursework.get("not_opened", [])),
+    }
 
 
 def sliders(detail: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from lti_app.models import (
     Course,
     CourseLineage,
     Enrolment,
+    LiveValidation,
     ModelVersion,
     Person,
     Prediction,
@@ -241,6 +242,32 @@ def test_learner_sees_own_estimate_only(lti_env: LtiEnv, world: World) -> None:
     assert status == 403
     status, _ = _get(lti_env, f"/course/{world.course_id}/learners/{world.other_id}", world.learner)
     assert status == 403
+
+
+def test_learner_gets_a_plan_that_the_what_if_confirms(lti_env: LtiEnv, world: World) -> None:
+    """#17, item 4 on the learner's page: the plan's proposed values, sent to the learner's
+    own what-if API as they are, give the grade the plan states, at or above the pass mark
+    when the plan reaches it (its bounds are tested in tests/lti_app/test_learner_plan.py)."""
+    status, page = _get(lti_env, f"/course/{world.course_id}/me", world.learner)
+    assert status == 200
+    found = re.search(r'id="plan" data-status="(\w+)" data-changes="([^"]*)"', page)
+    assert found, "the learner's page has a plan section"
+    state, changes = found.group(1), json.loads(html.unescape(found.group(2)))
+    assert state in ("not_needed", "reached", "out_of_reach")
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', page)
+    assert csrf
+    resp = lti_env.client().post(
+        f"/api/v1/courses/{world.course_id}/students/{world.learner_id}/what-if",
+        headers={"X-Launch-Token": world.learner, "X-CSRF-Token": csrf.group(1)},
+        json={"changes": changes},
+    )
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    grade = resp.get_json()["predicted_grade"]
+    if state in ("reached", "not_needed"):
+        assert grade >= 10.0
+        assert resp.get_json()["probability"] >= 0.5
+    else:
+        assert grade < 10.0
 
 
 # --------------------------------------------------------------------------- language
@@ -787,6 +814,19 @@ def _new_sync_run(env: LtiEnv, course_id: int) -> Iterator[None]:
 
 
 @contextmanager
+def _new_live_validation(env: LtiEnv, course_id: int) -> Iterator[None]:
+    """A finished term's live validation is computed (#17): the model card shows it."""
+    with env.db() as db:
+        db.add(LiveValidation(course_id=course_id, pass_mark=10.0, n_students=1, weeks=[]))
+        db.flush()
+    try:
+        yield
+    finally:
+        with env.db() as db:
+            db.execute(delete(LiveValidation).where(LiveValidation.course_id == course_id))
+
+
+@contextmanager
 def _new_past_end(env: LtiEnv, course_id: int) -> Iterator[None]:
     """A past offering's end date moves: the term of a course without one moves with it."""
     with env.db() as db:
@@ -816,6 +856,7 @@ INPUT_CHANGES: dict[str, Callable[[LtiEnv, World], AbstractContextManager[None]]
     "sync": lambda env, world: _new_sync_run(env, world.course_id),
     "roster": lambda env, world: _new_roster_member(env, world.course_id),
     "term": lambda env, world: _new_past_end(env, world.course_id),
+    "live": lambda env, world: _new_live_validation(env, world.course_id),
 }
 CACHED_PAGES = (DASHBOARD, COHORT)
 

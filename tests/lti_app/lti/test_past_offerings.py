@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, func, select
@@ -53,12 +54,8 @@ def world(lti_env: LtiEnv) -> Iterator[World]:
     teacher = token_of(launch(lti_env.client(), lti_env, "teacher"))
     teacher_fr = token_of(launch(lti_env.client(), lti_env, "teacher_fr"))
     learner = token_of(launch(lti_env.client(), lti_env, "student"))
-    admin = token_of(
-        launch(
-            lti_env.client(), lti_env, "student", sub="2", name="Ada Admin",
-            **{CLAIM + "roles": [SYS_ADMIN]},
-        )
-    )  # fmt: skip
+    admin_claims: dict[str, Any] = {"sub": "2", "name": "Ada Admin", CLAIM + "roles": [SYS_ADMIN]}
+    admin = token_of(launch(lti_env.client(), lti_env, "student", **admin_claims))
     moodle = MoodleStub([]).start()
     with lti_env.db() as db:
         row = db.scalars(select(LtiSession).where(LtiSession.role == "teacher")).first()

@@ -176,6 +176,13 @@ class MLSettings(_Section):
     risk_threshold: float = Field(default=0.5, ge=0.05, le=0.95)
     random_seed: int = 42
     min_past_offerings: int = Field(default=2, ge=2, le=50)
+    # A course without enough past offerings gets a site-wide model trained on at least this
+    # many other courses of its site (leave-one-course-out validation, gated like any model);
+    # 0 turns the site-wide model off.
+    site_model_min_courses: int = Field(default=3, ge=0, le=1000)
+    # The site-wide model trains on at most this many of the other courses' graded offerings,
+    # the newest first (training time grows with them).
+    site_model_max_offerings: int = Field(default=24, ge=2, le=1000)
     regressors: tuple[str, ...] = Field(default=(), strict=False)
     classifiers: tuple[str, ...] = Field(default=(), strict=False)
     threshold_metric: Literal["f1", "balanced_accuracy"] = "f1"

@@ -250,8 +250,12 @@ def compute_features(
     tz: str = "Europe/Paris",
     event_types: Sequence[str] = DEFAULT_EVENT_TYPES,
     course_modules: Sequence[int] | None = None,
+    relative: bool = False,
 ) -> pd.DataFrame:
     """Features of every roster student from the events up to and including ``as_of``.
+
+    With ``relative``, each feature is the student's place in the cohort instead
+    (:func:`relative_to_cohort`): what a site-wide model compares across courses.
 
     ``events`` is a canonical frame (:mod:`ml.events`); only ``userid``, ``time``,
     ``eventname``, ``crud``, ``edulevel`` and ``cmid`` are read. ``roster`` is a frame with a
@@ -296,7 +300,26 @@ def compute_features(
     matrix = np.empty((len(names), n), dtype=np.float64)
     for row, name in enumerate(names):
         matrix[row] = out[name]
-    return pd.DataFrame(matrix.T, index=pd.Index(ids, name="userid"), columns=names, copy=False)
+    frame = pd.DataFrame(matrix.T, index=pd.Index(ids, name="userid"), columns=names, copy=False)
+    return relative_to_cohort(frame) if relative else frame
+
+
+def relative_to_cohort(features: pd.DataFrame) -> pd.DataFrame:
+    """Each feature as the student's place in their own cohort at the same point of the term:
+    the mid-rank percentile in (0, 1], ties sharing their mean rank, NaN kept (issue #17,
+    item 2: a site-wide model).
+
+    Courses differ in design (one has weekly quizzes, another a forum and no quiz), so raw
+    counts do not compare across courses; a place in the cohort does, and the calendar is
+    already relative (features at the same share of each term). A rank is monotone in the
+    feature, so every effort direction (`feature_info`) and monotone constraint still holds.
+    A feature equal for the whole cohort (an activity the course does not have) gets the middle
+    place of everyone: it tells the model nothing, as it should."""
+    ranked = features.rank(axis=0, method="average", pct=True)
+    # The shared course progress stays what it is: the point of the term, not a place.
+    if "course_progress" in features.columns:
+        ranked["course_progress"] = features["course_progress"]
+    return ranked.astype(np.float64)
 
 
 def _sorted_events(

@@ -122,6 +122,9 @@ def train_model_version(
         )
         on_progress("saving", 0.95)
         window = _training_window(offerings, progress)
+        if (feature_kwargs or {}).get("relative"):
+            # Places in each cohort, not levels (a site-wide model): a what-if cannot set them.
+            window["features"] = "relative"
         bundle = save_bundle(
             reg, clf, directory, data=data, report=report, training_window=window, version=version
         )

@@ -239,6 +239,9 @@ def simulate_course(
     activity: float = 1.0,
     spec: CourseSpec | None = None,
     contacts: ContactPlan | None = None,
+    first_courseid: int = 100,
+    first_userid: int = 100,
+    first_logid: int = 1,
 ) -> SimulatedCourse:
     """Several past offerings with final grades, plus (unless ``current_progress`` is None) one
     offering in progress whose log stops at that fraction of the course.
@@ -248,11 +251,16 @@ def simulate_course(
     much latent traits drive grades (0: grades are pure noise). ``contacts`` plants a teacher's
     contacts and their effect in the *last* offering (the current one, else the last past one,
     which has final grades): see :class:`ContactPlan`.
+
+    ``first_courseid``, ``first_userid`` and ``first_logid`` number the Moodle courses, users
+    and log rows from there (the defaults keep every seed's course as it always was), so that
+    several simulated courses can share one site without their ids meeting (#17's site-wide
+    model).
     """
     spec = spec or CourseSpec()
     offerings = []
-    next_user = 100
-    next_logid = 1
+    next_user = first_userid
+    next_logid = first_logid
     n_total = n_past + (0 if current_progress is None else 1)
     for k in range(n_total):
         rng = np.random.default_rng([seed, k])
@@ -265,7 +273,7 @@ def simulate_course(
             rng,
             spec,
             index=k,
-            courseid=100 + k,
+            courseid=first_courseid + k,
             start=pd.Timestamp(start),
             n_students=max(size, 2),
             first_userid=next_user,

@@ -187,7 +187,29 @@ def course_summary(
             "error_message": last_run.error_message,
         },
         "models": {"regression": model_quality(reg), "classification": model_quality(clf)},
+        # "site": the estimates come from a site-wide model (#17), the course having no
+        # usable past offering; every page says so.
+        "scope": model_scope(models),
+        "site_courses": site_courses(models),
     }
+
+
+def model_scope(models: Mapping[str, ModelVersion]) -> str:
+    """ "site" when the active models were trained on the site's other courses, else "course"."""
+    for version in models.values():
+        if version is not None and (version.metadata_json or {}).get("scope") == "site":
+            return "site"
+    return "course"
+
+
+def site_courses(models: Mapping[str, ModelVersion]) -> int | None:
+    """How many other courses a site-wide model learned from (None for a course's own)."""
+    if model_scope(models) != "site":
+        return None
+    window = next(iter(v for v in models.values() if v is not None)).metadata_json.get(
+        "training_window", {}
+    )
+    return len({o.get("id") for o in window.get("offerings", [])}) or None
 
 
 def students_table(
@@ -252,8 +274,13 @@ def student_detail(
         if latest is not None
         else None,
         "features": latest.features if latest is not None else {},
-        # The levers a what-if may move (`ml.feature_info.CONTROLLABLE`), in the form's order.
-        "actionable": [f for f in CONTROLLABLE if latest is not None and f in latest.features],
+        "scope": model_scope(models),
+        # The levers a what-if may move (`ml.feature_info.CONTROLLABLE`), in the form's order;
+        # none with a site-wide model, which reads places in the cohort, not levels a slider
+        # could set.
+        "actionable": []
+        if model_scope(models) == "site"
+        else [f for f in CONTROLLABLE if latest is not None and f in latest.features],
         "history": [
             {
                 "as_of": _iso(p.as_of),
@@ -478,6 +505,13 @@ def what_if(
     if as_of is None:
         raise InsightError("no prediction for this student yet", 409, "no_prediction")
     bundle = cache.get(model_root, reg)
+    if bundle.metadata.get("training_window", {}).get("features") == "relative":
+        raise InsightError(
+            "the estimates come from a site-wide model, which reads each student's place in "
+            "the cohort: a what-if needs the course's own model",
+            409,
+            "site_model",
+        )
     features = tuple(bundle.regressor.features)
     row = cache.feature_row(session, course.id, person_id, as_of, features)
     if row is None:  # the latest date is the student's own: only a concurrent delete gets here

@@ -39,15 +39,19 @@ from lti_app.models import Course, LogEvent, ModelVersion, Prediction
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import course_term, past_offerings, usual_term_length
+from lti_app.services.site_model import site_history
 from ml.dataset import Offering, TrainingSet, build_training_set
 from ml.explain import grade_factors, pass_factors
-from ml.features import compute_features
+from ml.features import compute_features, relative_to_cohort
 from ml.models import SingleClassError
 from ml.plan import effort_bounds
 from ml.registry import ModelBundle, load_bundle
 from ml.training import Progress, train_model_version
 
 Status = Literal["scored", "gated", "no_history", "one_class", "no_students"]
+#: What a model version learned from: the course's own past offerings, or the site's other
+#: courses (a site-wide model, #17 item 2).
+Scope = Literal["course", "site"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class ScoringOutcome:
     term_ended: bool = False
     # The pass mark trained for, on the tool's scale (`course_settings.pass_mark_of`).
     pass_mark: float | None = None
+    # "site": the estimates come from a site-wide model (#17), the course having no history.
+    scope: str = "course"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -164,8 +170,12 @@ def train_model(
     offerings: list[Offering],
     offering_names: list[str],
     on_progress: Progress | None = None,
+    scope: Scope = "course",
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle, bool]:
-    """Train and register a version, or reuse the active one trained on the same data."""
+    """Train and register a version, or reuse the active one trained on the same data.
+
+    `scope` "site": a site-wide model (#17), on the other courses' offerings with each
+    feature as the student's place in their cohort (`relative_to_cohort`)."""
     data_hash = training.data_hash()
     reg_row, clf_row = _active_versions(session, course.id)
     if reg_row is not None and clf_row is not None and reg_row.data_hash == data_hash:
@@ -191,6 +201,7 @@ def train_model(
             n_threads=settings.training_threads,
             version=version,
             on_progress=on_progress or _quiet,
+            feature_kwargs={"relative": True} if scope == "site" else None,
         )
         digest = artifact_digest(directory)
     except BaseException:
@@ -204,7 +215,10 @@ def train_model(
         digest,
         data_hash,
         offering_names,
-        bounds=effort_bounds(training.X),
+        # A plan's bounds are raw levels of this course's past students: none for a site-wide
+        # model, whose features are places in other cohorts.
+        bounds=effort_bounds(training.X) if scope == "course" else {},
+        scope=scope,
     )
     return rows[0], rows[1], bundle, False
 
@@ -219,6 +233,7 @@ def _register_versions(
     offering_names: list[str],
     *,
     bounds: dict[str, float] | None = None,
+    scope: Scope = "course",
 ) -> list[ModelVersion]:
     """The new regression and classification rows, active, the course's previous ones not:
     each keeps its metrics, the gate's verdict and what it was trained on, and the level the
@@ -241,6 +256,8 @@ def _register_versions(
             "libraries": bundle.metadata.get("libraries", {}),
             "gate": gate,
             "effort_bounds": bounds or {},
+            # "site": trained on the site's other courses (#17), said on every page.
+            "scope": scope,
             "report": {
                 k: v for k, v in report.items() if k not in ("regression", "classification")
             },
@@ -368,6 +385,14 @@ def score_course(
     features = compute_features(
         current.events, current.roster, as_of, current.course_start, current.course_end
     )
+    scope: Scope = "course"
+    model_features = features
+    if len(history) < max(2, settings.min_past_offerings):
+        # No usable history of its own: a site-wide model, if the site has enough courses.
+        site = site_history(session, course, settings)
+        if site is not None:
+            scope, history, names = "site", site.offerings, site.names
+            model_features = relative_to_cohort(features)
 
     if len(history) < max(2, settings.min_past_offerings):
         message = (
@@ -386,6 +411,7 @@ def score_course(
         checkpoints=(progress,),
         scale=settings.grade_max,
         pass_mark=mark.value,
+        feature_kwargs={"relative": True} if scope == "site" else None,
     )
     try:
         reg_row, clf_row, bundle, reused = train_model(
@@ -398,6 +424,7 @@ def score_course(
             offerings=history,
             offering_names=names,
             on_progress=on_progress,
+            scope=scope,
         )
     except SingleClassError as exc:
         # A state of the data, not a failure of the night: every past student on one side of
@@ -408,7 +435,18 @@ def score_course(
             course.id, "one_class", message, now, progress, predictions=stored, **calendar
         )
     stored = _store_predictions(
-        session, course, roster, features, now, reg_row, clf_row, bundle, training.X, settings
+        session,
+        course,
+        roster,
+        features,
+        now,
+        reg_row,
+        clf_row,
+        bundle,
+        training.X,
+        settings,
+        model_features=model_features,
+        explain=scope == "course",
     )
     gated = not (reg_row.gate_passed or clf_row.gate_passed)
     reasons = [r.gate_reason for r in (reg_row, clf_row) if r.gate_reason]
@@ -422,6 +460,7 @@ def score_course(
         classification_model_id=clf_row.id,
         predictions=stored,
         reused_model=reused,
+        scope=scope,
         **calendar,
     )
 
@@ -450,12 +489,22 @@ def _store_predictions(
     bundle: ModelBundle | None,
     background: pd.DataFrame | None,
     settings: MLSettings | None = None,
+    *,
+    model_features: pd.DataFrame | None = None,
+    explain: bool = True,
 ) -> int:
-    """One Prediction row per student: features always, values only from gated-in models."""
+    """One Prediction row per student: features always, values only from gated-in models.
+
+    `model_features` is what the model reads when it is not the stored features (a site-wide
+    model reads each student's place in the cohort); `explain` False stores no factors (a
+    site-wide model's would speak of places in other courses' cohorts, not of this course)."""
     person_of = dict(
         zip(roster["userid"].astype(int), roster["person_id"].astype(int), strict=True)
     )
     rows_x = features.loc[roster["userid"].to_numpy()]
+    rows_m = (model_features if model_features is not None else features).loc[
+        roster["userid"].to_numpy()
+    ]
     grade = low = high = proba = p_low = p_high = p_std = label = None
     grade_why: dict[int, list[dict[str, Any]]] = {}
     pass_why: dict[int, list[dict[str, Any]]] = {}
@@ -465,17 +514,19 @@ def _store_predictions(
         and clf_row is not None
         and background is not None
     ):
-        matrix = rows_x[bundle.regressor.features].reset_index(drop=True)
+        matrix = rows_m[bundle.regressor.features].reset_index(drop=True)
         if reg_row.gate_passed:
             grade, low, high = bundle.regressor.predict_interval(matrix)
-            grade_why = _factor_records(grade_factors(bundle.regressor, matrix, background))
+            if explain:
+                grade_why = _factor_records(grade_factors(bundle.regressor, matrix, background))
         if clf_row.gate_passed:
             passes = settings.mc_dropout_passes if settings is not None else 50
             proba = bundle.classifier.predict_proba(matrix)
             unc = bundle.classifier.uncertainty(matrix, n_passes=passes)
             p_low, p_high, p_std = unc.lower, unc.upper, unc.std
             label = proba >= risk_threshold_of(course, settings or MLSettings())  # one "at risk"
-            pass_why = _factor_records(pass_factors(bundle.classifier, matrix, background))
+            if explain:
+                pass_why = _factor_records(pass_factors(bundle.classifier, matrix, background))
     # A scoring as of the same moment replaces the earlier one: one scoring per date, so a
     # re-scoring of unchanged data leaves the same rows, not a second copy beside them.
     session.execute(

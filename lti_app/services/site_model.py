@@ -82,9 +82,17 @@ def _graded_courses(session: Session, site_id: int) -> list[tuple[Course, int]]:
 
 def site_history(session: Session, course: Course, settings: MLSettings) -> SiteHistory | None:
     """The other courses' graded offerings for `course`'s site-wide model, or None when the
-    site-wide model is off or fewer than `site_model_min_courses` other courses have any."""
+    site-wide model is off, when `course` is itself a past offering of another course, or
+    when fewer than `site_model_min_courses` other courses have graded offerings."""
     need = settings.site_model_min_courses
     if need <= 0:
+        return None
+    is_history = session.scalar(
+        select(CourseLineage.id).where(CourseLineage.past_course_id == course.id).limit(1)
+    )
+    if is_history is not None:
+        # A past offering of another course is training data, not a course anyone follows:
+        # training a site-wide model for it every night would be work for no reader.
         return None
     family_of = families(session, course.site_id)
     own = family_of.get(course.id, course.id)

@@ -176,3 +176,8 @@ def test_no_site_model_when_off_or_too_few_courses(
     course = db_session.get_one(Course, course_id)
     settings = FAST.model_copy(update={"site_model_min_courses": need})
     assert site_history(db_session, course, settings) is None
+    # A past offering of another course is history, never given a site model of its own.
+    past = db_session.scalars(
+        select(Course).where(Course.id != course_id).order_by(Course.id).limit(1)
+    ).one()
+    assert site_history(db_session, past, FAST) is None

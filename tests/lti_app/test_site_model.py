@@ -139,6 +139,18 @@ def test_a_course_without_history_gets_a_validated_site_wide_model(
         cache=ModelCache(),
     ) is None  # fmt: skip
 
+    # Once the course has history of its own (two graded offerings linked), its own model
+    # replaces the site's at the next scoring.
+    for past in db_session.scalars(
+        select(Course).where(Course.id != course_id).order_by(Course.id).limit(2)
+    ).all():
+        link_past_offering(db_session, course, past.id)
+    again = score_course(
+        db_session, course, settings=FAST, model_root=tmp_path, now=now.to_pydatetime()
+    )
+    assert again.scope == "course"
+    assert course_summary(db_session, course, threshold=0.5)["scope"] == "course"
+
 
 def test_a_site_whose_courses_share_no_signal_gets_no_estimate(
     db_session: Session, tmp_path: Path

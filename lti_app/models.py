@@ -530,6 +530,10 @@ class ModelVersion(Base):
     gate_reason: Mapped[str | None] = mapped_column(Text)
     trained_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     active: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When a person whose data this version learned from was erased (#18, `privacy erase`):
+    # the version is never reused (the next scoring retrains on what is left) and its artifact
+    # goes once it is no longer active.
+    erased_data_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (
         Index("ix_model_version_course_task", "course_id", "task", "trained_at"),
@@ -828,3 +832,32 @@ class LiveValidation(Base):
     n_students: Mapped[int] = mapped_column(Integer)
     drift: Mapped[bool] = mapped_column(Boolean, default=False)
     weeks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+#: What kind of read an access-log row records (#18, item 5).
+ACCESS_KINDS = ("student_page", "learner_page", "export", "api_student", "api_students")
+
+
+class AccessLog(Base):
+    """Who viewed whose prediction, and when (#18, item 5): a teacher's page of one student, a
+    learner's own page, a course table exported (CSV or Excel: every student at once, no
+    `subject_id`), an API read of one student or of the list. Readable by administrators, with
+    its own retention (`retention.access_log_days`). A subject erased takes their rows along;
+    a viewer erased leaves the row without a viewer."""
+
+    __tablename__ = "access_log"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    viewer_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    subject_id: Mapped[int | None] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    course_id: Mapped[int | None] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind IN ({})".format(", ".join(f"'{k}'" for k in ACCESS_KINDS)), name="kind"
+        ),
+        Index("ix_access_log_at", "at"),
+        Index("ix_access_log_subject_id", "subject_id"),
+    )

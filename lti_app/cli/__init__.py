@@ -5,11 +5,11 @@ same services as the web app. Expected failures (bad config, unreachable databas
 line starting with ``Error:`` and exit non-zero; they never print a traceback.
 
 One module per command group (`db`, `config`, `site`, `course`, `sync`, `keys`, `lti`,
-`imports`, `moodle`, `models`, `demo`, `serve`, `scheduler`); the shared pieces (the process's
-`CliContext`, `friendly_errors`, `pass_ctx`) live in `lti_app.cli.common`. `COMMANDS` below is
-the one place where commands are attached to `main`. A module imports only click at load
-time: `arche-predict --help` lists every command without loading SQLAlchemy, the configuration
-or the ML stack.
+`imports`, `moodle`, `models`, `privacy`, `demo`, `serve`, `scheduler`); the shared pieces
+(the process's `CliContext`, `friendly_errors`, `pass_ctx`) live in `lti_app.cli.common`.
+`COMMANDS` below is the one place where commands are attached to `main`. A module imports only
+click at load time: `arche-predict --help` lists every command without loading SQLAlchemy, the
+configuration or the ML stack.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from lti_app.cli import (
     lti,
     models,
     moodle,
+    privacy,
     scheduler,
     serve,
     site,
@@ -67,6 +68,7 @@ COMMANDS: tuple[click.Command, ...] = (
     models.predict,
     models.evaluate,
     models.export_onnx_command,
+    privacy.privacy,
     demo.demo,
     serve.serve,
     scheduler.scheduler,

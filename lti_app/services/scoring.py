@@ -178,7 +178,12 @@ def train_model(
     feature as the student's place in their cohort (`relative_to_cohort`)."""
     data_hash = training.data_hash()
     reg_row, clf_row = _active_versions(session, course.id)
-    if reg_row is not None and clf_row is not None and reg_row.data_hash == data_hash:
+    if (
+        reg_row is not None
+        and clf_row is not None
+        and reg_row.data_hash == data_hash
+        and reg_row.erased_data_at is None
+    ):
         return reg_row, clf_row, load_model(model_root, reg_row), True
 
     version = f"{course.id}-{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"

@@ -202,6 +202,19 @@ class LtiSettings(_Section):
     http_timeout: float = Field(default=10.0, gt=0, le=120)
 
 
+class RetentionSettings(_Section):
+    """How long each kind of record is kept (#18, item 4); 0 keeps it for ever. Applied each
+    night by the scheduler's `retention` job. Course data is counted from the course's end (a
+    course without an end date is never purged by age); logs of who did what from their date.
+    Expired LTI sessions, login states and nonces go every night regardless (`purge-lti`)."""
+
+    events_days_after_end: int = Field(default=1095, ge=0, le=36500)
+    predictions_days_after_end: int = Field(default=1095, ge=0, le=36500)
+    follow_ups_days_after_end: int = Field(default=1095, ge=0, le=36500)
+    audit_days: int = Field(default=365, ge=0, le=36500)
+    access_log_days: int = Field(default=365, ge=0, le=36500)
+
+
 class DemoSettings(_Section):
     enabled: bool = False
     moodle_port: int = Field(default=8081, ge=0, le=65535)
@@ -223,6 +236,7 @@ class Settings(_Section):
     ml: MLSettings = MLSettings()
     demo: DemoSettings = DemoSettings()
     lti: LtiSettings = LtiSettings()
+    retention: RetentionSettings = RetentionSettings()
     source: str = Field(default="defaults", exclude=True)
 
     @property

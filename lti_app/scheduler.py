@@ -31,7 +31,7 @@ log = get_logger(__name__)
 # A course's work may return what it counted (e.g. digests sent and failed): the job's report
 # adds them up over the courses.
 CourseWork = Callable[["JobContext", int], Mapping[str, int] | None]
-SiteWork = Callable[["JobContext"], None]
+SiteWork = Callable[["JobContext"], str | None]
 
 
 class PartialFailureError(RuntimeError):
@@ -78,6 +78,8 @@ class JobReport:
     failed: dict[int, str] = field(default_factory=dict)
     #: What the courses' work counted, summed (e.g. {"sent": 3, "failed": 1}).
     counts: dict[str, int] = field(default_factory=dict)
+    #: What a site-wide job did, in a line for its history (the retention job's counts).
+    summary: str | None = None
 
     def add(self, counts: Mapping[str, int] | None) -> None:
         for key, value in (counts or {}).items():
@@ -111,15 +113,19 @@ def run_job(job: Job, ctx: JobContext) -> JobReport:
         _record_end(ctx, job, f"{exc.__class__.__name__}: {exc}")
         raise
     failed = ", ".join(map(str, sorted(report.failed)))
-    _record_end(ctx, job, f"failed for course(s) {failed}" if failed else None)
+    _record_end(
+        ctx, job, f"failed for course(s) {failed}" if failed else None, summary=report.summary
+    )
     return report
 
 
-def _record_end(ctx: JobContext, job: Job, failure: str | None) -> None:
+def _record_end(
+    ctx: JobContext, job: Job, failure: str | None, *, summary: str | None = None
+) -> None:
     from lti_app.services import job_runs
 
     with session_scope(ctx.session_factory) as session:
-        job_runs.record_end(session, job.name, ctx.holder, failed=failure)
+        job_runs.record_end(session, job.name, ctx.holder, failed=failure, summary=summary)
 
 
 def _run_job(job: Job, ctx: JobContext) -> JobReport:
@@ -134,7 +140,9 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
         with session_scope(ctx.session_factory) as session:
             if not locks.try_claim(session, claim, ctx.holder, job.lease):
                 return report
-        job.run(ctx)  # type: ignore[call-arg]
+        result = job.run(ctx)  # type: ignore[call-arg]
+        if isinstance(result, str):  # what the run did, for the job's history
+            report.summary = result
         with session_scope(ctx.session_factory) as session:
             locks.mark_done(session, claim, ctx.holder)
         return report
@@ -149,7 +157,7 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
             report.skipped.append(course_id)
             continue
         try:
-            report.add(job.run(ctx, course_id))  # type: ignore[call-arg]
+            report.add(job.run(ctx, course_id))  # type: ignore[call-arg,arg-type]
             report.processed.append(course_id)
         except PartialFailureError as exc:
             log.warning(
@@ -179,6 +187,18 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
         counts=report.counts,
     )
     return report
+
+
+def _retention(ctx: JobContext) -> str:
+    """Delete what is past its retention (#18, item 4); the counts go to the job's history."""
+    from lti_app.services.retention import apply_retention, summary
+
+    with session_scope(ctx.session_factory) as session:
+        counts = apply_retention(
+            session, ctx.settings.retention, model_root=ctx.settings.model_root
+        )
+    log.info("retention applied", counts=counts)
+    return summary(counts)
 
 
 def _purge_claims(ctx: JobContext) -> None:
@@ -335,6 +355,15 @@ JOBS: tuple[Job, ...] = (
         schedule="nightly",
         run=_purge_lti,
         per_course=False,
+    ),
+    Job(
+        name="retention",
+        description="Delete what is past its retention ([retention]: events, predictions, "
+        "contacts and follow-ups after the course's end; audit and access logs by age).",
+        schedule="nightly",
+        run=_retention,
+        per_course=False,
+        offset=timedelta(hours=3),
     ),
     Job(
         name="purge-claims",

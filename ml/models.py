@@ -109,7 +109,9 @@ module docstring). Empty since the RBF SVR, whose cost grows as n^2 to n^3, left
 
 def make_pipeline(model: BaseEstimator, *, scale: bool = True) -> Pipeline:
     """Median imputation (some features are undefined without events), scaling, the model."""
-    steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
+    steps: list[tuple[str, Any]] = [
+        ("impute", SimpleImputer(strategy="median", keep_empty_features=True))
+    ]
     if scale:
         steps.append(("scale", StandardScaler()))
     steps.append(("model", model))
@@ -248,7 +250,9 @@ def _ensemble_pipeline(random_state: int, cst: tuple[int, ...]) -> Pipeline:
     falls either."""
     linear = Pipeline([("scale", StandardScaler()), ("model", SignedLinear("ridge", signs=cst))])
     voting = VotingRegressor([("linear", linear), ("hgb", _hgb(random_state, cst))])
-    return Pipeline([("impute", SimpleImputer(strategy="median")), ("model", voting)])
+    return Pipeline(
+        [("impute", SimpleImputer(strategy="median", keep_empty_features=True)), ("model", voting)]
+    )
 
 
 def classifier_candidates(

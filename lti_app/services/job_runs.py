@@ -42,14 +42,22 @@ def record_start(session: Session, name: str, holder: str, now: datetime | None 
     row.detail = ""
 
 
-def record_end(session: Session, name: str, holder: str, *, failed: str | None = None) -> None:
-    """Mark the run of `name` by `holder` finished (`failed`: a short reason)."""
+def record_end(
+    session: Session,
+    name: str,
+    holder: str,
+    *,
+    failed: str | None = None,
+    summary: str | None = None,
+) -> None:
+    """Mark the run of `name` by `holder` finished (`failed`: a short reason; `summary`: what
+    a successful run did, e.g. the retention job's counts)."""
     row = session.get(JobRun, name)
     if row is None or row.holder != holder:
         return  # another process started a newer run meanwhile: its record stands
     row.finished_at = utcnow()
     row.status = "failed" if failed else "ok"
-    row.detail = (failed or "")[:500]
+    row.detail = (failed or summary or "")[:500]
 
 
 def last_runs(session: Session) -> dict[str, JobRun]:

@@ -1,0 +1,124 @@
+"""Retention (issue #18, item 4): what is kept how long, applied each night by the scheduler's
+`retention` job, its counts reported in the job's history on the admin page.
+
+Course data (log events, predictions with their features and explanations, contacts and
+follow-ups) is counted from the course's end date: a course without one is never purged by
+age. The audit log and the access log are counted from each row's date. Model artifacts of
+versions marked after an erasure (`model_version.erased_data_at`) go once the version is no
+longer active. Expired LTI sessions are the `purge-lti` job's. Each limit at 0 keeps for ever.
+
+Services never commit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from lti_app.config import RetentionSettings
+from lti_app.db import utcnow
+from lti_app.models import (
+    AccessLog,
+    AuditEvent,
+    Contact,
+    Course,
+    FollowUp,
+    LogEvent,
+    ModelVersion,
+    Prediction,
+)
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _ended_before(session: Session, cutoff: datetime) -> list[Course]:
+    return list(
+        session.scalars(select(Course).where(Course.end_at.is_not(None), Course.end_at < cutoff))
+    )
+
+
+def apply_retention(
+    session: Session,
+    settings: RetentionSettings,
+    *,
+    model_root: Path | None = None,
+    now: datetime | None = None,
+) -> dict[str, int]:
+    """Delete what is past its retention; returns the rows (or artifacts) deleted by kind."""
+    now = now or utcnow()
+    counts: dict[str, int] = {}
+
+    def days(n: int) -> datetime | None:
+        return None if n <= 0 else now - timedelta(days=n)
+
+    cutoff = days(settings.events_days_after_end)
+    if cutoff is not None:
+        done = 0
+        for course in _ended_before(session, cutoff):
+            done += _count(
+                session.execute(
+                    delete(LogEvent).where(
+                        LogEvent.site_id == course.site_id,
+                        LogEvent.courseid == course.moodle_course_id,
+                    )
+                )
+            )
+        counts["log_event"] = done
+    cutoff = days(settings.predictions_days_after_end)
+    if cutoff is not None:
+        ids = [c.id for c in _ended_before(session, cutoff)]
+        counts["prediction"] = (
+            _count(session.execute(delete(Prediction).where(Prediction.course_id.in_(ids))))
+            if ids
+            else 0
+        )
+    cutoff = days(settings.follow_ups_days_after_end)
+    if cutoff is not None:
+        ids = [c.id for c in _ended_before(session, cutoff)]
+        counts["contact"] = (
+            _count(session.execute(delete(Contact).where(Contact.course_id.in_(ids)))) if ids else 0
+        )
+        counts["follow_up"] = (
+            _count(session.execute(delete(FollowUp).where(FollowUp.course_id.in_(ids))))
+            if ids
+            else 0
+        )
+    cutoff = days(settings.audit_days)
+    if cutoff is not None:
+        counts["audit_event"] = _count(
+            session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
+        )
+    cutoff = days(settings.access_log_days)
+    if cutoff is not None:
+        counts["access_log"] = _count(
+            session.execute(delete(AccessLog).where(AccessLog.at < cutoff))
+        )
+    if model_root is not None:
+        removed = 0
+        for version in session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.erased_data_at.is_not(None), ModelVersion.active.is_(False)
+            )
+        ):
+            folder = (model_root / version.artifact_path).resolve()
+            if model_root.resolve() in folder.parents and folder.is_dir():
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        counts["model_artifact"] = removed
+    session.flush()
+    return counts
+
+
+def summary(counts: dict[str, int]) -> str:
+    """The job history's line: "deleted: log_event 1200, prediction 300" (or "nothing")."""
+    done = [f"{k} {v}" for k, v in sorted(counts.items()) if v]
+    return "deleted: " + ", ".join(done) if done else "nothing past its retention"
+
+
+__all__ = ["apply_retention", "summary"]

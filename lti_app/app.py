@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> Flask:
     from lti_app.web.lti import bp as lti_bp
     from lti_app.web.offerings import bp as offerings_bp
     from lti_app.web.pages import bp as pages_bp
+    from lti_app.web.privacy import bp as privacy_bp
 
     db.install(app)
     hardening.install(app)  # before auth: size and cross-site checks come first
@@ -84,6 +85,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(admin_courses_bp)
     app.register_blueprint(actions_bp)
     app.register_blueprint(offerings_bp)
+    app.register_blueprint(privacy_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

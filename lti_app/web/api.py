@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 
 from lti_app.models import Course
+from lti_app.services import access_log
 from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import (
     InsightError,
@@ -106,6 +107,10 @@ def summary(course_id: int) -> Any:
 @require_teacher
 def students(course_id: int) -> Any:
     course = api_course(course_id)
+    ctx = current()
+    access_log.record(
+        _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="api_students"
+    )
     return jsonify(students=students_table(_db(), course, threshold=_threshold(course)))
 
 
@@ -117,9 +122,18 @@ def student(course_id: int, person_id: int) -> Any:
     if refused is not None:
         return refused
     try:
-        return jsonify(student_detail(_db(), course, person_id, threshold=_threshold(course)))
+        detail = student_detail(_db(), course, person_id, threshold=_threshold(course))
     except InsightError as exc:
         return _fail(exc)
+    ctx = current()
+    access_log.record(
+        _db(),
+        viewer_id=ctx.person_id if ctx else None,
+        course_id=course.id,
+        kind="api_student",
+        subject_id=person_id,
+    )
+    return jsonify(detail)
 
 
 @bp.post("/courses/<id:course_id>/students/<id:person_id>/what-if")

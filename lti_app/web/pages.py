@@ -26,7 +26,14 @@ from lti_app.models import (
     SyncRun,
     ToolKey,
 )
-from lti_app.services import audit, job_runs, live_validation, offering_links, sync_requests
+from lti_app.services import (
+    access_log,
+    audit,
+    job_runs,
+    live_validation,
+    offering_links,
+    sync_requests,
+)
 from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
 from lti_app.services.lti_registry import DbToolConf
@@ -102,6 +109,10 @@ def _students_file(course_id: int, ext: str, mimetype: str, build: Any) -> Respo
     """The at-risk table as a download, built server-side (so it holds every row and column),
     in the reader's language."""
     course = page_course(course_id)
+    ctx = current()
+    access_log.record(
+        _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="export"
+    )
     ml = _settings().ml
     body = build(
         students_table(_db(), course, threshold=risk_threshold_of(course, ml)),
@@ -258,6 +269,13 @@ def learner_page(course_id: int, person_id: int) -> Any:
             "actionable": [],
             "history": [],
         }
+    access_log.record(
+        _db(),
+        viewer_id=ctx.person_id,
+        course_id=course.id,
+        kind="learner_page" if person_id == ctx.person_id else "student_page",
+        subject_id=person_id,
+    )
     ext = current_app.extensions["arche_predict"]
     cache: ModelCache = ext.setdefault("model_cache", ModelCache())
     view = student_view(
@@ -280,7 +298,7 @@ def admin() -> Any:
     code = request.args.get("dates")
     return render_template(
         "admin.html",
-        **_admin_data(),
+        **admin_data(),
         check=None,
         dates_code=code if code in DATES_CODES else None,
         dates_course=request.args.get("course", type=int),
@@ -311,10 +329,10 @@ def admin_site_check(site_id: int) -> Any:
         result.update(ok=report.ok, lines=report.lines())
     except (SyncConfigError, MoodleError) as exc:
         result["lines"] = [str(exc)]
-    return render_template("admin.html", **_admin_data(), check=result)
+    return render_template("admin.html", **admin_data(), check=result)
 
 
-def _admin_data() -> dict[str, Any]:
+def admin_data() -> dict[str, Any]:
     from lti_app.scheduler import default_jobs
     from lti_app.web.lti import tool_config_values
 
@@ -329,6 +347,7 @@ def _admin_data() -> dict[str, Any]:
         "sites": list(db.scalars(select(MoodleSite).order_by(MoodleSite.id))),
         "pending_links": offering_links.pending_links(db),
         "drifting": live_validation.drifting(db),
+        "access": access_log.latest(db),
         "runs": list(
             db.scalars(
                 select(SyncRun).order_by(desc(SyncRun.started_at), desc(SyncRun.id)).limit(50)

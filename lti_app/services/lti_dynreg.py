@@ -96,7 +96,10 @@ class _Registration(DynamicRegistration):
         return list(SCOPES)
 
     def get_claims(self) -> list[str]:
-        return ["iss", "sub", "name", "given_name", "family_name", "email"]
+        # Only what the tool uses (#18, item 8: data minimisation): who launched (iss, sub) and
+        # the name pages show. No e-mail: addresses come from the course's roster, where a
+        # teacher's address list needs them, never from a launch.
+        return ["iss", "sub", "name", "given_name", "family_name"]
 
     def get_messages(self) -> list[dict[str, str]]:
         return [

@@ -155,9 +155,8 @@ def link_person(
     name = _text(claims.get("name"), 255) or " ".join(p for p in parts if p)
     if name:
         person.fullname = name
-    email = _text(claims.get("email"), 255)
-    if email:
-        person.email = email
+    # The e-mail a platform may send anyway is not kept (#18, item 8): the roster sync brings
+    # the addresses the teacher's address list needs, for the course's participants only.
     session.flush()
     return person
 

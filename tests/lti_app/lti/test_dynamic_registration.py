@@ -39,6 +39,9 @@ def test_dynamic_registration_registers_and_the_new_client_can_launch(lti_env: L
     assert sent["redirect_uris"] == ["http://localhost/lti/launch"]
     assert sent["jwks_uri"] == "http://localhost/lti/jwks"
     assert sent["token_endpoint_auth_method"] == "private_key_jwt"
+    # Data minimisation (#18, item 8): only the claims the tool uses, no e-mail.
+    claims = sent["https://purl.imsglobal.org/spec/lti-tool-configuration"]["claims"]
+    assert sorted(claims) == ["family_name", "given_name", "iss", "name", "sub"]
     with lti_env.db() as db:
         platform = db.scalars(
             select(LtiPlatform).where(LtiPlatform.client_id == "dynamic-client")

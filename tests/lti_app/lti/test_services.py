@@ -85,7 +85,7 @@ def test_link_creates_course_person_and_enrolment(
     assert link.course is not None
     assert (link.course.moodle_course_id, link.course.shortname) == (2, "ALGO101")
     assert (link.person.moodle_user_id, link.person.lti_sub) == (3, "3")
-    assert link.person.email == "teacher1@example.com"
+    assert link.person.email is None  # sent by Moodle, not kept (#18: data minimisation)
     assert (link.role, link.is_admin) == ("teacher", False)
     again = link_launch(db_session, box, platform, _claims(name="Claire E."))
     assert again.person.id == link.person.id

@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> Flask:
     from lti_app.web.health import bp as health_bp
     from lti_app.web.home import bp as home_bp
     from lti_app.web.lti import bp as lti_bp
+    from lti_app.web.my_data import bp as my_data_bp
     from lti_app.web.offerings import bp as offerings_bp
     from lti_app.web.pages import bp as pages_bp
     from lti_app.web.privacy import bp as privacy_bp
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(actions_bp)
     app.register_blueprint(offerings_bp)
     app.register_blueprint(privacy_bp)
+    app.register_blueprint(my_data_bp)
     auth.install(app)
     i18n.install(app)
     log.info("app created", database=engine.url.render_as_string(hide_password=True))

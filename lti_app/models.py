@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -56,6 +57,12 @@ class MoodleSite(Base):
     # administrator's approval on the admin page before its data is pulled and trains models.
     link_approval_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
+    )
+    # Whose data the tool uses (#18, item 2): "teacher" (everyone's, and each course's
+    # teacher decides whether its learners may opt out) or "opt_in" (only learners who said
+    # yes: nobody else's estimate is made or shown, nor their data trained on).
+    consent_mode: Mapped[str] = mapped_column(
+        String(16), default="teacher", server_default="teacher"
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
@@ -206,6 +213,9 @@ class Course(Base):
     # A pass chance under this is "at risk" on every surface; NULL: the site default.
     risk_threshold: Mapped[float | None] = mapped_column(Float)
     learner_view_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Whether the course's learners may opt out of the estimates (#18, item 2; the teacher
+    # decides, within the site's `consent_mode`).
+    opt_out_allowed: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     sync_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -861,3 +871,22 @@ class AccessLog(Base):
         Index("ix_access_log_at", "at"),
         Index("ix_access_log_subject_id", "subject_id"),
     )
+
+
+class LearnerChoice(Base):
+    """A learner's choice about their data in one course (#18, item 2): "out" (no estimate of
+    them made or shown, their data left out of every training set from then on) or "in" (on an
+    opt-in site, the yes that lets the tool use it)."""
+
+    __tablename__ = "learner_choice"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    choice: Mapped[str] = mapped_column(String(8))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (CheckConstraint("choice IN ('in', 'out')", name="choice"),)

@@ -28,6 +28,7 @@ from lti_app.models import (
     MoodleSite,
     Person,
 )
+from lti_app.services.consent import used_clause
 from lti_app.services.courses import course_term, link_past_offering
 from lti_app.services.sync import set_enrolments, set_grades, store_log_rows, upsert_people
 from ml.dataset import Offering
@@ -51,7 +52,8 @@ class CourseDataError(ValueError):
 def student_roster(session: Session, course: Course) -> pd.DataFrame:
     """Active students with a Moodle user id: `userid` (Moodle) and `person_id` (ours). A
     person with an active teaching role in the course (`TEACHER_ROLES`) is not one of them,
-    even when also enrolled as a student."""
+    even when also enrolled as a student, nor a learner whose data may not be used
+    (`consent`: opted out, or not opted in on an opt-in site)."""
     role = aliased(Enrolment)
     teaching = (
         select(role.id)
@@ -72,6 +74,9 @@ def student_roster(session: Session, course: Course) -> pd.DataFrame:
             Enrolment.role.in_(STUDENT_ROLES),
             Person.moodle_user_id.is_not(None),
             ~teaching,
+            # A learner who opted out (or, on an opt-in site, has not opted in): no estimate,
+            # no training row, no aggregate (#18, item 2).
+            used_clause(session, course),
         )
         .distinct()
         .order_by(Person.moodle_user_id)

@@ -37,8 +37,10 @@ from lti_app.models import (
     Enrolment,
     Grade,
     GradeItem,
+    LearnerChoice,
     LiveValidation,
     ModelVersion,
+    MoodleSite,
     Prediction,
     SyncRun,
 )
@@ -222,10 +224,17 @@ def _last_sync(course_id: int) -> list[ScalarSelect[Any]]:
 
 
 def _roster(course_id: int) -> list[ScalarSelect[Any]]:
+    # Who the students are: the enrolments, and whose data may be used (#18: the learners'
+    # choices and the site's consent mode).
     in_course = Enrolment.course_id == course_id
+    chose = LearnerChoice.course_id == course_id
+    site = select(Course.site_id).where(Course.id == course_id).scalar_subquery()
     return [
         select(func.count()).where(in_course).scalar_subquery(),
         select(func.max(Enrolment.updated_at)).where(in_course).scalar_subquery(),
+        select(func.count()).select_from(LearnerChoice).where(chose).scalar_subquery(),
+        select(func.max(LearnerChoice.at)).where(chose).scalar_subquery(),
+        select(MoodleSite.consent_mode).where(MoodleSite.id == site).scalar_subquery(),
     ]
 
 
@@ -261,7 +270,9 @@ MODELS = PageInput("models", frozenset({"model_version"}), lambda _: [], _active
 #: log imported from a file records no run: the scoring after it moves the keys).
 SYNC = PageInput("sync", frozenset({"sync_run", "log_event", "person"}), _last_sync)
 #: The course's enrolments: who the students are (the weekly charts count the roster's).
-ROSTER = PageInput("roster", frozenset({"enrolment", "person"}), _roster)
+ROSTER = PageInput(
+    "roster", frozenset({"enrolment", "person", "learner_choice", "moodle_site"}), _roster
+)
 #: How right the shown estimates of a finished term turned out (#17, the model card).
 LIVE = PageInput(
     "live",

@@ -29,6 +29,7 @@ from lti_app.models import (
 from lti_app.services import (
     access_log,
     audit,
+    consent,
     job_runs,
     live_validation,
     offering_links,
@@ -256,6 +257,8 @@ def learner_page(course_id: int, person_id: int) -> Any:
         return error_response(404, N_("Not found"), N_("This person is unknown."))
     if not ctx.is_teacher and not course.learner_view_enabled:
         return render_template("learner.html", course=course, person=person, ctx=ctx, view=None)
+    # A learner who opted out (or has not opted in) is told so, not "no estimate" (#18).
+    opted_out = not consent.is_used(_db(), course, person_id)
     try:
         threshold = risk_threshold_of(course, _settings().ml)
         detail = student_detail(_db(), course, person_id, threshold=threshold)
@@ -289,7 +292,9 @@ def learner_page(course_id: int, person_id: int) -> Any:
         ml=_settings().ml,
     )
     template = "student.html" if ctx.is_teacher else "learner.html"
-    return render_template(template, course=course, person=person, ctx=ctx, view=view)
+    return render_template(
+        template, course=course, person=person, ctx=ctx, view=view, opted_out=opted_out
+    )
 
 
 @bp.get("/admin")

@@ -162,6 +162,10 @@ ROUTES: list[tuple[str, str, str | None, str | None]] = [
     ("/course/{c2}/past-offerings", "teacher", "c2", None),
     ("/course/{c99}/past-offerings", "teacher", "c99", None),
     ("/api/v1/courses/{c2}/past-offerings", "teacher_409", "c2", None),
+    # The learner's own data page and JSON (#18): every member reads their own.
+    ("/course/{c2}/my-data", "member", "c2", None),
+    ("/course/{c99}/my-data", "member", "c99", None),
+    ("/course/{c2}/my-data.json", "member", "c2", None),
     ("/admin", "admin", None, None),
     ("/lti/config", "admin", None, None),
     ("/lti/deep-link", "deep_link", None, None),
@@ -248,8 +252,9 @@ def test_access(world: World, actor_name: str, route_index: int) -> None:
     )
     text = resp.get_data().decode("utf-8", "replace")  # the .xlsx is a zip
     assert "Traceback" not in text
-    if not actor.teacher:
-        # A learner-level session never shows anybody else's name.
+    if not actor.teacher and not (kind == "admin" and actor.admin):
+        # A learner-level session never shows anybody else's name (the admin page does, to an
+        # administrator: the access log of who viewed whose prediction, #18).
         for other, name in world.names.items():
             if other != actor.name and name:
                 assert name not in text, (actor_name, path, other)
@@ -267,7 +272,12 @@ POST_ROUTES = [
     "digest",
     # Past offerings (#17).
     "past-offerings",
+    # Whether learners may opt out (#18).
+    "opt-out",
 ]
+#: POST routes a learner may use, on their own data only (each tested in its own module:
+#: tests/lti_app/lti/test_privacy_pages.py).
+LEARNER_POST_ROUTES = ["my-data/choice"]
 
 
 def test_every_post_route_is_checked(world: World) -> None:
@@ -276,7 +286,9 @@ def test_every_post_route_is_checked(world: World) -> None:
         for rule in world.env.app.url_map.iter_rules()
         if "POST" in (rule.methods or ()) and rule.rule.startswith("/course/")
     }
-    listed = {"/course/{}/" + re.sub(r"\{\w+\}", "{}", r) for r in POST_ROUTES}
+    listed = {
+        "/course/{}/" + re.sub(r"\{\w+\}", "{}", r) for r in POST_ROUTES + LEARNER_POST_ROUTES
+    }
     assert course_posts == listed
 
 

@@ -12,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 
-from lti_app.models import AccessLog, Person
+from lti_app.models import AccessLog, Course, LearnerChoice, MoodleSite, Person, Prediction
+from lti_app.services.consent import set_choice
+from lti_app.services.course_data import student_roster
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
+from tests.lti_app.lti.french_text import english_in, visible_text
 from tests.lti_app.lti.scored_course import ScoredCourse, score_course_2
 
 SYS_ADMIN = "http://purl.imsglobal.org/vocab/lis/v2/system/person#Administrator"
@@ -132,3 +135,112 @@ def test_the_admin_privacy_form_exports_and_erases(world: World) -> None:
     assert 'id="privacy-message"' in resp.get_data(as_text=True)
     with world.env.db() as db:
         assert db.scalar(select(Person).where(Person.moodle_user_id == 7777)) is None
+
+
+# --------------------------------------------------------------------------- the learner's data
+
+
+def _rows(world: World, path: str) -> set[int]:
+    """The person ids of a teacher's table, from the API (one row per student estimated)."""
+    resp = world.env.client().get(path, headers={"X-Launch-Token": world.teacher})
+    return {int(s["person_id"]) for s in resp.get_json()["students"]}
+
+
+def test_the_data_page_tells_the_learner_and_reads_in_french(world: World) -> None:
+    cid = world.scored.course_id
+    status, own = _get(world, f"/course/{cid}/me", world.learner)
+    assert status == 200
+    assert 'id="my-data-link"' in own
+    status, page = _get(world, f"/course/{cid}/my-data", world.learner)
+    assert status == 200
+    for section in ("what-title", "data-title", "who-title", "keep-title", "quality-title",
+                    "choice-title", "rights-title"):  # fmt: skip
+        assert f'id="{section}"' in page
+    assert "Your activity: 3 years after the course ends." in visible_text(page), visible_text(
+        page
+    )[:3000]  # the retention in force, in words
+    assert 'id="opt-out"' in page
+    fr = token_of(
+        launch(world.env.client(), world.env, "student", sub=str(world.scored.students[0].moodle_user_id),
+               **{CLAIM + "launch_presentation": {"locale": "fr"}})
+    )  # fmt: skip
+    status, page_fr = _get(world, f"/course/{cid}/my-data", fr)
+    assert status == 200
+    found = english_in(visible_text(page_fr), names={"Algorithmique", "ALGO101", "JSON", "Moodle"})
+    assert found == [], found
+    # Their own data, as JSON, without asking anyone.
+    resp = world.env.client().get(
+        f"/course/{cid}/my-data.json", headers={"X-Launch-Token": world.learner}
+    )
+    assert resp.status_code == 200
+    assert resp.get_json()["person"]["id"] == world.learner_id
+
+
+def test_opting_out_hides_the_learner_everywhere_and_can_be_undone(world: World) -> None:
+    cid = world.scored.course_id
+    students_api = f"/api/v1/courses/{cid}/students"
+    assert world.learner_id in _rows(world, students_api)
+    csrf = {"csrf_token": _csrf(world, world.learner)}
+    headers = {"X-Launch-Token": world.learner}
+    resp = world.env.client().post(
+        f"/course/{cid}/my-data/choice", headers=headers, data={**csrf, "choice": "out"}
+    )
+    assert resp.status_code == 303
+    assert world.learner_id not in _rows(world, students_api)
+    with world.env.db() as db:
+        assert db.scalar(
+            select(func.count()).select_from(Prediction).where(
+                Prediction.person_id == world.learner_id
+            )
+        ) == 0  # fmt: skip
+        course = db.get_one(Course, cid)
+        roster = student_roster(db, course)
+        assert world.learner_id not in set(roster["person_id"])  # no training row, no aggregate
+    status, own = _get(world, f"/course/{cid}/me", world.learner)
+    assert 'id="opted-out"' in own
+    status, dash = _get(world, f"/course/{cid}", world.teacher)
+    assert f'data-person="{world.learner_id}"' not in dash
+    # The teacher stops offering the choice: a new opt-out is refused, opting back in is not.
+    teacher_csrf = {"csrf_token": _csrf(world, world.teacher)}
+    resp = world.env.client().post(
+        f"/course/{cid}/opt-out", headers={"X-Launch-Token": world.teacher},
+        data={**teacher_csrf, "allowed": "0"},
+    )  # fmt: skip
+    assert resp.status_code == 303
+    resp = world.env.client().post(
+        f"/course/{cid}/my-data/choice", headers=headers, data={**csrf, "choice": "in"}
+    )
+    assert resp.status_code == 303
+    with world.env.db() as db:
+        assert world.learner_id in set(student_roster(db, db.get_one(Course, cid))["person_id"])
+    resp = world.env.client().post(
+        f"/course/{cid}/my-data/choice", headers=headers, data={**csrf, "choice": "out"}
+    )
+    assert resp.status_code == 403
+    # A teacher has no choice to make on a learner's behalf.
+    resp = world.env.client().post(
+        f"/course/{cid}/my-data/choice", headers={"X-Launch-Token": world.teacher},
+        data={**teacher_csrf, "choice": "out"},
+    )  # fmt: skip
+    assert resp.status_code == 403
+    world.env.client().post(
+        f"/course/{cid}/opt-out", headers={"X-Launch-Token": world.teacher},
+        data={**teacher_csrf, "allowed": "1"},
+    )  # fmt: skip
+
+
+def test_an_opt_in_site_uses_only_those_who_agree(world: World) -> None:
+    cid = world.scored.course_id
+    with world.env.db() as db:
+        db.execute(delete(LearnerChoice))  # no one has said anything yet
+        course = db.get_one(Course, cid)
+        site = db.get_one(MoodleSite, course.site_id)
+        everyone = set(student_roster(db, course)["person_id"])
+        site.consent_mode = "opt_in"
+        db.flush()
+        assert set(student_roster(db, course)["person_id"]) == set()
+        set_choice(db, course, world.learner_id, "in")
+        assert set(student_roster(db, course)["person_id"]) == {world.learner_id}
+        site.consent_mode = "teacher"
+        db.flush()
+        assert set(student_roster(db, course)["person_id"]) == everyone

@@ -27,12 +27,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("moodle_site", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "link_approval_required", sa.Boolean(), server_default=sa.false(), nullable=False
-            )
-        )
+    # A plain ADD COLUMN (no batch): SQLite's batch mode would recreate moodle_site and lose
+    # its trigger that deletes a site's log events (0004).
+    op.add_column(
+        "moodle_site",
+        sa.Column(
+            "link_approval_required", sa.Boolean(), server_default=sa.false(), nullable=False
+        ),
+    )
     with op.batch_alter_table("course_lineage", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column("status", sa.String(length=16), server_default="active", nullable=False)
@@ -82,3 +84,8 @@ def downgrade() -> None:
         batch_op.drop_column("status")
     with op.batch_alter_table("moodle_site", schema=None) as batch_op:
         batch_op.drop_column("link_approval_required")
+    if op.get_bind().dialect.name == "sqlite":  # the batch recreated moodle_site: its trigger
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
+            "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
+        )

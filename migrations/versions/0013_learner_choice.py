@@ -23,11 +23,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("moodle_site", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "consent_mode", sa.String(length=16), server_default="teacher", nullable=False
-            )
+    # A plain ADD COLUMN (no batch), so that SQLite keeps moodle_site's trigger (0004); and the
+    # trigger put back where 0010, as first written, lost it.
+    op.add_column(
+        "moodle_site",
+        sa.Column("consent_mode", sa.String(length=16), server_default="teacher", nullable=False),
+    )
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
+            "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
         )
     with op.batch_alter_table("course", schema=None) as batch_op:
         batch_op.add_column(
@@ -58,3 +63,8 @@ def downgrade() -> None:
         batch_op.drop_column("opt_out_allowed")
     with op.batch_alter_table("moodle_site", schema=None) as batch_op:
         batch_op.drop_column("consent_mode")
+    if op.get_bind().dialect.name == "sqlite":  # the batch recreated moodle_site: its trigger
+        op.execute(
+            "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
+            "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
+        )

@@ -160,10 +160,11 @@ def test_the_data_page_tells_the_learner_and_reads_in_french(world: World) -> No
         page
     )[:3000]  # the retention in force, in words
     assert 'id="opt-out"' in page
-    fr = token_of(
-        launch(world.env.client(), world.env, "student", sub=str(world.scored.students[0].moodle_user_id),
-               **{CLAIM + "launch_presentation": {"locale": "fr"}})
-    )  # fmt: skip
+    fr_claims: dict[str, Any] = {
+        "sub": str(world.scored.students[0].moodle_user_id),
+        CLAIM + "launch_presentation": {"locale": "fr"},
+    }
+    fr = token_of(launch(world.env.client(), world.env, "student", **fr_claims))
     status, page_fr = _get(world, f"/course/{cid}/my-data", fr)
     assert status == 200
     found = english_in(visible_text(page_fr), names={"Algorithmique", "ALGO101", "JSON", "Moodle"})

@@ -198,8 +198,10 @@ def test_opting_out_hides_the_learner_everywhere_and_can_be_undone(world: World)
         roster = student_roster(db, course)
         assert world.learner_id not in set(roster["person_id"])  # no training row, no aggregate
     status, own = _get(world, f"/course/{cid}/me", world.learner)
+    assert status == 200
     assert 'id="opted-out"' in own
     status, dash = _get(world, f"/course/{cid}", world.teacher)
+    assert status == 200
     assert f'data-person="{world.learner_id}"' not in dash
     # The teacher stops offering the choice: a new opt-out is refused, opting back in is not.
     teacher_csrf = {"csrf_token": _csrf(world, world.teacher)}

@@ -215,6 +215,15 @@ class RetentionSettings(_Section):
     access_log_days: int = Field(default=365, ge=0, le=36500)
 
 
+class PrivacySettings(_Section):
+    """What learners may be shown about others (#18, item 6)."""
+
+    # Below this many students in a course, a learner's page shows no comparison with the
+    # course (median, quartiles): with a handful of classmates it tells about them. The
+    # teacher's dashboard then says the estimates rest on few students.
+    min_group_size: int = Field(default=10, ge=2, le=1000)
+
+
 class DemoSettings(_Section):
     enabled: bool = False
     moodle_port: int = Field(default=8081, ge=0, le=65535)
@@ -237,6 +246,7 @@ class Settings(_Section):
     demo: DemoSettings = DemoSettings()
     lti: LtiSettings = LtiSettings()
     retention: RetentionSettings = RetentionSettings()
+    privacy: PrivacySettings = PrivacySettings()
     source: str = Field(default="defaults", exclude=True)
 
     @property

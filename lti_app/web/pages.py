@@ -100,6 +100,7 @@ def course_dashboard(course_id: int) -> Any:
         actions_code=actions_code if actions_code in ACTIONS_CODES else None,
         links_code=links_code if links_code in ("linked", "linked_pending") else None,
         sync_open=sync_requests.open_request(_db(), course.id) is not None,
+        min_group=_settings().privacy.min_group_size,
         # Past offerings linked or asked for (#17): the "Link past offerings" call is for a
         # course with none.
         links_count=len(offering_links.links_of(_db(), course.id)),
@@ -290,6 +291,7 @@ def learner_page(course_id: int, person_id: int) -> Any:
         cache=cache,
         page_cache=ext.setdefault("page_cache", PageCache()),
         ml=_settings().ml,
+        min_group=_settings().privacy.min_group_size,
     )
     template = "student.html" if ctx.is_teacher else "learner.html"
     return render_template(

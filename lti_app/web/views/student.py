@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from lti_app.config import MLSettings
 from lti_app.models import Course
 from lti_app.services import coursework, dashboard
+from lti_app.services.course_data import student_roster
 from lti_app.services.course_settings import pass_mark_of
 from lti_app.services.insights import ModelCache
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
@@ -41,6 +42,7 @@ def student_view(
     cache: ModelCache,
     page_cache: PageCache[Any] | None = None,
     ml: MLSettings | None = None,
+    min_group: int = 0,
 ) -> dict[str, Any]:
     """The page's data: the student's weekly activity against the cohort's, the latest
     estimate, the learner's plan (with `ml`) and, for a teacher, the charts behind it
@@ -54,6 +56,13 @@ def student_view(
     weekly = weekly.assign(category=weekly["category"].map(category_label))
     totals = dashboard.student_weekly_totals(activity, person_id)
     cohort = course_cohort(session, course, page_cache)
+    small_group = None
+    if not for_teacher and min_group:
+        # A small class: no comparison with the course on a learner's page (#18, item 6).
+        n_students = len(student_roster(session, course))
+        if n_students < min_group:
+            small_group = {"n": n_students, "min": min_group}
+            cohort = cohort.iloc[0:0]
     latest = detail.get("latest")
     has_model = bool(latest and latest.get("pass_probability") is not None)
     view: dict[str, Any] = {
@@ -61,6 +70,7 @@ def student_view(
         "latest": latest,
         "has_model": has_model,
         "no_events": weekly.empty,
+        "small_group": small_group,
         "weekly": totals.to_dict(orient="records"),
         "weekly_by_type": weekly.to_dict(orient="records"),
         "cohort": cohort.to_dict(orient="records"),

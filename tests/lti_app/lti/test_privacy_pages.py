@@ -247,3 +247,31 @@ def test_an_opt_in_site_uses_only_those_who_agree(world: World) -> None:
         site.consent_mode = "teacher"
         db.flush()
         assert set(student_roster(db, course)["person_id"]) == everyone
+
+
+def test_a_small_class_shows_learners_no_comparison(world: World) -> None:
+    """#18, item 6: below the group size, a learner's page has no median or quartile of the
+    course, and says why; at or above it, the comparison is there."""
+    from lti_app.services.insights import ModelCache, student_detail
+    from lti_app.web.views.student import student_view
+
+    with world.env.app.test_request_context(), world.env.db() as db:
+        course = db.get_one(Course, world.scored.course_id)
+        detail = student_detail(db, course, world.learner_id, threshold=0.5)
+        n = len(student_roster(db, course))
+
+        def view(min_group: int, for_teacher: bool = False) -> dict[str, Any]:
+            return student_view(
+                db, course, detail, for_teacher=for_teacher,
+                model_root=world.env.settings.model_root, cache=ModelCache(),
+                min_group=min_group,
+            )  # fmt: skip
+
+        small = view(n + 1)
+        assert small["small_group"] == {"n": n, "min": n + 1}
+        assert small["cohort"] == []
+        enough = view(n)
+        assert enough["small_group"] is None
+        assert enough["cohort"]
+        # A teacher's view of a student keeps the comparison (they see the whole class anyway).
+        assert view(n + 1, for_teacher=True)["cohort"]

@@ -149,3 +149,22 @@ def erase_command(
             f"{len(report.marked_versions)} model version(s) learned from them: marked, retrained "
             "at the next scoring"
         )
+
+
+@privacy.command("access-log")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+@pass_ctx
+@friendly_errors
+def access_log_command(ctx: CliContext, limit: int) -> None:
+    """Who viewed whose prediction, and when: the newest reads first (tab-separated)."""
+    from lti_app.services.access_log import latest
+
+    with ctx.session() as session:
+        rows = latest(session, limit)
+    click.echo("when\tviewer\tsubject\tcourse\tkind")
+    for r in rows:
+        click.echo(
+            f"{r.at.isoformat(timespec='seconds')}\t{r.viewer or '-'}\t"
+            f"{r.subject or ('every student' if r.kind in ('export', 'api_students') else '-')}\t"
+            f"{r.course or '-'}\t{r.kind}"
+        )

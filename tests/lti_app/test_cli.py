@@ -252,3 +252,42 @@ def test_scheduler_list_gives_each_nightly_job_its_own_time(settings: Settings) 
             assert f"nightly at {nightly_time(settings, job):%H:%M}" in lines[job.name]
     sync, digest = lines["nightly-sync"], lines["weekly-digest"]
     assert sync.split("nightly at ")[1][:5] != digest.split("nightly at ")[1][:5]
+
+
+def test_privacy_commands_export_erase_and_read_the_access_log(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """#18: `privacy export` writes a person's JSON, `privacy erase --yes` removes them, an
+    unknown person is one `Error:` line, and the access log reads as a table."""
+    import json
+
+    from lti_app.db import make_engine, make_session_factory, session_scope
+    from lti_app.models import MoodleSite, Person
+
+    cfg = Path(settings.source)  # its database and instance folder are under tmp_path
+    runner = CliRunner()
+    assert runner.invoke(main, ["--config", str(cfg), "db", "upgrade"]).exit_code == 0
+    engine = make_engine(settings.database_url)
+    with session_scope(make_session_factory(engine)) as session:
+        site = MoodleSite(base_url="https://moodle.example.invalid")
+        session.add(site)
+        session.flush()
+        session.add(Person(site_id=site.id, moodle_user_id=42, fullname="Ana Lyse"))
+    engine.dispose()
+    out = tmp_path / "p.json"
+    done = runner.invoke(
+        main, ["--config", str(cfg), "privacy", "export", "--moodle-user", "42", "--out", str(out)]
+    )
+    assert done.exit_code == 0, done.output
+    assert json.loads(out.read_text(encoding="utf-8"))["person"]["fullname"] == "Ana Lyse"
+    erased = runner.invoke(
+        main, ["--config", str(cfg), "privacy", "erase", "--moodle-user", "42", "--yes"]
+    )
+    assert erased.exit_code == 0, erased.output
+    assert "erased person" in erased.output
+    again = runner.invoke(main, ["--config", str(cfg), "privacy", "export", "--moodle-user", "42"])
+    assert again.exit_code == 1
+    assert "Error: no person with Moodle user id 42" in again.output
+    log = runner.invoke(main, ["--config", str(cfg), "privacy", "access-log"])
+    assert log.exit_code == 0
+    assert log.output.splitlines()[0] == "when\tviewer\tsubject\tcourse\tkind"

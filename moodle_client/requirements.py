@@ -83,8 +83,9 @@ REQUIRED_FUNCTIONS: tuple[FunctionRequirement, ...] = (
     ),
     FunctionRequirement(
         LOG_FUNCTION,
-        "read the course's standard log (companion plugin local_archepredict)",
-        ("report/log:view",),
+        "read the course's standard log (companion plugin local_archepredict; its 0.4.0 checks "
+        "its own capability, earlier versions report/log:view)",
+        ("local/archepredict:viewlogs",),
         log_source_ws_only=True,
     ),
 )
@@ -192,6 +193,8 @@ CAPABILITY_BY_NAME: dict[str, str] = {
     "view user profiles": "moodle/user:viewdetails",
     "access all groups": "moodle/site:accessallgroups",
     "view course logs": "report/log:view",
+    # The companion plugin's own capability (0.4.0), as its English string names it.
+    "read a course's standard log for arche-predict": "local/archepredict:viewlogs",
     "view activity completion reports": "report/progress:view",
     "view hidden activities": "moodle/course:viewhiddenactivities",
     "view hidden sections": "moodle/course:viewhiddensections",

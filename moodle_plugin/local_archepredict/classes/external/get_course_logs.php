@@ -1,9 +1,18 @@
 <?php
-// This file is part of arche-predict (companion plugin of the LTI tool).
+// This file is part of Moodle - https://moodle.org/
 //
-// arche-predict is free software: you can redistribute it and/or modify it under the terms of
-// the GNU Affero General Public License as published by the Free Software Foundation, either
-// version 3 of the License, or (at your option) any later version.
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 namespace local_archepredict\external;
 
@@ -24,7 +33,7 @@ use core_external\external_value;
  *
  * @package    local_archepredict
  * @copyright  2026 Université de Lorraine
- * @license    https://www.gnu.org/licenses/agpl-3.0.html GNU AGPL v3 or later
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  */
 class get_course_logs extends external_api {
 
@@ -83,7 +92,7 @@ class get_course_logs extends external_api {
         // Throws dml_missing_record_exception for a course that does not exist.
         $context = \context_course::instance($courseid);
         self::validate_context($context);
-        require_capability('report/log:view', $context);
+        require_capability('local/archepredict:viewlogs', $context);
 
         $select = 'courseid = :courseid AND id > :afterid';
         $sqlparams = ['courseid' => $courseid, 'afterid' => $afterid];

@@ -1,9 +1,18 @@
 <?php
-// This file is part of arche-predict (companion plugin of the LTI tool).
+// This file is part of Moodle - https://moodle.org/
 //
-// arche-predict is free software: you can redistribute it and/or modify it under the terms of
-// the GNU Affero General Public License as published by the Free Software Foundation, either
-// version 3 of the License, or (at your option) any later version.
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 namespace local_archepredict\external;
 
@@ -19,7 +28,7 @@ require_once($CFG->libdir . '/gradelib.php');
  * @package    local_archepredict
  * @category   external
  * @copyright  2026 Université de Lorraine
- * @license    https://www.gnu.org/licenses/agpl-3.0.html GNU AGPL v3 or later
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  * @covers     \local_archepredict\external\get_course_grading
  */
 final class get_course_grading_test extends \externallib_advanced_testcase {

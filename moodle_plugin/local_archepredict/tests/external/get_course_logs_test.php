@@ -1,9 +1,18 @@
 <?php
-// This file is part of arche-predict (companion plugin of the LTI tool).
+// This file is part of Moodle - https://moodle.org/
 //
-// arche-predict is free software: you can redistribute it and/or modify it under the terms of
-// the GNU Affero General Public License as published by the Free Software Foundation, either
-// version 3 of the License, or (at your option) any later version.
+// Moodle is free software: you can redistribute it and/or modify
+// it under the terms of the GNU General Public License as published by
+// the Free Software Foundation, either version 3 of the License, or
+// (at your option) any later version.
+//
+// Moodle is distributed in the hope that it will be useful,
+// but WITHOUT ANY WARRANTY; without even the implied warranty of
+// MERCHANTABILITY or FITNESS FOR A PARTICULAR PURPOSE.  See the
+// GNU General Public License for more details.
+//
+// You should have received a copy of the GNU General Public License
+// along with Moodle.  If not, see <https://www.gnu.org/licenses/>.
 
 namespace local_archepredict\external;
 
@@ -18,7 +27,7 @@ require_once($CFG->dirroot . '/webservice/tests/helpers.php');
  * @package    local_archepredict
  * @category   external
  * @copyright  2026 Université de Lorraine
- * @license    https://www.gnu.org/licenses/agpl-3.0.html GNU AGPL v3 or later
+ * @license    http://www.gnu.org/copyleft/gpl.html GNU GPL v3 or later
  * @covers     \local_archepredict\external\get_course_logs
  */
 final class get_course_logs_test extends \externallib_advanced_testcase {
@@ -120,14 +129,32 @@ final class get_course_logs_test extends \externallib_advanced_testcase {
     }
 
     /**
-     * A student lacks report/log:view.
+     * A student lacks local/archepredict:viewlogs.
      */
-    public function test_requires_report_log_view(): void {
+    public function test_requires_viewlogs(): void {
         $this->resetAfterTest();
         $course = $this->getDataGenerator()->create_course();
         $student = $this->getDataGenerator()->create_and_enrol($course, 'student');
         $this->setUser($student);
         $this->expectException(\required_capability_exception::class);
         get_course_logs::execute($course->id, 0, 10);
+    }
+
+    /**
+     * The plugin's own capability is enough: report/log:view is not needed, nor given by it.
+     */
+    public function test_viewlogs_alone_reads_the_log(): void {
+        $this->resetAfterTest();
+        $course = $this->getDataGenerator()->create_course();
+        $user = $this->getDataGenerator()->create_and_enrol($course, 'student');
+        $roleid = $this->getDataGenerator()->create_role();
+        $context = \context_course::instance($course->id);
+        assign_capability('local/archepredict:viewlogs', CAP_ALLOW, $roleid, $context->id);
+        role_assign($roleid, $user->id, $context->id);
+        $this->assertFalse(has_capability('report/log:view', $context, $user));
+        $ids = $this->insert_logs($course, $user->id, 2);
+        $this->setUser($user);
+        $result = get_course_logs::execute($course->id, 0, 10);
+        $this->assertSame($ids, array_map(fn($r) => (int) $r['id'], $result['logs']));
     }
 }

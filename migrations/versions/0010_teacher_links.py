@@ -82,10 +82,6 @@ def downgrade() -> None:
         batch_op.drop_column("decided_by")
         batch_op.drop_column("requested_by")
         batch_op.drop_column("status")
-    with op.batch_alter_table("moodle_site", schema=None) as batch_op:
-        batch_op.drop_column("link_approval_required")
-    if op.get_bind().dialect.name == "sqlite":  # the batch recreated moodle_site: its trigger
-        op.execute(
-            "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
-            "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
-        )
+    # Native DROP COLUMN (SQLite 3.35 and later), not batch mode: batch mode recreates
+    # moodle_site, and with foreign keys on that deletes every course and person of the site.
+    op.drop_column("moodle_site", "link_approval_required")

@@ -58,13 +58,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_access_log_at", "access_log", ["at"], unique=False)
     op.create_index("ix_access_log_subject_id", "access_log", ["subject_id"], unique=False)
-    with op.batch_alter_table("model_version", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("erased_data_at", UTCDateTime(timezone=True), nullable=True))
+    # Plain ALTER TABLE, not batch mode: predictions refer to model_version (see 0013).
+    op.add_column(
+        "model_version", sa.Column("erased_data_at", UTCDateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("model_version", schema=None) as batch_op:
-        batch_op.drop_column("erased_data_at")
+    op.drop_column("model_version", "erased_data_at")
     op.drop_index("ix_access_log_subject_id", table_name="access_log")
     op.drop_index("ix_access_log_at", table_name="access_log")
     op.drop_table("access_log")

@@ -34,10 +34,13 @@ def upgrade() -> None:
             "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
             "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
         )
-    with op.batch_alter_table("course", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("opt_out_allowed", sa.Boolean(), server_default=sa.true(), nullable=False)
-        )
+    # Plain ALTER TABLE, never batch mode, on tables other tables refer to: SQLite's batch
+    # mode recreates the table, and with foreign keys on, dropping the old one deletes (or
+    # unlinks) every row that refers to it (tests/test_migrations.py keeps data across).
+    op.add_column(
+        "course",
+        sa.Column("opt_out_allowed", sa.Boolean(), server_default=sa.true(), nullable=False),
+    )
     op.create_table(
         "learner_choice",
         sa.Column("course_id", sa.Integer(), nullable=False),
@@ -59,12 +62,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("learner_choice")
-    with op.batch_alter_table("course", schema=None) as batch_op:
-        batch_op.drop_column("opt_out_allowed")
-    with op.batch_alter_table("moodle_site", schema=None) as batch_op:
-        batch_op.drop_column("consent_mode")
-    if op.get_bind().dialect.name == "sqlite":  # the batch recreated moodle_site: its trigger
-        op.execute(
-            "CREATE TRIGGER IF NOT EXISTS trg_moodle_site_delete_log_events AFTER DELETE ON "
-            "moodle_site FOR EACH ROW BEGIN DELETE FROM log_event WHERE site_id = OLD.id; END"
-        )
+    # Native DROP COLUMN (SQLite 3.35 and later), not batch mode: see upgrade().
+    op.drop_column("course", "opt_out_allowed")
+    op.drop_column("moodle_site", "consent_mode")

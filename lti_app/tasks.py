@@ -219,7 +219,12 @@ def score_synced_course(
             session, course, settings=settings.ml, model_root=settings.model_root
         )
         # After the term, with the final grades in: how right the shown estimates were (#17).
-        live_validation.refresh(session, course, settings.ml)
+        # In its own savepoint: a failure there must not take the night's scoring with it.
+        try:
+            with session.begin_nested():
+                live_validation.refresh(session, course, settings.ml)
+        except Exception:
+            log.exception("live validation failed", course_id=course_id)
         return outcome
 
 
@@ -244,9 +249,14 @@ def run_backfill(
         req.steps_done = 0
     outcomes = []
     for past_id in pending:
-        outcomes.append(
-            run_course_sync(settings, factory, past_id, trigger="backfill", request_id=request_id)
-        )
+        try:
+            outcomes.append(
+                run_course_sync(
+                    settings, factory, past_id, trigger="backfill", request_id=request_id
+                )
+            )
+        except Exception:  # recorded in the sync history (or not started): go on with the rest
+            log.exception("backfill sync crashed", course_id=past_id)
         with session_scope(factory) as session:
             req = session.get_one(SyncRequest, request_id)
             req.steps_done += 1

@@ -9,7 +9,8 @@ student. Per-group metrics come from fairlearn's `MetricFrame` (the maintained r
 implementation, so the disaggregation is not ours to get wrong); the bootstrap of the gaps
 resamples students within each group, seeded. Pure: frames in, frames out.
 
-A gap is flagged when it exceeds the threshold and its 95 % interval excludes zero: a
+A gap is flagged when it exceeds the threshold and the 95 % interval of the signed difference
+between its two groups excludes zero: a
 difference the data cannot tell from noise is reported with its interval, not raised as an
 alarm. Groups smaller than `min_group` students are reported and never compared.
 """
@@ -105,10 +106,11 @@ class FairnessSettings:
 
 def fairness_report(frame: pd.DataFrame, settings: FairnessSettings | None = None) -> pd.DataFrame:
     """One row per point of the term and metric: each group's value (`values`, a dict, with
-    `sizes`), the gap between the compared groups (largest minus smallest value), its 95 %
-    bootstrap interval, and `flagged` (the gap beyond the threshold, its interval excluding
-    zero). Groups under `min_group` students are in `values` but not compared; with fewer than
-    two groups compared there is no gap (NaN) and nothing is flagged."""
+    `sizes`), the gap between the compared groups (largest minus smallest value), the 95 %
+    bootstrap interval of that pair's signed difference, and `flagged` (the gap beyond the
+    threshold, its interval excluding zero). Groups under `min_group` students are in `values`
+    but not compared; with fewer than two groups compared there is no gap (NaN) and nothing is
+    flagged."""
     settings = settings or FairnessSettings()
     rows: list[dict[str, Any]] = []
     for checkpoint, part in frame.groupby("checkpoint", sort=True):
@@ -117,7 +119,15 @@ def fairness_report(frame: pd.DataFrame, settings: FairnessSettings | None = Non
         table = by_group(part)
         big = sorted(g for g, n in sizes.items() if n >= settings.min_group)
         gaps = _gaps(table, big) if len(big) >= 2 else dict.fromkeys(METRICS, float("nan"))
-        intervals = _bootstrap(part, big, settings) if len(big) >= 2 else {}
+        # The pair of groups behind each gap (highest and lowest value), kept fixed in the
+        # bootstrap: the interval is that of their signed difference, which can cross zero
+        # (a max-minus-min resampled would never go below it).
+        pairs = {
+            m: (str(table.loc[big, m].idxmax()), str(table.loc[big, m].idxmin()))
+            for m in METRICS
+            if len(big) >= 2 and table.loc[big, m].notna().sum() >= 2
+        }
+        intervals = _bootstrap(part, pairs, settings) if pairs else {}
         for metric in METRICS:
             low, high = intervals.get(metric, (float("nan"), float("nan")))
             gap = gaps[metric]
@@ -145,28 +155,32 @@ def _clean(value: Any) -> float | None:
 
 
 def _bootstrap(
-    part: pd.DataFrame, big: list[str], settings: FairnessSettings
+    part: pd.DataFrame, pairs: Mapping[str, tuple[str, str]], settings: FairnessSettings
 ) -> Mapping[str, tuple[float, float]]:
-    """95 % percentile intervals of each gap, resampling students within each compared group."""
+    """95 % percentile intervals of each metric's signed difference between its pair of
+    groups, resampling students within each group (seeded)."""
     rng = np.random.default_rng(settings.seed)
-    members = {g: np.flatnonzero(part["group"].astype(str).to_numpy() == g) for g in big}
+    labels = part["group"].astype(str).to_numpy()
+    groups = sorted({g for pair in pairs.values() for g in pair})
+    members = {g: np.flatnonzero(labels == g) for g in groups}
     y = part["passed"].to_numpy(dtype=int)
     p = part["p_pass"].to_numpy(dtype=float)
     extra = {c: part[c].to_numpy() for c in _PARAM_NAMES}
-    draws: dict[str, list[float]] = {m: [] for m in METRICS}
+    draws: dict[str, list[float]] = {m: [] for m in pairs}
     for _ in range(settings.n_boot):
         # The same metric functions MetricFrame applies, on each group's resample directly:
         # a MetricFrame per resample cost a hundred times more for the same numbers.
-        values: dict[str, list[float]] = {m: [] for m in METRICS}
-        for ix in members.values():
+        values: dict[tuple[str, str], float] = {}
+        for g, ix in members.items():
             take = rng.choice(ix, size=ix.size, replace=True)
-            for metric, (fn, cols, _) in METRICS.items():
+            for metric in pairs:
+                fn, cols, _ = METRICS[metric]
                 kwargs = {_PARAM_NAMES[c]: extra[c][take] for c in cols}
-                values[metric].append(fn(y[take], p[take], **kwargs))
-        for metric, vals in values.items():
-            gap = float(np.max(vals) - np.min(vals))
-            if not np.isnan(gap):
-                draws[metric].append(gap)
+                values[(g, metric)] = fn(y[take], p[take], **kwargs)
+        for metric, (high, low) in pairs.items():
+            diff = values[(high, metric)] - values[(low, metric)]
+            if not np.isnan(diff):
+                draws[metric].append(diff)
     return {
         m: (float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5)))
         for m, v in draws.items()

@@ -306,7 +306,7 @@ def compute_features(
 
 def relative_to_cohort(features: pd.DataFrame) -> pd.DataFrame:
     """Each feature as the student's place in their own cohort at the same point of the term:
-    the mid-rank percentile in (0, 1], ties sharing their mean rank, NaN kept (issue #17,
+    the mid-rank percentile in (0, 1), ties sharing their mean rank, NaN kept (issue #17,
     item 2: a site-wide model).
 
     Courses differ in design (one has weekly quizzes, another a forum and no quiz), so raw
@@ -315,7 +315,10 @@ def relative_to_cohort(features: pd.DataFrame) -> pd.DataFrame:
     feature, so every effort direction (`feature_info`) and monotone constraint still holds.
     A feature equal for the whole cohort (an activity the course does not have) gets the middle
     place of everyone: it tells the model nothing, as it should."""
-    ranked = features.rank(axis=0, method="average", pct=True)
+    # Mid-rank percentile: (rank - 1/2) / n, so a cohort's places average 1/2 whatever its
+    # size (rank / n would push a class of 12 up to 0.54 on average).
+    ranks = features.rank(axis=0, method="average")
+    ranked = (ranks - 0.5) / features.notna().sum(axis=0).replace(0, np.nan)
     # The shared course progress stays what it is: the point of the term, not a place.
     if "course_progress" in features.columns:
         ranked["course_progress"] = features["course_progress"]

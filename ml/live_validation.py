@@ -61,8 +61,10 @@ def share_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float,
 def _at_week(shown: pd.DataFrame) -> pd.DataFrame:
     """Each student's estimate as a teacher last saw it in each week: the latest scoring of
     that week (several "Sync now" in a week replace each other on the page)."""
-    ordered = shown.sort_values(["week", "as_of"])
-    return ordered.groupby(["week", "person_id"], as_index=False).last()
+    ordered = shown.sort_values(["week", "as_of"], kind="stable")
+    # Whole rows: groupby().last() would take each column's last non-missing value, mixing
+    # scorings within a week.
+    return ordered.drop_duplicates(["week", "person_id"], keep="last").reset_index(drop=True)
 
 
 def score_weeks(

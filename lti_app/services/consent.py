@@ -81,8 +81,25 @@ def set_choice(session: Session, course: Course, person_id: int, choice: str) ->
     return used
 
 
+def apply_mode(session: Session, site_id: int) -> int:
+    """After a site's consent mode changed: delete the predictions, in every course of the
+    site, of the learners whose data may no longer be used (opt-in: those who never agreed),
+    so that no page or history shows them. Returns the predictions deleted."""
+    deleted = 0
+    for course in session.scalars(select(Course).where(Course.site_id == site_id)):
+        used = select(Person.id).where(used_clause(session, course))
+        result = session.execute(
+            delete(Prediction).where(
+                Prediction.course_id == course.id, Prediction.person_id.not_in(used)
+            )
+        )
+        deleted += int(getattr(result, "rowcount", 0) or 0)
+    return deleted
+
+
 __all__ = [
     "CONSENT_MODES",
+    "apply_mode",
     "choice_of",
     "consent_mode",
     "is_used",

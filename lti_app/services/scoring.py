@@ -115,8 +115,10 @@ def load_model(model_root: Path, version: ModelVersion) -> ModelBundle:
 
 
 def _usable(offering: Offering) -> bool:
+    """A past offering trains only with students, final grades and its log: one whose events
+    retention deleted (#18) would teach all-zero activity against real grades."""
     graded = offering.grades.reindex(offering.roster["userid"].to_numpy())
-    return len(offering.roster) > 0 and bool(graded.notna().any())
+    return len(offering.roster) > 0 and bool(graded.notna().any()) and not offering.events.empty
 
 
 def _jsonable(value: Any) -> Any:

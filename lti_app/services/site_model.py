@@ -107,8 +107,8 @@ def site_history(session: Session, course: Course, settings: MLSettings) -> Site
             offering = load_offering(session, other)
         except CourseDataError:
             continue
-        if offering.roster.empty or offering.grades.dropna().empty:
-            continue
+        if offering.roster.empty or offering.grades.dropna().empty or offering.events.empty:
+            continue  # nothing to learn from (no log: retention deleted it, or never synced)
         offerings.append(replace(offering, offering_id=f"course-{family}"))
         names.append(other.shortname or str(other.id))
         used.add(family)

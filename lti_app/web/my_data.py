@@ -152,6 +152,8 @@ def consent_mode(site_id: int) -> Any:
         return error_response(400, N_("Malformed request"), N_("Choose teacher or opt_in."))
     ctx = current()
     site.consent_mode = mode
+    db().flush()
+    consent.apply_mode(db(), site.id)  # nobody whose data may not be used stays on a page
     audit.record(
         db(), "site.consent_mode", "accepted", mode,
         person_id=ctx.person_id if ctx else None, details={"site_id": site.id},

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from lti_app.models import AccessLog, Course, LearnerChoice, MoodleSite, Person, Prediction
-from lti_app.services.consent import set_choice
+from lti_app.services.consent import apply_mode, set_choice
 from lti_app.services.course_data import student_roster
 from tests.lti_app.lti.env import LtiEnv, launch, token_of
 from tests.lti_app.lti.french_text import english_in, visible_text
@@ -242,6 +242,18 @@ def test_an_opt_in_site_uses_only_those_who_agree(world: World) -> None:
         site.consent_mode = "opt_in"
         db.flush()
         assert set(student_roster(db, course)["person_id"]) == set()
+        # Switching the mode deletes the predictions of those who never agreed (every one).
+        before = db.scalar(
+            select(func.count()).select_from(Prediction).where(Prediction.course_id == cid)
+        )
+        assert before
+        assert apply_mode(db, site.id) == before
+        assert (
+            db.scalar(
+                select(func.count()).select_from(Prediction).where(Prediction.course_id == cid)
+            )
+            == 0
+        )
         set_choice(db, course, world.learner_id, "in")
         assert set(student_roster(db, course)["person_id"]) == {world.learner_id}
         site.consent_mode = "teacher"

@@ -3,7 +3,6 @@ log of who viewed whose prediction (#18, item 5)."""
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import TYPE_CHECKING
 
@@ -86,7 +85,7 @@ def export_command(
     """Everything stored about one person, as JSON (events, grades, features, predictions,
     explanations, contacts, follow-ups, sessions, audit, access log)."""
     from lti_app.services import audit
-    from lti_app.services.privacy import export_person
+    from lti_app.services.privacy import export_person, export_text
 
     with ctx.session() as session:
         person = _find(session, person_id, moodle_user_id, site_url)
@@ -98,7 +97,7 @@ def export_command(
             "command line",
             details={"person": data["person"]["id"]},
         )
-    text = json.dumps(data, ensure_ascii=False, indent=1)
+    text = export_text(data)
     if out_path:
         with open(out_path, "w", encoding="utf-8") as handle:
             handle.write(text + "\n")

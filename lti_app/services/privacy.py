@@ -23,6 +23,7 @@ Services never commit: the CLI and the admin page commit the whole erasure at on
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,7 +32,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.orm import Session
 
-from lti_app.db import Base, utcnow
+from lti_app.db import Base, deleted_rows, utcnow
 from lti_app.models import (
     AccessLog,
     AuditEvent,
@@ -221,6 +222,12 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
     }
 
 
+def export_text(data: Mapping[str, Any]) -> str:
+    """An export as the file a person or an administrator downloads (the CLI, the admin page
+    and the learner's own download write the same)."""
+    return json.dumps(data, ensure_ascii=False, indent=1)
+
+
 @dataclass
 class ErasureReport:
     """What an erasure removed or unlinked, by table, and the model versions it marked."""
@@ -228,10 +235,6 @@ class ErasureReport:
     deleted: dict[str, int] = field(default_factory=dict)
     unlinked: dict[str, int] = field(default_factory=dict)
     marked_versions: list[str] = field(default_factory=list)
-
-
-def _count(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _scrub(value: Any, needles: frozenset[str], ids: frozenset[int]) -> Any:
@@ -304,12 +307,12 @@ def erase_person(session: Session, person: Person) -> ErasureReport:
 
     if person.moodle_user_id is not None:
         uid = person.moodle_user_id
-        report.deleted["log_event"] = _count(
+        report.deleted["log_event"] = deleted_rows(
             session.execute(
                 delete(LogEvent).where(LogEvent.site_id == person.site_id, LogEvent.userid == uid)
             )
         )
-        report.unlinked["log_event"] = _count(
+        report.unlinked["log_event"] = deleted_rows(
             session.execute(
                 update(LogEvent)
                 .where(LogEvent.site_id == person.site_id, LogEvent.relateduserid == uid)
@@ -332,7 +335,7 @@ def erase_person(session: Session, person: Person) -> ErasureReport:
         (Enrolment, Enrolment.person_id),
     ]
     for model, column in about:
-        report.deleted[model.__tablename__] = _count(
+        report.deleted[model.__tablename__] = deleted_rows(
             session.execute(delete(model).where(column == pid))
         )
     # What they did: kept, without them.
@@ -346,7 +349,7 @@ def erase_person(session: Session, person: Person) -> ErasureReport:
         (Course, Course.pass_mark_set_by),
     ]
     for model, column in did:
-        done = _count(
+        done = deleted_rows(
             session.execute(update(model).where(column == pid).values({column.key: None}))
         )
         report.unlinked[model.__tablename__] = report.unlinked.get(model.__tablename__, 0) + done
@@ -386,5 +389,6 @@ __all__ = [
     "PrivacyError",
     "erase_person",
     "export_person",
+    "export_text",
     "find_person",
 ]

@@ -12,22 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, redirect, render_template, request
 from flask_babel import format_date, get_locale
 from sqlalchemy import func, select
 
-from lti_app.crypto import SecretBox
 from lti_app.db import utcnow
 from lti_app.models import FOLLOW_UP_STATUSES, Contact, Course, MoodleSite, Person, Prediction
 from lti_app.services import audit, contacts, course_groups, follow_ups, watch
-from lti_app.services.connections import SyncConfigError, moodle_client_for
+from lti_app.services.connections import SyncConfigError
 from lti_app.services.contact_effect import ContactEffectSummary, contact_effect
 from lti_app.services.course_settings import risk_threshold_of
 from lti_app.services.insights import latest_as_of
 from lti_app.web import i18n
 from lti_app.web.auth import N_, current, error_response, lti_url_for, require_teacher
-from lti_app.web.common import db, enrolled, page_course, settings
-from moodle_client.client import MoodleClient
+from lti_app.web.common import current_person, db, enrolled, moodle_client, page_course, settings
 from moodle_client.errors import MoodleError
 
 bp = Blueprint("actions", __name__)
@@ -35,19 +33,6 @@ bp = Blueprint("actions", __name__)
 
 def _locale() -> str:
     return str(get_locale() or "en")[:2]
-
-
-def _me() -> Person:
-    ctx = current()
-    assert ctx is not None
-    person = db().get(Person, ctx.person_id)
-    assert person is not None
-    return person
-
-
-def _client(site: MoodleSite) -> MoodleClient:
-    box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
-    return moodle_client_for(settings(), box, site)
 
 
 def _person_ids() -> list[int]:
@@ -118,7 +103,7 @@ def contact(course_id: int) -> Any:
         except contacts.ContactError as exc:
             view["error"] = {"code": exc.code, **exc.values}
             return render_template("contact.html", **view), 400
-    me = _me()
+    me = current_person()
     if step == "preview":
         view["previews"] = [
             (r, contacts.render(text, r, course, me.fullname, template_locale)) for r in picked
@@ -136,7 +121,7 @@ def contact(course_id: int) -> Any:
         view["error"] = {"code": "messaging_unavailable"}
         return render_template("contact.html", **view), 409
     try:
-        client = _client(site)
+        client = moodle_client(site)
     except SyncConfigError:
         view["error"] = {"code": "messaging_unavailable"}
         return render_template("contact.html", **view), 409
@@ -191,7 +176,7 @@ def follow_up(course_id: int, person_id: int) -> Any:
     outcome: dict[str, Any] | None = None
     status = 200
     if request.method == "POST":
-        me = _me()
+        me = current_person()
         try:
             row = follow_ups.add_follow_up(
                 session, course, student, me,
@@ -205,7 +190,7 @@ def follow_up(course_id: int, person_id: int) -> Any:
             if request.form.get("mirror") == "1":
                 try:
                     mirror = follow_ups.mirror_to_moodle(
-                        session, _client(site), site, course, row, student, me
+                        session, moodle_client(site), site, course, row, student, me
                     )
                 except SyncConfigError as exc:
                     mirror = follow_ups.MirrorOutcome(None, str(exc))
@@ -256,7 +241,7 @@ def risk_group(course_id: int) -> Any:
     else:
         try:
             result["outcome"] = course_groups.update_risk_group(
-                session, _client(site), site, course, students=people, name=name,
+                session, moodle_client(site), site, course, students=people, name=name,
                 description="arche-predict", teacher_id=current().person_id,  # type: ignore[union-attr]
             )  # fmt: skip
         except (MoodleError, SyncConfigError) as exc:
@@ -273,7 +258,7 @@ def groups_refresh(course_id: int) -> Any:
     session = db()
     site = session.get_one(MoodleSite, course.site_id)
     try:
-        found = course_groups.sync_groups(session, _client(site), site, course)
+        found = course_groups.sync_groups(session, moodle_client(site), site, course)
     except SyncConfigError:
         found = None
     code = "groups_refreshed" if found is not None else "groups_unavailable"

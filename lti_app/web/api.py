@@ -230,6 +230,13 @@ _ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
 _COURSE = {"name": "course_id", "in": "path", "required": True, "schema": _ID}
 _PERSON = {"name": "person_id", "in": "path", "required": True, "schema": _ID}
 _JSON = {"application/json": {"schema": {"type": "object"}}}
+#: Every state-changing call carries the session's CSRF token.
+_CSRF_HEADER = {
+    "name": "X-CSRF-Token",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+}
 #: Each actionable feature with its unit and valid range, as `parse_changes` checks them.
 _CHANGES = {
     name: {
@@ -340,12 +347,7 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Ask for a sync now; the scheduler runs it (teachers)",
                 "parameters": [
                     _COURSE,
-                    {
-                        "name": "X-CSRF-Token",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    _CSRF_HEADER,
                 ],
                 "responses": {"202": {"description": "Queued", "content": _JSON}, **_ERRORS},
             },
@@ -366,12 +368,7 @@ OPENAPI: dict[str, Any] = {
                 "teacher taught (else 403 not_taught, nothing linked)",
                 "parameters": [
                     _COURSE,
-                    {
-                        "name": "X-CSRF-Token",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    _CSRF_HEADER,
                 ],
                 "requestBody": {
                     "required": True,
@@ -409,12 +406,7 @@ OPENAPI: dict[str, Any] = {
                 "parameters": [
                     _COURSE,
                     _PERSON,
-                    {
-                        "name": "X-CSRF-Token",
-                        "in": "header",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    },
+                    _CSRF_HEADER,
                 ],
                 "requestBody": {
                     "required": True,

@@ -14,9 +14,12 @@ from sqlalchemy import Integer, bindparam, select
 from sqlalchemy.orm import Session
 
 from lti_app.config import Settings
-from lti_app.models import Course, Enrolment
-from lti_app.web.auth import N_, error_response
+from lti_app.crypto import SecretBox
+from lti_app.models import Course, Enrolment, MoodleSite, Person
+from lti_app.services.connections import moodle_client_for
+from lti_app.web.auth import N_, current, error_response
 from lti_app.web.db import db_session
+from moodle_client.client import MoodleClient
 
 
 def db() -> Session:
@@ -27,6 +30,20 @@ def db() -> Session:
 def settings() -> Settings:
     value: Settings = current_app.extensions["arche_predict"]["settings"]
     return value
+
+
+def moodle_client(site: MoodleSite) -> MoodleClient:
+    """A web-service client for the site, its token decrypted with the app's key: what every
+    page that calls Moodle (teacher actions, past offerings) uses."""
+    box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
+    return moodle_client_for(settings(), box, site)
+
+
+def current_person() -> Person:
+    """The launch's person (behind a `require_*` decorator, so a session exists)."""
+    ctx = current()
+    assert ctx is not None
+    return db().get_one(Person, ctx.person_id)
 
 
 def course(course_id: int) -> Course | None:

@@ -9,7 +9,6 @@ learners are told); the choice form shows to learners only.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, redirect, render_template, request
@@ -17,7 +16,7 @@ from flask import Blueprint, Response, redirect, render_template, request
 from lti_app.models import MoodleSite, Person
 from lti_app.services import audit, consent
 from lti_app.services.insights import active_models
-from lti_app.services.privacy import export_person
+from lti_app.services.privacy import export_person, export_text
 from lti_app.web.auth import (
     N_,
     current,
@@ -93,7 +92,7 @@ def download(course_id: int) -> Any:
         course_id=course_id,
     )  # fmt: skip
     return Response(
-        json.dumps(data, ensure_ascii=False, indent=1),
+        export_text(data),
         mimetype="application/json",
         headers={"Content-Disposition": 'attachment; filename="arche-predict-my-data.json"'},
     )

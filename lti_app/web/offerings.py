@@ -13,13 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, jsonify, redirect, render_template, request
 from sqlalchemy import select
 
-from lti_app.crypto import SecretBox
-from lti_app.models import Course, MoodleSite, Person, SyncRun
+from lti_app.models import Course, MoodleSite, SyncRun
 from lti_app.services import audit, offering_links, sync_requests
-from lti_app.services.connections import SyncConfigError, moodle_client_for
+from lti_app.services.connections import SyncConfigError
 from lti_app.web.auth import (
     N_,
     current,
@@ -28,8 +27,7 @@ from lti_app.web.auth import (
     require_admin,
     require_teacher,
 )
-from lti_app.web.common import api_course, db, page_course, settings
-from moodle_client.client import MoodleClient
+from lti_app.web.common import api_course, current_person, db, moodle_client, page_course
 from moodle_client.errors import MoodleError
 
 bp = Blueprint("offerings", __name__)
@@ -43,17 +41,6 @@ LINK_ERRORS = {
         "Moodle, or ask an administrator to link the past offerings."
     ),
 }
-
-
-def _client(site: MoodleSite) -> MoodleClient:
-    box: SecretBox = current_app.extensions["arche_predict"]["secret_box"]
-    return moodle_client_for(settings(), box, site)
-
-
-def _me() -> Person:
-    ctx = current()
-    assert ctx is not None
-    return db().get_one(Person, ctx.person_id)
 
 
 def _linked(course: Course) -> list[dict[str, Any]]:
@@ -84,8 +71,8 @@ def _candidates(course: Course) -> tuple[list[offering_links.OfferingChoice], st
     session = db()
     site = session.get_one(MoodleSite, course.site_id)
     try:
-        userid = offering_links.teacher_moodle_id(_me())
-        return offering_links.find_candidates(session, _client(site), course, userid), None
+        userid = offering_links.teacher_moodle_id(current_person())
+        return offering_links.find_candidates(session, moodle_client(site), course, userid), None
     except offering_links.LinkError as exc:
         return [], exc.code
     except (MoodleError, SyncConfigError) as exc:
@@ -123,10 +110,10 @@ def _link(course: Course, picked: list[int]) -> offering_links.LinkOutcome:
     with an audit record of what was asked and what came of it."""
     session = db()
     site = session.get_one(MoodleSite, course.site_id)
-    me = _me()
+    me = current_person()
     outcome = offering_links.link_offerings(
         session,
-        _client(site),
+        moodle_client(site),
         course,
         me,
         picked,
@@ -202,8 +189,8 @@ def api_candidates(course_id: int) -> Any:
     session = db()
     site = session.get_one(MoodleSite, course.site_id)
     try:
-        userid = offering_links.teacher_moodle_id(_me())
-        choices = offering_links.find_candidates(session, _client(site), course, userid)
+        userid = offering_links.teacher_moodle_id(current_person())
+        choices = offering_links.find_candidates(session, moodle_client(site), course, userid)
     except offering_links.LinkError as exc:
         return error_response(409, N_("Not possible"), LINK_ERRORS[exc.code], code=exc.code)
     except SyncConfigError as exc:

@@ -4,13 +4,18 @@ erased, as `arche-predict privacy export|erase` does. Administrators only; an er
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, render_template, request
 
 from lti_app.services import audit
-from lti_app.services.privacy import PrivacyError, erase_person, export_person, find_person
+from lti_app.services.privacy import (
+    PrivacyError,
+    erase_person,
+    export_person,
+    export_text,
+    find_person,
+)
 from lti_app.web.auth import current, require_admin
 from lti_app.web.common import db
 from lti_app.web.views.wording import _
@@ -48,7 +53,7 @@ def admin_privacy() -> Any:
             person_id=ctx.person_id, details={"person": person.id},
         )  # fmt: skip
         return Response(
-            json.dumps(data, ensure_ascii=False, indent=1),
+            export_text(data),
             mimetype="application/json",
             headers={
                 "Content-Disposition": (

@@ -41,6 +41,12 @@ NAMING_CONVENTION = {
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def deleted_rows(result: object) -> int:
+    """How many rows a DELETE or UPDATE touched (its `rowcount`; 0 when the driver says
+    nothing): what purges and erasures report."""
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

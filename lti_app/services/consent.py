@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import Session
 
-from lti_app.db import utcnow
+from lti_app.db import deleted_rows, utcnow
 from lti_app.models import Course, LearnerChoice, MoodleSite, Person, Prediction
 
 CONSENT_MODES = ("teacher", "opt_in")
@@ -93,7 +93,7 @@ def apply_mode(session: Session, site_id: int) -> int:
                 Prediction.course_id == course.id, Prediction.person_id.not_in(used)
             )
         )
-        deleted += int(getattr(result, "rowcount", 0) or 0)
+        deleted += deleted_rows(result)
     return deleted
 
 

@@ -253,6 +253,7 @@ def student_detail(
 ) -> dict[str, Any]:
     person = _require_student(session, course, person_id)
     models = active_models(session, course.id)
+    scope = model_scope(models)
     reg_ok = bool(models.get("regression") and models["regression"].gate_passed)
     clf_ok = bool(models.get("classification") and models["classification"].gate_passed)
     history = session.scalars(
@@ -274,12 +275,12 @@ def student_detail(
         if latest is not None
         else None,
         "features": latest.features if latest is not None else {},
-        "scope": model_scope(models),
+        "scope": scope,
         # The levers a what-if may move (`ml.feature_info.CONTROLLABLE`), in the form's order;
         # none with a site-wide model, which reads places in the cohort, not levels a slider
         # could set.
         "actionable": []
-        if model_scope(models) == "site"
+        if scope == "site"
         else [f for f in CONTROLLABLE if latest is not None and f in latest.features],
         "history": [
             {

@@ -13,7 +13,7 @@ Services never commit.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -200,13 +200,7 @@ def drifting(session: Session) -> list[tuple[Course, LiveValidation]]:
     return [(course, live) for course, live in rows]
 
 
-def as_of_text(value: str | datetime) -> datetime:
-    """A stored week's moment back as a datetime (UTC)."""
-    return value if isinstance(value, datetime) else datetime.fromisoformat(value).astimezone(UTC)
-
-
 __all__ = [
-    "as_of_text",
     "compute",
     "drifting",
     "final_outcomes",

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lti_app.db import utcnow
+from lti_app.db import deleted_rows, utcnow
 from lti_app.models import LtiSession
 
 
@@ -76,7 +76,7 @@ def purge_expired_sessions(session: Session, *, now: datetime | None = None) -> 
         .where(LtiSession.expires_at <= (now or utcnow()))
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return deleted_rows(result)
 
 
 def find_session_by_ref(

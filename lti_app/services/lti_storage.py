@@ -18,7 +18,7 @@ from pylti1p3.session import SessionService
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lti_app.db import utcnow
+from lti_app.db import deleted_rows, utcnow
 from lti_app.models import LtiStoredValue
 
 KEY_MAX = 255
@@ -92,7 +92,7 @@ def purge_expired(session: Session, *, now: datetime | None = None) -> int:
         .where(LtiStoredValue.expires_at <= (now or utcnow()))
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return deleted_rows(result)
 
 
 class DbSessionService(SessionService):

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from lti_app.config import RetentionSettings
-from lti_app.db import utcnow
+from lti_app.db import deleted_rows, utcnow
 from lti_app.models import (
     AccessLog,
     AuditEvent,
@@ -31,10 +31,6 @@ from lti_app.models import (
     ModelVersion,
     Prediction,
 )
-
-
-def _count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _ended_before(session: Session, cutoff: datetime) -> list[Course]:
@@ -61,7 +57,7 @@ def apply_retention(
     if cutoff is not None:
         done = 0
         for course in _ended_before(session, cutoff):
-            done += _count(
+            done += deleted_rows(
                 session.execute(
                     delete(LogEvent).where(
                         LogEvent.site_id == course.site_id,
@@ -70,35 +66,29 @@ def apply_retention(
                 )
             )
         counts["log_event"] = done
-    cutoff = days(settings.predictions_days_after_end)
-    if cutoff is not None:
+    # Course records, from the course's end: each kind by its own limit.
+    for kind, limit in (
+        (Prediction, settings.predictions_days_after_end),
+        (Contact, settings.follow_ups_days_after_end),
+        (FollowUp, settings.follow_ups_days_after_end),
+    ):
+        cutoff = days(limit)
+        if cutoff is None:
+            continue
         ids = [c.id for c in _ended_before(session, cutoff)]
-        counts["prediction"] = (
-            _count(session.execute(delete(Prediction).where(Prediction.course_id.in_(ids))))
-            if ids
-            else 0
+        counts[kind.__tablename__] = (
+            deleted_rows(session.execute(delete(kind).where(kind.course_id.in_(ids)))) if ids else 0
         )
-    cutoff = days(settings.follow_ups_days_after_end)
-    if cutoff is not None:
-        ids = [c.id for c in _ended_before(session, cutoff)]
-        counts["contact"] = (
-            _count(session.execute(delete(Contact).where(Contact.course_id.in_(ids)))) if ids else 0
-        )
-        counts["follow_up"] = (
-            _count(session.execute(delete(FollowUp).where(FollowUp.course_id.in_(ids))))
-            if ids
-            else 0
-        )
-    cutoff = days(settings.audit_days)
-    if cutoff is not None:
-        counts["audit_event"] = _count(
-            session.execute(delete(AuditEvent).where(AuditEvent.at < cutoff))
-        )
-    cutoff = days(settings.access_log_days)
-    if cutoff is not None:
-        counts["access_log"] = _count(
-            session.execute(delete(AccessLog).where(AccessLog.at < cutoff))
-        )
+    # Logs of who did what, from each row's date.
+    for log_kind, limit in (
+        (AuditEvent, settings.audit_days),
+        (AccessLog, settings.access_log_days),
+    ):
+        cutoff = days(limit)
+        if cutoff is not None:
+            counts[log_kind.__tablename__] = deleted_rows(
+                session.execute(delete(log_kind).where(log_kind.at < cutoff))
+            )
     if model_root is not None:
         removed = 0
         for version in session.scalars(

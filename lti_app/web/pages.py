@@ -102,8 +102,10 @@ def course_dashboard(course_id: int) -> Any:
         sync_open=sync_requests.open_request(_db(), course.id) is not None,
         min_group=_settings().privacy.min_group_size,
         # Past offerings linked or asked for (#17): the "Link past offerings" call is for a
-        # course with none.
-        links_count=len(offering_links.links_of(_db(), course.id)),
+        # course without estimates and with none, so only such a course asks.
+        links_count=len(offering_links.links_of(_db(), course.id))
+        if view["summary"]["state"] in ("engagement_only", "no_data")
+        else None,
     )
 
 

@@ -222,6 +222,13 @@ class PrivacySettings(_Section):
     # course (median, quartiles): with a handful of classmates it tells about them. The
     # teacher's dashboard then says the estimates rest on few students.
     min_group_size: int = Field(default=10, ge=2, le=1000)
+    # The fairness audit (#18, item 7): a gap between two declared groups larger than this
+    # (in the metric's unit: 0.10 is ten points of a share or of ranking quality), whose 95 %
+    # interval excludes zero, is flagged on the model card.
+    fairness_gap: float = Field(default=0.10, gt=0.0, le=1.0)
+    # Students a group needs before it is compared with the others: a smaller group's figures
+    # are shown but too noisy to raise a flag.
+    fairness_min_group: int = Field(default=20, ge=5, le=10000)
 
 
 class DemoSettings(_Section):

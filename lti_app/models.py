@@ -64,6 +64,11 @@ class MoodleSite(Base):
     consent_mode: Mapped[str] = mapped_column(
         String(16), default="teacher", server_default="teacher"
     )
+    # The roster attributes an administrator declared lawful and relevant for the fairness
+    # audit (#18, item 7), e.g. ["department"] or ["profile_field_bourse"]: only these are
+    # stored (`person_attribute`), and the model card reports the estimates' quality per group
+    # of each. Empty (the default): none stored, no audit.
+    fairness_groups: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
@@ -842,6 +847,10 @@ class LiveValidation(Base):
     n_students: Mapped[int] = mapped_column(Integer)
     drift: Mapped[bool] = mapped_column(Boolean, default=False)
     weeks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # The fairness audit of the same weeks (#18, item 7), per declared attribute: the rows of
+    # `ml.fairness.fairness_report` (per week and metric: each group's value and size, the gap,
+    # its 95 % interval, whether it is flagged). NULL when the site declares no attribute.
+    fairness: Mapped[dict[str, list[dict[str, Any]]] | None] = mapped_column(JSON)
 
 
 #: What kind of read an access-log row records (#18, item 5).
@@ -871,6 +880,22 @@ class AccessLog(Base):
         Index("ix_access_log_at", "at"),
         Index("ix_access_log_subject_id", "subject_id"),
     )
+
+
+class PersonAttribute(Base):
+    """One roster attribute of a person that the site's administrator declared for the
+    fairness audit (#18, item 7; `moodle_site.fairness_groups`), as the last roster sync read
+    it. Nothing else of the roster's profile is kept; an attribute no longer declared is
+    deleted, and an erased person's go with them."""
+
+    __tablename__ = "person_attribute"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("person.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class LearnerChoice(Base):

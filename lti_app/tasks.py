@@ -222,7 +222,7 @@ def score_synced_course(
         # In its own savepoint: a failure there must not take the night's scoring with it.
         try:
             with session.begin_nested():
-                live_validation.refresh(session, course, settings.ml)
+                live_validation.refresh(session, course, settings.ml, privacy=settings.privacy)
         except Exception:
             log.exception("live validation failed", course_id=course_id)
         return outcome

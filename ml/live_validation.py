@@ -58,7 +58,7 @@ def share_ci(successes: int, n: int, level: float = 0.95) -> tuple[float, float,
     return successes / n, float(ci.low), float(ci.high)
 
 
-def _at_week(shown: pd.DataFrame) -> pd.DataFrame:
+def latest_per_week(shown: pd.DataFrame) -> pd.DataFrame:
     """Each student's estimate as a teacher last saw it in each week: the latest scoring of
     that week (several "Sync now" in a week replace each other on the page)."""
     ordered = shown.sort_values(["week", "as_of"], kind="stable")
@@ -89,7 +89,7 @@ def score_weeks(
     empty when none)."""
     validated = validated or {}
     known = final.dropna()
-    data = _at_week(shown[shown["person_id"].isin(known.index)])
+    data = latest_per_week(shown[shown["person_id"].isin(known.index)])
     rows = []
     for week_key, group in data.groupby("week", sort=True):
         week = int(str(week_key))
@@ -153,4 +153,12 @@ def score_weeks(
     return pd.DataFrame(rows)
 
 
-__all__ = ["MIN_CLASS", "MIN_STUDENTS", "SHOWN_COLUMNS", "Validated", "score_weeks", "share_ci"]
+__all__ = [
+    "MIN_CLASS",
+    "MIN_STUDENTS",
+    "SHOWN_COLUMNS",
+    "Validated",
+    "latest_per_week",
+    "score_weeks",
+    "share_ci",
+]

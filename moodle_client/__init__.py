@@ -31,6 +31,7 @@ from moodle_client.errors import (
 from moodle_client.logs import LOG_COLUMNS, LogPage, LogRow, LogSource, WsLogSource
 from moodle_client.requirements import GRADING_FUNCTION, LOG_FUNCTION, REQUIRED_FUNCTIONS
 from moodle_client.types import (
+    PROFILE_FIELDS,
     ActivityCompletion,
     Course,
     CourseGrading,
@@ -48,6 +49,7 @@ __all__ = [
     "GRADING_FUNCTION",
     "LOG_COLUMNS",
     "LOG_FUNCTION",
+    "PROFILE_FIELDS",
     "REQUIRED_FUNCTIONS",
     "AccessDeniedError",
     "ActivityCompletion",

@@ -202,6 +202,20 @@ class Role:
     name: str
 
 
+#: The standard profile fields of an enrolled user that a fairness audit may declare.
+PROFILE_FIELDS = ("department", "institution", "city", "country")
+
+
+def _profile(r: _Reader) -> tuple[tuple[str, str], ...]:
+    pairs = [(name, r.get_str(name, "")) for name in PROFILE_FIELDS]
+    for raw in r.get_list("customfields", required=False):
+        field = _Reader(raw, "custom field")
+        shortname = field.get_str("shortname", "")
+        if shortname:
+            pairs.append((f"profile_field_{shortname}", field.get_str("value", "")))
+    return tuple((name, value) for name, value in pairs if value != "")
+
+
 @dataclass(frozen=True)
 class EnrolledUser:
     """A participant of ``core_enrol_get_enrolled_users`` with the roles held in the course."""
@@ -217,6 +231,11 @@ class EnrolledUser:
     lastaccess: int
     lastcourseaccess: int
     roles: tuple[Role, ...]
+    #: The profile attributes the answer carries, as (name, value) pairs: the standard fields
+    #: `department`, `institution`, `city`, `country` when present, and each custom profile
+    #: field as `profile_field_<shortname>` (Moodle's `customfields`, listed only when the user
+    #: has a value). What a site's fairness audit may declare; the caller keeps only those.
+    profile: tuple[tuple[str, str], ...] = ()
 
     @property
     def role_shortnames(self) -> tuple[str, ...]:
@@ -245,6 +264,7 @@ class EnrolledUser:
             lastaccess=r.opt_int("lastaccess") or 0,
             lastcourseaccess=r.opt_int("lastcourseaccess") or 0,
             roles=roles,
+            profile=_profile(r),
         )
 
 

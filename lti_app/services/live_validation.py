@@ -21,9 +21,10 @@ import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from lti_app.config import MLSettings
+from lti_app.config import MLSettings, PrivacySettings
 from lti_app.db import utcnow
-from lti_app.models import Course, LiveValidation, ModelVersion, Person, Prediction
+from lti_app.models import Course, LiveValidation, ModelVersion, MoodleSite, Person, Prediction
+from lti_app.services import fairness
 from lti_app.services.course_data import course_totals
 from lti_app.services.course_settings import pass_mark_of
 from lti_app.services.courses import shown_term
@@ -147,43 +148,65 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return out
 
 
-def compute(
-    session: Session, course: Course, settings: MLSettings, now: datetime | None = None
-) -> pd.DataFrame | None:
-    """The weeks' scores (`ml.live_validation.score_weeks`), or None while the term runs, before
-    the final grades, or when no estimate was shown."""
+def _inputs(
+    session: Session, course: Course, settings: MLSettings, now: datetime | None
+) -> tuple[pd.DataFrame, pd.Series, float] | None:
+    """The shown estimates, the final grades and the pass mark of a finished term, or None
+    while the term runs, before the final grades, or when no estimate was shown."""
     term = shown_term(session, course)
     now = now or utcnow()
     if term is None or _utc(term.end) > _utc(now):
         return None
-    scale = settings.grade_max
-    outcomes = final_outcomes(session, course, scale)
+    outcomes = final_outcomes(session, course, settings.grade_max)
     if outcomes.empty:
         return None
     shown = shown_estimates(session, course, term.start)
     if shown.empty:
         return None
-    weeks = score_weeks(
-        shown, outcomes, pass_mark_of(course, settings).value, _promises(session, shown)
-    )
+    return shown, outcomes, float(pass_mark_of(course, settings).value)
+
+
+def compute(
+    session: Session, course: Course, settings: MLSettings, now: datetime | None = None
+) -> pd.DataFrame | None:
+    """The weeks' scores (`ml.live_validation.score_weeks`), or None while the term runs, before
+    the final grades, or when no estimate was shown."""
+    inputs = _inputs(session, course, settings, now)
+    if inputs is None:
+        return None
+    shown, outcomes, pass_mark = inputs
+    weeks = score_weeks(shown, outcomes, pass_mark, _promises(session, shown))
     return None if weeks.empty else weeks
 
 
 def refresh(
-    session: Session, course: Course, settings: MLSettings, now: datetime | None = None
+    session: Session,
+    course: Course,
+    settings: MLSettings,
+    now: datetime | None = None,
+    privacy: PrivacySettings | None = None,
 ) -> LiveValidation | None:
-    """Recompute and keep the course's live validation (the row goes when there is nothing to
-    validate any more, e.g. the end date moved later)."""
-    weeks = compute(session, course, settings, now)
-    if weeks is None:
+    """Recompute and keep the course's live validation, with the fairness audit of the same
+    weeks when the site declares groups (#18, item 7). The row goes when there is nothing to
+    validate any more, e.g. the end date moved later."""
+    inputs = _inputs(session, course, settings, now)
+    weeks = None
+    if inputs is not None:
+        shown, outcomes, pass_mark = inputs
+        weeks = score_weeks(shown, outcomes, pass_mark, _promises(session, shown))
+    if inputs is None or weeks is None or weeks.empty:
         session.execute(delete(LiveValidation).where(LiveValidation.course_id == course.id))
         return None
     row = session.get(LiveValidation, course.id) or LiveValidation(course_id=course.id)
     row.computed_at = utcnow()
-    row.pass_mark = float(pass_mark_of(course, settings).value)
+    row.pass_mark = pass_mark
     row.n_students = int(weeks["n"].max())
     row.drift = bool((weeks["drift"] != "").any())
     row.weeks = _records(weeks)
+    site = session.get_one(MoodleSite, course.site_id)
+    row.fairness = fairness.audit(
+        session, site, shown, outcomes, pass_mark, privacy or PrivacySettings()
+    )
     session.add(row)
     session.flush()
     return row

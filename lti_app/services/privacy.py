@@ -47,12 +47,14 @@ from lti_app.models import (
     FollowUp,
     Grade,
     GradeItem,
+    LearnerChoice,
     LogEvent,
     LtiSession,
     ModelVersion,
     MoodleGroup,
     MoodleGroupMember,
     Person,
+    PersonAttribute,
     Prediction,
     SyncRequest,
 )
@@ -182,6 +184,12 @@ def export_person(session: Session, person: Person) -> dict[str, Any]:
             )
         ),
         "groups": _rows(groups),
+        "choices": _rows(
+            session.scalars(select(LearnerChoice).where(LearnerChoice.person_id == pid))
+        ),
+        "attributes": _rows(
+            session.scalars(select(PersonAttribute).where(PersonAttribute.person_id == pid))
+        ),
         "coursework": [{**_row(s), "item": _row(i)} for s, i in coursework],
         "contacts_received": _rows(
             session.scalars(select(Contact).where(Contact.person_id == pid))

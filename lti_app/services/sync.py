@@ -29,10 +29,12 @@ from lti_app.models import (
     Grade,
     GradeItem,
     LogEvent,
+    MoodleSite,
     Person,
     SyncCursor,
     SyncRun,
 )
+from lti_app.services import fairness
 from lti_app.services.course_settings import refresh_moodle_pass_mark
 from moodle_client import types as mc
 from moodle_client.client import MoodleClient
@@ -231,7 +233,8 @@ class RosterResult:
 
 
 def sync_roster(session: Session, course: Course, users: Iterable[mc.EnrolledUser]) -> RosterResult:
-    """Mirror the course's participants and their roles (Moodle role shortnames).
+    """Mirror the course's participants, their roles (Moodle role shortnames) and the profile
+    attributes the site declared for its fairness audit.
 
     An enrolment that Moodle no longer reports is deactivated, not deleted: its person's past
     predictions and grades stay explainable.
@@ -243,6 +246,11 @@ def sync_roster(session: Session, course: Course, users: Iterable[mc.EnrolledUse
     roles = {(person_ids[u.id], r.shortname) for u in users for r in u.roles}
     roles |= {(person_ids[u.id], "none") for u in users if not u.roles}
     deactivated = set_enrolments(session, course, roles, source="ws")
+    # The attributes the site declared for its fairness audit (#18, item 7), and only those.
+    declared = session.scalar(
+        select(MoodleSite.fairness_groups).where(MoodleSite.id == course.site_id)
+    )
+    fairness.store_attributes(session, declared or [], person_ids, users)
     return RosterResult(people=len(person_ids), enrolments=len(roles), deactivated=deactivated)
 
 

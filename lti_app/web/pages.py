@@ -356,6 +356,7 @@ def admin_data() -> dict[str, Any]:
         "sites": list(db.scalars(select(MoodleSite).order_by(MoodleSite.id))),
         "pending_links": offering_links.pending_links(db),
         "drifting": live_validation.drifting(db),
+        "fairness_gap": _settings().privacy.fairness_gap,
         "access": access_log.latest(db),
         "runs": list(
             db.scalars(

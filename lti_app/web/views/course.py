@@ -382,7 +382,75 @@ def live_view(live: LiveValidation | None) -> dict[str, Any] | None:
         "drift_weeks": [w["week"] for w in drifted],
         "drift_reasons": [str(_(_DRIFT_WORDS[c])) for c in reasons if c in _DRIFT_WORDS],
         "computed_at": live.computed_at,
+        "fairness": fairness_view(live.fairness),
     }
+
+
+#: The fairness audit's metrics in a teacher's words (#18, item 7), in the card's order.
+_FAIRNESS_WORDS = {
+    "auc": N_("pairs of a student who passed and one who failed ranked the right way round"),
+    "missed": N_("students who failed without having been flagged"),
+    "coverage": N_("final grades inside the range shown"),
+    "brier": N_("distance between the chances and what happened (lower is better)"),
+}
+
+
+def _points(value: float | None) -> str:
+    return MISSING if value is None else number_text(round(100 * float(value)), 0)
+
+
+def fairness_view(
+    audit: Mapping[str, Sequence[Mapping[str, Any]]] | None,
+) -> list[dict[str, Any]] | None:
+    """The fairness audit per declared attribute (#18, item 7): for each metric, the largest gap
+    between compared groups over the term (with its week and 95 % interval, in points) and the
+    weeks where a gap was flagged; the week-by-week rows behind it for the details table."""
+    if not audit:
+        return None
+    out = []
+    for name, rows in audit.items():
+        metrics = []
+        for metric, words in _FAIRNESS_WORDS.items():
+            mine = [r for r in rows if r["metric"] == metric]
+            with_gap = [r for r in mine if r.get("gap") is not None]
+            worst = max(with_gap, key=lambda r: float(r["gap"]), default=None)
+            metrics.append(
+                {
+                    "metric": metric,
+                    "words": str(_(words)),
+                    "worst": worst,
+                    "gap": _points(worst["gap"]) if worst else MISSING,
+                    "low": _points(worst.get("gap_low")) if worst else MISSING,
+                    "high": _points(worst.get("gap_high")) if worst else MISSING,
+                    "flagged_weeks": [int(r["checkpoint"]) for r in mine if r.get("flagged")],
+                }
+            )
+        weeks = sorted({int(r["checkpoint"]) for r in rows})
+        last = [r for r in rows if int(r["checkpoint"]) == weeks[-1]] if weeks else []
+        sizes = last[0]["sizes"] if last else {}
+        details = [
+            {
+                "week": int(r["checkpoint"]),
+                "words": str(_(_FAIRNESS_WORDS.get(str(r["metric"]), str(r["metric"])))),
+                "values": {g: _points(v) for g, v in (r.get("values") or {}).items()},
+                "gap": _points(r.get("gap")),
+                "low": _points(r.get("gap_low")),
+                "high": _points(r.get("gap_high")),
+                "flagged": bool(r.get("flagged")),
+            }
+            for r in sorted(rows, key=lambda r: (int(r["checkpoint"]), str(r["metric"])))
+        ]
+        out.append(
+            {
+                "name": name,
+                "groups": sorted(sizes),
+                "sizes": sizes,
+                "metrics": metrics,
+                "flagged": any(m["flagged_weeks"] for m in metrics),
+                "details": details,
+            }
+        )
+    return out
 
 
 def _share_or_none(share: float | None) -> str:

@@ -287,3 +287,57 @@ def test_a_small_class_shows_learners_no_comparison(world: World) -> None:
         assert enough["cohort"]
         # A teacher's view of a student keeps the comparison (they see the whole class anyway).
         assert view(n + 1, for_teacher=True)["cohort"]
+
+
+def test_an_admin_declares_the_fairness_groups(world: World) -> None:
+    with world.env.db() as db:
+        site_id = db.get_one(Person, world.learner_id).site_id
+    path = f"/admin/sites/{site_id}/fairness"
+    for token in (world.teacher, world.learner):
+        resp = world.env.client().post(
+            path,
+            headers={"X-Launch-Token": token},
+            data={"csrf_token": _csrf(world, token), "groups": "department"},
+        )
+        assert resp.status_code == 403
+    admin = {"X-Launch-Token": world.admin}
+    csrf = {"csrf_token": _csrf(world, world.admin)}
+    resp = world.env.client().post(
+        path, headers=admin, data={**csrf, "groups": "department, profile_field_bourse"}
+    )
+    assert resp.status_code == 303
+    resp = world.env.client().post(path, headers=admin, data={**csrf, "groups": "email"})
+    assert resp.status_code == 400
+    assert "profile_field_" in resp.get_data(as_text=True)
+    with world.env.db() as db:
+        site = db.get_one(MoodleSite, site_id)
+        assert site.fairness_groups == ["department", "profile_field_bourse"]
+    status, page = _get(world, "/admin", world.admin)
+    assert status == 200
+    assert 'value="department, profile_field_bourse"' in page
+    resp = world.env.client().post(path, headers=admin, data={**csrf, "groups": ""})
+    assert resp.status_code == 303
+    with world.env.db() as db:
+        assert db.get_one(MoodleSite, site_id).fairness_groups == []
+
+
+def test_an_admin_may_erase_themself(world: World) -> None:
+    claims: dict[str, Any] = {"sub": "3", "name": "Bea Admin", CLAIM + "roles": [SYS_ADMIN]}
+    token = token_of(launch(world.env.client(), world.env, "student", **claims))
+    with world.env.db() as db:
+        me = db.scalar(select(Person).where(Person.fullname == "Bea Admin"))
+        assert me is not None
+        my_id = me.id
+    resp = world.env.client().post(
+        "/admin/privacy",
+        headers={"X-Launch-Token": token},
+        data={
+            "csrf_token": _csrf(world, token),
+            "person": str(my_id),
+            "action": "erase",
+            "confirm": "ERASE",
+        },
+    )
+    assert resp.status_code == 200
+    with world.env.db() as db:
+        assert db.get(Person, my_id) is None

@@ -244,6 +244,16 @@ def _feature_rows(res: dict[str, Any], label: str, size: str) -> list[Row]:
             ">= 1M/s, < 1.5 GB" if big else ("< 30 s" if label == "10M" else ""),
         )
     ]
+    for name, peer in f.get("peers", {}).items():
+        rows.append(
+            (
+                f"features: {name} peer (median of 3, same values)",
+                size,
+                f"{_fmt_rate(peer['events_per_s'])} ({_fmt_s(peer['seconds'])}), "
+                f"peak RSS {_fmt_mb(peer['peak_rss_mb'])}; ours {peer['ratio']:.1f}x as fast",
+                ">= 1x the fastest peer" if name == f.get("fastest_peer") else "",
+            )
+        )
     if "naive" in f:
         n = f["naive"]
         rows.append(

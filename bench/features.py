@@ -1,4 +1,6 @@
-"""Feature extraction: ``ml.features.compute_features`` vs the naive baseline, speed and memory.
+"""Feature extraction: ``ml.features.compute_features`` vs its real peers (a pandas group-by
+pipeline and a polars query, `bench.peers`, #19 item 8) and the naive baseline, speed and
+memory; every implementation's values are checked equal to ours before a time is reported.
 
 Each measurement runs in a fresh Python process (``python -m bench.features WORKER IN OUT``) so
 that sizes and implementations do not pollute each other's memory. The worker loads the inputs
@@ -26,7 +28,11 @@ import pandas as pd
 
 from bench.datasets import Dataset
 from bench.naive import baseline_feature_names, compare, naive_features
+from bench.peers import pandas_features, polars_features
 from ml.features import compute_features
+
+#: The real peers (#19, item 8), each in its own worker process like ours.
+PEERS = {"pandas": pandas_features, "polars": polars_features}
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,6 +76,8 @@ def worker(mode: str, inp: Path, out: Path, repeat: int) -> dict[str, Any]:
                 data["course_end"],
                 course_modules=data["course_modules"],
             )
+        elif mode in PEERS:
+            result = PEERS[mode](events, data["roster"], data["as_of"])
         else:
             result = naive_features(events, data["roster"], data["as_of"])
         times.append(time.perf_counter() - t0)
@@ -126,6 +134,23 @@ def bench_features(ds: Dataset, tmp: Path, *, naive: bool) -> dict[str, Any]:
         "vectorised": vec,
         "vectorised_events_per_s": n_events / vec["seconds"],
     }
+    with open(out_v, "rb") as fh:
+        ours = pickle.load(fh)  # noqa: S301 - written by our worker
+    peers: dict[str, Any] = {}
+    for name in PEERS:
+        out_p = tmp / f"features-{ds.size.label}-{name}.pkl"
+        report = run_worker(name, inp, out_p, repeat=3)
+        with open(out_p, "rb") as fh:
+            theirs = pickle.load(fh)  # noqa: S301 - written by our worker
+        report["max_abs_diff"] = compare(theirs, ours)  # raises when they disagree
+        report["events_per_s"] = n_events / report["seconds"]
+        report["ratio"] = report["seconds"] / vec["seconds"]  # > 1: ours is faster
+        peers[name] = report
+        out_p.unlink()
+    result["peers"] = peers
+    fastest = min(peers, key=lambda k: peers[k]["seconds"])
+    result["fastest_peer"] = fastest
+    result["ratio_to_fastest_peer"] = peers[fastest]["seconds"] / vec["seconds"]
     if naive:
         out_n = tmp / f"features-{ds.size.label}-naive.pkl"
         nai = run_worker("naive", inp, out_n, repeat=1)

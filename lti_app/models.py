@@ -898,6 +898,22 @@ class PersonAttribute(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class KeptObjection(Base):
+    """A learner's objection that outlives their erasure (#18, items 2 and 3): erasing a person
+    deletes their `learner_choice` rows with everything else, yet a learner still enrolled comes
+    back at the next roster sync, and their objection must come back with them. So an erased
+    "out" is kept here under the Moodle user id alone (no name, nothing else), and turned back
+    into a `learner_choice` when that Moodle user is next stored (`sync.upsert_people`)."""
+
+    __tablename__ = "kept_objection"
+
+    course_id: Mapped[int] = mapped_column(
+        ForeignKey("course.id", ondelete="CASCADE"), primary_key=True
+    )
+    moodle_user_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    since: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class LearnerChoice(Base):
     """A learner's choice about their data in one course (#18, item 2): "out" (no estimate of
     them made or shown, their data left out of every training set from then on) or "in" (on an

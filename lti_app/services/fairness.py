@@ -10,6 +10,8 @@ The audit itself is `ml.fairness.fairness_report` run on what the live validatio
 estimates actually shown each week of a finished term against the final grades, so the card's
 per-group figures describe what teachers saw, at each point of the term. A student without a
 value is in the group "not given" (reported, compared like any other group once large enough).
+A group under `privacy.min_group_size` students keeps its size and loses its figures: they
+would describe a handful of people.
 
 Services never commit.
 """
@@ -187,8 +189,18 @@ def audit(
     for name in declared:
         groups = labels(session, name, frame["person_id"].unique())
         part = frame.assign(group=groups.reindex(frame["person_id"]).to_numpy())
-        out[name] = report_rows(fairness_report(part, settings_of(privacy)))
+        rows = report_rows(fairness_report(part, settings_of(privacy)))
+        out[name] = [_without_small_groups(row, privacy.min_group_size) for row in rows]
     return out
+
+
+def _without_small_groups(row: dict[str, Any], min_size: int) -> dict[str, Any]:
+    """A group under the site's smallest shown group keeps its size, not its figures: the
+    share of a handful of students who failed unflagged describes those few people."""
+    sizes = row.get("sizes") or {}
+    values = row.get("values") or {}
+    row["values"] = {g: (v if sizes.get(g, 0) >= min_size else None) for g, v in values.items()}
+    return row
 
 
 def report_rows(report: pd.DataFrame) -> list[dict[str, Any]]:

@@ -15,8 +15,9 @@ person, the address and any mention of their name, e-mail or LTI identity. Model
 learned from their data are marked (`model_version.erased_data_at`): never reused, so the next
 scoring retrains on what is left, and their artifacts go once they are no longer active
 (`retention`). A person still enrolled in Moodle comes back at the next sync: erasure removes
-what the tool holds, and the teacher's learner opt-out (#18, item 2) is how to stop it being
-collected again.
+what the tool holds, and opting out (#18, item 2) is how to stop it being used again. Their
+opt-outs therefore outlive the erasure, under the Moodle user id alone (`kept_objection`), and
+come back with them (`sync.upsert_people`).
 
 Services never commit: the CLI and the admin page commit the whole erasure at once.
 """
@@ -47,6 +48,7 @@ from lti_app.models import (
     FollowUp,
     Grade,
     GradeItem,
+    KeptObjection,
     LearnerChoice,
     LogEvent,
     LtiSession,
@@ -243,6 +245,7 @@ class ErasureReport:
     deleted: dict[str, int] = field(default_factory=dict)
     unlinked: dict[str, int] = field(default_factory=dict)
     marked_versions: list[str] = field(default_factory=list)
+    kept_objections: int = 0
 
 
 def _scrub(value: Any, needles: frozenset[str], ids: frozenset[int]) -> Any:
@@ -327,9 +330,22 @@ def erase_person(session: Session, person: Person) -> ErasureReport:
                 .values(relateduserid=None)
             )
         )
+    # Their objections outlive them, under the Moodle user id alone: a learner still enrolled
+    # comes back at the next sync, and must not come back with their data used again.
+    if person.moodle_user_id is not None:
+        objected = session.scalars(
+            select(LearnerChoice.course_id).where(
+                LearnerChoice.person_id == pid, LearnerChoice.choice == "out"
+            )
+        ).all()
+        for course_id in objected:
+            session.merge(KeptObjection(course_id=course_id, moodle_user_id=person.moodle_user_id))
+        report.kept_objections = len(objected)
     # What is about them: deleted (explicitly, not left to ON DELETE, so that a database
     # without foreign keys enforced is erased all the same).
     about: list[tuple[type[Base], Any]] = [
+        (LearnerChoice, LearnerChoice.person_id),
+        (PersonAttribute, PersonAttribute.person_id),
         (AccessLog, AccessLog.subject_id),
         (Contact, Contact.person_id),
         (FollowUp, FollowUp.person_id),

@@ -202,3 +202,22 @@ def test_only_declared_attributes_are_kept_and_undeclaring_deletes(db_session: S
     erase_person(db_session, one)
     left = db_session.scalars(select(PersonAttribute.value)).all()
     assert left == ["DE"]
+
+
+def test_a_small_group_keeps_its_size_not_its_figures(
+    db_session: Session, tmp_path: object
+) -> None:
+    """Three students from "Biologie": their figures would describe three people."""
+    course_id, last = _ended_course(db_session, tmp_path)
+    course = db_session.get_one(Course, course_id)
+    uids = sorted(int(u) for u in last.grades["userid"])
+    labels = {uid: ("Biologie" if i < 3 else "Physique") for i, uid in enumerate(uids)}
+    _declare_and_sync(db_session, course, labels)
+    row = live_validation.refresh(db_session, course, FAST, privacy=PRIVACY)
+    assert row is not None
+    assert row.fairness is not None
+    for r in row.fairness["department"]:
+        assert r["sizes"]["Biologie"] <= 3
+        assert r["values"]["Biologie"] is None
+        assert r["values"]["Physique"] is not None or r["metric"] == "auc"
+        assert r["flagged"] is False

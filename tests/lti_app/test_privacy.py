@@ -233,3 +233,49 @@ def test_erasing_a_past_student_marks_the_models_that_learned_from_them(
     simulated_now = max(p.as_of for p in db_session.scalars(select(Prediction)))
     again = score_course(db_session, course, settings=FAST, model_root=tmp_path, now=simulated_now)
     assert again.reused_model is False
+
+
+def test_an_objection_outlives_the_erasure_of_a_learner_still_enrolled(
+    db_session: Session,
+) -> None:
+    """Erasing a learner who had opted out keeps only their Moodle user id and the course; the
+    next roster sync brings them back opted out, not with their data used again."""
+    from lti_app.models import KeptObjection, LearnerChoice, MoodleSite
+    from lti_app.services.course_data import student_roster
+    from lti_app.services.sync import sync_roster
+    from tests.lti_app.test_fairness_audit import _user
+
+    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
+    db_session.add(site)
+    db_session.flush()
+    course = Course(site_id=site.id, moodle_course_id=9, shortname="C")
+    other = Course(site_id=site.id, moodle_course_id=10, shortname="D")
+    db_session.add_all([course, other])
+    db_session.flush()
+    roster = [_user(41), _user(42)]
+    sync_roster(db_session, course, roster)
+    sync_roster(db_session, other, roster)
+    learner = db_session.scalars(select(Person).where(Person.moodle_user_id == 41)).one()
+    db_session.add_all(
+        [
+            LearnerChoice(course_id=course.id, person_id=learner.id, choice="out"),
+            LearnerChoice(course_id=other.id, person_id=learner.id, choice="in"),
+        ]
+    )
+    db_session.flush()
+    report = erase_person(db_session, learner)
+    db_session.flush()
+    assert report.kept_objections == 1
+    kept = db_session.scalars(select(KeptObjection)).all()
+    assert [(k.course_id, k.moodle_user_id) for k in kept] == [(course.id, 41)]
+    assert db_session.scalars(select(LearnerChoice)).all() == []
+
+    sync_roster(db_session, course, roster)
+    back = db_session.scalars(select(Person).where(Person.moodle_user_id == 41)).one()
+    assert back.id != learner.id
+    choices = db_session.execute(
+        select(LearnerChoice.course_id, LearnerChoice.person_id, LearnerChoice.choice)
+    ).all()
+    assert [tuple(c) for c in choices] == [(course.id, back.id, "out")]  # the "in" is not kept
+    assert db_session.scalars(select(KeptObjection)).all() == []
+    assert student_roster(db_session, course)["userid"].tolist() == [42]

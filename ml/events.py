@@ -353,6 +353,21 @@ def canonicalize(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+#: The standard-log columns `from_standard_log` reads (the others are Moodle's, kept by sync).
+READ_LOG_COLUMNS: Final = (
+    "userid",
+    "relateduserid",
+    "courseid",
+    "timecreated",
+    "eventname",
+    "component",
+    "crud",
+    "edulevel",
+    "contextlevel",
+    "contextinstanceid",
+)
+
+
 def from_standard_log(rows: pd.DataFrame, *, courseid: int | None = None) -> pd.DataFrame:
     """Moodle ``logstore_standard_log`` rows (web service or SQL) -> the canonical event frame.
 
@@ -360,7 +375,7 @@ def from_standard_log(rows: pd.DataFrame, *, courseid: int | None = None) -> pd.
     (the DB source may read a shared table). Anonymous and system rows (``userid`` <= 0, e.g. the
     cron's ``user_graded`` with userid -1) carry no learner behaviour and are dropped.
     """
-    missing = set(STANDARD_LOG_COLUMNS) - set(rows.columns)
+    missing = set(READ_LOG_COLUMNS) - set(rows.columns)
     if missing:
         raise ValueError(f"standard log rows lack columns: {sorted(missing)}")
     frame = rows

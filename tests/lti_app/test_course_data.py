@@ -62,3 +62,67 @@ def test_events_after_until_are_not_loaded(db_session: Session, simulated: Simul
     half = load_offering(db_session, past[0], until=cut.to_pydatetime())
     assert 0 < len(half.events) < len(full.events)
     assert half.events["time"].max() <= cut
+
+
+def test_the_column_wise_read_equals_the_rows(db_session: Session) -> None:
+    """`load_log_frame` reads events column-wise (COPY on PostgreSQL, the driver's tuples on
+    SQLite); the canonical events it gives equal those of a plain ORM read of the same rows,
+    rows without a Moodle log id (a CSV import), without a related user, with an empty
+    component and at the `until` bound included."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from lti_app.models import Course, LogEvent
+    from lti_app.services.course_data import load_log_frame
+    from ml.events import READ_LOG_COLUMNS, from_standard_log
+
+    simulated = simulate_course(n_past=0, n_students=25, seed=5, current_progress=0.5)
+    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
+    db_session.add(site)
+    db_session.flush()
+    course = store_simulated_course(db_session, site, simulated)[0]
+    assert isinstance(course, Course)
+    bound = int(datetime(2030, 1, 1, tzinfo=UTC).timestamp())
+    base = {"site_id": site.id, "courseid": course.moodle_course_id, "action": "viewed",
+            "target": "course", "crud": "r", "edulevel": 2, "contextlevel": 50,
+            "contextinstanceid": course.moodle_course_id, "origin": "web",
+            "source": "csv"}  # fmt: skip
+    user = int(simulated.offerings[0].roster["userid"].iloc[0])
+    db_session.add_all(
+        [
+            LogEvent(**base, moodle_log_id=None, content_hash="a" * 64, userid=user,
+                     eventname="\\core\\event\\course_viewed", component="", timecreated=bound),
+            LogEvent(**base, moodle_log_id=None, content_hash="b" * 64, userid=user,
+                     relateduserid=user, eventname="\\core\\event\\course_viewed",
+                     component="core", timecreated=bound + 1),
+        ]
+    )  # fmt: skip
+    db_session.flush()
+    until = datetime.fromtimestamp(bound, UTC)
+    fast = load_log_frame(db_session, course, until)
+    columns = [LogEvent.moodle_log_id.label("id")] + [
+        getattr(LogEvent, c) for c in READ_LOG_COLUMNS
+    ]
+    rows = db_session.execute(
+        select(*columns).where(
+            LogEvent.site_id == site.id,
+            LogEvent.courseid == course.moodle_course_id,
+            LogEvent.timecreated <= bound,
+        )
+    ).all()
+    slow = pd.DataFrame(rows, columns=["id", *READ_LOG_COLUMNS])
+    assert len(fast) == len(slow) > 1000
+    assert int(fast["id"].isna().sum()) == 1  # the CSV row at the bound, not the one after
+    got = from_standard_log(fast, courseid=course.moodle_course_id)
+    want = from_standard_log(slow, courseid=course.moodle_course_id)
+    pd.testing.assert_frame_equal(
+        got.reset_index(drop=True), want.reset_index(drop=True), check_categorical=False
+    )
+    # An empty course reads as an empty frame with the same columns.
+    other = Course(site_id=site.id, moodle_course_id=999, shortname="E")
+    db_session.add(other)
+    db_session.flush()
+    empty = load_log_frame(db_session, other)
+    assert empty.empty
+    assert list(empty.columns) == list(fast.columns)

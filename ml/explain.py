@@ -67,23 +67,23 @@ def top_factors(
     """The ``k`` largest |contributions| per row: index, rank, feature, value, reference, signed
     contribution; ready for a "why" panel."""
     contrib = contributions(predict, X, background)
-    ref = reference_point(background[X.columns])
-    order = np.argsort(-np.abs(contrib.to_numpy()), axis=1, kind="stable")[:, :k]
-    rows = []
-    for i, key in enumerate(X.index):
-        for rank, j in enumerate(order[i], start=1):
-            feature = X.columns[j]
-            rows.append(
-                {
-                    "index": key,
-                    "rank": rank,
-                    "feature": feature,
-                    "value": float(X.iloc[i, j]),
-                    "reference": float(ref.iloc[j]),
-                    "contribution": float(contrib.iloc[i, j]),
-                }
-            )
-    return pd.DataFrame(rows)
+    ref = reference_point(background[X.columns]).to_numpy(dtype=np.float64)
+    c = contrib.to_numpy(dtype=np.float64)
+    k = min(k, X.shape[1])
+    order = np.argsort(-np.abs(c), axis=1, kind="stable")[:, :k]
+    # Whole columns at once: one iloc per cell cost 4 s for 10,000 students.
+    rows = np.repeat(np.arange(len(X)), k)
+    cols = order.reshape(-1)
+    return pd.DataFrame(
+        {
+            "index": np.asarray(X.index)[rows],
+            "rank": np.tile(np.arange(1, k + 1), len(X)),
+            "feature": np.asarray(X.columns, dtype=object)[cols],
+            "value": X.to_numpy(dtype=np.float64)[rows, cols],
+            "reference": ref[cols],
+            "contribution": c[rows, cols],
+        }
+    )
 
 
 def grade_factors(

@@ -33,6 +33,7 @@ from bench import features as feature_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
+REPORTS = ROOT / "bench" / "reports"
 SECTIONS = ("simulate", "ingest", "csv", "features", "training", "predict", "dashboard")
 # The slow paths at 10M events run only with --full: the naive baseline would take minutes,
 # ingest and CSV import at 10M several minutes per backend.
@@ -434,10 +435,17 @@ def main(argv: list[str] | None = None) -> int:
     results = run(args)
     results["wall_s"] = time.perf_counter() - t0
     results["table"] = table_rows(results)
+    text = json.dumps(results, indent=2, default=str) + "\n"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    args.out.write_text(text, encoding="utf-8")
+    # The run is also kept under its date (#19): bench/reports/ holds the history the README
+    # quotes (a partial run names its sections, so it never overwrites a whole one).
+    sections = "" if not args.only else "-" + "-".join(sorted(args.only))
+    dated = REPORTS / f"{datetime.now(UTC):%Y-%m-%d}{sections}.json"
+    dated.parent.mkdir(parents=True, exist_ok=True)
+    dated.write_text(text, encoding="utf-8")
     print(render(results))
-    print(f"\n(wrote {args.out}; {results['wall_s']:.0f} s)")
+    print(f"\n(wrote {args.out} and {dated}; {results['wall_s']:.0f} s)")
     return 0
 
 

@@ -95,13 +95,14 @@ def student_roster(session: Session, course: Course) -> pd.DataFrame:
 #: log id, most rows no related user).
 _FRAME_COLUMNS = ("id", *READ_LOG_COLUMNS)
 _TEXT_COLUMNS = ("eventname", "component", "crud")
+_BLOCK = 20_000
 
 
 def load_log_frame(session: Session, course: Course, until: datetime | None = None) -> pd.DataFrame:
     """The course's stored log rows (`_FRAME_COLUMNS`), optionally up to `until` (inclusive).
 
-    Read column-wise, not as ORM rows: on PostgreSQL one `COPY ... TO STDOUT` parsed by pandas'
-    C reader, on SQLite the driver's tuples transposed once. Building a row object per event
+    Read column-wise, not as ORM rows: on PostgreSQL as CSV blocks parsed by pandas' C reader,
+    on SQLite the driver's tuples transposed once. Building a row object per event
     was most of a 10,000-student course's scoring (23 s of 42 for 1.2M events); the event
     names arrive as categories, so the features never re-hash millions of strings.
     """
@@ -132,10 +133,27 @@ def load_log_frame(session: Session, course: Course, until: datetime | None = No
 
 
 def _copy_frame(driver: Any, sql: str) -> pd.DataFrame:
+    """The rows of `sql` as CSV parsed by pandas. The server joins them into blocks of
+    `_BLOCK` lines first: COPY hands over one protocol message per row, and psycopg took 3.4 s
+    of a 1.2M-event read just to receive them."""
+    fields = ", ".join(
+        f"'\"' || replace(coalesce(q.{c}, ''), '\"', '\"\"') || '\"'"
+        if c in _TEXT_COLUMNS
+        else f"coalesce(q.{c}::text, '')"
+        for c in _FRAME_COLUMNS
+    )
+    # Our own column names and an SQL compiled with integer literals only: nothing from outside.
+    blocks = (
+        f"SELECT string_agg(concat_ws(',', {fields}), E'\\n') FROM "  # noqa: S608
+        f"(SELECT *, (row_number() OVER () - 1) / {_BLOCK} AS block FROM ({sql}) AS r) AS q "
+        "GROUP BY block ORDER BY block"
+    )
     buffer = io.BytesIO()
-    with driver.cursor() as cursor, cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
-        for block in copy:
-            buffer.write(block)
+    with driver.cursor() as cursor:
+        cursor.execute(blocks)
+        for (block,) in cursor:
+            buffer.write(block.encode("utf-8"))
+            buffer.write(b"\n")
     buffer.seek(0)
     if not buffer.getbuffer().nbytes:
         return _tuples_frame([])

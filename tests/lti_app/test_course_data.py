@@ -96,6 +96,9 @@ def test_the_column_wise_read_equals_the_rows(db_session: Session) -> None:
             LogEvent(**base, moodle_log_id=None, content_hash="b" * 64, userid=user,
                      relateduserid=user, eventname="\\core\\event\\course_viewed",
                      component="core", timecreated=bound + 1),
+            LogEvent(**base, moodle_log_id=None, content_hash="c" * 64, userid=user,
+                     eventname="\\core\\event\\course_viewed", component='x"y,z',
+                     timecreated=bound - 1),
         ]
     )  # fmt: skip
     db_session.flush()
@@ -113,7 +116,8 @@ def test_the_column_wise_read_equals_the_rows(db_session: Session) -> None:
     ).all()
     slow = pd.DataFrame(rows, columns=["id", *READ_LOG_COLUMNS])
     assert len(fast) == len(slow) > 1000
-    assert int(fast["id"].isna().sum()) == 1  # the CSV row at the bound, not the one after
+    assert int(fast["id"].isna().sum()) == 2  # the CSV rows up to the bound, not the one after
+    assert (fast["component"] == 'x"y,z').sum() == 1  # quoted through the CSV
     got = from_standard_log(fast, courseid=course.moodle_course_id)
     want = from_standard_log(slow, courseid=course.moodle_course_id)
     pd.testing.assert_frame_equal(

@@ -65,8 +65,13 @@ def test_rows_are_ordered_by_time_then_id() -> None:
 
 
 def test_missing_columns_are_refused() -> None:
-    with pytest.raises(ValueError, match="origin"):
-        ev.from_standard_log(_log_rows().drop(columns=["origin"]))
+    # Every column the conversion reads is required; Moodle's others (origin, ip…) are not.
+    for column in ev.READ_LOG_COLUMNS:
+        with pytest.raises(ValueError, match=column):
+            ev.from_standard_log(_log_rows().drop(columns=[column]))
+    assert len(ev.from_standard_log(_log_rows().drop(columns=["origin"]))) == len(
+        ev.from_standard_log(_log_rows())
+    )
 
 
 def test_naive_times_are_refused() -> None:

@@ -6,6 +6,9 @@ For one current course:
    12 learns from week 4 of 12), so no feature sees more of a past term than exists of this one;
 3. train (or reuse, when the training data hash is unchanged) the grade regressor and the pass
    classifier, evaluate them, and record both versions with their metrics and quality gates;
+   a course with both dates first looks up the training set kept under the fingerprint of its
+   inputs (`training_cache`): unchanged, the active version is reused without reading the
+   past offerings at all;
 4. predict every current student, with the conformal grade interval, the calibrated pass
    probability and its spread, and the top factors of each.
 
@@ -36,6 +39,7 @@ from sqlalchemy.orm import Session
 from lti_app.config import MLSettings
 from lti_app.db import utcnow
 from lti_app.models import Course, LogEvent, ModelVersion, Prediction
+from lti_app.services import training_cache
 from lti_app.services.course_data import CourseDataError, load_offering, student_roster
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import course_term, past_offerings, usual_term_length
@@ -358,16 +362,18 @@ def score_course(
     mid-term scoring trained and predicted at the end-of-term checkpoint.
     """
     requested = now or _data_as_of(session, course)
+    past = past_offerings(session, course.id)
+    # A course with both dates needs nothing from its past offerings to know its term, so the
+    # training set kept from its last scoring can be looked up before they are read (#19).
+    dated = (
+        course.start_at is not None
+        and course.end_at is not None
+        and pd.Timestamp(course.end_at) > pd.Timestamp(course.start_at)
+    )
     history: list[Offering] = []
     names: list[str] = []
-    for past in past_offerings(session, course.id):
-        try:
-            offering = load_offering(session, past)
-        except CourseDataError:
-            continue
-        if _usable(offering):
-            history.append(offering)
-            names.append(past.shortname or str(past.id))
+    if not dated:
+        history, names = _history(session, past)
     # Without an end date, the term lasts as long as the past offerings usually did.
     length = usual_term_length([o.course_end - o.course_start for o in history])
     current = load_offering(session, course, until=requested, with_grades=False, term_length=length)
@@ -392,6 +398,24 @@ def score_course(
     features = compute_features(
         current.events, current.roster, as_of, current.course_start, current.course_end
     )
+    key = kept = None
+    if dated and past:
+        key = training_cache.fingerprint(
+            session, course, past, checkpoint=progress, scale=settings.grade_max,
+            pass_mark=mark.value,
+        )  # fmt: skip
+        kept = training_cache.load(model_root, course.id, key)
+        reuse = _reusable(session, course, model_root, kept) if kept is not None else None
+        if reuse is not None and kept is not None:
+            reg_row, clf_row, bundle = reuse
+            stored = _store_predictions(
+                session, course, roster, features, now, reg_row, clf_row, bundle, kept.X,
+                settings, model_features=features, explain=True,
+            )  # fmt: skip
+            return _scored(
+                course.id, now, progress, reg_row, clf_row, stored, True, "course", calendar
+            )
+        history, names = _history(session, past)
     scope: Scope = "course"
     model_features = features
     if len(history) < max(2, settings.min_past_offerings):
@@ -441,6 +465,13 @@ def score_course(
         return ScoringOutcome(
             course.id, "one_class", message, now, progress, predictions=stored, **calendar
         )
+    if key is not None and scope == "course":
+        training_cache.save(
+            model_root,
+            course.id,
+            key,
+            training_cache.Kept(X=training.X, data_hash=training.data_hash(), names=names),
+        )
     stored = _store_predictions(
         session,
         course,
@@ -455,10 +486,24 @@ def score_course(
         model_features=model_features,
         explain=scope == "course",
     )
+    return _scored(course.id, now, progress, reg_row, clf_row, stored, reused, scope, calendar)
+
+
+def _scored(
+    course_id: int,
+    now: datetime,
+    progress: float,
+    reg_row: ModelVersion,
+    clf_row: ModelVersion,
+    stored: int,
+    reused: bool,
+    scope: Scope,
+    calendar: dict[str, Any],
+) -> ScoringOutcome:
     gated = not (reg_row.gate_passed or clf_row.gate_passed)
     reasons = [r.gate_reason for r in (reg_row, clf_row) if r.gate_reason]
     return ScoringOutcome(
-        course.id,
+        course_id,
         "gated" if gated else "scored",
         "; ".join(reasons) if reasons else "predictions stored",
         now,
@@ -470,6 +515,38 @@ def score_course(
         scope=scope,
         **calendar,
     )
+
+
+def _history(session: Session, past: list[Course]) -> tuple[list[Offering], list[str]]:
+    """The past offerings that can train (graded students with activity), with their names."""
+    history: list[Offering] = []
+    names: list[str] = []
+    for course in past:
+        try:
+            offering = load_offering(session, course)
+        except CourseDataError:
+            continue
+        if _usable(offering):
+            history.append(offering)
+            names.append(course.shortname or str(course.id))
+    return history, names
+
+
+def _reusable(
+    session: Session, course: Course, model_root: Path, kept: training_cache.Kept
+) -> tuple[ModelVersion, ModelVersion, ModelBundle] | None:
+    """The active course-scoped version trained on the kept set (same data hash, no erased
+    data in it), loaded; None when the kept set's models are not the active ones."""
+    reg_row, clf_row = _active_versions(session, course.id)
+    if (
+        reg_row is None
+        or clf_row is None
+        or reg_row.data_hash != kept.data_hash
+        or reg_row.erased_data_at is not None
+        or (reg_row.metadata_json or {}).get("scope", "course") != "course"
+    ):
+        return None
+    return reg_row, clf_row, load_model(model_root, reg_row)
 
 
 def _data_as_of(session: Session, course: Course) -> datetime:

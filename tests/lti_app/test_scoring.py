@@ -122,3 +122,63 @@ def test_without_history_features_only(
     assert "engagement only" in outcome.message
     assert outcome.predictions == len(with_signal.current.roster)
     assert not list(tmp_path.iterdir())
+
+
+def _stored_predictions(session: Session) -> list[tuple[object, ...]]:
+    return [
+        tuple(r)
+        for r in session.execute(
+            select(
+                Prediction.person_id, Prediction.predicted_grade, Prediction.grade_lower,
+                Prediction.grade_upper, Prediction.pass_probability, Prediction.predicted_pass,
+                Prediction.features, Prediction.explanation,
+            ).order_by(Prediction.person_id)
+        ).all()
+    ]  # fmt: skip
+
+
+def test_a_reuse_reads_no_past_offering_and_stores_the_same(
+    db_session: Session,
+    with_signal: SimulatedCourse,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A re-scoring of unchanged data takes the training set kept under its fingerprint (#19):
+    the past offerings' events are not read again, and every stored value is what the full
+    path stored. A changed grade in a past offering changes the fingerprint: built again."""
+    from lti_app.models import Course, Grade
+    from lti_app.services import scoring
+
+    current, _ = _store(db_session, with_signal, "https://c.example.org")
+    first = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert first.status == "scored"
+    full = _stored_predictions(db_session)
+    loaded: list[int] = []
+    real = scoring.load_offering  # type: ignore[attr-defined]
+
+    def counting(session: Session, course: Course, **kwargs: object):  # type: ignore[no-untyped-def]
+        loaded.append(course.id)
+        return real(session, course, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "load_offering", counting)
+    again = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert again.reused_model
+    assert again.regression_model_id == first.regression_model_id
+    assert loaded == [current.id]  # the course itself only
+    assert _stored_predictions(db_session) == full
+
+    # A past offering's grade changes: the kept set no longer matches; rebuilt, retrained.
+    grade = db_session.scalars(select(Grade).order_by(Grade.id).limit(1)).one()
+    grade.value = (grade.value or 0.0) + 1.0
+    db_session.flush()
+    loaded.clear()
+    third = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert len(loaded) == 1 + 3  # the course and its three past offerings
+    assert not third.reused_model
+    assert third.regression_model_id != first.regression_model_id

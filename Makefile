@@ -50,8 +50,12 @@ imports: $(STAMP)
 	$(BIN)/lint-imports
 
 # pytest exits 5 when it collects no test; make treats any non-zero exit as a failure.
+# The suite runs on every core (pytest-xdist; a test file stays on one worker, so its
+# module-scoped fixtures are built once): 2 workers took the CI suite from 20 to about 9 minutes.
+# PYTEST_ARGS="-n 0" runs it in one process.
+PYTEST_ARGS ?=
 pytest: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n auto --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck imports pytest
 

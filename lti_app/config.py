@@ -167,6 +167,12 @@ class SchedulerSettings(_Section):
     enabled: bool = True
     nightly_at: str = Field(default="02:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
     timezone: str = "Europe/Paris"
+    # Where the nightly per-course work runs (#19): "in_process" (the scheduler does each
+    # course itself; the only choice on SQLite) or "procrastinate" (the scheduler queues one
+    # job per course in PostgreSQL and `arche-predict worker` processes, on any number of
+    # machines, take them: retries, one job per course at a time, stalled workers' jobs
+    # retried).
+    queue: Literal["in_process", "procrastinate"] = "in_process"
 
 
 class MLSettings(_Section):

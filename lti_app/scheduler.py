@@ -149,6 +149,8 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
 
     with session_scope(ctx.session_factory) as session:
         course_ids = nightly_course_ids(session)
+    if ctx.settings.scheduler.queue == "procrastinate" and job.schedule == "nightly":
+        return _queue_courses(job, ctx, course_ids, report)
     for course_id in course_ids:
         claim = f"{job.name}@{ctx.slot}#course:{course_id}"
         with session_scope(ctx.session_factory) as session:
@@ -157,7 +159,7 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
             report.skipped.append(course_id)
             continue
         try:
-            report.add(job.run(ctx, course_id))  # type: ignore[call-arg,arg-type]
+            report.add(run_course_unit(job, ctx, course_id))
             report.processed.append(course_id)
         except PartialFailureError as exc:
             log.warning(
@@ -187,6 +189,42 @@ def _run_job(job: Job, ctx: JobContext) -> JobReport:
         counts=report.counts,
     )
     return report
+
+
+def run_course_unit(job: Job, ctx: JobContext, course_id: int) -> Mapping[str, int] | None:
+    """One course's work for a per-course job: what the in-process loop and a queue worker
+    (`job_queue`) both run, so a course does the same on either path. Raises on failure."""
+    result = job.run(ctx, course_id)  # type: ignore[call-arg]
+    return result if isinstance(result, Mapping) else None
+
+
+def _queue_courses(
+    job: Job, ctx: JobContext, course_ids: Sequence[int], report: JobReport
+) -> JobReport:
+    """Queue the night's courses on Procrastinate (`job_queue`) instead of doing them: one
+    scheduler does it per night (the claim), the workers do the rest."""
+    from lti_app.job_queue import defer_courses, make_app
+
+    claim = f"{job.name}@{ctx.slot}#queue"
+    with session_scope(ctx.session_factory) as session:
+        if not locks.try_claim(session, claim, ctx.holder, job.lease):
+            report.skipped.extend(course_ids)
+            return report
+    app = make_app(ctx.settings, ctx.session_factory)
+    queued = defer_courses(app, job.name, ctx.slot, course_ids)
+    with session_scope(ctx.session_factory) as session:
+        locks.mark_done(session, claim, ctx.holder)
+    report.summary = f"queued {queued} of {len(course_ids)} course(s) for the workers"
+    log.info("scheduled job queued", job=job.name, slot=ctx.slot, queued=queued)
+    return report
+
+
+def job_named(name: str) -> Job:
+    """The job of that name (a queue worker receives names, not functions)."""
+    for job in default_jobs():
+        if job.name == name:
+            return job
+    raise KeyError(f"no scheduler job named {name!r}")
 
 
 def _retention(ctx: JobContext) -> str:

@@ -17,6 +17,12 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Procrastinate's tables (migration 0016) are its own, not our models'."""
+    del parent_names
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def _configure(connection: object | None = None) -> None:
     is_sqlite = (
         connection is not None and connection.dialect.name == "sqlite"  # type: ignore[attr-defined]
@@ -25,6 +31,7 @@ def _configure(connection: object | None = None) -> None:
         connection=connection,  # type: ignore[arg-type]
         target_metadata=target_metadata,
         compare_type=True,
+        include_name=include_name,
         render_as_batch=is_sqlite,  # SQLite cannot ALTER most things; batch mode copies tables.
     )
 

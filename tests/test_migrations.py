@@ -12,6 +12,11 @@ from lti_app.db import Base, make_engine
 from tests.conftest import Databases
 
 
+def _ours(name: str | None, type_: str, parent_names: object) -> bool:
+    """Procrastinate's tables (0016) are not in our models."""
+    return not (type_ == "table" and (name or "").startswith("procrastinate_"))
+
+
 def test_single_head() -> None:
     assert len(migrate.heads()) == 1
     assert migrate.head_revision() == migrate.heads()[0]
@@ -21,7 +26,9 @@ def test_autogenerate_finds_no_difference(backend: str, databases: Databases) ->
     engine = make_engine(databases.new_url(backend))
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(conn, opts={"compare_type": True})
+        ctx = MigrationContext.configure(
+            conn, opts={"compare_type": True, "include_name": _ours}
+        )
         diff = compare_metadata(ctx, Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"
@@ -35,7 +42,7 @@ def test_upgrade_downgrade_roundtrip(backend: str, databases: Databases) -> None
     assert set(Base.metadata.tables) <= tables
     migrate.downgrade(engine, "base")
     assert migrate.current_revision(engine) is None
-    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}  # procrastinate's gone
     migrate.upgrade(engine)
     assert migrate.current_revision(engine) == migrate.head_revision()
     engine.dispose()

@@ -72,6 +72,7 @@ COMMANDS: tuple[click.Command, ...] = (
     demo.demo,
     serve.serve,
     scheduler.scheduler,
+    scheduler.worker,
 )
 for _command in COMMANDS:
     main.add_command(_command)

@@ -60,6 +60,7 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
         click.echo(
             f"{report.job} slot {report.slot}: processed {report.processed}, "
             f"skipped (claimed elsewhere) {report.skipped}, failed {sorted(report.failed)}"
+            + (f"; {report.summary}" if report.summary else "")
         )
         if report.failed:
             sys.exit(1)
@@ -68,3 +69,38 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
         raise click.ClickException("scheduler.enabled is false in the configuration")
     click.echo(f"scheduler started: {', '.join(jobs)}")
     build_scheduler(settings, factory, list(jobs.values())).start()
+
+
+@click.command("worker")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Take jobs until the queue is empty, then exit (default: work until stopped).",
+)
+@click.option("--name", default=None, help="The worker's name in the logs and job history.")
+@pass_ctx
+@friendly_errors
+def worker(ctx: CliContext, once: bool, name: str | None) -> None:
+    """Take the nightly per-course jobs from the queue (scheduler.queue = "procrastinate").
+
+    Run as many as the night needs, on as many machines as share the database: each takes one
+    course at a time; a course is processed once, retried when its work fails, and taken back
+    from a worker that died.
+    """
+    from lti_app.db import private_instance
+    from lti_app.job_queue import QueueConfigError, make_app, run_worker
+    from lti_app.observability import configure_logging
+
+    settings = ctx.settings
+    if settings.scheduler.queue != "procrastinate":
+        raise click.ClickException(
+            'scheduler.queue is "in_process": the scheduler does each course itself, there is '
+            'no queue to take jobs from (set queue = "procrastinate", PostgreSQL only)'
+        )
+    configure_logging(settings.app.log_level, settings.app.log_format)
+    private_instance(settings.instance_dir.resolve(), settings.model_root)
+    try:
+        app = make_app(settings, ctx.session_factory)
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    run_worker(app, name=name, wait=not once)

@@ -6,7 +6,9 @@ page size 5000, then the nightly incremental syncs), ``csv`` (bulk CSV import), 
 (vectorised vs the naive baseline, peak RSS), ``training`` (the full model search at 500 and 5k
 students), ``predict`` (what-if p50/p99 through the JSON API per estimator family, in-process
 and over HTTP; a batch of 10k students), ``dashboard`` (the teacher dashboard of a 500-student
-course under 50 wrk clients for 60 s on gunicorn with 2 workers, with and without think time).
+course under 50 wrk clients for 60 s on gunicorn with 2 workers, with and without think time),
+``night`` (many simulated courses synced and scored through the job queue by 1 and by 2 worker
+processes, PostgreSQL only; ``--night-courses N``).
 PostgreSQL is measured when ``ARCHE_PREDICT_TEST_POSTGRES_URL`` is set
 (``eval "$(.ci/postgres.sh start)"``; ``make bench`` does it).
 
@@ -28,13 +30,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dashboard, datasets, ingest, predict, training
+from bench import dashboard, datasets, ingest, night, predict, training
 from bench import features as feature_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 REPORTS = ROOT / "bench" / "reports"
-SECTIONS = ("simulate", "ingest", "csv", "features", "training", "predict", "dashboard")
+SECTIONS = (
+    "simulate", "ingest", "csv", "features", "training", "predict", "dashboard", "night",
+)  # fmt: skip
 # The slow paths at 10M events run only with --full: the naive baseline would take minutes,
 # ingest and CSV import at 10M several minutes per backend.
 CSV_DEFAULT_MAX = "1M"
@@ -132,11 +136,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 del csv
             del ds
     if "training" in only:
-        for n in TRAINING_STUDENTS:
-            _log(f"training: full model search, {n} students")
-            results["training"][str(n)] = training.run_training(
-                n, single_thread=args.threads == "1", budget_s=args.training_budget
-            )
+        _run_training(args, results)
     if only & {"predict", "dashboard"}:
         # PostgreSQL when there is one: the server production runs (SQLite otherwise).
         web_backend = ingest.backends()[-1]
@@ -159,7 +159,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 results["dashboard"] = dashboard.bench_dashboard(
                     web_backend, Path(tmp_name), seconds=args.load_seconds
                 )
+    if "night" in only:
+        _run_night(args, results)
     return results
+
+
+def _run_training(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    for n in TRAINING_STUDENTS:
+        _log(f"training: full model search, {n} students")
+        results["training"][str(n)] = training.run_training(
+            n, single_thread=args.threads == "1", budget_s=args.training_budget
+        )
+
+
+def _run_night(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    if "postgresql" not in ingest.backends():
+        _log("night: skipped (the job queue needs PostgreSQL: ARCHE_PREDICT_TEST_POSTGRES_URL)")
+        return
+    _log(f"night: {args.night_courses} courses, by 1 then 2 workers (PostgreSQL)")
+    with ingest.tmpdir() as tmp_name:
+        results["night"] = night.bench_night(Path(tmp_name), args.night_courses)
 
 
 # --------------------------------------------------------------------------- the table
@@ -200,6 +219,36 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
         rows += _nightly_rows(res, size)
     rows += _training_rows(results)
     rows += _web_rows(results)
+    rows += _night_rows(results)
+    return rows
+
+
+def _night_rows(results: dict[str, Any]) -> list[Row]:
+    if "night" not in results:
+        return []
+    n = results["night"]
+    students = n["students"]
+    size = (
+        f"{n['courses']} courses, {min(students)}-{max(students)} st "
+        f"(median {sorted(students)[len(students) // 2]}), {sum(n['past_offerings'])} past"
+    )
+    rows: list[Row] = []
+    for workers in (1, 2):
+        night_ = n[f"night_{workers}"]
+        per = night_["per_course_s"]
+        rows.append(
+            (
+                f"night: sync + score through the queue, {workers} worker(s)",
+                size,
+                f"{night_['courses_per_hour']:.0f} courses/h ({_fmt_s(night_['wall_s'])}; "
+                f"{night_['succeeded']}/{night_['courses']} ok); per course p50 "
+                f"{_fmt_s(per['p50'])}, p90 {_fmt_s(per['p90'])}, max {_fmt_s(per['max'])}",
+                "",
+            )
+        )
+    rows.append(
+        ("night: speed-up from 1 to 2 workers (same run)", size, f"{n['speedup']:.2f}x", ">= 1.8x")
+    )
     return rows
 
 
@@ -424,6 +473,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--skip-batch", action="store_true", help="predict: leave out the 10k-student batch"
+    )
+    parser.add_argument(
+        "--night-courses",
+        type=int,
+        default=8,
+        help="night: simulated courses per night (the issue's university: 1,000; hours here)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="where to write the JSON")
     args = parser.parse_args(argv)

@@ -138,6 +138,10 @@ def erase_command(
             "command line",
             details={"deleted": report.deleted, "marked_versions": len(report.marked_versions)},
         )
+    # The kept training sets hold past students' features: gone, rebuilt at the next scoring.
+    from lti_app.services import training_cache
+
+    training_cache.clear(ctx.settings.model_root)
     deleted = ", ".join(f"{k} {v}" for k, v in sorted(report.deleted.items()) if v)
     click.echo(f"erased {label}: deleted {deleted}")
     unlinked = ", ".join(f"{k} {v}" for k, v in sorted(report.unlinked.items()) if v)

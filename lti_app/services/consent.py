@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import deleted_rows, utcnow
-from lti_app.models import Course, LearnerChoice, MoodleSite, Person, Prediction
+from lti_app.models import Course, KeptObjection, LearnerChoice, MoodleSite, Person, Prediction
 
 CONSENT_MODES = ("teacher", "opt_in")
 
@@ -97,6 +97,50 @@ def apply_mode(session: Session, site_id: int) -> int:
     return deleted
 
 
+def objections_kept(session: Session, site_id: int) -> bool:
+    """Whether any erased learner's objection waits on the site (one indexed query)."""
+    found = session.execute(
+        select(KeptObjection.course_id)
+        .join(Course, Course.id == KeptObjection.course_id)
+        .where(Course.site_id == site_id)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
+def restore_objections(session: Session, site_id: int, person_ids: dict[int, int]) -> int:
+    """Turn the objections kept when a person was erased (`kept_objection`) back into their
+    opt-outs, now that the Moodle user is stored again ({Moodle user id: person id}). One
+    indexed query when there is none, which is nearly always."""
+    if not person_ids or not objections_kept(session, site_id):
+        return 0
+    on_site = (
+        select(KeptObjection.course_id, KeptObjection.moodle_user_id)
+        .join(Course, Course.id == KeptObjection.course_id)
+        .where(Course.site_id == site_id)
+    )
+    uids = list(person_ids)
+    kept = [
+        row
+        for start in range(0, len(uids), 5000)  # within every backend's bound on parameters
+        for row in session.execute(
+            on_site.where(KeptObjection.moodle_user_id.in_(uids[start : start + 5000]))
+        ).all()
+    ]
+    for course_id, uid in kept:
+        session.merge(
+            LearnerChoice(course_id=course_id, person_id=person_ids[int(uid)], choice="out")
+        )
+        session.execute(
+            delete(KeptObjection).where(
+                KeptObjection.course_id == course_id, KeptObjection.moodle_user_id == uid
+            )
+        )
+    if kept:
+        session.flush()
+    return len(kept)
+
+
 __all__ = [
     "CONSENT_MODES",
     "apply_mode",
@@ -104,6 +148,8 @@ __all__ = [
     "consent_mode",
     "is_used",
     "may_choose",
+    "objections_kept",
+    "restore_objections",
     "set_choice",
     "used_clause",
 ]

@@ -114,6 +114,7 @@ def load_log_frame(session: Session, course: Course, until: datetime | None = No
     )
     if until is not None:
         query = query.where(LogEvent.timecreated <= int(until.timestamp()))
+    session.flush()  # the raw driver below does not see pending ORM rows otherwise
     connection = session.connection()
     # Only integers are bound (ids and a timestamp), so the literal SQL is safe to inline.
     sql = str(query.compile(dialect=connection.dialect, compile_kwargs={"literal_binds": True}))

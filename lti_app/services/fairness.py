@@ -164,9 +164,10 @@ def audit_frame(shown: pd.DataFrame, final: pd.Series, pass_mark: float) -> pd.D
 def settings_of(privacy: PrivacySettings) -> FairnessSettings:
     from ml.fairness import FairnessSettings
 
-    return FairnessSettings(
-        threshold=privacy.fairness_gap, min_group=privacy.fairness_min_group, seed=0
-    )
+    # Never compare a group whose own figures are hidden: with two groups, the gap and the
+    # shown value would give the hidden one back.
+    smallest = max(privacy.fairness_min_group, privacy.min_group_size)
+    return FairnessSettings(threshold=privacy.fairness_gap, min_group=smallest, seed=0)
 
 
 def audit(

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import utcnow
-from lti_app.models import Course, Enrolment, GradeItem, LogEvent, Person
+from lti_app.models import Course, Enrolment, GradeItem, KeptObjection, LogEvent, Person
+from lti_app.services.consent import objections_kept, restore_objections
 from lti_app.services.sync import GradeRow, dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
 from moodle_client.csv_logs import UnknownKind, read_log_csv
@@ -135,6 +136,15 @@ def _link_people(session: Session, course: Course, people: Mapping[int, str]) ->
             index_elements=["site_id", "moodle_user_id"]
         )
         session.execute(insert, new)
+    # Anyone given a Moodle user id here may be an erased learner coming back: their
+    # objections come back with them (`kept_objection`).
+    if objections_kept(session, site_id):
+        rows = session.execute(
+            select(Person.moodle_user_id, Person.id)
+            .join(KeptObjection, KeptObjection.moodle_user_id == Person.moodle_user_id)
+            .where(Person.site_id == site_id)
+        ).all()
+        restore_objections(session, site_id, {int(u): int(p) for u, p in rows if u is not None})
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.crypto import SecretBox
 from lti_app.models import Course, Enrolment, LtiPlatform, MoodleSite, Person
+from lti_app.services.consent import restore_objections
 from lti_app.services.lti_roles import access_for
 from lti_app.services.sites import upsert_site
 
@@ -151,6 +152,9 @@ def link_person(
     person.lti_sub = sub
     if person.moodle_user_id is None and user_id is not None:
         person.moodle_user_id = user_id
+        session.flush()
+        # An erased learner launching again keeps their objection (`kept_objection`).
+        restore_objections(session, site.id, {user_id: person.id})
     parts = (_text(claims.get("given_name"), 120), _text(claims.get("family_name"), 120))
     name = _text(claims.get("name"), 255) or " ".join(p for p in parts if p)
     if name:

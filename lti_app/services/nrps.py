@@ -21,6 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, Enrolment, Person
+from lti_app.services.consent import restore_objections
 from lti_app.services.lti_linking import upsert_enrolment
 from lti_app.services.lti_roles import member_role
 
@@ -105,6 +106,9 @@ def store_members(session: Session, course: Course, members: list[dict[str, Any]
         if person is None:
             person = Person(site_id=course.site_id, moodle_user_id=user_id)
             session.add(person)
+            session.flush()
+            # An erased learner coming back keeps their objection (`kept_objection`).
+            restore_objections(session, course.site_id, {user_id: person.id})
         name = member.get("name")
         if isinstance(name, str) and name:
             person.fullname = name[:255]

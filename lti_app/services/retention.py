@@ -101,6 +101,12 @@ def apply_retention(
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
         counts["model_artifact"] = removed
+        # Training sets kept for re-scorings (`training_cache`) no course used for a month.
+        from lti_app.services import training_cache
+
+        counts["training_cache"] = training_cache.clear(
+            model_root, older_than_days=training_cache.STALE_DAYS
+        )
     session.flush()
     return counts
 

@@ -402,7 +402,7 @@ def score_course(
     if dated and past:
         key = training_cache.fingerprint(
             session, course, past, checkpoint=progress, scale=settings.grade_max,
-            pass_mark=mark.value,
+            pass_mark=mark.value, min_past_offerings=settings.min_past_offerings,
         )  # fmt: skip
         kept = training_cache.load(model_root, course.id, key)
         reuse = _reusable(session, course, model_root, kept) if kept is not None else None

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import BigInteger, Integer, SmallInteger, delete, func, select, update
+from sqlalchemy import BigInteger, Integer, SmallInteger, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -28,8 +28,6 @@ from lti_app.models import (
     Enrolment,
     Grade,
     GradeItem,
-    KeptObjection,
-    LearnerChoice,
     LogEvent,
     MoodleSite,
     Person,
@@ -37,6 +35,7 @@ from lti_app.models import (
     SyncRun,
 )
 from lti_app.services import fairness
+from lti_app.services.consent import restore_objections
 from lti_app.services.course_settings import refresh_moodle_pass_mark
 from moodle_client import types as mc
 from moodle_client.client import MoodleClient
@@ -178,39 +177,6 @@ def upsert_person(
 # same columns: rows with and without an email alternating would go one statement each. The
 # columns written as None here have no default, so an explicit NULL stores the same.
 _ONE_BATCH = {"render_nulls": True}
-
-
-def restore_objections(session: Session, site_id: int, person_ids: dict[int, int]) -> int:
-    """Turn the objections kept when a person was erased (`kept_objection`) back into their
-    opt-outs, now that the Moodle user is stored again ({Moodle user id: person id}). One
-    indexed query when there is none, which is nearly always."""
-    on_site = (
-        select(KeptObjection.course_id, KeptObjection.moodle_user_id)
-        .join(Course, Course.id == KeptObjection.course_id)
-        .where(Course.site_id == site_id)
-    )
-    if not person_ids or session.execute(on_site.limit(1)).first() is None:
-        return 0
-    uids = list(person_ids)
-    kept = [
-        row
-        for start in range(0, len(uids), 5000)  # within every backend's bound on parameters
-        for row in session.execute(
-            on_site.where(KeptObjection.moodle_user_id.in_(uids[start : start + 5000]))
-        ).all()
-    ]
-    for course_id, uid in kept:
-        session.merge(
-            LearnerChoice(course_id=course_id, person_id=person_ids[int(uid)], choice="out")
-        )
-        session.execute(
-            delete(KeptObjection).where(
-                KeptObjection.course_id == course_id, KeptObjection.moodle_user_id == uid
-            )
-        )
-    if kept:
-        session.flush()
-    return len(kept)
 
 
 def upsert_people(

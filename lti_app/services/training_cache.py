@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,13 +32,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.models import Course, LogEvent
+from lti_app.observability import get_logger
 from lti_app.services.course_data import course_totals, student_roster
+
+log = get_logger(__name__)
 
 #: Where the kept sets live, under the model store.
 FOLDER = "training-cache"
-#: The modules whose code shapes a training set: a deployment that changes them changes every
-#: fingerprint.
-_CODE = ("ml/events.py", "ml/features.py", "ml/dataset.py")
+#: The modules whose code shapes a training set, from the stored rows to the features: a
+#: deployment that changes them (or the numeric libraries) changes every fingerprint.
+_CODE = (
+    "ml/events.py",
+    "ml/features.py",
+    "ml/dataset.py",
+    "lti_app/services/course_data.py",
+    "lti_app/services/courses.py",
+    "lti_app/services/training_cache.py",
+)
+#: A kept set not used for this long goes at the nightly retention (a course no longer scored).
+STALE_DAYS = 30
 
 
 @cache
@@ -44,6 +59,7 @@ def _code_digest() -> str:
     h = hashlib.sha256()
     for name in _CODE:
         h.update((root / name).read_bytes())
+    h.update(f"numpy {np.__version__} pandas {pd.__version__}".encode())
     return h.hexdigest()
 
 
@@ -59,9 +75,14 @@ def fingerprint(
     checkpoint: float,
     scale: float,
     pass_mark: float,
+    min_past_offerings: int,
 ) -> str:
-    """What the course's training set at `checkpoint` is built from, as one digest."""
-    parts: list[Any] = [_code_digest(), course.id, repr(float(checkpoint)), scale, pass_mark]
+    """What the course's training set at `checkpoint` is built from, as one digest (with the
+    least number of past offerings a model needs: a set kept under another rule is not
+    this scoring's)."""
+    parts: list[Any] = [
+        _code_digest(), course.id, repr(float(checkpoint)), scale, pass_mark, min_past_offerings,
+    ]  # fmt: skip
     for offering in past:
         events = session.execute(
             select(
@@ -125,30 +146,60 @@ def _path(model_root: Path, course_id: int) -> Path:
 def load(model_root: Path, course_id: int, key: str) -> Kept | None:
     """The set kept for the course under `key`, or None (none kept, another key, unreadable)."""
     path = _path(model_root, course_id)
+    if not path.is_file():
+        return None
     try:
         with np.load(path, allow_pickle=False) as data:
             meta = json.loads(str(data["meta"]))
             if meta.get("key") != key:
                 return None
             frame = pd.DataFrame(data["X"], columns=list(meta["columns"]))
-    except (OSError, ValueError, KeyError):
+            kept = Kept(X=frame, data_hash=str(meta["data_hash"]), names=list(meta["names"]))
+    except Exception:  # noqa: BLE001 - a damaged file is no cache: the set is built again
+        log.warning("unreadable training cache, ignored", course_id=course_id, path=str(path))
         return None
-    return Kept(X=frame, data_hash=str(meta["data_hash"]), names=list(meta["names"]))
+    os.utime(path)  # in use: not stale
+    return kept
 
 
 def save(model_root: Path, course_id: int, key: str, kept: Kept) -> None:
-    """Keep the course's set under `key` (replacing the previous one), atomically."""
+    """Keep the course's set under `key` (replacing the previous one), atomically: written to
+    a file of its own, then renamed, so two scorings of the course at once never mix. A cache
+    that cannot be written only costs the next scoring a rebuild."""
     path = _path(model_root, course_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "key": key,
         "data_hash": kept.data_hash,
         "columns": [str(c) for c in kept.X.columns],
         "names": kept.names,
     }
-    partial = path.with_suffix(".partial.npz")
-    np.savez(partial, X=kept.X.to_numpy(dtype=np.float64), meta=np.array(json.dumps(meta)))
-    partial.replace(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, X=kept.X.to_numpy(dtype=np.float64), meta=np.array(json.dumps(meta)))
+        Path(partial).replace(path)
+    except OSError:
+        log.warning("training cache not written", course_id=course_id, exc_info=True)
 
 
-__all__ = ["FOLDER", "Kept", "fingerprint", "load", "save"]
+def clear(model_root: Path, *, older_than_days: float | None = None) -> int:
+    """Delete the kept sets (all, or those unused for `older_than_days`): an erasure clears
+    them all (each holds past students' features; they are rebuilt at the next scoring), the
+    nightly retention the stale ones. Returns how many went."""
+    folder = model_root / FOLDER
+    if not folder.is_dir():
+        return 0
+    cutoff = None if older_than_days is None else time.time() - older_than_days * 86_400
+    removed = 0
+    for path in folder.glob("*.npz"):
+        try:
+            if cutoff is None or path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
+
+
+__all__ = ["FOLDER", "STALE_DAYS", "Kept", "clear", "fingerprint", "load", "save"]

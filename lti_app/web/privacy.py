@@ -10,7 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, redirect, render_template, request
 
 from lti_app.models import MoodleSite
-from lti_app.services import audit, fairness
+from lti_app.services import audit, fairness, training_cache
 from lti_app.services.privacy import (
     PrivacyError,
     erase_person,
@@ -19,7 +19,7 @@ from lti_app.services.privacy import (
     find_person,
 )
 from lti_app.web.auth import N_, current, error_response, lti_url_for, require_admin
-from lti_app.web.common import db
+from lti_app.web.common import db, settings
 from lti_app.web.views.wording import _
 
 bp = Blueprint("privacy", __name__)
@@ -79,6 +79,8 @@ def admin_privacy() -> Any:
         return _page(False, _("Not erased: type ERASE beside the button to confirm."), 400)
     erased_id = person.id
     report = erase_person(session, person)
+    # The kept training sets hold past students' features: gone, rebuilt at the next scoring.
+    training_cache.clear(settings().model_root)
     # An administrator erasing themself is no longer there to be named as the actor.
     actor = None if erased_id == ctx.person_id else ctx.person_id
     audit.record(

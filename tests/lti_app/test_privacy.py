@@ -279,3 +279,37 @@ def test_an_objection_outlives_the_erasure_of_a_learner_still_enrolled(
     assert [tuple(c) for c in choices] == [(course.id, back.id, "out")]  # the "in" is not kept
     assert db_session.scalars(select(KeptObjection)).all() == []
     assert student_roster(db_session, course)["userid"].tolist() == [42]
+
+
+def test_an_objection_comes_back_by_every_way_a_learner_does(db_session: Session) -> None:
+    """Not only the web-service roster: the LTI roster (NRPS) and a CSV log import bring an
+    erased learner back too, and their objection with them."""
+    from lti_app.models import KeptObjection, LearnerChoice, MoodleSite
+    from lti_app.services.imports import _link_people
+    from lti_app.services.nrps import store_members
+
+    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
+    db_session.add(site)
+    db_session.flush()
+    course = Course(site_id=site.id, moodle_course_id=9, shortname="C")
+    db_session.add(course)
+    db_session.flush()
+    for uid, comes_back in ((51, "nrps"), (52, "csv")):
+        learner = Person(site_id=site.id, moodle_user_id=uid, fullname=f"L {uid}")
+        db_session.add(learner)
+        db_session.flush()
+        db_session.add(LearnerChoice(course_id=course.id, person_id=learner.id, choice="out"))
+        db_session.flush()
+        erase_person(db_session, learner)
+        db_session.flush()
+        if comes_back == "nrps":
+            member = {"user_id": str(uid), "name": f"L {uid}", "roles": ["Learner"]}
+            store_members(db_session, course, [member])
+        else:
+            _link_people(db_session, course, {uid: f"L {uid}"})
+        back = db_session.scalars(select(Person).where(Person.moodle_user_id == uid)).one()
+        choice = db_session.scalar(
+            select(LearnerChoice.choice).where(LearnerChoice.person_id == back.id)
+        )
+        assert choice == "out", comes_back
+    assert db_session.scalars(select(KeptObjection)).all() == []

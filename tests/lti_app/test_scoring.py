@@ -170,6 +170,22 @@ def test_a_reuse_reads_no_past_offering_and_stores_the_same(
     assert again.regression_model_id == first.regression_model_id
     assert loaded == [current.id]  # the course itself only
     assert _stored_predictions(db_session) == full
+    # Another rule on how many past offerings a model needs: not the kept set's scoring.
+    stricter = FAST.model_copy(update={"min_past_offerings": 4})
+    strict = score_course(
+        db_session, current, settings=stricter, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert strict.status == "no_history"
+    # A damaged kept set is no cache: built again, and the course scores.
+    for kept in (tmp_path / "training-cache").glob("*.npz"):
+        kept.write_bytes(b"PK\x03\x04 not a zip")
+    loaded.clear()
+    damaged = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert damaged.status == "scored"
+    assert damaged.reused_model  # the same data: the active version, found by its data hash
+    assert len(loaded) == 1 + 3
 
     # A past offering's grade changes: the kept set no longer matches; rebuilt, retrained.
     grade = db_session.scalars(select(Grade).order_by(Grade.id).limit(1)).one()
@@ -182,3 +198,28 @@ def test_a_reuse_reads_no_past_offering_and_stores_the_same(
     assert len(loaded) == 1 + 3  # the course and its three past offerings
     assert not third.reused_model
     assert third.regression_model_id != first.regression_model_id
+
+
+def test_kept_training_sets_go_when_stale_or_on_erasure(tmp_path: Path) -> None:
+    """The nightly retention deletes the kept sets no scoring used for a month; an erasure
+    deletes them all (each holds past students' features)."""
+    import os
+    import time
+
+    import pandas as pd
+
+    from lti_app.services import training_cache
+
+    kept = training_cache.Kept(X=pd.DataFrame({"a": [1.0, 2.0]}), data_hash="h", names=["P"])
+    training_cache.save(tmp_path, 1, "k1", kept)
+    training_cache.save(tmp_path, 2, "k2", kept)
+    loaded = training_cache.load(tmp_path, 1, "k1")
+    assert loaded is not None
+    assert loaded.X.equals(kept.X)
+    assert training_cache.load(tmp_path, 1, "other key") is None
+    old = time.time() - 40 * 86_400
+    os.utime(tmp_path / training_cache.FOLDER / "course-2.npz", (old, old))
+    assert training_cache.clear(tmp_path, older_than_days=training_cache.STALE_DAYS) == 1
+    assert training_cache.load(tmp_path, 1, "k1") is not None
+    assert training_cache.clear(tmp_path) == 1
+    assert list((tmp_path / training_cache.FOLDER).iterdir()) == []

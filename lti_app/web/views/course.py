@@ -425,9 +425,11 @@ def fairness_view(
                     "flagged_weeks": [int(r["checkpoint"]) for r in mine if r.get("flagged")],
                 }
             )
-        weeks = sorted({int(r["checkpoint"]) for r in rows})
-        last = [r for r in rows if int(r["checkpoint"]) == weeks[-1]] if weeks else []
-        sizes = last[0]["sizes"] if last else {}
+        # Every group of any week (one absent from the last week keeps its column); each
+        # group's size as of the last week it had students.
+        sizes: dict[str, int] = {}
+        for r in sorted(rows, key=lambda r: int(r["checkpoint"])):
+            sizes.update({str(g): int(n) for g, n in (r.get("sizes") or {}).items()})
         details = [
             {
                 "week": int(r["checkpoint"]),

@@ -26,9 +26,7 @@ def test_autogenerate_finds_no_difference(backend: str, databases: Databases) ->
     engine = make_engine(databases.new_url(backend))
     migrate.upgrade(engine)
     with engine.connect() as conn:
-        ctx = MigrationContext.configure(
-            conn, opts={"compare_type": True, "include_name": _ours}
-        )
+        ctx = MigrationContext.configure(conn, opts={"compare_type": True, "include_name": _ours})
         diff = compare_metadata(ctx, Base.metadata)
     engine.dispose()
     assert diff == [], f"models and migrations differ: {diff}"

@@ -17,6 +17,7 @@ bound of an ordinary night, which pulls one day of events, and the training domi
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -167,6 +168,7 @@ def bench_night(tmp: Path, n_courses: int) -> dict[str, Any]:
         spec=families[0].spec, offerings=tuple(o for f in families for o in f.offerings)
     )
     moodle = SimulatedMoodle(combined)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # a line per web-service call
     moodle_url = moodle.start()
     out: dict[str, Any] = {
         "courses": n_courses,

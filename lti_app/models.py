@@ -854,7 +854,9 @@ class LiveValidation(Base):
 
 
 #: What kind of read an access-log row records (#18, item 5).
-ACCESS_KINDS = ("student_page", "learner_page", "export", "api_student", "api_students")
+ACCESS_KINDS = (
+    "student_page", "learner_page", "export", "api_student", "api_students", "dashboard",
+)  # fmt: skip
 
 
 class AccessLog(Base):

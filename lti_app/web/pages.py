@@ -84,6 +84,11 @@ def course_dashboard(course_id: int) -> Any:
     ext = current_app.extensions["arche_predict"]
     cache: PageCache[Any] = ext.setdefault("page_cache", PageCache())
     view = cached_course_view(_db(), course, ml=_settings().ml, cache=cache)
+    if view["summary"]["state"] not in ("engagement_only", "no_data"):
+        # The whole course's estimates were shown (#18, item 5).
+        access_log.record(
+            _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="dashboard"
+        )
     body_html = with_launch_token(view["body_html"], request_launch_token() or "")
     code = request.args.get("settings")
     actions_code = request.args.get("actions")

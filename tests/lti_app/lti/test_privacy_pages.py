@@ -78,6 +78,7 @@ def test_every_read_of_a_prediction_is_logged_and_shown_to_admins(world: World) 
     assert _get(world, f"/course/{cid}/students.csv", world.teacher)[0] == 200
     assert _get(world, f"/api/v1/courses/{cid}/students", world.teacher)[0] == 200
     assert _get(world, f"/api/v1/courses/{cid}/students/{other}", world.teacher)[0] == 200
+    assert _get(world, f"/course/{cid}", world.teacher)[0] == 200  # the whole course's
     # A refused read is no read.
     assert _get(world, f"/course/{cid}/learners/{other}", world.learner)[0] == 403
     rows = _log(world)[before:]
@@ -87,13 +88,16 @@ def test_every_read_of_a_prediction_is_logged_and_shown_to_admins(world: World) 
         (None, "export"),
         (None, "api_students"),
         (other, "api_student"),
+        (None, "dashboard"),
     ]
     assert rows[0][0] == world.learner_id  # the learner viewed their own
     assert len({viewer for viewer, _, _ in rows[1:]}) == 1  # the teacher, each time
     status, page = _get(world, "/admin", world.admin)
     assert status == 200
     kinds = re.findall(r'<tr data-kind="(\w+)">', page)
-    assert kinds[:5] == ["api_student", "api_students", "export", "student_page", "learner_page"]
+    assert kinds[:6] == [
+        "dashboard", "api_student", "api_students", "export", "student_page", "learner_page",
+    ]  # fmt: skip
 
 
 def test_the_admin_privacy_form_exports_and_erases(world: World) -> None:

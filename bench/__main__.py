@@ -406,8 +406,19 @@ def _web_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         where = f"{dash.get('students', 500)} students ({dash['backend']}, 2 workers)"
         if "skipped" in dash:
             rows.append(("dashboard: 50 clients, 60 s", where, dash["skipped"], ""))
+        single = dash.get("single_client")
+        if single and "prebuild_s" in dash:
+            rows.append(
+                (
+                    "dashboard: first view after the scoring (built then, en+fr)",
+                    where,
+                    f"{single['first_ms']:.0f} ms (then p50 {single['p50_ms']:.0f} ms); "
+                    f"the scoring's build {_fmt_s(dash['prebuild_s'])}",
+                    "as fast as a cached view",
+                )
+            )
         for key, label, target in (
-            ("think", "50 clients, 1-3 s think time", "p95 < 150 ms, 0 errors"),
+            ("think", "50 clients, 1-3 s think time", "p95 < 150 ms, p99 < 150 ms, 0 errors"),
             ("saturation", "50 clients, no think time", ""),
         ):
             if key in dash:

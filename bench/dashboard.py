@@ -32,6 +32,7 @@ import requests
 
 from bench import webapp
 from bench.ingest import fresh_database
+from lti_app.app import page_prebuilder
 from lti_app.web.auth import SESSION_COOKIE
 
 CLIENTS = 50
@@ -129,8 +130,13 @@ def _single(url: str, cookie: str, n: int = 20) -> dict[str, float]:
             times.append(time.perf_counter() - t0)
             if r.status_code != 200:
                 raise RuntimeError(f"the dashboard answered {r.status_code}")
+    first = times[0]
     times.sort()
-    return {"p50_ms": times[len(times) // 2] * 1000, "max_ms": times[-1] * 1000}
+    return {
+        "first_ms": first * 1000,
+        "p50_ms": times[len(times) // 2] * 1000,
+        "max_ms": times[-1] * 1000,
+    }
 
 
 def bench_dashboard(backend: str, tmp: Path, *, seconds: int = 60) -> dict[str, Any]:
@@ -142,6 +148,11 @@ def bench_dashboard(backend: str, tmp: Path, *, seconds: int = 60) -> dict[str, 
     with fresh_database(backend, tmp) as url:
         sc = webapp.scored_course(url, tmp)
         out["students"] = len(sc.students)
+        # What the scheduler does after each scoring (#19, item 5): the course's dashboard built
+        # once, in every language, for the web workers to read instead of building it.
+        t0 = time.perf_counter()
+        page_prebuilder(sc.settings)(sc.course_id)
+        out["prebuild_s"] = time.perf_counter() - t0
         server = webapp.Server(sc.config, int(sc.settings.app.port), workers=2)
         try:
             http = requests.Session()

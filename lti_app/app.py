@@ -8,6 +8,7 @@ loads `Settings` first, so one object drives everything.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
@@ -182,3 +183,33 @@ def _error_page(status: int, title: str, message: str) -> str:
     except Exception:  # noqa: BLE001 - the error page must not fail
         text, body = escape(title), escape(message)
         return f"<!doctype html><title>{status} {text}</title><h1>{text}</h1><p>{body}</p>"
+
+
+def page_prebuilder(settings: Settings) -> Callable[[int], None]:
+    """A hook for `tasks.after_scoring`: builds a course's teacher dashboard, in every
+    language, into the builds shared by the web workers (`services.shared_pages`), so the first
+    teacher after a scoring gets a page already built (#19, item 5). The app is created on the
+    first call, once per process; the request context is the public address's, so the page's
+    cache key is the one the web workers compute."""
+    from lti_app.models import Course
+    from lti_app.services.page_cache import PageCache
+    from lti_app.web.db import db_session
+    from lti_app.web.i18n import LANGUAGES
+    from lti_app.web.views.course import cached_course_view
+
+    made: list[Flask] = []
+
+    def build(course_id: int) -> None:
+        if not made:
+            made.append(create_app(settings))
+        app = made[0]
+        base = settings.app.public_url or "http://localhost/"
+        for language in LANGUAGES:
+            with app.test_request_context(base_url=base, headers={"Accept-Language": language}):
+                session = db_session()
+                course = session.get(Course, course_id)
+                if course is not None:
+                    # A throwaway cache: the build goes to the shared store, not to this process.
+                    cached_course_view(session, course, ml=settings.ml, cache=PageCache(size=1))
+
+    return build

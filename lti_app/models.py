@@ -900,6 +900,21 @@ class PersonAttribute(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class PageBuild(Base):
+    """A built teacher dashboard shared by every web worker (#19, item 5): the page's
+    session-independent part (its data sections rendered, and the plain data beside them) under
+    the digest of its cache key, which changes with any of its inputs. Written at scoring time
+    (`tasks.score_synced_course`) or by the first worker that builds it; read by the others
+    instead of building the same page again. A course's older builds go when a newer is kept."""
+
+    __tablename__ = "page_build"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    course_id: Mapped[int] = mapped_column(ForeignKey("course.id", ondelete="CASCADE"), index=True)
+    built_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    payload: Mapped[str] = mapped_column(Text)
+
+
 class KeptObjection(Base):
     """A learner's objection that outlives their erasure (#18, items 2 and 3): erasing a person
     deletes their `learner_choice` rows with everything else, yet a learner still enrolled comes

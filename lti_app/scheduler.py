@@ -198,20 +198,34 @@ def run_course_unit(job: Job, ctx: JobContext, course_id: int) -> Mapping[str, i
     return result if isinstance(result, Mapping) else None
 
 
+#: What queues a night's courses instead of doing them (`job_queue.defer_courses` on the
+#: process's Procrastinate app), registered by the entry point when `scheduler.queue` is
+#: "procrastinate" (`use_queue`): this layer does not import the queue.
+_QUEUE: list[Callable[[str, str, Sequence[int]], int]] = []
+
+
+def use_queue(defer: Callable[[str, str, Sequence[int]], int]) -> None:
+    """Queue the nightly per-course jobs with `defer(job, slot, course_ids)` (returns how many
+    were queued now)."""
+    _QUEUE[:] = [defer]
+
+
 def _queue_courses(
     job: Job, ctx: JobContext, course_ids: Sequence[int], report: JobReport
 ) -> JobReport:
-    """Queue the night's courses on Procrastinate (`job_queue`) instead of doing them: one
-    scheduler does it per night (the claim), the workers do the rest."""
-    from lti_app.job_queue import defer_courses, make_app
-
+    """Queue the night's courses on the job queue instead of doing them: one scheduler does it
+    per night (the claim), the workers do the rest."""
+    if not _QUEUE:
+        raise RuntimeError(
+            'scheduler.queue is "procrastinate" but this process has no queue to put the '
+            "courses on (start it with `arche-predict scheduler`)"
+        )
     claim = f"{job.name}@{ctx.slot}#queue"
     with session_scope(ctx.session_factory) as session:
         if not locks.try_claim(session, claim, ctx.holder, job.lease):
             report.skipped.extend(course_ids)
             return report
-    app = make_app(ctx.settings, ctx.session_factory)
-    queued = defer_courses(app, job.name, ctx.slot, course_ids)
+    queued = _QUEUE[0](job.name, ctx.slot, course_ids)
     with session_scope(ctx.session_factory) as session:
         locks.mark_done(session, claim, ctx.holder)
     report.summary = f"queued {queued} of {len(course_ids)} course(s) for the workers"

@@ -201,6 +201,18 @@ def _finish_run(
         )
 
 
+#: What runs after each scoring of a synced course, registered by the process's entry point
+#: (`after_scoring`): the scheduler, queue workers and `sync` build the course's dashboard for
+#: the web workers there (`lti_app.app.page_prebuilder`, #19), which this layer cannot import.
+_AFTER_SCORING: list[Callable[[int], None]] = []
+
+
+def after_scoring(hook: Callable[[int], None]) -> None:
+    """Run `hook(course_id)` after every scoring of a synced course in this process (a failure
+    there is logged, never the scoring's)."""
+    _AFTER_SCORING.append(hook)
+
+
 def score_synced_course(
     settings: Settings, factory: sessionmaker[Session], course_id: int
 ) -> ScoringOutcome:
@@ -225,7 +237,12 @@ def score_synced_course(
                 live_validation.refresh(session, course, settings.ml, privacy=settings.privacy)
         except Exception:
             log.exception("live validation failed", course_id=course_id)
-        return outcome
+    for hook in _AFTER_SCORING:
+        try:
+            hook(course_id)
+        except Exception:
+            log.exception("after-scoring step failed", course_id=course_id)
+    return outcome
 
 
 def run_backfill(

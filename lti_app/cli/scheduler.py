@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lti_app.cli.common import CliContext, friendly_errors, pass_ctx
+
+if TYPE_CHECKING:
+    from lti_app.config import Settings
 
 
 @click.command("scheduler")
@@ -51,6 +55,9 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
     # Training writes models there; and SQLite creates its file there when the engine is made.
     private_instance(settings.instance_dir.resolve(), settings.model_root)
     factory = ctx.session_factory
+    prebuild_pages(settings)
+    if settings.scheduler.queue == "procrastinate":
+        _use_queue(settings, factory)
     if once is not None:
         if once not in jobs:
             raise click.ClickException(f"unknown job '{once}'; known: {', '.join(jobs)}")
@@ -99,8 +106,29 @@ def worker(ctx: CliContext, once: bool, name: str | None) -> None:
         )
     configure_logging(settings.app.log_level, settings.app.log_format)
     private_instance(settings.instance_dir.resolve(), settings.model_root)
+    prebuild_pages(settings)
     try:
         app = make_app(settings, ctx.session_factory)
     except QueueConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     run_worker(app, name=name, wait=not once)
+
+
+def prebuild_pages(settings: Settings) -> None:
+    """Each scoring in this process builds the course's dashboard for the web workers (#19)."""
+    from lti_app.app import page_prebuilder
+    from lti_app.tasks import after_scoring
+
+    after_scoring(page_prebuilder(settings))
+
+
+def _use_queue(settings: Settings, factory: Any) -> None:
+    """The nightly per-course jobs go to the Procrastinate queue (scheduler.queue)."""
+    from lti_app.job_queue import QueueConfigError, defer_courses, make_app
+    from lti_app.scheduler import use_queue
+
+    try:
+        app = make_app(settings, factory)
+    except QueueConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    use_queue(lambda job, slot, course_ids: defer_courses(app, job, slot, course_ids))

@@ -38,6 +38,7 @@ def sync_command(
     score each synced course on its fresh data, as the scheduler's nightly job does."""
     from sqlalchemy import select
 
+    from lti_app.cli.scheduler import prebuild_pages
     from lti_app.models import Course
     from lti_app.observability import configure_logging
     from lti_app.services.connections import SyncConfigError
@@ -45,6 +46,7 @@ def sync_command(
 
     settings = ctx.settings
     configure_logging("WARNING", settings.app.log_format)
+    prebuild_pages(settings)
     with ctx.session() as session:
         if course_id is None:
             ids = list(session.scalars(select(Course.id).where(Course.sync_enabled)))

@@ -5,19 +5,23 @@ what it reads (`DASHBOARD`) and kept in the page cache.
 
 from __future__ import annotations
 
-import secrets
+import hmac
 from collections.abc import Mapping, Sequence
+from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from flask import render_template, request
-from flask_babel import get_locale
+from flask import current_app, render_template, request
+from flask.json.tag import JSONTag, TaggedJSONSerializer
+from flask_babel import LazyString, get_locale
 from markupsafe import Markup, escape
 from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
 from lti_app.models import Course, LiveValidation, ModelVersion
-from lti_app.services import dashboard
+from lti_app.observability import get_logger
+from lti_app.services import dashboard, shared_pages
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import past_offerings, shown_term
 from lti_app.services.insights import (
@@ -41,6 +45,8 @@ from lti_app.web.auth import N_
 from lti_app.web.i18n import MISSING, chance_text, number_text, percent_text
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, label, labels, ngettext
+
+log = get_logger(__name__)
 
 #: What the dashboard's data reads, from which its cache key is derived: the course's fields,
 #: the latest scoring, the active models and their gate, the last sync (and the events and
@@ -503,34 +509,112 @@ def _add_model_card(view: dict[str, Any], clf: ModelVersion | None) -> None:
         )
 
 
-#: Stands for the request's launch token in a cached page's links, replaced on each view: the
-#: token belongs to one session, the rest of the link to the course. Random per process, so
-#: that no stored text (a student's name) can contain it.
-TOKEN_SLOT = f"lt-slot-{secrets.token_hex(12)}"
+def token_slot() -> str:
+    """Stands for the request's launch token in a cached page's links, replaced on each view:
+    the token belongs to one session, the rest of the link to the course. Derived from the
+    secret key, so that every worker sharing a build (`shared_pages`) writes the same, and no
+    stored text (a student's name) can contain it."""
+    secret = str(current_app.config.get("SECRET_KEY") or "")
+    return "lt-slot-" + hmac.new(secret.encode(), b"launch-token-slot", "sha256").hexdigest()[:24]
 
 
 def cached_course_view(
     session: Session, course: Course, *, ml: MLSettings, cache: PageCache[Any]
 ) -> dict[str, Any]:
     """The teacher dashboard's data for this course and reader's language, built once per
-    change of what it reads (`DASHBOARD`) and then served from `cache`.
+    change of what it reads (`DASHBOARD`) and then served from `cache`; a worker missing it
+    first reads the build another worker (or the scoring) kept in the database
+    (`shared_pages`), and keeps its own build there for the others.
 
-    The entry holds no session's data: its links carry `TOKEN_SLOT` where the launch token goes
-    (`with_launch_token` puts the request's in), and the CSRF token is rendered per request.
+    The entry holds no session's data: its links carry `token_slot()` where the launch token
+    goes (`with_launch_token` puts the request's in), and the CSRF token is rendered per request.
     """
     key = (
         str(get_locale() or "en"),
         request.script_root,
         DASHBOARD.key(session, course),
     )
-    view: dict[str, Any] = cache.get_or_build(key, lambda: build_dashboard(session, course, ml=ml))
+
+    def shared() -> dict[str, Any]:
+        name = shared_pages.digest(key)
+        stored = shared_pages.load(session, name)
+        if stored is not None:
+            try:
+                return decode_view(stored)
+            except Exception:  # noqa: BLE001 - an unreadable build is built again
+                log.warning("unreadable shared page build, rebuilt", course_id=course.id)
+        view = build_dashboard(session, course, ml=ml)
+        shared_pages.store(session, name, course.id, encode_view(view))
+        return view
+
+    view: dict[str, Any] = cache.get_or_build(key, shared)
+    return view
+
+
+class _TagDateTime(JSONTag):
+    """Datetimes as ISO text, zone and microseconds kept (Flask's own tag keeps seconds)."""
+
+    key = " dt"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, datetime)
+
+    def to_json(self, value: Any) -> Any:
+        return value.isoformat()
+
+    def to_python(self, value: Any) -> Any:
+        return datetime.fromisoformat(value)
+
+
+class _TagDate(JSONTag):
+    key = " da"
+
+    def check(self, value: Any) -> bool:
+        return isinstance(value, date) and not isinstance(value, datetime)
+
+    def to_json(self, value: Any) -> Any:
+        return value.isoformat()
+
+    def to_python(self, value: Any) -> Any:
+        return date.fromisoformat(value)
+
+
+_CODEC = TaggedJSONSerializer()
+_CODEC.register(_TagDateTime, index=0)
+_CODEC.register(_TagDate, index=0)
+
+
+def _plain(value: Any) -> Any:
+    """What the codec can carry: translated strings as text (the key holds the language),
+    numpy scalars as numbers; Markup, datetimes, tuples as they are."""
+    if isinstance(value, Markup | str | datetime | date) or value is None:
+        return value
+    if isinstance(value, LazyString):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def encode_view(view: Mapping[str, Any]) -> str:
+    return str(_CODEC.dumps(_plain(view)))
+
+
+def decode_view(payload: str) -> dict[str, Any]:
+    view: dict[str, Any] = _CODEC.loads(payload)
     return view
 
 
 def with_launch_token(fragment: str, token: str) -> Markup:
     """A cached fragment with this request's launch token in its links."""
     # The fragment is autoescaped template output; the token is escaped as it goes in.
-    return Markup(str(fragment).replace(TOKEN_SLOT, str(escape(token))))  # noqa: S704
+    return Markup(str(fragment).replace(token_slot(), str(escape(token))))  # noqa: S704
 
 
 def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict[str, Any]:
@@ -539,7 +623,7 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
     and thousands of localised numbers were most of a view's time even with the data at hand;
     and only plain data kept beside it (ORM rows belong to one database session)."""
     view = course_view(session, course, ml=ml)
-    body = render_template("_teacher_body.html", view=view, course=course, lt=TOKEN_SLOT)
+    body = render_template("_teacher_body.html", view=view, course=course, lt=token_slot())
     return {
         "summary": view["summary"],
         "state_message": view["state_message"],

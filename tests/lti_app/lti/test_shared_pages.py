@@ -41,7 +41,7 @@ def test_a_worker_reads_the_build_another_kept(
     course_id = score_course_2(lti_env).course_id
     built = _page(lti_env, course_id, teacher)  # built here, kept for the others
     with lti_env.db() as session:
-        assert session.scalar(select(func.count()).select_from(PageBuild)) >= 1
+        assert (session.scalar(select(func.count()).select_from(PageBuild)) or 0) >= 1
     _forget(lti_env)
     with monkeypatch.context() as patch:
         _no_build(patch)

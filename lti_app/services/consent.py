@@ -18,7 +18,15 @@ from sqlalchemy import and_, delete, exists, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import deleted_rows, utcnow
-from lti_app.models import Course, KeptObjection, LearnerChoice, MoodleSite, Person, Prediction
+from lti_app.models import (
+    Course,
+    KeptObjection,
+    LearnerChoice,
+    MoodleSite,
+    PageBuild,
+    Person,
+    Prediction,
+)
 
 CONSENT_MODES = ("teacher", "opt_in")
 
@@ -78,6 +86,8 @@ def set_choice(session: Session, course: Course, person_id: int, choice: str) ->
                 and_(Prediction.course_id == course.id, Prediction.person_id == person_id)
             )
         )
+        # The course's built pages showed them (`shared_pages`): gone, built again without.
+        session.execute(delete(PageBuild).where(PageBuild.course_id == course.id))
     return used
 
 
@@ -94,6 +104,7 @@ def apply_mode(session: Session, site_id: int) -> int:
             )
         )
         deleted += deleted_rows(result)
+        session.execute(delete(PageBuild).where(PageBuild.course_id == course.id))
     return deleted
 
 

@@ -55,6 +55,7 @@ from lti_app.models import (
     ModelVersion,
     MoodleGroup,
     MoodleGroupMember,
+    PageBuild,
     Person,
     PersonAttribute,
     Prediction,
@@ -343,6 +344,8 @@ def erase_person(session: Session, person: Person) -> ErasureReport:
         report.kept_objections = len(objected)
     # What is about them: deleted (explicitly, not left to ON DELETE, so that a database
     # without foreign keys enforced is erased all the same).
+    # Built pages (`shared_pages`) may show their name and estimates: all go, built again.
+    report.deleted["page_build"] = deleted_rows(session.execute(delete(PageBuild)))
     about: list[tuple[type[Base], Any]] = [
         (LearnerChoice, LearnerChoice.person_id),
         (PersonAttribute, PersonAttribute.person_id),

@@ -29,6 +29,7 @@ from lti_app.models import (
     FollowUp,
     LogEvent,
     ModelVersion,
+    PageBuild,
     Prediction,
 )
 
@@ -89,6 +90,10 @@ def apply_retention(
             counts[log_kind.__tablename__] = deleted_rows(
                 session.execute(delete(log_kind).where(log_kind.at < cutoff))
             )
+    # Built pages (`shared_pages`) are a cache: a week old, they go (built again when viewed).
+    counts["page_build"] = deleted_rows(
+        session.execute(delete(PageBuild).where(PageBuild.built_at < utcnow() - timedelta(days=7)))
+    )
     if model_root is not None:
         removed = 0
         for version in session.scalars(

@@ -107,6 +107,7 @@ def test_each_kind_goes_exactly_at_its_limit(db_session: Session, tmp_path: Path
         "access_log": 1,
         "model_artifact": 0,
         "training_cache": 0,
+        "page_build": 0,
     }
     assert _events(db_session, old) == 0
     assert _events(db_session, recent) == events_recent

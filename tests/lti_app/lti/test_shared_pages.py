@@ -24,7 +24,9 @@ def _page(env: LtiEnv, course_id: int, token: str) -> str:
 
 def _forget(env: LtiEnv) -> None:
     """This worker's own cache emptied: as another worker (or a restarted one) sees it."""
-    env.app.extensions["arche_predict"]["page_cache"].clear()
+    cache = env.app.extensions["arche_predict"].get("page_cache")
+    if cache is not None:
+        cache.clear()
 
 
 def _no_build(monkeypatch: pytest.MonkeyPatch) -> None:

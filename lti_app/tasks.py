@@ -9,7 +9,8 @@ explanation; the data already committed stays, and the next run resumes from the
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -207,10 +208,16 @@ def _finish_run(
 _AFTER_SCORING: list[Callable[[int], None]] = []
 
 
-def after_scoring(hook: Callable[[int], None]) -> None:
-    """Run `hook(course_id)` after every scoring of a synced course in this process (a failure
-    there is logged, never the scoring's)."""
+@contextmanager
+def after_scoring(hook: Callable[[int], None]) -> Iterator[None]:
+    """While the block runs, `hook(course_id)` follows every scoring of a synced course in this
+    process (a failure there is logged, never the scoring's). Scoped, so that a command run
+    in-process (a test's CLI runner) leaves no hook behind for what runs next."""
     _AFTER_SCORING.append(hook)
+    try:
+        yield
+    finally:
+        _AFTER_SCORING.remove(hook)
 
 
 def score_synced_course(

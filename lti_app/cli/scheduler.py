@@ -11,6 +11,8 @@ import click
 from lti_app.cli.common import CliContext, friendly_errors, pass_ctx
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from lti_app.config import Settings
 
 
@@ -55,7 +57,8 @@ def scheduler(ctx: CliContext, once: str | None, list_jobs: bool) -> None:
     # Training writes models there; and SQLite creates its file there when the engine is made.
     private_instance(settings.instance_dir.resolve(), settings.model_root)
     factory = ctx.session_factory
-    prebuild_pages(settings)
+    # Until the command ends (a test's in-process runner included): no hook outlives it.
+    click.get_current_context().with_resource(prebuild_pages(settings))
     if settings.scheduler.queue == "procrastinate":
         _use_queue(settings, factory)
     if once is not None:
@@ -106,7 +109,8 @@ def worker(ctx: CliContext, once: bool, name: str | None) -> None:
         )
     configure_logging(settings.app.log_level, settings.app.log_format)
     private_instance(settings.instance_dir.resolve(), settings.model_root)
-    prebuild_pages(settings)
+    # Until the command ends (a test's in-process runner included): no hook outlives it.
+    click.get_current_context().with_resource(prebuild_pages(settings))
     try:
         app = make_app(settings, ctx.session_factory)
     except QueueConfigError as exc:
@@ -114,12 +118,13 @@ def worker(ctx: CliContext, once: bool, name: str | None) -> None:
     run_worker(app, name=name, wait=not once)
 
 
-def prebuild_pages(settings: Settings) -> None:
-    """Each scoring in this process builds the course's dashboard for the web workers (#19)."""
+def prebuild_pages(settings: Settings) -> AbstractContextManager[None]:
+    """While it is entered, each scoring in this process builds the course's dashboard for the
+    web workers (#19, item 5)."""
     from lti_app.app import page_prebuilder
     from lti_app.tasks import after_scoring
 
-    after_scoring(page_prebuilder(settings))
+    return after_scoring(page_prebuilder(settings))
 
 
 def _use_queue(settings: Settings, factory: Any) -> None:

@@ -46,7 +46,7 @@ def sync_command(
 
     settings = ctx.settings
     configure_logging("WARNING", settings.app.log_format)
-    prebuild_pages(settings)
+    click.get_current_context().with_resource(prebuild_pages(settings))
     with ctx.session() as session:
         if course_id is None:
             ids = list(session.scalars(select(Course.id).where(Course.sync_enabled)))

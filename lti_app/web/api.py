@@ -108,10 +108,12 @@ def summary(course_id: int) -> Any:
 def students(course_id: int) -> Any:
     course = api_course(course_id)
     ctx = current()
+    table = students_table(_db(), course, threshold=_threshold(course))
+    # Recorded after the reading: a write holds SQLite's one write lock until the request ends.
     access_log.record(
         _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="api_students"
     )
-    return jsonify(students=students_table(_db(), course, threshold=_threshold(course)))
+    return jsonify(students=table)
 
 
 @bp.get("/courses/<id:course_id>/students/<id:person_id>")

@@ -119,13 +119,14 @@ def _students_file(course_id: int, ext: str, mimetype: str, build: Any) -> Respo
     in the reader's language."""
     course = page_course(course_id)
     ctx = current()
-    access_log.record(
-        _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="export"
-    )
     ml = _settings().ml
     body = build(
         students_table(_db(), course, threshold=risk_threshold_of(course, ml)),
         scale=ml.grade_max,
+    )
+    # Recorded after the reading: a write holds SQLite's one write lock until the request ends.
+    access_log.record(
+        _db(), viewer_id=ctx.person_id if ctx else None, course_id=course.id, kind="export"
     )
     name = f"arche-predict-{course.shortname or course.id}.{ext}".replace(" ", "_")
     return Response(
@@ -280,13 +281,6 @@ def learner_page(course_id: int, person_id: int) -> Any:
             "actionable": [],
             "history": [],
         }
-    access_log.record(
-        _db(),
-        viewer_id=ctx.person_id,
-        course_id=course.id,
-        kind="learner_page" if person_id == ctx.person_id else "student_page",
-        subject_id=person_id,
-    )
     ext = current_app.extensions["arche_predict"]
     cache: ModelCache = ext.setdefault("model_cache", ModelCache())
     view = student_view(
@@ -299,6 +293,14 @@ def learner_page(course_id: int, person_id: int) -> Any:
         page_cache=ext.setdefault("page_cache", PageCache()),
         ml=_settings().ml,
         min_group=_settings().privacy.min_group_size,
+    )
+    # Recorded after the reading: a write holds SQLite's one write lock until the request ends.
+    access_log.record(
+        _db(),
+        viewer_id=ctx.person_id,
+        course_id=course.id,
+        kind="learner_page" if person_id == ctx.person_id else "student_page",
+        subject_id=person_id,
     )
     template = "student.html" if ctx.is_teacher else "learner.html"
     return render_template(

@@ -16,6 +16,7 @@ from flask import current_app, render_template, request
 from flask.json.tag import JSONTag, TaggedJSONSerializer
 from flask_babel import LazyString, get_locale
 from markupsafe import Markup, escape
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
@@ -544,7 +545,16 @@ def cached_course_view(
             except Exception:  # noqa: BLE001 - an unreadable build is built again
                 log.warning("unreadable shared page build, rebuilt", course_id=course.id)
         view = build_dashboard(session, course, ml=ml)
-        shared_pages.store(session, name, course.id, encode_view(view))
+        payload = encode_view(view)
+        bind = session.get_bind()
+        if isinstance(bind, Engine):
+            # Kept at once, in a transaction of its own: the request's own (committed at its
+            # end) must not hold the database's write lock while the page renders (SQLite has
+            # one lock for the whole file).
+            with bind.begin() as connection:
+                shared_pages.store(Session(bind=connection), name, course.id, payload)
+        else:
+            shared_pages.store(session, name, course.id, payload)
         return view
 
     view: dict[str, Any] = cache.get_or_build(key, shared)

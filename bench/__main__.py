@@ -151,6 +151,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         http_calls=max(1, args.what_if_calls // 2),
                     )
                 }
+                _log(f"predict: a typical course, training then reuse ({web_backend})")
+                results["predict"]["typical"] = predict.bench_typical(web_backend, Path(tmp_name))
                 if not args.skip_batch:
                     _log(f"predict: a batch of 10k students ({web_backend})")
                     results["predict"]["batch"] = predict.bench_batch(web_backend, Path(tmp_name))
@@ -399,6 +401,18 @@ def _web_rows(results: dict[str, Any]) -> list[tuple[str, str, str, str]]:
                 f"{_fmt_s(batch['service_reuse_store_s'])}), training "
                 f"{_fmt_s(batch['service_train_s'])}",
                 "",
+            )
+        )
+    typical = results.get("predict", {}).get("typical")
+    if typical:
+        rows.append(
+            (
+                "prediction: score_course, a typical course (default model search)",
+                f"{typical['past_students']} past / {typical['students']} current students "
+                f"({typical['backend']})",
+                f"training {_fmt_s(typical['train_s'])}; reusing the version "
+                f"{_fmt_s(typical['reuse_s'])} ({typical['status']})",
+                "training <= 10 s, reuse <= 1 s",
             )
         )
     dash = results.get("dashboard")

@@ -270,3 +270,62 @@ def _batch_service(
             scoring._store_predictions = real_store
         factory.kw["bind"].dispose()
     return out
+
+
+def bench_typical(backend: str, tmp: Path) -> dict[str, Any]:
+    """A typical course (#19, item 3): four past offerings of about 200 students (800 past
+    students) and a current one of about 180, stored, then `score_course` with the default
+    model search, training, then reusing the trained version (the same data again)."""
+    simulated = simulate_course(n_past=4, n_students=190, seed=webapp.SEED)
+    current = simulated.current
+    assert current is not None
+    assert current.now is not None
+    out: dict[str, Any] = {
+        "backend": backend,
+        "past_students": int(sum(len(o.roster) for o in simulated.past)),
+        "students": len(current.roster),
+    }
+    with fresh_database(backend, tmp) as url:
+        from lti_app.crypto import generate_key
+
+        path = tmp / "typical.toml"
+        # Nothing under [ml]: the default model search and evaluation, as a site runs them.
+        path.write_text(
+            f"""
+[app]
+secret_key = "{generate_key()}"
+instance_path = "{tmp / "instance-typical"}"
+log_level = "WARNING"
+[database]
+url = "{url}"
+[security]
+encryption_key = "{generate_key()}"
+[scheduler]
+enabled = false
+""",
+            encoding="utf-8",
+        )
+        from lti_app.config import load_settings
+        from lti_app.crypto import SecretBox
+        from lti_app.db import make_engine, make_session_factory
+        from lti_app.services.course_data import store_simulated_course
+        from lti_app.services.sites import upsert_site
+
+        settings = load_settings(path, environ={})  # the default model search
+        factory = make_session_factory(make_engine(url))
+        with session_scope(factory) as session:
+            site = upsert_site(session, SecretBox.from_settings(settings), webapp.SITE_URL)
+            course_id = store_simulated_course(session, site, simulated)[0].id
+        for run in ("train", "reuse"):
+            t0 = time.perf_counter()
+            with session_scope(factory) as session:
+                outcome = scoring.score_course(
+                    session, session.get_one(Course, course_id), settings=settings.ml,
+                    model_root=settings.model_root, now=current.now.to_pydatetime(),
+                )  # fmt: skip
+            out[f"{run}_s"] = time.perf_counter() - t0
+            if outcome.reused_model != (run == "reuse"):
+                raise RuntimeError(f"typical course: {run} gave reused={outcome.reused_model}")
+            out["status"] = outcome.status
+        factory.kw["bind"].dispose()
+    return out

@@ -29,18 +29,16 @@ from lti_app.web.views.course import fairness_view
 from ml.fairness import fairness_report
 from tests.lti_app.lti.scored_course import FAST
 from tests.lti_app.test_live_validation import _ended_course
+from tests.lti_app.test_roster_grades import _course as site_course
+from tests.lti_app.test_roster_grades import _user as roster_user
 
 #: 37 of the 40 simulated students have a final grade: two groups of 18 and 19 are compared.
 PRIVACY = PrivacySettings(fairness_min_group=15)
 
 
 def _user(uid: int, **profile: str) -> mc.EnrolledUser:
-    return mc.EnrolledUser(
-        id=uid, username=f"u{uid}", fullname=f"User {uid}", firstname="U", lastname=str(uid),
-        email="", idnumber="", firstaccess=0, lastaccess=0, lastcourseaccess=0,
-        roles=(mc.Role(roleid=5, shortname="student", name=""),),
-        profile=tuple(profile.items()),
-    )  # fmt: skip
+    """A student of the roster answer with these profile fields (the roster tests' helper)."""
+    return roster_user(uid, f"User {uid}", "", "student", profile=profile)
 
 
 def test_profile_attributes_are_read_from_the_roster_answer() -> None:
@@ -166,12 +164,8 @@ def test_a_planted_bias_is_flagged_and_none_without(db_session: Session, tmp_pat
 
 
 def test_only_declared_attributes_are_kept_and_undeclaring_deletes(db_session: Session) -> None:
-    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
-    db_session.add(site)
-    db_session.flush()
-    course = Course(site_id=site.id, moodle_course_id=9, shortname="C")
-    db_session.add(course)
-    db_session.flush()
+    course = site_course(db_session)
+    site = db_session.get_one(MoodleSite, course.site_id)
     users = [_user(1, department="Chimie", country="FR"), _user(2, country="DE")]
     # Nothing declared: nothing kept.
     sync_roster(db_session, course, users)

@@ -240,17 +240,15 @@ def test_an_objection_outlives_the_erasure_of_a_learner_still_enrolled(
 ) -> None:
     """Erasing a learner who had opted out keeps only their Moodle user id and the course; the
     next roster sync brings them back opted out, not with their data used again."""
-    from lti_app.models import KeptObjection, LearnerChoice, MoodleSite
+    from lti_app.models import KeptObjection, LearnerChoice
     from lti_app.services.course_data import student_roster
     from lti_app.services.sync import sync_roster
     from tests.lti_app.test_fairness_audit import _user
+    from tests.lti_app.test_roster_grades import _course
 
-    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
-    db_session.add(site)
-    db_session.flush()
-    course = Course(site_id=site.id, moodle_course_id=9, shortname="C")
-    other = Course(site_id=site.id, moodle_course_id=10, shortname="D")
-    db_session.add_all([course, other])
+    course = _course(db_session)
+    other = Course(site_id=course.site_id, moodle_course_id=10, shortname="D")
+    db_session.add(other)
     db_session.flush()
     roster = [_user(41), _user(42)]
     sync_roster(db_session, course, roster)
@@ -284,18 +282,14 @@ def test_an_objection_outlives_the_erasure_of_a_learner_still_enrolled(
 def test_an_objection_comes_back_by_every_way_a_learner_does(db_session: Session) -> None:
     """Not only the web-service roster: the LTI roster (NRPS) and a CSV log import bring an
     erased learner back too, and their objection with them."""
-    from lti_app.models import KeptObjection, LearnerChoice, MoodleSite
+    from lti_app.models import KeptObjection, LearnerChoice
     from lti_app.services.imports import _link_people
     from lti_app.services.nrps import store_members
+    from tests.lti_app.test_roster_grades import _course
 
-    site = MoodleSite(base_url="https://moodle.example.invalid", name="test")
-    db_session.add(site)
-    db_session.flush()
-    course = Course(site_id=site.id, moodle_course_id=9, shortname="C")
-    db_session.add(course)
-    db_session.flush()
+    course = _course(db_session)
     for uid, comes_back in ((51, "nrps"), (52, "csv")):
-        learner = Person(site_id=site.id, moodle_user_id=uid, fullname=f"L {uid}")
+        learner = Person(site_id=course.site_id, moodle_user_id=uid, fullname=f"L {uid}")
         db_session.add(learner)
         db_session.flush()
         db_session.add(LearnerChoice(course_id=course.id, person_id=learner.id, choice="out"))

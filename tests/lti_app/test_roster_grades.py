@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from cryptography.fernet import Fernet
@@ -16,7 +17,9 @@ from lti_app.services.sync import sync_grades, sync_roster, upsert_people
 from moodle_client import types as mc
 
 
-def _user(uid: int, name: str, email: str, *roles: str) -> mc.EnrolledUser:
+def _user(
+    uid: int, name: str, email: str, *roles: str, profile: Mapping[str, str] | None = None
+) -> mc.EnrolledUser:
     return mc.EnrolledUser(
         id=uid,
         username=f"u{uid}",
@@ -29,6 +32,7 @@ def _user(uid: int, name: str, email: str, *roles: str) -> mc.EnrolledUser:
         lastaccess=0,
         lastcourseaccess=0,
         roles=tuple(mc.Role(roleid=5, shortname=r, name=r) for r in roles),
+        profile=tuple((profile or {}).items()),
     )
 
 

@@ -183,14 +183,9 @@ def train_model(
     `scope` "site": a site-wide model (#17), on the other courses' offerings with each
     feature as the student's place in their cohort (`relative_to_cohort`)."""
     data_hash = training.data_hash()
-    reg_row, clf_row = _active_versions(session, course.id)
-    if (
-        reg_row is not None
-        and clf_row is not None
-        and reg_row.data_hash == data_hash
-        and reg_row.erased_data_at is None
-    ):
-        return reg_row, clf_row, load_model(model_root, reg_row), True
+    active = _reusable(session, course, model_root, data_hash)
+    if active is not None:
+        return (*active, True)
 
     version = f"{course.id}-{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex[:6]}"
     directory = model_root / version
@@ -405,13 +400,16 @@ def score_course(
             pass_mark=mark.value, min_past_offerings=settings.min_past_offerings,
         )  # fmt: skip
         kept = training_cache.load(model_root, course.id, key)
-        reuse = _reusable(session, course, model_root, kept) if kept is not None else None
+        reuse = (
+            _reusable(session, course, model_root, kept.data_hash, "course")
+            if kept is not None
+            else None
+        )
         if reuse is not None and kept is not None:
             reg_row, clf_row, bundle = reuse
             stored = _store_predictions(
-                session, course, roster, features, now, reg_row, clf_row, bundle, kept.X,
-                settings, model_features=features, explain=True,
-            )  # fmt: skip
+                session, course, roster, features, now, reg_row, clf_row, bundle, kept.X, settings
+            )
             return _scored(
                 course.id, now, progress, reg_row, clf_row, stored, True, "course", calendar
             )
@@ -533,17 +531,21 @@ def _history(session: Session, past: list[Course]) -> tuple[list[Offering], list
 
 
 def _reusable(
-    session: Session, course: Course, model_root: Path, kept: training_cache.Kept
+    session: Session,
+    course: Course,
+    model_root: Path,
+    data_hash: str,
+    scope: Scope | None = None,
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle] | None:
-    """The active course-scoped version trained on the kept set (same data hash, no erased
-    data in it), loaded; None when the kept set's models are not the active ones."""
+    """The course's active versions, loaded, when they were trained on the data of `data_hash`
+    with no erased person's data in it (and, given `scope`, are of that scope); else None."""
     reg_row, clf_row = _active_versions(session, course.id)
     if (
         reg_row is None
         or clf_row is None
-        or reg_row.data_hash != kept.data_hash
+        or reg_row.data_hash != data_hash
         or reg_row.erased_data_at is not None
-        or (reg_row.metadata_json or {}).get("scope", "course") != "course"
+        or (scope is not None and (reg_row.metadata_json or {}).get("scope", "course") != scope)
     ):
         return None
     return reg_row, clf_row, load_model(model_root, reg_row)

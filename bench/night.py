@@ -29,8 +29,9 @@ import numpy as np
 from sqlalchemy import text
 
 from bench.ingest import fresh_database
+from bench.webapp import plain_config
 from lti_app.config import load_settings
-from lti_app.crypto import SecretBox, generate_key
+from lti_app.crypto import SecretBox
 from lti_app.db import make_engine, make_session_factory, session_scope
 from lti_app.demo.moodle import SimulatedMoodle
 from lti_app.job_queue import COURSE_TASK
@@ -67,25 +68,12 @@ def draw_families(n: int, seed: int = SEED) -> list[SimulatedCourse]:
 
 
 def _config(tmp: Path, url: str, name: str) -> Path:
-    path = tmp / f"night-{name}.toml"
-    path.write_text(
-        f"""
-[app]
-secret_key = "{generate_key()}"
-instance_path = "{tmp / ("instance-" + name)}"
-log_level = "WARNING"
-[database]
-url = "{url}"
-[security]
-encryption_key = "{generate_key()}"
-[scheduler]
-queue = "procrastinate"
-[moodle]
-page_size = 5000
-""",
-        encoding="utf-8",
+    return plain_config(
+        tmp,
+        url,
+        f"night-{name}",
+        '[scheduler]\nqueue = "procrastinate"\n[moodle]\npage_size = 5000',
     )
-    return path
 
 
 def _seed(config: Path, moodle_url: str, token: str, families: list[SimulatedCourse]) -> None:

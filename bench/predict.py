@@ -286,25 +286,8 @@ def bench_typical(backend: str, tmp: Path) -> dict[str, Any]:
         "students": len(current.roster),
     }
     with fresh_database(backend, tmp) as url:
-        from lti_app.crypto import generate_key
-
-        path = tmp / "typical.toml"
         # Nothing under [ml]: the default model search and evaluation, as a site runs them.
-        path.write_text(
-            f"""
-[app]
-secret_key = "{generate_key()}"
-instance_path = "{tmp / "instance-typical"}"
-log_level = "WARNING"
-[database]
-url = "{url}"
-[security]
-encryption_key = "{generate_key()}"
-[scheduler]
-enabled = false
-""",
-            encoding="utf-8",
-        )
+        path = webapp.plain_config(tmp, url, "typical", "[scheduler]\nenabled = false")
         from lti_app.config import load_settings
         from lti_app.crypto import SecretBox
         from lti_app.db import make_engine, make_session_factory

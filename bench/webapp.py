@@ -56,6 +56,27 @@ def free_port() -> int:
         return port
 
 
+def plain_config(tmp: Path, url: str, name: str, extra: str = "") -> Path:
+    """A configuration with fresh secrets, its own instance folder and the database at `url`;
+    everything else default (the model search included), plus `extra` TOML sections."""
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        f"""
+[app]
+secret_key = "{generate_key()}"
+instance_path = "{tmp / ("instance-" + name)}"
+log_level = "WARNING"
+[database]
+url = "{url}"
+[security]
+encryption_key = "{generate_key()}"
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
 def write_config(tmp: Path, url: str, port: int, *, classifier: str, regressor: str) -> Path:
     """A configuration for the app under test: one estimator per task (the what-if cost is the
     chosen estimator's, and the full search takes minutes), light evaluation settings (they

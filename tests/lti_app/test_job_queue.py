@@ -10,13 +10,10 @@ any more) has its job put back and done by another.
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
-from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from lti_app.db import session_scope
 from lti_app.job_queue import (
@@ -29,10 +26,8 @@ from lti_app.job_queue import (
     requeue_stalled,
     run_worker,
 )
-from lti_app.models import Prediction, SyncRun
 from tests.conftest import Databases
 
-ROOT = Path(__file__).resolve().parents[2]
 QUEUED = '[scheduler]\nqueue = "procrastinate"'
 
 
@@ -45,37 +40,23 @@ def test_the_queue_needs_postgresql(backend: str, databases: Databases) -> None:
         assert conninfo(url).startswith("postgresql://")
 
 
-def _cli(settings_path: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "lti_app.cli", "--config", settings_path, *args]
-
-
 def test_two_workers_sync_and_score_each_course_once(
     backend: str, databases: Databases, tmp_path: Path
 ) -> None:
     if backend != "postgresql":
         pytest.skip("the job queue lives in PostgreSQL; SQLite runs in-process")
-    from lti_app.services.courses import add_course
-    from tests.lti_app.test_sync import make_settings, setup_course
+    from tests.lti_app.test_scheduler import (
+        assert_each_course_synced_and_scored_once,
+        cli_at_once,
+        four_courses,
+    )
     from tests.moodle_stub import MoodleStub
 
     moodle = MoodleStub().start()
     try:
-        settings = make_settings(tmp_path, databases.new_url(backend), extra=QUEUED)
-        factory, _ = setup_course(settings, moodle.url)
-        with session_scope(factory) as session:
-            for moodle_id in (3, 4, 5):
-                add_course(session, moodle.url, moodle_id)
-        schedulers = [
-            subprocess.Popen(
-                _cli(settings.source, "scheduler", "--once", "nightly-sync"),
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            for _ in range(2)
-        ]  # fmt: skip
-        outs = [p.communicate(timeout=120) for p in schedulers]
-        for proc, (out, err) in zip(schedulers, outs, strict=True):
-            assert proc.returncode == 0, out + err
-        said = " ".join(out for out, _ in outs)
+        url = databases.new_url(backend)
+        settings, factory = four_courses(tmp_path, url, moodle.url, extra=QUEUED)
+        said = " ".join(cli_at_once(settings, "scheduler", "--once", "nightly-sync", timeout=120))
         assert "queued 4 of 4 course(s)" in said  # one scheduler queued the night
         with factory() as session:
             queued = session.execute(
@@ -85,29 +66,13 @@ def test_two_workers_sync_and_score_each_course_once(
         assert sorted(queued) == ["todo"] * 4
         # Nothing synced by the schedulers themselves.
         assert not any(n == "core_course_get_courses_by_field" for n, _ in moodle.calls)
-        workers = [
-            subprocess.Popen(
-                _cli(settings.source, "worker", "--once", "--name", f"w{i}"),
-                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            )
-            for i in range(2)
-        ]  # fmt: skip
-        outs = [p.communicate(timeout=300) for p in workers]
-        for proc, (out, err) in zip(workers, outs, strict=True):
-            assert proc.returncode == 0, out + err
-        per_course = Counter(
-            p["value"] for n, p in moodle.calls if n == "core_course_get_courses_by_field"
-        )
-        assert per_course == {"2": 1, "3": 1, "4": 1, "5": 1}
+        cli_at_once(settings, "worker", "--once", "--name", "w{i}", timeout=300)
+        assert_each_course_synced_and_scored_once(moodle.calls, factory)
         with factory() as session:
-            runs = Counter(session.scalars(select(SyncRun.course_id)))
-            scored = Counter(session.scalars(select(Prediction.course_id)))
             done = session.execute(
                 text("SELECT status FROM procrastinate_jobs WHERE task_name = :t"),
                 {"t": COURSE_TASK},
             ).scalars().all()  # fmt: skip
-        assert sorted(runs.values()) == [1, 1, 1, 1]
-        assert sorted(scored.values()) == [40, 40, 40, 40]
         assert sorted(done) == ["succeeded"] * 4
     finally:
         moodle.stop()

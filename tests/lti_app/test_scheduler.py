@@ -7,6 +7,7 @@ import sys
 import textwrap
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -137,45 +138,67 @@ def test_nightly_slot_is_the_local_day(hour: int) -> None:
     assert nightly_slot(Settings(), now) == expected
 
 
+def four_courses(
+    tmp_path: Path, url: str, moodle_url: str, extra: str = ""
+) -> tuple[Settings, sessionmaker[Session]]:
+    """Settings on the database at `url` (with `extra` sections) and Moodle courses 2 to 5 of
+    the recorded stub at `moodle_url` added, migrated and ready for a night."""
+    from lti_app.services.courses import add_course
+    from tests.lti_app.test_sync import make_settings, setup_course
+
+    settings = make_settings(tmp_path, url, extra=extra)
+    factory, _ = setup_course(settings, moodle_url)
+    with session_scope(factory) as session:
+        for moodle_id in (3, 4, 5):
+            add_course(session, moodle_url, moodle_id)
+    return settings, factory
+
+
+def cli_at_once(settings: Settings, *args: str, copies: int = 2, timeout: float = 180) -> list[str]:
+    """`arche-predict --config … ARGS` run `copies` times at the same moment, each required to
+    succeed; their outputs. `{i}` in an argument becomes the copy's number."""
+    root = Path(__file__).resolve().parents[2]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "lti_app.cli", "--config", settings.source,
+             *(a.format(i=i) for a in args)],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for i in range(copies)
+    ]  # fmt: skip
+    outs = [p.communicate(timeout=timeout) for p in procs]
+    for proc, (out, err) in zip(procs, outs, strict=True):
+        assert proc.returncode == 0, out + err
+    return [out for out, _ in outs]
+
+
+def assert_each_course_synced_and_scored_once(
+    calls: list[Any], factory: sessionmaker[Session]
+) -> None:
+    """Moodle was asked for each of courses 2 to 5 once; each has one sync run and one scoring
+    (no history: features only, its 40 students)."""
+    from collections import Counter
+
+    per_course = Counter(p["value"] for n, p in calls if n == "core_course_get_courses_by_field")
+    assert per_course == {"2": 1, "3": 1, "4": 1, "5": 1}
+    with factory() as session:
+        runs = Counter(session.scalars(select(SyncRun.course_id)))
+        scored = Counter(session.scalars(select(Prediction.course_id)))
+    assert sorted(runs.values()) == [1, 1, 1, 1]
+    assert sorted(scored.values()) == [40, 40, 40, 40]
+
+
 def test_two_scheduler_commands_sync_each_course_once(
     backend: str, databases: Databases, tmp_path: Path
 ) -> None:
     """The real `arche-predict scheduler --once nightly-sync`, twice at once, against Moodle."""
-    from collections import Counter
-
-    from lti_app.services.courses import add_course
-    from tests.lti_app.test_sync import make_settings, setup_course
     from tests.moodle_stub import MoodleStub
 
     moodle = MoodleStub().start()
     try:
-        settings = make_settings(tmp_path, databases.new_url(backend))
-        factory, _ = setup_course(settings, moodle.url)
-        with session_scope(factory) as session:
-            for moodle_id in (3, 4, 5):
-                add_course(session, moodle.url, moodle_id)
-        cmd = [sys.executable, "-m", "lti_app.cli", "--config", settings.source, "scheduler",
-               "--once", "nightly-sync"]  # fmt: skip
-        root = Path(__file__).resolve().parents[2]
-        procs = [
-            subprocess.Popen(
-                cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-            )
-            for _ in range(2)
-        ]
-        outs = [p.communicate(timeout=180) for p in procs]
-        for proc, (out, err) in zip(procs, outs, strict=True):
-            assert proc.returncode == 0, out + err
-        per_course = Counter(
-            p["value"] for n, p in moodle.calls if n == "core_course_get_courses_by_field"
-        )
-        assert per_course == {"2": 1, "3": 1, "4": 1, "5": 1}
-        with factory() as session:
-            runs = Counter(session.scalars(select(SyncRun.course_id)))
-            scored = Counter(session.scalars(select(Prediction.course_id)))
-        assert sorted(runs.values()) == [1, 1, 1, 1]
-        # Each course was scored once after its sync (no history: features only, 40 students).
-        assert sorted(scored.values()) == [40, 40, 40, 40]
+        settings, factory = four_courses(tmp_path, databases.new_url(backend), moodle.url)
+        cli_at_once(settings, "scheduler", "--once", "nightly-sync")
+        assert_each_course_synced_and_scored_once(moodle.calls, factory)
     finally:
         moodle.stop()
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 import moodle_client as mc
 from lti_app.config import PrivacySettings
 from lti_app.models import MoodleSite, Person, PersonAttribute
+from lti_app.services.json_rows import json_rows
 
 if TYPE_CHECKING:
     from ml.fairness import FairnessSettings
@@ -190,7 +191,7 @@ def audit(
     for name in declared:
         groups = labels(session, name, frame["person_id"].unique())
         part = frame.assign(group=groups.reindex(frame["person_id"]).to_numpy())
-        rows = report_rows(fairness_report(part, settings_of(privacy)))
+        rows = json_rows(fairness_report(part, settings_of(privacy)))
         out[name] = [_without_small_groups(row, privacy.min_group_size) for row in rows]
     return out
 
@@ -204,24 +205,6 @@ def _without_small_groups(row: dict[str, Any], min_size: int) -> dict[str, Any]:
     return row
 
 
-def report_rows(report: pd.DataFrame) -> list[dict[str, Any]]:
-    """A `fairness_report` as JSON-ready rows (NaN as None), as `live_validation.fairness`
-    keeps it."""
-    return [_json_row(row) for row in report.to_dict(orient="records")]
-
-
-def _json_row(row: Mapping[Any, Any]) -> dict[str, Any]:
-    clean: dict[str, Any] = {}
-    for key, value in row.items():
-        if isinstance(value, float | np.floating):
-            clean[str(key)] = None if np.isnan(value) else float(value)
-        elif isinstance(value, np.bool_):
-            clean[str(key)] = bool(value)
-        else:
-            clean[str(key)] = value
-    return clean
-
-
 __all__ = [
     "NOT_GIVEN",
     "FairnessGroupsError",
@@ -230,6 +213,5 @@ __all__ = [
     "declare",
     "labels",
     "parse_groups",
-    "report_rows",
     "store_attributes",
 ]

@@ -28,6 +28,7 @@ from lti_app.services import fairness
 from lti_app.services.course_data import course_totals
 from lti_app.services.course_settings import pass_mark_of
 from lti_app.services.courses import shown_term
+from lti_app.services.json_rows import json_rows
 from ml.dataset import final_grades
 from ml.live_validation import SHOWN_COLUMNS, Validated, score_weeks
 
@@ -130,24 +131,6 @@ def _float(value: Any) -> float | None:
     return None if np.isnan(number) else number
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """JSON-ready rows: NaN as None, moments as ISO text."""
-    out = []
-    for row in frame.to_dict(orient="records"):
-        clean: dict[str, Any] = {}
-        for key, value in row.items():
-            if isinstance(value, pd.Timestamp):
-                clean[str(key)] = value.isoformat()
-            elif isinstance(value, float | np.floating) and np.isnan(value):
-                clean[str(key)] = None
-            elif isinstance(value, np.generic):
-                clean[str(key)] = value.item()
-            else:
-                clean[str(key)] = value
-        out.append(clean)
-    return out
-
-
 def _inputs(
     session: Session, course: Course, settings: MLSettings, now: datetime | None
 ) -> tuple[pd.DataFrame, pd.Series, float] | None:
@@ -202,7 +185,7 @@ def refresh(
     row.pass_mark = pass_mark
     row.n_students = int(weeks["n"].max())
     row.drift = bool((weeks["drift"] != "").any())
-    row.weeks = _records(weeks)
+    row.weeks = json_rows(weeks)
     site = session.get_one(MoodleSite, course.site_id)
     row.fairness = fairness.audit(
         session, site, shown, outcomes, pass_mark, privacy or PrivacySettings()

@@ -24,9 +24,7 @@ course does the same on either path. SQLite (the embedded default) keeps the in-
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import procrastinate
@@ -66,32 +64,12 @@ def conninfo(database_url: str) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-@dataclass
-class _Runtime:
-    settings: Settings
-    factory: sessionmaker[Session]
-
-
-_RUNTIME: dict[int, _Runtime] = {}
-_LOCK = threading.Lock()
-
-
-def _runtime(app: procrastinate.App) -> _Runtime:
-    with _LOCK:
-        found = _RUNTIME.get(id(app))
-    if found is None:
-        raise QueueConfigError("this worker was started without the tool's settings")
-    return found
-
-
 def make_app(settings: Settings, factory: sessionmaker[Session]) -> procrastinate.App:
     """A Procrastinate app on the tool's PostgreSQL, with the course task and the periodic
     requeue of stalled workers' jobs; `factory` gives the task its sessions."""
     app = procrastinate.App(
         connector=procrastinate.PsycopgConnector(conninfo=conninfo(settings.database_url))
     )
-    with _LOCK:
-        _RUNTIME[id(app)] = _Runtime(settings, factory)
 
     @app.task(
         name=COURSE_TASK,
@@ -102,11 +80,8 @@ def make_app(settings: Settings, factory: sessionmaker[Session]) -> procrastinat
     def course_job(context: procrastinate.JobContext, job: str, slot: str, course_id: int) -> None:
         from lti_app.scheduler import JobContext, job_named, run_course_unit
 
-        runtime = _runtime(context.app)
         holder = f"worker:{context.worker_name or 'worker'}"
-        run_course_unit(
-            job_named(job), JobContext(runtime.settings, runtime.factory, holder, slot), course_id
-        )
+        run_course_unit(job_named(job), JobContext(settings, factory, holder, slot), course_id)
 
     @app.periodic(cron="* * * * *", periodic_id="requeue-stalled")
     @app.task(name="arche_predict.requeue_stalled", queue=QUEUE, pass_context=True)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from lti_app.config import MLSettings
 from lti_app.models import Course, LiveValidation, ModelVersion
 from lti_app.observability import get_logger
-from lti_app.services import dashboard, shared_pages
+from lti_app.services import dashboard, fairness, shared_pages
 from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.courses import past_offerings, shown_term
 from lti_app.services.insights import (
@@ -402,6 +402,29 @@ _FAIRNESS_WORDS = {
 }
 
 
+#: The standard roster fields an administrator may declare, in the reader's words; a custom
+#: profile field is named by its short name.
+_ATTRIBUTE_WORDS = {
+    "department": N_("department"),
+    "institution": N_("institution"),
+    "city": N_("city"),
+    "country": N_("country"),
+}
+
+
+def _metric_order(row: Mapping[str, Any]) -> int:
+    """A week's rows in the card's order of the metrics (the summary table's)."""
+    order = list(_FAIRNESS_WORDS)
+    metric = str(row["metric"])
+    return order.index(metric) if metric in order else len(order)
+
+
+def _attribute_label(name: str) -> str:
+    if name in _ATTRIBUTE_WORDS:
+        return str(_(_ATTRIBUTE_WORDS[name]))
+    return name.removeprefix("profile_field_")
+
+
 def _points(value: float | None) -> str:
     return MISSING if value is None else number_text(round(100 * float(value)), 0)
 
@@ -447,12 +470,16 @@ def fairness_view(
                 "high": _points(r.get("gap_high")),
                 "flagged": bool(r.get("flagged")),
             }
-            for r in sorted(rows, key=lambda r: (int(r["checkpoint"]), str(r["metric"])))
+            for r in sorted(rows, key=lambda r: (int(r["checkpoint"]), _metric_order(r)))
         ]
         out.append(
             {
                 "name": name,
+                "label": _attribute_label(name),
                 "groups": sorted(sizes),
+                "group_labels": {
+                    g: str(_("not given")) if g == fairness.NOT_GIVEN else g for g in sizes
+                },
                 "sizes": sizes,
                 "metrics": metrics,
                 "flagged": any(m["flagged_weeks"] for m in metrics),

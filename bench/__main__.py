@@ -8,7 +8,8 @@ students), ``predict`` (what-if p50/p99 through the JSON API per estimator famil
 and over HTTP; a batch of 10k students), ``dashboard`` (the teacher dashboard of a 500-student
 course under 50 wrk clients for 60 s on gunicorn with 2 workers, with and without think time),
 ``night`` (many simulated courses synced and scored through the job queue by 1 and by 2 worker
-processes, PostgreSQL only; ``--night-courses N``).
+processes, PostgreSQL only; ``--night-courses N``), ``cli`` (the command line's start, each
+command a fresh process).
 PostgreSQL is measured when ``ARCHE_PREDICT_TEST_POSTGRES_URL`` is set
 (``eval "$(.ci/postgres.sh start)"``; ``make bench`` does it).
 
@@ -30,14 +31,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dashboard, datasets, ingest, night, predict, training
+from bench import cli, dashboard, datasets, ingest, night, predict, training
 from bench import features as feature_bench
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 REPORTS = ROOT / "bench" / "reports"
 SECTIONS = (
-    "simulate", "ingest", "csv", "features", "training", "predict", "dashboard", "night",
+    "simulate", "ingest", "csv", "features", "training", "predict", "dashboard", "night", "cli",
 )  # fmt: skip
 # The slow paths at 10M events run only with --full: the naive baseline would take minutes,
 # ingest and CSV import at 10M several minutes per backend.
@@ -138,32 +139,44 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if "training" in only:
         _run_training(args, results)
     if only & {"predict", "dashboard"}:
-        # PostgreSQL when there is one: the server production runs (SQLite otherwise).
-        web_backend = ingest.backends()[-1]
-        with ingest.tmpdir() as tmp_name:
-            if "predict" in only:
-                _log(f"predict: what-if through the JSON API ({web_backend})")
-                results["predict"] = {
-                    "what_if": predict.bench_what_if(
-                        web_backend,
-                        Path(tmp_name),
-                        calls=args.what_if_calls,
-                        http_calls=max(1, args.what_if_calls // 2),
-                    )
-                }
-                _log(f"predict: a typical course, training then reuse ({web_backend})")
-                results["predict"]["typical"] = predict.bench_typical(web_backend, Path(tmp_name))
-                if not args.skip_batch:
-                    _log(f"predict: a batch of 10k students ({web_backend})")
-                    results["predict"]["batch"] = predict.bench_batch(web_backend, Path(tmp_name))
-            if "dashboard" in only:
-                _log(f"dashboard: 50 clients x {args.load_seconds} s, twice ({web_backend})")
-                results["dashboard"] = dashboard.bench_dashboard(
-                    web_backend, Path(tmp_name), seconds=args.load_seconds
-                )
-    if "night" in only:
-        _run_night(args, results)
+        _run_web(args, results, only)
+    for section, runner in (("night", _run_night), ("cli", _run_cli)):
+        if section in only:
+            runner(args, results)
     return results
+
+
+def _run_cli(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    del args  # nothing to choose: every command, a fixed number of times
+    _log(f"cli: every command's start, {cli.REPEATS} fresh processes each (SQLite)")
+    with ingest.tmpdir() as tmp_name:
+        results["cli"] = cli.bench_cli(Path(tmp_name))
+
+
+def _run_web(args: argparse.Namespace, results: dict[str, Any], only: set[str]) -> None:
+    # PostgreSQL when there is one: the server production runs (SQLite otherwise).
+    web_backend = ingest.backends()[-1]
+    with ingest.tmpdir() as tmp_name:
+        if "predict" in only:
+            _log(f"predict: what-if through the JSON API ({web_backend})")
+            results["predict"] = {
+                "what_if": predict.bench_what_if(
+                    web_backend,
+                    Path(tmp_name),
+                    calls=args.what_if_calls,
+                    http_calls=max(1, args.what_if_calls // 2),
+                )
+            }
+            _log(f"predict: a typical course, training then reuse ({web_backend})")
+            results["predict"]["typical"] = predict.bench_typical(web_backend, Path(tmp_name))
+            if not args.skip_batch:
+                _log(f"predict: a batch of 10k students ({web_backend})")
+                results["predict"]["batch"] = predict.bench_batch(web_backend, Path(tmp_name))
+        if "dashboard" in only:
+            _log(f"dashboard: 50 clients x {args.load_seconds} s, twice ({web_backend})")
+            results["dashboard"] = dashboard.bench_dashboard(
+                web_backend, Path(tmp_name), seconds=args.load_seconds
+            )
 
 
 def _run_training(args: argparse.Namespace, results: dict[str, Any]) -> None:
@@ -222,6 +235,23 @@ def table_rows(results: dict[str, Any]) -> list[Row]:
     rows += _training_rows(results)
     rows += _web_rows(results)
     rows += _night_rows(results)
+    rows += _cli_rows(results)
+    return rows
+
+
+def _cli_rows(results: dict[str, Any]) -> list[Row]:
+    if "cli" not in results:
+        return []
+    c = results["cli"]
+    target = f"<= {c['target_ms']:.0f} ms"
+    bare = c["python_bare"]
+    rows: list[Row] = [
+        ("cli: the bare interpreter (peer: python -c pass)", "", f"median "
+         f"{bare['median_ms']:.0f} / max {bare['max_ms']:.0f} ms", ""),
+    ]  # fmt: skip
+    for name, v in c["commands"].items():
+        rows.append((f"cli: arche-predict {name}", "", f"median {v['median_ms']:.0f} / max "
+                     f"{v['max_ms']:.0f} ms", target))  # fmt: skip
     return rows
 
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lti_app.log_source_names import DECLARED as DECLARED  # re-exported: the registry API
-from moodle_client.logs import LogSource
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # typing only: `--help` lists `--source`'s choices without loading requests
     from lti_app.config import Settings
     from lti_app.models import Course
     from moodle_client.client import MoodleClient
+    from moodle_client.logs import LogSource
 
 
 class LogSourceError(Exception):

@@ -296,12 +296,33 @@ def effort_signs(columns: Sequence[str]) -> tuple[int, ...]:
     return tuple(int(effort_of(c)) for c in columns)
 
 
+#: Units of amounts that pile up with no bound (action counts, minutes, hours between visits):
+#: heavy-tailed, so the linear models may read them as ``log1p`` (see :func:`log_columns`).
+LOG_UNITS: Final = ("count", "minutes", "hours")
+
+
+def log_columns(columns: Sequence[str]) -> tuple[int, ...]:
+    """Positions, in ``columns``, of the features a linear model may read on a log scale: the
+    base features counted in :data:`LOG_UNITS` (never a cohort z-score, already centred).
+
+    Why: early in a term a few students have ten times the typical count of an action, and a
+    straight line through them predicts their grade far past the scale while flattening everyone
+    else's; ``log1p`` is non-decreasing, so a model monotone in the logged value stays monotone
+    in effort (:mod:`ml.models` offers both scales to its search)."""
+    return tuple(
+        i
+        for i, c in enumerate(columns)
+        if (f := FEATURES.get(c)) is not None and f.unit in LOG_UNITS and f.minimum >= 0
+    )
+
+
 __all__ = [
     "CONTROLLABLE",
     "CSV_ENGAGEMENT",
     "ENGAGEMENT",
     "FEATURES",
     "HORIZON_DAYS",
+    "LOG_UNITS",
     "MAX_COUNT",
     "N_",
     "SENSITIVITY",
@@ -309,4 +330,5 @@ __all__ = [
     "effort_of",
     "effort_signs",
     "info",
+    "log_columns",
 ]

@@ -21,7 +21,8 @@ classifier files are not read, so it shows coherent numbers until the course is 
 
 **Why this is safe to load.** skops reads its files without ``pickle``: it rebuilds only types
 it trusts. We pass an explicit list, :data:`TRUSTED_TYPES` (on top of skops' own defaults for
-scikit-learn and numpy; scikit-learn's ``Bunch``, a dict, for the ``ensemble``), and refuse a
+scikit-learn and numpy; scikit-learn's ``Bunch``, a dict, for the ``ensemble``; our
+:class:`ml.models.LogAmounts` step), and refuse a
 file that asks for anything else before loading it.
 Nothing here ever calls ``pickle.load``.
 
@@ -32,7 +33,8 @@ prediction ``yhat``) and ``distribution.json``, the grade distribution: with ``r
 scale)`` and the pass chance ``clip(1 - interp(pass_mark - yhat, r, u), 0.01, 0.99)``
 (``numpy.interp``). An ``ensemble`` version's ``regressor.onnx`` is still one graph with that
 input and output: each member converted behind the imputation, side by side, their outputs
-averaged with the ensemble's weights in float64 (:func:`_voting_to_onnx`). The chance's range
+averaged with the ensemble's weights in float64 (:func:`_voting_to_onnx`); a linear model's log
+step is written as plain ONNX ops (:func:`_log_graph`). The chance's range
 is not exported (:mod:`ml.distribution` computes it).
 :func:`mlp_to_onnx` still exports a trained :class:`ml.mlp.TorchMLPClassifier`, which versions
 no longer hold.
@@ -62,7 +64,7 @@ from sklearn.pipeline import Pipeline
 from ml.dataset import TrainingSet
 from ml.distribution import GradeDistribution
 from ml.mlp import TorchMLPClassifier
-from ml.models import PassChanceModel, RegressionModel, SignedLinear
+from ml.models import LogAmounts, PassChanceModel, RegressionModel, SignedLinear
 
 FORMAT_VERSION: Final = 2
 #: Formats :func:`load_bundle` reads (1: before issue #14, see the module docstring).
@@ -74,6 +76,8 @@ TRUSTED_TYPES: Final = (
     # scikit-learn's dict with attribute access: a fitted VotingRegressor's named_estimators_
     # (the ``ensemble`` candidate); it holds the members, which skops checks in turn
     "sklearn.utils._bunch.Bunch",
+    # the linear families' log scale of counts and durations
+    "ml.models.LogAmounts",
 )
 """Types our own model files contain beyond skops' default trusted scikit-learn/numpy types."""
 
@@ -258,6 +262,30 @@ def _imputer_graph(pipeline: Pipeline, d: int) -> Any:
     )
 
 
+def _log_graph(step: LogAmounts, name: str, d: int) -> Any:
+    """:class:`ml.models.LogAmounts` as plain ONNX ops in float64: ``Where(mask,
+    Log(Max(x, 0) + 1), x)`` with ``mask`` true on the logged columns (skl2onnx has no
+    converter for our step; ``Log`` of ``1 + x`` matches numpy's ``log1p`` within 1e-15 on
+    counts, far inside the 1e-5 parity)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    mask = np.zeros((1, d), dtype=bool)
+    mask[0, list(step.logged)] = True
+    nodes = [
+        helper.make_node("Max", [name, "zero"], ["floored"]),
+        helper.make_node("Add", ["floored", "one"], ["shifted"]),
+        helper.make_node("Log", ["shifted"], ["log"]),
+        helper.make_node("Where", ["mask", "log", name], ["logged"]),
+    ]
+    dbl = TensorProto.DOUBLE
+    inits = [
+        numpy_helper.from_array(mask, "mask"),
+        numpy_helper.from_array(np.zeros((1, 1)), "zero"),
+        numpy_helper.from_array(np.ones((1, 1)), "one"),
+    ]
+    return _graph(nodes, (name, dbl), ("logged", dbl), d, inits)
+
+
 def _cast_graph(name: str, d: int) -> Any:
     from onnx import TensorProto, helper
 
@@ -346,11 +374,15 @@ def sklearn_to_onnx(pipeline: Pipeline, n_features: int, *, classifier: bool) ->
     if isinstance(final, VotingRegressor) and not classifier:
         return _voting_to_onnx(pipeline, d)
     parts = [_imputer_graph(pipeline, d)]
-    middle = pipeline[1:-1]
     last_input = "imputed"
-    if len(middle):
-        parts.append(_convert(middle, "imputed", d, float32=False, classifier=False))
-        last_input = "scaled"
+    for i, (_, step) in enumerate(pipeline.steps[1:-1]):
+        if isinstance(step, LogAmounts):
+            if step.logged:
+                parts.append(_log_graph(step, last_input, d))
+                last_input = f"logged{i}"
+        else:
+            parts.append(_convert(step, last_input, d, float32=False, classifier=False))
+            last_input = f"step{i}"
     final = pipeline[-1]
     if isinstance(final, SignedLinear):  # its map as the LinearRegression a version stores
         final = final.frozen()

@@ -18,8 +18,14 @@ from hypothesis import strategies as st
 from ml.dataset import DEFAULT_CHECKPOINTS, TrainingSet, build_training_set
 from ml.distribution import P_FLOOR, GradeDistribution
 from ml.explain import what_if_row
-from ml.feature_info import effort_of
-from ml.models import PassChanceModel, RegressionModel, fit_regressor
+from ml.feature_info import effort_of, effort_signs, log_columns
+from ml.models import (
+    LINEAR_FAMILIES,
+    PassChanceModel,
+    RegressionModel,
+    fit_regressor,
+    regressor_candidates,
+)
 from ml.registry import ModelBundle, load_bundle, save_bundle
 from ml.training import score_students
 from simulation.course import simulate_course
@@ -222,3 +228,22 @@ def test_a_regressor_is_monotone_in_every_effort_feature(cases: list[Case]) -> N
             moved = X.copy()
             moved[feature] = moved[feature] + effort_of(feature) * 10.0
             assert (reg.predict(moved) >= base - 1e-9).all(), (case.checkpoint, feature)
+
+
+@pytest.mark.parametrize("family", LINEAR_FAMILIES)
+def test_a_linear_family_on_the_log_scale_is_monotone_in_effort(
+    cases: list[Case], family: str
+) -> None:
+    """The log step (counts and durations read as ``log1p``) keeps the constraint: each linear
+    family with it on, fitted at every point of the term, never lowers its prediction when one
+    effort column alone rises, from a student's own row or from zero."""
+    for case in cases[:5]:  # one seed, every checkpoint
+        cols = list(map(str, case.train.X.columns))
+        pipe, _ = regressor_candidates(0, effort_signs(cols), log_columns(cols))[family]
+        pipe.set_params(log__active=True).fit(case.train.X, case.train.grade)
+        for feature in [c for c in cols if effort_of(c) != 0]:
+            for start in (case.X, case.X.assign(**{feature: 0.0})):
+                base = pipe.predict(start)
+                for step in (0.5, 3.0, 50.0):
+                    moved = start.assign(**{feature: start[feature] + effort_of(feature) * step})
+                    assert (pipe.predict(moved) >= base - 1e-9).all(), (family, feature, step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,22 @@ import onnxruntime as ort
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.base import clone
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from ml.dataset import TrainingSet
-from ml.models import PassChanceModel, RegressionModel, fit_regressor, regressor_candidates
+from ml.feature_info import log_columns
+from ml.models import (
+    ArrayPipeline,
+    PassChanceModel,
+    RegressionModel,
+    _frozen,
+    fit_regressor,
+    regressor_candidates,
+)
 from ml.registry import (
+    TRUSTED_TYPES,
     ModelBundle,
     UntrustedModelError,
     export_onnx,
@@ -173,16 +184,43 @@ def test_onnx_matches_native_outputs(
     np.testing.assert_allclose(chance, clf.predict_proba(test_set.X), rtol=0, atol=1e-4)
 
 
-@pytest.mark.parametrize("name", list(regressor_candidates()))
-def test_every_regressor_exports_with_parity(name: str, train_set: TrainingSet) -> None:
-    pipeline, _ = regressor_candidates()[name]
+#: Every candidate, and each one with a log step (the linear families and the ensemble's linear
+#: member) with that step on.
+EXPORTED = [(name, False) for name in regressor_candidates()] + [
+    (name, True) for name in regressor_candidates() if name != "hgb"
+]
+
+
+@pytest.mark.parametrize(("name", "logged"), EXPORTED)
+def test_every_regressor_exports_with_parity(
+    name: str, logged: bool, train_set: TrainingSet
+) -> None:
+    """ONNX, the what-if's array path and a skops round trip give the pipeline's predictions,
+    with the log scale of counts on and off."""
     X = train_set.X.copy()
+    pipeline, _ = regressor_candidates(log=log_columns(list(map(str, X.columns))))[name]
+    switch = [k for k in pipeline.get_params() if k.endswith("log__active")]
+    pipeline.set_params(**dict.fromkeys(switch, logged))
     X.loc[X.index[:5], "mean_hour"] = np.nan  # imputation is part of the graph
+    X.loc[X.index[5], "n_actions"] = np.nan  # so is a logged column's imputation
     pipeline.fit(X, train_set.grade)
+    expected = pipeline.predict(X)
+    if logged:  # the step does something: a linear map of the logged counts is not one of theirs
+        assert not np.allclose(expected, clone(pipeline).set_params(
+            **dict.fromkeys(switch, False)).fit(X, train_set.grade).predict(X))  # fmt: skip
     onx = sklearn_to_onnx(pipeline, X.shape[1], classifier=False)
     session = ort.InferenceSession(onx)
     out = session.run(None, {"features": X.to_numpy(dtype=np.float64)})[0].ravel()
-    np.testing.assert_allclose(out, pipeline.predict(X), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-5)
+    rows = X.to_numpy(dtype=np.float64)
+    np.testing.assert_allclose(
+        ArrayPipeline(pipeline, list(X.columns)).predict(rows), expected, rtol=1e-12, atol=1e-12
+    )
+    stored = _frozen(copy.deepcopy(pipeline))  # what a version stores (no SignedLinear)
+    data = sio.dumps(stored)
+    assert set(sio.get_untrusted_types(data=data)) <= set(TRUSTED_TYPES)
+    again = sio.loads(data, trusted=list(TRUSTED_TYPES))
+    np.testing.assert_allclose(again.predict(X), expected, rtol=1e-12, atol=1e-12)
 
 
 def test_an_ensemble_round_trips_and_exports_with_parity(

@@ -7,11 +7,13 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LinearRegression
-from sklearn.metrics import f1_score, roc_auc_score
+from sklearn.metrics import f1_score, r2_score, roc_auc_score
 
 from ml.dataset import TrainingSet
 from ml.evaluation import (
+    _auc,
     bootstrap_ci,
     calibration_curve_data,
     classification_metrics,
@@ -20,7 +22,9 @@ from ml.evaluation import (
     fold_baselines,
     gain_gate,
     permutation_importance_table,
+    permutation_importance_tables,
 )
+from ml.models import RegressionModel
 
 
 def test_ece_and_mce_by_hand() -> None:
@@ -94,7 +98,7 @@ def test_permutation_importance_separates_signal_from_noise() -> None:
     X = pd.DataFrame({"signal": rng.normal(size=400), "noise": rng.normal(size=400)})
     y = 3 * X["signal"].to_numpy() + rng.normal(0, 0.5, 400)
     model = LinearRegression().fit(X, y)
-    table = permutation_importance_table(model, X, y, scoring="r2", n_repeats=20)
+    table = permutation_importance_table(model, X, y, score=r2_score, n_repeats=20)
     col = {
         c: dict(zip(table["feature"], table[c].to_numpy(dtype=float), strict=True))
         for c in ("importance", "p_value", "ci_low", "ci_high")
@@ -104,6 +108,47 @@ def test_permutation_importance_separates_signal_from_noise() -> None:
     assert col["ci_low"]["signal"] > 0
     assert col["p_value"]["noise"] > 0.2
     assert col["ci_low"]["noise"] <= 0 <= col["ci_high"]["noise"]
+
+
+@pytest.mark.parametrize("random_state", [0, 7])
+def test_permutation_importance_is_scikit_learns(
+    regressor: RegressionModel, train_set: TrainingSet, random_state: int
+) -> None:
+    """The stacked permutations are scikit-learn's ``permutation_importance``'s (same seed,
+    same shuffles): the same drops, for the grade's MAE and the chance's AUC alike, on the
+    selected model (an ensemble with gradient boosting here, so no linear shortcut)."""
+    X = train_set.X[regressor.features]
+    y, passed = train_set.grade.to_numpy(), train_set.passed.to_numpy()
+
+    def neg_mae(yy: np.ndarray, pred: np.ndarray) -> float:
+        return -float(np.mean(np.abs(yy - pred)))
+
+    ours = permutation_importance_tables(
+        regressor.pipeline.predict, X, {"mae": (y, neg_mae), "auc": (passed, _auc)},
+        n_repeats=6, random_state=random_state,
+    )  # fmt: skip
+    for name, target, scoring in (
+        ("mae", y, "neg_mean_absolute_error"),
+        ("auc", passed, lambda est, XX, yy: roc_auc_score(yy, est.predict(XX))),
+    ):
+        theirs = permutation_importance(regressor.pipeline, X, target, scoring=scoring,
+                                        n_repeats=6, random_state=random_state)  # fmt: skip
+        table = ours[name].set_index("feature").loc[list(X.columns)]
+        np.testing.assert_allclose(table["importance"], theirs.importances_mean, atol=1e-9)
+        np.testing.assert_allclose(table["std"], theirs.importances_std, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_rank_auc_is_roc_auc_score(seed: int) -> None:
+    """With ties (rounded scores), either label coding and unbalanced classes."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(3, 200))
+    y = rng.random(n) < rng.uniform(0.1, 0.9)
+    y[:2] = [True, False]
+    p = np.round(rng.random(n) + 0.5 * y, int(rng.integers(0, 3)))
+    for labels in (y, y.astype(int), np.where(y, 3, -1)):
+        assert _auc(labels, p) == pytest.approx(roc_auc_score(labels, p), abs=1e-12)
+    assert np.isnan(_auc(np.ones(n), p))
 
 
 def test_early_warning_curve_improves_as_the_course_goes_on(

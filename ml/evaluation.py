@@ -177,14 +177,19 @@ def bootstrap_ci(
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     point = float(metric(*arrays))
-    rng = np.random.default_rng(random_state)
-    stats = np.empty(n_boot)
-    for b in range(n_boot):
-        idx = rng.integers(0, n, n)
-        try:
-            stats[b] = metric(*(a[idx] for a in arrays))
-        except ValueError:
-            stats[b] = np.nan
+    # One draw of every resample's rows: the same indices as n_boot draws of n in turn.
+    rows = np.random.default_rng(random_state).integers(0, n, (n_boot, n))
+    rowwise = _ROWWISE.get(metric)
+    if rowwise is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            stats = rowwise(*(a[rows].astype(np.float64) for a in arrays))
+    else:
+        stats = np.empty(n_boot)
+        for b, idx in enumerate(rows):
+            try:
+                stats[b] = metric(*(a[idx] for a in arrays))
+            except ValueError:
+                stats[b] = np.nan
     stats = stats[~np.isnan(stats)]
     if stats.size == 0:  # the metric is undefined on every resample (e.g. AUC of one class)
         return point, float("nan"), float("nan")
@@ -228,6 +233,36 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
 
 def _brier(y: np.ndarray, p: np.ndarray) -> float:
     return float(np.mean((p - y) ** 2))
+
+
+def _r2_rows(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    ss = np.sum((y - y.mean(axis=1, keepdims=True)) ** 2, axis=1)
+    out = 1.0 - np.sum((y - pred) ** 2, axis=1) / ss
+    return np.where(ss > 0, out, np.nan)
+
+
+def _ece_rows(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> np.ndarray:
+    """:func:`ece` of each row: the bins' ``|sum of y - sum of p|`` over the row's size (the
+    count-weighted gap of a bin's means is that, and an empty bin adds nothing)."""
+    rows, n = p.shape
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1], right=True), 0, n_bins - 1)
+    flat = (idx + n_bins * np.arange(rows)[:, None]).ravel()
+    size = rows * n_bins
+    sum_p = np.bincount(flat, weights=p.ravel(), minlength=size).reshape(rows, n_bins)
+    sum_y = np.bincount(flat, weights=y.ravel(), minlength=size).reshape(rows, n_bins)
+    return np.asarray(np.abs(sum_y - sum_p).sum(axis=1) / n, dtype=np.float64)
+
+
+#: Metrics whose resamples :func:`bootstrap_ci` computes at once, one row per resample (the
+#: same arithmetic along each row; a thousand calls on small arrays cost ~40 µs each).
+_ROWWISE: dict[Metric, Callable[..., np.ndarray]] = {
+    _mae: lambda y, pred: np.mean(np.abs(y - pred), axis=1),
+    _rmse: lambda y, pred: np.sqrt(np.mean((y - pred) ** 2, axis=1)),
+    _r2: _r2_rows,
+    _brier: lambda y, p: np.mean((p - y) ** 2, axis=1),
+    ece: _ece_rows,
+}
 
 
 # ------------------------------------------------------------------ baselines and gate

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,7 @@ from sklearn.inspection import permutation_importance
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import f1_score, r2_score, roc_auc_score
 
+from ml import evaluation
 from ml.dataset import TrainingSet
 from ml.evaluation import (
     _auc,
@@ -67,6 +69,29 @@ def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_data() -> None:
     assert lo < point < hi
     _, lo_l, hi_l = bootstrap_ci(np.mean, large, n_boot=500)
     assert hi_l - lo_l < (hi - lo) / 3
+
+
+@pytest.mark.parametrize("name", ["_mae", "_rmse", "_r2", "_brier", "ece"])
+def test_a_rowwise_bootstrap_is_the_loop_over_resamples(name: str) -> None:
+    """The metrics computed for every resample at once give the CI the one-by-one loop gives
+    (the same draws), including a resample whose R² is undefined (one value repeated)."""
+    metric = getattr(evaluation, name)
+    rng = np.random.default_rng(3)
+    for n in (2, 7, 300):
+        chance = name in ("_brier", "ece")
+        y = rng.integers(0, 2, n).astype(float) if chance else rng.normal(10, 3, n)
+        # chances on bin edges too (0, 0.1, ..., 1): digitize's side matters there
+        pred = np.round(rng.random(n), 1) if chance else y + rng.normal(0, 2, n)
+
+        def plain(a: np.ndarray, b: np.ndarray, f: Any = metric) -> float:
+            return float(f(a, b))  # not the same object: bootstrap_ci loops over resamples
+
+        np.testing.assert_allclose(
+            bootstrap_ci(metric, y, pred, n_boot=400),
+            bootstrap_ci(plain, y, pred, n_boot=400),
+            rtol=1e-12,
+            atol=1e-15,
+        )
 
 
 def test_gain_gate_needs_a_ci_above_zero() -> None:

@@ -20,10 +20,6 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-from lti_app.observability import get_logger
-
-log = get_logger(__name__)
-
 # SQLite keeps its write-ahead log and shared-memory index beside the database file; both hold
 # the same personal data as the database.
 SQLITE_SIDECARS = ("-wal", "-shm", "-journal")
@@ -123,6 +119,10 @@ def _tighten(path: Path, wanted: int) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if not mode & 0o077:
         return
+    # Imported here, on the rare path that logs: structlog costs a short command's start.
+    from lti_app.observability import get_logger
+
+    log = get_logger(__name__)
     try:
         path.chmod(wanted)
     except OSError as exc:  # not ours: say so, the operator must fix it

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from lti_app.db import utcnow
 from lti_app.models import Course, CourseLineage, Grade, GradeItem, LogEvent, MoodleSite, SyncRun
 from lti_app.services.sites import normalise_base_url
+
+if TYPE_CHECKING:  # pandas is imported where a term is computed: `course list` needs none
+    import pandas as pd
 
 
 class CourseError(ValueError):
@@ -89,6 +92,8 @@ def set_course_dates(
 def parse_moment(text: str, timezone: str) -> datetime:
     """A date (`2025-03-01`, midnight) or date and time from the command line, in `timezone`
     unless it names its own offset; a `CourseError` in words otherwise (no traceback)."""
+    import pandas as pd
+
     try:
         parsed: object = pd.Timestamp(text.strip())
     except (ValueError, TypeError):
@@ -156,6 +161,8 @@ class Term:
 
 
 def _utc(moment: datetime | pd.Timestamp) -> pd.Timestamp:
+    import pandas as pd
+
     stamp = pd.Timestamp(moment)
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -170,6 +177,8 @@ def course_term(
     made every mid-term scoring look like the end of term (progress 100%), which trained the
     end-of-term model and scored a half-finished course with it.
     """
+    import pandas as pd
+
     if course.start_at is not None:
         start = _utc(course.start_at)
     elif not events.empty:
@@ -188,6 +197,8 @@ def course_term(
 
 def _event_span(session: Session, course: Course) -> pd.DataFrame:
     """The first and last stored log event of the course, as `course_term` reads them."""
+    import pandas as pd
+
     first, last = session.execute(
         select(func.min(LogEvent.timecreated), func.max(LogEvent.timecreated)).where(
             LogEvent.site_id == course.site_id, LogEvent.courseid == course.moodle_course_id
@@ -218,6 +229,8 @@ def shown_term(session: Session, course: Course) -> Term | None:
 
 def usual_term_length(lengths: Sequence[pd.Timedelta]) -> pd.Timedelta | None:
     """The median of (past) offerings' term lengths, or None without any."""
+    import pandas as pd
+
     if not lengths:
         return None
     return pd.Timedelta(pd.Series(lengths).median())

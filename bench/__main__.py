@@ -278,9 +278,23 @@ def _night_rows(results: dict[str, Any]) -> list[Row]:
                 "",
             )
         )
-    rows.append(
-        ("night: speed-up from 1 to 2 workers (same run)", size, f"{n['speedup']:.2f}x", ">= 1.8x")
-    )
+        cpu = night_.get("cpu") or {}
+        if cpu.get("machine_busy_s") is not None:
+            rows.append(
+                (
+                    f"night: where the CPU went, {workers} worker(s)",
+                    size,
+                    f"cores {cpu['cores_busy_share']:.0%} busy; workers "
+                    f"{cpu['workers_s']:.0f} s, Moodle stand-in {cpu['stand_in_s']:.0f} s, "
+                    f"PostgreSQL and the rest {cpu['other_s']:.0f} s",
+                    "",
+                )
+            )
+    bound = n.get("speedup_bound")
+    value = f"{n['speedup']:.2f}x"
+    if bound:
+        value += f" (this machine's cores allow {bound:.2f}x)"
+    rows.append(("night: speed-up from 1 to 2 workers (same run)", size, value, ">= 1.8x"))
     return rows
 
 

@@ -508,6 +508,17 @@ def render(results: dict[str, Any]) -> str:
     return head + "\n\n" + "\n".join(lines)
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or ``<stem>-2``, ``-3``... when a run of the same day and sections was kept
+    already: a second run never overwrites the report a README line may quote."""
+    n = 2
+    candidate = path
+    while candidate.exists():
+        candidate = path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1
+    return candidate
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--full", action="store_true", help="add the 10M-event dataset")
@@ -563,9 +574,10 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     # The run is also kept under its date (#19): bench/reports/ holds the history the README
-    # quotes (a partial run names its sections, so it never overwrites a whole one).
+    # quotes (a partial run names its sections, and a later run of the same day takes a new
+    # number: it never overwrites a kept one).
     sections = "" if not args.only else "-" + "-".join(sorted(args.only))
-    dated = REPORTS / f"{datetime.now(UTC):%Y-%m-%d}{sections}.json"
+    dated = _unused(REPORTS / f"{datetime.now(UTC):%Y-%m-%d}{sections}.json")
     dated.parent.mkdir(parents=True, exist_ok=True)
     dated.write_text(text, encoding="utf-8")
     print(render(results))

@@ -104,13 +104,19 @@ def _cli(config: Path, *args: str) -> list[str]:
 
 
 def _machine_busy_s() -> float | None:
-    """CPU seconds the whole machine has spent busy since boot (all cores), or None off Linux."""
+    """CPU seconds the machine has spent busy since boot (all cores: user, nice, system, irq,
+    softirq; not the time a hypervisor stole, which no process here used), or None off Linux.
+    In a container, /proc/stat and the core count are the host's: the split then describes
+    the host."""
     try:
-        fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]  # noqa: SIM115
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
     except (OSError, ValueError):
         return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+    if len(fields) < 7:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields[:7]
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu_s() -> float:
@@ -122,7 +128,8 @@ def _cpu_split(
     wall: float, busy0: float | None, children0: float, own0: float
 ) -> dict[str, float | None]:
     """Where the night's CPU went (seconds over all cores) and how busy the cores were."""
-    busy = None if busy0 is None else (_machine_busy_s() or 0.0) - busy0
+    busy1 = _machine_busy_s()
+    busy = None if busy0 is None or busy1 is None else busy1 - busy0
     workers = _children_cpu_s() - children0
     stand_in = time.process_time() - own0
     cores = os.cpu_count() or 1

@@ -177,19 +177,24 @@ def bootstrap_ci(
     arrays = tuple(np.asarray(a) for a in arrays)
     n = len(arrays[0])
     point = float(metric(*arrays))
-    # One draw of every resample's rows: the same indices as n_boot draws of n in turn.
-    rows = np.random.default_rng(random_state).integers(0, n, (n_boot, n))
+    rng = np.random.default_rng(random_state)
     rowwise = _ROWWISE.get(metric)
-    if rowwise is not None:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            stats = rowwise(*(a[rows].astype(np.float64) for a in arrays))
-    else:
-        stats = np.empty(n_boot)
-        for b, idx in enumerate(rows):
-            try:
-                stats[b] = metric(*(a[idx] for a in arrays))
-            except ValueError:
-                stats[b] = np.nan
+    # Resamples are drawn a block at a time (the same indices as n_boot draws of n in turn),
+    # each block at most _BOOT_CELLS indices, so memory stays bounded whatever n.
+    block = max(1, _BOOT_CELLS // max(n, 1)) if rowwise is not None else 1
+    stats = np.empty(n_boot)
+    for start in range(0, n_boot, block):
+        rows = rng.integers(0, n, (min(block, n_boot - start), n))
+        if rowwise is not None:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                stats[start : start + len(rows)] = rowwise(
+                    *(a[rows].astype(np.float64) for a in arrays)
+                )
+            continue
+        try:
+            stats[start] = metric(*(a[rows[0]] for a in arrays))
+        except ValueError:
+            stats[start] = np.nan
     stats = stats[~np.isnan(stats)]
     if stats.size == 0:  # the metric is undefined on every resample (e.g. AUC of one class)
         return point, float("nan"), float("nan")
@@ -208,13 +213,16 @@ def _auc(y: np.ndarray, p: np.ndarray) -> float:
     ``roc_auc_score`` (a test holds them equal), without its input checks, which cost ~1 ms a
     call in the bootstraps' and the permutation importance's thousands of calls."""
     y = np.asarray(y)
+    p = np.asarray(p, dtype=np.float64)
+    if not np.isfinite(p).all():  # as roc_auc_score: a NaN score is an error, not a rank
+        raise ValueError("the scores contain NaN or infinity")
     labels = np.unique(y)
     if labels.size != 2:
         return float("nan")
     positive = y == labels[1]
     n1 = int(positive.sum())
     n0 = y.size - n1
-    ranks = rankdata(np.asarray(p, dtype=np.float64))
+    ranks = rankdata(p)
     return float((ranks[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
 
 
@@ -253,6 +261,10 @@ def _ece_rows(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> np.ndarray:
     sum_y = np.bincount(flat, weights=y.ravel(), minlength=size).reshape(rows, n_bins)
     return np.asarray(np.abs(sum_y - sum_p).sum(axis=1) / n, dtype=np.float64)
 
+
+#: Indices per block of resamples in :func:`bootstrap_ci` (with each array's float copy, about
+#: 16 MB per array a block).
+_BOOT_CELLS = 2_000_000
 
 #: Metrics whose resamples :func:`bootstrap_ci` computes at once, one row per resample (the
 #: same arithmetic along each row; a thousand calls on small arrays cost ~40 µs each).

@@ -11,7 +11,9 @@ probability for the pass chance shown (P(grade >= pass mark) of the same distrib
 feature's grade and chance factors never have opposite signs, and an effort feature above the
 median never counts against a student. For linear models, which the regressor selection
 usually picks, this is exact and additive: it equals the interventional SHAP value with the
-median as the single background point, ``beta_j (x_j - median_j)`` in standardised space. For
+median as the single background point, ``beta_j (x_j - median_j)`` in standardised space
+(``beta_j (log1p x_j - log1p median_j) / s_j`` for a count the model reads on the log scale,
+still exact and additive). For
 non-linear models it is a first-order occlusion attribution, not additive; that is the
 documented price of not depending on the ``shap`` package (and of computing every student's
 factors with one batched prediction).

@@ -623,8 +623,9 @@ class ArrayPipeline:
 
     Why: a pipeline call on a one- or two-row DataFrame spends about two of its three
     milliseconds checking and converting the frame, and a what-if makes seven of them (the
-    regressor, the classifier, five fold models). Here the imputer and the scaler are replayed
-    with their fitted statistics in numpy (the same arithmetic as their ``transform``) and the
+    regressor, the classifier, five fold models). Here the imputer, the log step
+    (:class:`LogAmounts`) and the scaler are replayed with their fitted statistics in numpy
+    (the same arithmetic as their ``transform``) and the
     final estimator is called on the array with scikit-learn's parameter validation and
     finiteness checks off, which is sound because the imputed array is checked finite here
     first. A pipeline with any other step in front is called as is, through a DataFrame.
@@ -648,7 +649,7 @@ class ArrayPipeline:
         }
 
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """The rows as the final estimator sees them (imputed, scaled)."""
+        """The rows as the final estimator sees them (imputed, logged, scaled)."""
         if self.front is None:
             frame = pd.DataFrame(X, columns=self.features)
             return np.asarray(self.pipeline[:-1].transform(frame), dtype=np.float64)

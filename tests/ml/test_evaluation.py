@@ -72,9 +72,14 @@ def test_bootstrap_ci_brackets_the_estimate_and_narrows_with_data() -> None:
 
 
 @pytest.mark.parametrize("name", ["_mae", "_rmse", "_r2", "_brier", "ece"])
-def test_a_rowwise_bootstrap_is_the_loop_over_resamples(name: str) -> None:
-    """The metrics computed for every resample at once give the CI the one-by-one loop gives
-    (the same draws), including a resample whose R² is undefined (one value repeated)."""
+@pytest.mark.parametrize("cells", [2_000_000, 50])
+def test_a_rowwise_bootstrap_is_the_loop_over_resamples(
+    name: str, cells: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The metrics computed for a block of resamples at once give the CI the one-by-one loop
+    gives (the same draws), with one block or many (the memory bound), including a resample
+    whose R² is undefined (one value repeated)."""
+    monkeypatch.setattr(evaluation, "_BOOT_CELLS", cells)
     metric = getattr(evaluation, name)
     rng = np.random.default_rng(3)
     for n in (2, 7, 300):
@@ -174,6 +179,8 @@ def test_the_rank_auc_is_roc_auc_score(seed: int) -> None:
     for labels in (y, y.astype(int), np.where(y, 3, -1)):
         assert _auc(labels, p) == pytest.approx(roc_auc_score(labels, p), abs=1e-12)
     assert np.isnan(_auc(np.ones(n), p))
+    with pytest.raises(ValueError, match="NaN"):  # as roc_auc_score
+        _auc(labels, np.where(np.arange(n) == 0, np.nan, p))
 
 
 def test_early_warning_curve_improves_as_the_course_goes_on(

@@ -56,9 +56,12 @@ def free_port() -> int:
         return port
 
 
-def plain_config(tmp: Path, url: str, name: str, extra: str = "") -> Path:
+def plain_config(
+    tmp: Path, url: str, name: str, extra: str = "", *, app: str = "", database: str = ""
+) -> Path:
     """A configuration with fresh secrets, its own instance folder and the database at `url`;
-    everything else default (the model search included), plus `extra` TOML sections."""
+    everything else default (the model search included), plus `app` and `database` lines in
+    those sections and `extra` TOML sections."""
     path = tmp / f"{name}.toml"
     path.write_text(
         f"""
@@ -66,8 +69,10 @@ def plain_config(tmp: Path, url: str, name: str, extra: str = "") -> Path:
 secret_key = "{generate_key()}"
 instance_path = "{tmp / ("instance-" + name)}"
 log_level = "WARNING"
+{app}
 [database]
 url = "{url}"
+{database}
 [security]
 encryption_key = "{generate_key()}"
 {extra}
@@ -81,32 +86,20 @@ def write_config(tmp: Path, url: str, port: int, *, classifier: str, regressor: 
     """A configuration for the app under test: one estimator per task (the what-if cost is the
     chosen estimator's, and the full search takes minutes), light evaluation settings (they
     change the model card, not the cost of a prediction), the default 100 MC-dropout passes."""
-    path = tmp / f"bench-web-{uuid.uuid4().hex[:8]}.toml"
-    path.write_text(
-        f"""
-[app]
-secret_key = "{uuid.uuid4().hex}"
-instance_path = "{tmp / ("instance-" + uuid.uuid4().hex[:6])}"
-public_url = "http://127.0.0.1:{port}"
-port = {port}
-workers = 2
-log_level = "WARNING"
-[database]
-url = "{url}"
-pool_size = 10
-[security]
-encryption_key = "{generate_key()}"
-[scheduler]
+    return plain_config(
+        tmp,
+        url,
+        f"bench-web-{uuid.uuid4().hex[:8]}",
+        f"""[scheduler]
 enabled = false
 [ml]
 regressors = ["{regressor}"]
 classifiers = ["{classifier}"]
 bootstrap_samples = 100
-permutation_repeats = 3
-""",
-        encoding="utf-8",
+permutation_repeats = 3""",
+        app=f'public_url = "http://127.0.0.1:{port}"\nport = {port}\nworkers = 2',
+        database="pool_size = 10",
     )
-    return path
 
 
 def with_models(path: Path, *, classifier: str, regressor: str) -> Settings:

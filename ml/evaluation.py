@@ -43,7 +43,6 @@ from sklearn.metrics import (
     brier_score_loss,
     confusion_matrix,
     f1_score,
-    mean_absolute_error,
     precision_score,
     recall_score,
     roc_auc_score,
@@ -415,23 +414,6 @@ def permutation_importance_tables(
     return {name: importance_table(list(X.columns), d) for name, d in drops.items()}
 
 
-def permutation_importance_table(
-    estimator: Any,
-    X: pd.DataFrame,
-    y: np.ndarray,
-    *,
-    score: Score,
-    n_repeats: int = 30,
-    random_state: int = 0,
-) -> pd.DataFrame:
-    """Score drop when each feature is permuted: mean, 95% band and permutation p-value
-    (``score(y, prediction)``, higher is better)."""
-    return permutation_importance_tables(
-        estimator.predict, X, {"t": (np.asarray(y), score)}, n_repeats=n_repeats,
-        random_state=random_state,
-    )["t"]  # fmt: skip
-
-
 # ------------------------------------------------------------------ out of offering
 def out_of_offering_predictions(
     data: TrainingSet, regressor: RegressionModel, *, max_folds: int = 10
@@ -685,7 +667,7 @@ def _importance_block(
     predicted grade, so it ranks students by it)."""
 
     def neg_mae(y: np.ndarray, pred: np.ndarray) -> float:
-        return -float(mean_absolute_error(y, pred))
+        return -_mae(y, pred)
 
     X = data.X[regressor.features]
     tables = permutation_importance_tables(

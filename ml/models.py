@@ -150,16 +150,22 @@ class LogAmounts(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         return self
 
     def transform(self, X: Any) -> np.ndarray:
-        Z = np.array(X, dtype=np.float64, copy=True)
-        if self.active and len(self.columns):
-            cols = list(self.columns)
-            Z[:, cols] = np.log1p(np.maximum(Z[:, cols], 0.0))
-        return Z
+        return _log1p_columns(X, self.logged)
 
     @property
     def logged(self) -> tuple[int, ...]:
         """The columns this step takes the log of (none when inactive)."""
         return tuple(self.columns) if self.active else ()
+
+
+def _log1p_columns(X: Any, columns: Sequence[int]) -> np.ndarray:
+    """A float copy of ``X`` with ``log1p(max(x, 0))`` in ``columns``: :class:`LogAmounts`'s
+    arithmetic, also replayed by the what-if's array path."""
+    Z = np.array(X, dtype=np.float64, copy=True)
+    if len(columns):
+        cols = list(columns)
+        Z[:, cols] = np.log1p(np.maximum(Z[:, cols], 0.0))
+    return Z
 
 
 class SignedLinear(RegressorMixin, BaseEstimator):  # type: ignore[misc]
@@ -480,16 +486,8 @@ def _array_step(step: Any) -> Callable[[np.ndarray], np.ndarray] | None:
 
         return standardise
     if isinstance(step, LogAmounts):
-        cols = list(step.logged)
-        if not cols:
-            return lambda X: X
-
-        def log_amounts(X: np.ndarray) -> np.ndarray:
-            out = np.array(X, dtype=np.float64, copy=True)
-            out[:, cols] = np.log1p(np.maximum(out[:, cols], 0.0))
-            return out
-
-        return log_amounts
+        cols = step.logged
+        return (lambda X: _log1p_columns(X, cols)) if cols else (lambda X: X)
     return None
 
 

@@ -23,7 +23,6 @@ from ml.evaluation import (
     ece_mce,
     fold_baselines,
     gain_gate,
-    permutation_importance_table,
     permutation_importance_tables,
 )
 from ml.models import RegressionModel
@@ -128,7 +127,8 @@ def test_permutation_importance_separates_signal_from_noise() -> None:
     X = pd.DataFrame({"signal": rng.normal(size=400), "noise": rng.normal(size=400)})
     y = 3 * X["signal"].to_numpy() + rng.normal(0, 0.5, 400)
     model = LinearRegression().fit(X, y)
-    table = permutation_importance_table(model, X, y, score=r2_score, n_repeats=20)
+    table = permutation_importance_tables(model.predict, X, {"r2": (y, r2_score)},
+                                          n_repeats=20)["r2"]  # fmt: skip
     col = {
         c: dict(zip(table["feature"], table[c].to_numpy(dtype=float), strict=True))
         for c in ("importance", "p_value", "ci_low", "ci_high")

@@ -128,7 +128,7 @@ def _shot(page: Page, frame: Frame, name: str) -> None:
     """The framed page as it is now (a POST's answer included), at full length: the platform's
     iframe is stretched to the framed page's height and the window to the platform page's
     (a full-page capture leaves the cross-origin frame unpainted below the window), then both
-    are put back."""
+    are put back, and the framed page is waited for at its usual size before the test goes on."""
     ARTIFACTS.mkdir(exist_ok=True)
     frame.wait_for_function(
         "() => [...document.querySelectorAll('[data-vega-spec]')].every("
@@ -150,6 +150,11 @@ def _shot(page: Page, frame: Frame, name: str) -> None:
     iframe.screenshot(path=str(ARTIFACTS / f"teacher-actions-{name}.png"))
     page.set_viewport_size(viewport)
     iframe.evaluate("el => { el.height = '700'; }")
+    # Wait until the framed page is laid out at its usual height again: a click aimed while the
+    # frame still shrinks lands where the element was (a checkbox then keeps its state).
+    frame.wait_for_function("() => window.innerHeight <= 700")
+    frame.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
 
 
 def _ids(frame: Frame, selector: str) -> list[int]:

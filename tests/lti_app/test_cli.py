@@ -198,6 +198,8 @@ def test_serve_runs_gunicorn_and_sums_metrics_over_workers(settings: Settings) -
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
     assert "Booting worker" in out or "Listening at" in out
+    # Our threaded worker (new connections wait in the poller, not in a thread).
+    assert "Using worker: PollingThreadWorker" in out
 
 
 def test_cli_does_not_import_prometheus_client_in_the_master() -> None:

@@ -25,6 +25,8 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import pairwise
+from operator import itemgetter
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -36,7 +38,9 @@ __all__ = [
     "DEFAULT_TIME_FORMATS",
     "CsvLogImport",
     "CsvLogSource",
+    "LogScan",
     "read_log_csv",
+    "scan_log_csv",
 ]
 
 #: Moodle 4.x/5.x write ``strftimedatetimeshortaccurate`` ("4/09/26, 09:29:26") in every
@@ -487,6 +491,45 @@ def read_log_csv(
     log download, a row with the wrong number of fields, an unparseable time, or an event of
     another course; nothing is returned in that case.
     """
+    scan = scan_log_csv(
+        source,
+        courseid=courseid,
+        timezone=timezone,
+        encoding=encoding,
+        time_formats=time_formats,
+        users_by_fullname=users_by_fullname,
+    )
+    rows = tuple(scan.rows())
+    return scan.result(rows)
+
+
+#: The cells a line's identity (its content hash) is made of, besides the course and the time.
+_KEY_CELLS = ("time", "description", "fullname", "affected", "origin", "ip")
+
+#: A line as the first pass leaves it: (line number, its cells' stripped text in the order of
+#: `LogScan.names`, time, identity's text, occurrence). A plain tuple of plain values: the
+#: garbage collector stops tracking it at its first pass (a named tuple, or one holding a dict,
+#: stays tracked, and a million of them made each full collection scan them all: 2 s of a
+#: 1M-line import).
+_Line = tuple[int, tuple[str, ...], int, str, int]
+
+
+def scan_log_csv(
+    source: bytes | str | os.PathLike[str],
+    *,
+    courseid: int,
+    timezone: str = "Europe/Paris",
+    encoding: str | None = None,
+    time_formats: Sequence[str] = DEFAULT_TIME_FORMATS,
+    users_by_fullname: Mapping[str, int] | None = None,
+) -> LogScan:
+    """The first half of `read_log_csv`: the file decoded, its header read, and every line's
+    fields and time checked (the errors `read_log_csv` names for them are raised here).
+
+    `LogScan.rows` then reads the events, oldest first, one at a time: a caller that stores
+    them as they come (a PostgreSQL COPY) has the database insert the first rows while the
+    rest are being read, inside a transaction it rolls back if `rows` raises.
+    """
     try:
         zone = ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -500,61 +543,142 @@ def read_log_csv(
     columns, layout = _header_columns(header_line, header)
     users = {normalise_label(k): v for k, v in (users_by_fullname or {}).items()}
 
-    rows: list[LogRow] = []
-    unknown = 0
+    lines: list[_Line] = []
     width = len(header)
+    names = tuple(columns)
+    cells_of = itemgetter(*columns.values())
+    # Where each cell the identity reads sits; a column the file lacks reads as "".
+    missing = len(names)
+    at = {name: names.index(name) if name in columns else missing for name in _KEY_CELLS}
     # Identical rows (same second, same text) are distinct events: number them, in an order
     # that does not depend on where the download starts or ends.
     seen: Counter[str] = Counter()
-    kinds: Counter[str] = Counter()
-    examples: dict[str, tuple[int, str]] = {}
-    people: dict[int, str] = {}
     hours: dict[str, int] = {}
-    lookups = _Lookups(users)
     course_text = str(courseid)
     for line, fields in rows_iter:
         if len(fields) != width:
             raise CsvImportError(
                 line, f"expected {width} fields like the header row, found {len(fields)}"
             )
-        cell = {name: fields[index].strip() for name, index in columns.items()}
-        timecreated = _parse_time(line, cell["time"], zone, time_formats, hours)
+        cells = (*map(str.strip, cells_of(fields)), "")
+        timecreated = _parse_time(line, cells[at["time"]], zone, time_formats, hours)
         key = "\x1f".join(
             [
                 course_text,
                 str(timecreated),
-                cell["description"],
-                cell.get("fullname", ""),
-                cell.get("affected", ""),
-                cell.get("origin", ""),
-                cell.get("ip", ""),
+                cells[at["description"]],
+                cells[at["fullname"]],
+                cells[at["affected"]],
+                cells[at["origin"]],
+                cells[at["ip"]],
             ]
         )
         seen[key] = occurrence = seen[key] + 1
+        lines.append((line, cells, timecreated, key, occurrence))
+    return LogScan(lines, names, layout, courseid, _Lookups(users))
+
+
+class LogScan:
+    """A log download whose lines are read and checked, ready to give its events
+    (`scan_log_csv`).
+
+    `rows` gives them in the order `read_log_csv` returns them: the download is newest first,
+    so from its last line to its first, then by time (stable) for the rare lines out of time
+    order. Each row is derived from its line there (its template, ids and content hash), so
+    that work runs while a caller stores the rows already given. An event of another course
+    raises `CsvImportError` naming the first such line of the file, as `read_log_csv` does.
+    After `rows` is exhausted, `unknown_event_rows`, `unknown_kinds` and `people` are those of
+    the whole file.
+    """
+
+    def __init__(
+        self,
+        lines: list[_Line],
+        names: tuple[str, ...],
+        layout: str,
+        courseid: int,
+        lookups: _Lookups,
+    ) -> None:
+        self.layout = layout
+        self._lines = lines
+        self._names = names
+        self._courseid = courseid
+        self._lookups = lookups
+        self.unknown_event_rows = 0
+        self.unknown_kinds: tuple[UnknownKind, ...] = ()
+        self.people: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    def _order(self) -> Sequence[int]:
+        """Line indexes from the last to the first, then by time (stable)."""
+        lines = self._lines
+        backwards = range(len(lines) - 1, -1, -1)
+        times = [lines[i][2] for i in backwards]
+        if all(a <= b for a, b in pairwise(times)):
+            return backwards
+        return sorted(backwards, key=lambda i: lines[i][2])
+
+    def _derive(self, entry: _Line) -> tuple[dict[str, str], LogRow, bool]:
+        line, cells, timecreated, key, occurrence = entry
+        cell = dict(zip(self._names, cells, strict=False))  # the "" after the last is left out
         digest = hashlib.sha256(f"{key}\x1f{occurrence}".encode()).hexdigest()
-        row, known = _derive(line, cell, courseid, timecreated, lookups, digest)
-        if not known:
-            unknown += 1
-            kinds[row.eventname] += 1
-            examples.setdefault(row.eventname, (line, cell["description"][:300]))
-        rows.append(row)
-        name = cell.get("fullname", "")
-        if row.userid and name and name != "-":
-            people.setdefault(row.userid, name)
-    # The download is newest first: reverse it, then order by time (stable) for the rare
-    # rows that are not in time order.
-    rows.reverse()
-    rows.sort(key=lambda r: r.timecreated)
-    unknown_kinds = tuple(
-        UnknownKind(event, count, *examples[event]) for event, count in kinds.most_common()
-    )
-    return CsvLogImport(
-        rows=tuple(rows),
-        layout=layout,
-        unknown_event_rows=unknown,
-        unknown_kinds=unknown_kinds,
-        people=people,
-    )
+        return cell, *_derive(line, cell, self._courseid, timecreated, self._lookups, digest)
+
+    def rows(self) -> Iterator[LogRow]:
+        kinds: Counter[str] = Counter()
+        examples: dict[str, tuple[int, str]] = {}
+        first_name: dict[int, tuple[int, str]] = {}
+        unknown = 0
+        lines = self._lines
+        try:
+            for index in self._order():
+                entry = lines[index]
+                line = entry[0]
+                cell, row, known = self._derive(entry)
+                if not known:
+                    unknown += 1
+                    kinds[row.eventname] += 1
+                    example = examples.get(row.eventname)
+                    if example is None or line < example[0]:
+                        examples[row.eventname] = (line, cell["description"][:300])
+                name = cell.get("fullname", "")
+                if row.userid and name and name != "-":
+                    named = first_name.get(row.userid)
+                    if named is None or line < named[0]:
+                        first_name[row.userid] = (line, name)
+                yield row
+        except CsvImportError:
+            raise self._first_failure() from None
+        self.unknown_event_rows = unknown
+        # As a forward reading orders them: by count, then by first line.
+        self.unknown_kinds = tuple(
+            UnknownKind(event, count, *examples[event])
+            for event, count in sorted(kinds.items(), key=lambda kv: (-kv[1], examples[kv[0]][0]))
+        )
+        self.people = {
+            uid: name for uid, (_, name) in sorted(first_name.items(), key=lambda kv: kv[1][0])
+        }
+
+    def _first_failure(self) -> CsvImportError:
+        """The error of the file's first failing line (`rows` meets them from the end)."""
+        for entry in self._lines:
+            try:
+                self._derive(entry)
+            except CsvImportError as error:
+                return error
+        raise AssertionError("a line failed once and not again")  # pragma: no cover
+
+    def result(self, rows: Sequence[LogRow]) -> CsvLogImport:
+        """The whole import, once `rows` has given `rows`."""
+        return CsvLogImport(
+            rows=tuple(rows),
+            layout=self.layout,
+            unknown_event_rows=self.unknown_event_rows,
+            unknown_kinds=self.unknown_kinds,
+            people=self.people,
+        )
 
 
 def _header_columns(line: int, header: Sequence[str]) -> tuple[dict[str, int], str]:

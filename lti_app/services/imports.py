@@ -21,7 +21,7 @@ from lti_app.models import Course, Enrolment, GradeItem, KeptObjection, LogEvent
 from lti_app.services.consent import objections_kept, restore_objections
 from lti_app.services.sync import GradeRow, dialect_insert, set_grades, store_log_rows
 from moodle_client.csv_grades import GradeExport, read_grades_csv
-from moodle_client.csv_logs import UnknownKind, read_log_csv
+from moodle_client.csv_logs import UnknownKind, scan_log_csv
 from moodle_client.csvfiles import CsvImportError
 
 # A gradebook export carries no grade item id; its course total is stored under this one,
@@ -65,23 +65,30 @@ def import_log_file(
     timezone: str,
     encoding: str | None = None,
 ) -> LogImportResult:
-    """Validate a whole log download, then store its rows; raises `CsvImportError` untouched."""
-    parsed = read_log_csv(
+    """Validate a whole log download while storing its rows; raises `CsvImportError` untouched,
+    with nothing of the file stored.
+
+    The file's lines are read and checked first (`scan_log_csv`); its events are then derived
+    one by one as the database stores them (`LogScan.rows` into `store_log_rows`), so that on
+    PostgreSQL the server's inserting overlaps our reading instead of following it. An event
+    of another course met on the way makes the store roll back what it had sent.
+    """
+    scan = scan_log_csv(
         source,
         courseid=course.moodle_course_id,
         timezone=timezone,
         encoding=encoding,
         users_by_fullname=_people_by_fullname(session, course.site_id),
     )
-    _link_people(session, course, parsed.people)
-    added = store_log_rows(session, course.site_id, "csv", parsed.rows)
+    added = store_log_rows(session, course.site_id, "csv", scan.rows())
+    _link_people(session, course, scan.people)
     session.flush()
     return LogImportResult(
-        rows=len(parsed.rows),
+        rows=len(scan),
         added=added,
-        layout=parsed.layout,
-        unknown_event_rows=parsed.unknown_event_rows,
-        unknown_kinds=parsed.unknown_kinds,
+        layout=scan.layout,
+        unknown_event_rows=scan.unknown_event_rows,
+        unknown_kinds=scan.unknown_kinds,
     )
 
 

@@ -237,3 +237,45 @@ def test_import_summary_names_each_unknown_kind_with_a_line(
     assert "2 of an unrecognised kind" in result.output
     kind_line = next(line for line in result.output.splitlines() if "badge_awarded" in line)
     assert "2 rows, e.g. line 3: The user with id '3' awarded the badge" in kind_line
+
+
+def _other_course_at(lines: list[bytes], index: int) -> bytes:
+    """The recorded download with line `index` (0 = header) naming course 3 instead of 2."""
+    changed = [*lines]
+    assert b"course with id '2'" in changed[index]
+    changed[index] = changed[index].replace(b"course with id '2'", b"course with id '3'")
+    return b"".join(changed)
+
+
+@pytest.mark.parametrize("already_stored", [False, True], ids=["fresh", "re-import"])
+def test_a_file_refused_while_storing_leaves_nothing_and_the_transaction_usable(
+    backend: str, databases: Databases, tmp_path: Path, stub: MoodleStub, already_stored: bool
+) -> None:
+    """Events are derived while the database stores them, oldest first (the download's last
+    lines first): an event of another course on the file's *first* lines is met only after
+    every other row was sent. The import still refuses the whole file, naming its first
+    failing line, stores none of it, and the same transaction goes on (here: the good file)."""
+    from lti_app.services.imports import import_log_file
+    from moodle_client import CsvImportError
+
+    settings = make_settings(tmp_path, databases.new_url(backend))
+    factory, course_id = setup_course(settings, stub.url)
+    good = (RECORDED / "logs_export_en.csv").read_bytes()
+    lines = good.splitlines(keepends=True)
+    bad = _other_course_at(_other_course_at(lines, 5).splitlines(keepends=True), 2)
+    if already_stored:
+        with factory() as session, session.begin():
+            course = session.get_one(Course, course_id)
+            import_log_file(session, course, good, timezone="Europe/London")
+    with factory() as session, session.begin():
+        course = session.get_one(Course, course_id)
+        with pytest.raises(CsvImportError) as caught:
+            import_log_file(session, course, bad, timezone="Europe/London")
+        assert caught.value.line == 3  # the first of the two, as a forward reading finds it
+        assert "belongs to course 3" in caught.value.reason
+        assert session.scalar(select(func.count()).select_from(LogEvent)) == (
+            4840 if already_stored else 0
+        )
+        result = import_log_file(session, course, good, timezone="Europe/London")
+        assert (result.rows, result.added) == (4840, 0 if already_stored else 4840)
+    assert n_events(factory) == 4840

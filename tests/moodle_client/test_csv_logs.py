@@ -375,3 +375,60 @@ def test_a_refused_file_yields_no_source() -> None:
     with pytest.raises(CsvImportError) as caught:
         CsvLogSource.from_file(_write(records), courseid=2, timezone=TZ)
     assert caught.value.line == len(records)
+
+
+# ---------------------------------------------------------------- reading order
+# `read_log_csv` derives the events from the download's last line to its first (`LogScan.rows`,
+# so that a caller can store them as they come): what it reports must still be what a reading
+# from the first line finds.
+
+
+def test_the_first_failing_line_of_the_file_is_named() -> None:
+    records = _records(EN)
+    viewed = [i for i, r in enumerate(records) if r[6].endswith("viewed the course with id '2'.")]
+    first, later = viewed[0], viewed[-1]
+    assert later > first + 100
+    for i in (first, later):
+        records[i] = [*records[i]]
+        records[i][6] = records[i][6].replace("course with id '2'", "course with id '3'")
+    with pytest.raises(CsvImportError) as caught:
+        read_log_csv(_write(records), courseid=2, timezone=TZ)
+    assert caught.value.line == first + 1
+
+
+def test_lines_out_of_time_order_are_put_in_order(english: tuple[LogRow, ...]) -> None:
+    records = _records(EN)
+    times = [r[0] for r in records]
+    # Two lines of distinct times swapped: the same events, the same order.
+    i, j = 40, 400
+    assert times[i] != times[j]
+    records[i], records[j] = records[j], records[i]
+    assert read_log_csv(_write(records), courseid=2, timezone=TZ).rows == english
+
+
+def test_kinds_examples_and_names_are_those_of_the_first_lines() -> None:
+    records = _records(EN)
+    header, base = records[0], records[1]
+    lines = []
+    for n, name in enumerate(["Ana First", "Ana Second", "Ana Third"]):
+        odd = [*base]
+        odd[1] = name
+        odd[5] = "Badge awarded"
+        odd[6] = f"The user with id '12' awarded the badge with id '{n}' to the user with id '9'."
+        lines.append(odd)
+    other = [*base]
+    other[5], other[6] = "Cohort viewed", "The user with id '13' viewed the cohort with id '4'."
+    parsed = read_log_csv(
+        _write([header, lines[0], other, lines[1], other, lines[2], other]),
+        courseid=2,
+        timezone=TZ,
+    )
+    assert parsed.unknown_event_rows == 6
+    # As many of each: the kind the file shows first comes first, with its first line.
+    kinds = [(k.event, k.rows, k.line) for k in parsed.unknown_kinds]
+    assert kinds == [("csv:logs:badge_awarded", 3, 2), ("csv:logs:cohort_viewed", 3, 3)]
+    assert parsed.unknown_kinds[0].description.endswith(
+        "the badge with id '0' to the user with id '9'."
+    )
+    assert parsed.people[12] == "Ana First"
+    assert list(parsed.people) == [12, 13]  # in the order the file first names them

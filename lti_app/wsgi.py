@@ -49,9 +49,14 @@ class PollingThreadWorker(ThreadWorker):  # type: ignore[misc]
     application served in 20 ms (p99 1.2-1.7 s, every slow one at a client's first request).
     Here the connection goes to the poller at once, as gunicorn already does with a kept-alive
     connection between requests, and reaches a thread only when its request is there. A
-    connection that stays silent is closed after the keep-alive timeout, like one deferred by
-    gunicorn itself (``pending_conns``, swept by ``murder_pending``).
+    connection that stays silent is closed after the keep-alive timeout (5 s with keep-alive
+    off), like one deferred by gunicorn itself (``pending_conns``, swept by ``murder_pending``),
+    and within gunicorn's stop linger when the worker stops, like a kept-alive one: a silent
+    connection must not hold a stopping worker for its whole graceful timeout.
     """
+
+    #: How long a silent new connection may wait when keep-alive is off (gunicorn's own wait).
+    SILENT_WITHOUT_KEEPALIVE = 5.0
 
     def accept(self, listener: Any) -> None:
         try:
@@ -62,11 +67,19 @@ class PollingThreadWorker(ThreadWorker):  # type: ignore[misc]
             return
         self.nr_conns += 1
         conn = TConn(self.cfg, client, address, listener.getsockname())  # non-blocking
-        conn.timeout = time.monotonic() + self.cfg.keepalive
+        # The same wait for every new connection, so `pending_conns` stays in timeout order
+        # (`murder_pending` stops at the first one not due).
+        conn.timeout = time.monotonic() + (self.cfg.keepalive or self.SILENT_WITHOUT_KEEPALIVE)
         self.pending_conns.append(conn)
         self.poller.register(
             client, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
         )
+
+    def _cap_keepalive(self, deadline: float) -> None:
+        """On stop, gunicorn caps its kept-alive connections' wait; the silent new ones too."""
+        super()._cap_keepalive(deadline)
+        for conn in self.pending_conns:
+            conn.timeout = min(conn.timeout, deadline)
 
 
 def _worker_exited(server: Any, worker: Any) -> None:

@@ -12,8 +12,12 @@ Consequences, by design:
   included (the hash covers only language-independent text).
 - ``id`` and ``contextid`` are None (not in the file); ``objectid`` is None when the description
   does not carry it.
-- The whole file is parsed and validated before a single row is returned, so a refused file
-  (wrong header, bad date, bad encoding, wrong course) writes nothing.
+- ``read_log_csv`` parses and validates the whole file before it returns a single row, so a
+  refused file (wrong header, bad date, bad encoding, wrong course) writes nothing.
+  ``scan_log_csv`` checks every line's fields and time first, then gives the events one by one
+  (an event of another course is found there): its caller stores them as they come inside a
+  transaction and rolls back if it raises, which is how the import stores a big file while
+  reading it. Either way the error names the file's first failing line.
 """
 
 from __future__ import annotations
@@ -555,26 +559,34 @@ def scan_log_csv(
     seen: Counter[str] = Counter()
     hours: dict[str, int] = {}
     course_text = str(courseid)
-    for line, fields in rows_iter:
-        if len(fields) != width:
-            raise CsvImportError(
-                line, f"expected {width} fields like the header row, found {len(fields)}"
+    try:
+        for line, fields in rows_iter:
+            if len(fields) != width:
+                raise CsvImportError(
+                    line, f"expected {width} fields like the header row, found {len(fields)}"
+                )
+            cells = (*map(str.strip, cells_of(fields)), "")
+            timecreated = _parse_time(line, cells[at["time"]], zone, time_formats, hours)
+            key = "\x1f".join(
+                [
+                    course_text,
+                    str(timecreated),
+                    cells[at["description"]],
+                    cells[at["fullname"]],
+                    cells[at["affected"]],
+                    cells[at["origin"]],
+                    cells[at["ip"]],
+                ]
             )
-        cells = (*map(str.strip, cells_of(fields)), "")
-        timecreated = _parse_time(line, cells[at["time"]], zone, time_formats, hours)
-        key = "\x1f".join(
-            [
-                course_text,
-                str(timecreated),
-                cells[at["description"]],
-                cells[at["fullname"]],
-                cells[at["affected"]],
-                cells[at["origin"]],
-                cells[at["ip"]],
-            ]
-        )
-        seen[key] = occurrence = seen[key] + 1
-        lines.append((line, cells, timecreated, key, occurrence))
+            seen[key] = occurrence = seen[key] + 1
+            lines.append((line, cells, timecreated, key, occurrence))
+    except CsvImportError:
+        # A line read so far may name another course, which `rows` only finds: the file's
+        # first failing line is the one to name, whatever its reason.
+        earlier = LogScan(lines, names, layout, courseid, _Lookups(users)).first_failure()
+        if earlier is not None:
+            raise earlier from None
+        raise
     return LogScan(lines, names, layout, courseid, _Lookups(users))
 
 
@@ -649,8 +661,8 @@ class LogScan:
                     if named is None or line < named[0]:
                         first_name[row.userid] = (line, name)
                 yield row
-        except CsvImportError:
-            raise self._first_failure() from None
+        except CsvImportError as error:
+            raise (self.first_failure() or error) from None
         self.unknown_event_rows = unknown
         # As a forward reading orders them: by count, then by first line.
         self.unknown_kinds = tuple(
@@ -661,14 +673,15 @@ class LogScan:
             uid: name for uid, (_, name) in sorted(first_name.items(), key=lambda kv: kv[1][0])
         }
 
-    def _first_failure(self) -> CsvImportError:
-        """The error of the file's first failing line (`rows` meets them from the end)."""
+    def first_failure(self) -> CsvImportError | None:
+        """The error of the first line that names another course, in file order (`rows` meets
+        them from the end), or None."""
         for entry in self._lines:
             try:
                 self._derive(entry)
             except CsvImportError as error:
                 return error
-        raise AssertionError("a line failed once and not again")  # pragma: no cover
+        return None
 
     def result(self, rows: Sequence[LogRow]) -> CsvLogImport:
         """The whole import, once `rows` has given `rows`."""

@@ -5,6 +5,8 @@ already there; SQLite's prepared INSERT)."""
 from __future__ import annotations
 
 import sqlite3
+import time
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -123,3 +125,39 @@ def test_deleting_a_site_deletes_its_events(db_session: Session, site_id: int) -
     db_session.execute(text("DELETE FROM moodle_site WHERE id = :id"), {"id": site_id})
     left = db_session.execute(text("SELECT site_id, moodle_log_id FROM log_event")).all()
     assert [tuple(r) for r in left] == [(other.id, 1)]
+
+
+def test_postgresql_inserts_rows_while_the_next_are_still_being_read(
+    db_session: Session, site_id: int
+) -> None:
+    """A lazy iterable (a CSV import's `LogScan.rows`) is streamed: the server has inserted
+    rows of the COPY while the iterable has not given its last one yet (PostgreSQL's own
+    progress view, read from a second connection, says so)."""
+    from lti_app.job_queue import conninfo
+
+    bind = db_session.get_bind()
+    if bind.dialect.name != "postgresql":
+        pytest.skip("SQLite works in this process: the rows are read before they are stored")
+    pid = db_session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    url = db_session.connection().engine.url.render_as_string(hide_password=False)
+    progress: list[int] = []
+
+    def rows() -> Iterator[LogRow]:
+        for i in range(1, 8001):
+            if i == 6000:
+                with psycopg.connect(conninfo(url), autocommit=True) as watcher:
+                    for _ in range(200):  # the server catches up within moments
+                        done = watcher.execute(
+                            "SELECT tuples_processed FROM pg_stat_progress_copy WHERE pid = %s",
+                            (pid,),
+                        ).fetchone()
+                        if done and done[0]:
+                            progress.append(int(done[0]))
+                            break
+                        time.sleep(0.05)
+            yield _row(i)
+
+    assert store_log_rows(db_session, site_id, "ws", rows()) == 8000
+    assert progress, "the COPY's progress never showed a stored row before the last was read"
+    assert 0 < progress[0] < 6000
+    assert [r[0] for r in _stored(db_session)] == list(range(1, 8001))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import selectors
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
@@ -53,7 +54,8 @@ def worker(listener: socket.socket) -> Iterator[PollingThreadWorker]:
     w.tpool = _RecordingPool()
     yield w
     w.poller.close()
-    for conn in list(w.pending_conns):
+    w.tmp.close()
+    for conn in [*w.pending_conns, *w.tpool.submitted]:
         conn.close()
 
 
@@ -87,7 +89,7 @@ def test_silent_connections_wait_in_the_poller_and_hold_no_thread(
         assert timeouts == sorted(timeouts)
 
         # One client asks: its connection, and only it, goes to a thread, marked as having data.
-        clients[5].sendall(b"GET /healthz HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        clients[5].sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         _dispatch(worker, timeout=10)
         assert len(worker.tpool.submitted) == 1
         asked = worker.tpool.submitted[0]
@@ -122,3 +124,44 @@ def test_an_accept_that_finds_no_connection_changes_nothing(
     worker.accept(listener)  # nothing queued: EAGAIN, ignored as gunicorn does
     assert worker.nr_conns == 0
     assert not worker.pending_conns
+
+
+def test_a_stopping_worker_closes_silent_connections_within_its_linger(
+    worker: PollingThreadWorker, listener: socket.socket
+) -> None:
+    """gunicorn caps kept-alive connections when a worker stops; a silent new one is capped too,
+    else one browser's preconnect held every restart for the whole graceful timeout."""
+    clients = [_connect(listener) for _ in range(3)]
+    try:
+        for _ in clients:
+            worker.accept(listener)
+        deadline = time.monotonic()  # gunicorn passes now + its linger; here it has passed
+        worker._cap_keepalive(deadline)
+        assert [c.timeout for c in worker.pending_conns] == [deadline] * 3
+        worker.murder_pending()  # the stop loop's sweep, once the deadline has passed
+        assert not worker.pending_conns
+        assert worker.nr_conns == 0
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_without_keepalive_a_silent_connection_still_gets_time_to_ask(
+    listener: socket.socket,
+) -> None:
+    cfg = Config()
+    cfg.set("keepalive", 0)
+    w = PollingThreadWorker(0, 0, [listener], mock.Mock(), 30, cfg, mock.Mock())
+    w.poller = selectors.DefaultSelector()
+    w.tpool = _RecordingPool()
+    client = _connect(listener)
+    try:
+        w.accept(listener)
+        w.murder_pending()  # not due yet: it has gunicorn's own 5 s
+        assert len(w.pending_conns) == 1
+    finally:
+        client.close()
+        for conn in w.pending_conns:
+            conn.close()
+        w.poller.close()
+        w.tmp.close()

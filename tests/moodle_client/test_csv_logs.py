@@ -432,3 +432,23 @@ def test_kinds_examples_and_names_are_those_of_the_first_lines() -> None:
     )
     assert parsed.people[12] == "Ana First"
     assert list(parsed.people) == [12, 13]  # in the order the file first names them
+
+
+@pytest.mark.parametrize(("course_line", "time_line"), [(2, 11), (11, 2)])
+def test_the_first_failing_line_is_named_whatever_its_reason(
+    course_line: int, time_line: int
+) -> None:
+    """An event of another course is found while the events are derived, after every line's
+    time was read: the earlier line of the two is still the one named."""
+    records = _records(EN)[:12]
+    viewed = next(r for r in _records(EN) if r[6].endswith("viewed the course with id '2'."))
+    records[course_line - 1] = [*viewed]
+    records[course_line - 1][6] = viewed[6].replace("id '2'", "id '3'")
+    records[time_line - 1] = [*records[time_line - 1]]
+    records[time_line - 1][0] = "not a time"
+    with pytest.raises(CsvImportError) as caught:
+        read_log_csv(_write(records), courseid=2, timezone=TZ)
+    assert caught.value.line == min(course_line, time_line)
+    assert ("belongs to course 3" if course_line < time_line else "cannot read the time") in (
+        caught.value.reason
+    )

@@ -452,3 +452,18 @@ def test_the_first_failing_line_is_named_whatever_its_reason(
     assert ("belongs to course 3" if course_line < time_line else "cannot read the time") in (
         caught.value.reason
     )
+
+
+def test_blank_records_are_skipped_and_lines_still_counted(english: tuple[LogRow, ...]) -> None:
+    """A spreadsheet that saved empty rows (no text, or separators and spaces only) reads as
+    the download itself, and a later line is still named by its place in the file."""
+    records = _records(EN)
+    width = len(records[0])
+    blank = [[], [""] * width, [" "] * width, ["", " ", *[""] * (width - 2)]]
+    padded = [records[0], *blank, *records[1:]]
+    assert read_log_csv(_write(padded), courseid=2, timezone=TZ).rows == english
+    padded[6] = [*padded[6]]
+    padded[6][0] = "not a time"
+    with pytest.raises(CsvImportError) as caught:
+        read_log_csv(_write(padded), courseid=2, timezone=TZ)
+    assert caught.value.line == 7

@@ -39,6 +39,20 @@ from lti_app.web.auth import SESSION_COOKIE
 CLIENTS = 50
 THREADS = 2
 
+#: wrk's summary as one JSON line, shared by every wrk script of the bench.
+DONE_LUA = r"""
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'RESULT {"requests": %d, "duration_us": %d, "bytes": %d, "non_2xx": %d, ' ..
+    '"connect": %d, "read": %d, "write": %d, "timeout": %d, "p50_us": %d, ' ..
+    '"p95_us": %d, "p99_us": %d, "max_us": %d, "mean_us": %f}\n',
+    summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read,
+    e.write, e.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max, latency.mean))
+end
+"""
+
 _LUA = r"""
 local think_min, think_max = %(think_min)d, %(think_max)d
 wrk.method = "GET"
@@ -50,16 +64,6 @@ function delay()
   if think_max == 0 then return 0 end
   return math.random(think_min, think_max)
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'RESULT {"requests": %%d, "duration_us": %%d, "bytes": %%d, "non_2xx": %%d, ' ..
-    '"connect": %%d, "read": %%d, "write": %%d, "timeout": %%d, "p50_us": %%d, ' ..
-    '"p95_us": %%d, "p99_us": %%d, "max_us": %%d, "mean_us": %%f}\n',
-    summary.requests, summary.duration, summary.bytes, e.status, e.connect, e.read,
-    e.write, e.timeout, latency:percentile(50), latency:percentile(95),
-    latency:percentile(99), latency.max, latency.mean))
-end
 """
 
 
@@ -67,31 +71,24 @@ def wrk_available() -> bool:
     return shutil.which("wrk") is not None
 
 
-def run_wrk(
-    url: str, path: str, cookie: str, tmp: Path, *, seconds: int, think_ms: tuple[int, int]
+def wrk_run(
+    url: str, script: str, tmp: Path, name: str, *, threads: int, connections: int, seconds: int
 ) -> dict[str, Any]:
-    script = tmp / f"dashboard-{think_ms[1]}.lua"
-    script.write_text(
-        _LUA
-        % {
-            "think_min": think_ms[0],
-            "think_max": think_ms[1],
-            "cookie_name": SESSION_COOKIE,
-            "cookie": cookie,
-            "path": path,
-        },
-        encoding="utf-8",
-    )
+    """Run wrk with `script` (its `done` is `DONE_LUA`'s) and read its summary: requests,
+    latency percentiles (wrk's HdrHistogram, from a request's first byte sent to its answer's
+    last byte read) and errors (non-2xx answers and socket errors)."""
+    path = tmp / f"{name}.lua"
+    path.write_text(script + DONE_LUA, encoding="utf-8")
     proc = subprocess.run(  # noqa: S603 - fixed arguments, our script
         [
             shutil.which("wrk") or "wrk",
-            f"-t{THREADS}",
-            f"-c{CLIENTS}",
+            f"-t{threads}",
+            f"-c{connections}",
             f"-d{seconds}s",
             "--timeout",
             "30s",
             "-s",
-            str(script),
+            str(path),
             url,
         ],
         capture_output=True,
@@ -103,9 +100,8 @@ def run_wrk(
     seconds_run = raw["duration_us"] / 1e6
     errors = raw["non_2xx"] + raw["connect"] + raw["read"] + raw["write"] + raw["timeout"]
     return {
-        "clients": CLIENTS,
+        "clients": connections,
         "seconds": seconds_run,
-        "think_ms": list(think_ms),
         "requests": raw["requests"],
         "requests_per_s": raw["requests"] / seconds_run,
         "p50_ms": raw["p50_us"] / 1000,
@@ -115,9 +111,28 @@ def run_wrk(
         "mean_ms": raw["mean_us"] / 1000,
         "errors": errors,
         "errors_detail": {k: raw[k] for k in ("non_2xx", "connect", "read", "write", "timeout")},
-        "page_kb": raw["bytes"] / max(1, raw["requests"]) / 1024,
+        "kb_per_answer": raw["bytes"] / max(1, raw["requests"]) / 1024,
         "wrk_output": proc.stdout[-1500:],
     }
+
+
+def run_wrk(
+    url: str, path: str, cookie: str, tmp: Path, *, seconds: int, think_ms: tuple[int, int]
+) -> dict[str, Any]:
+    script = _LUA % {
+        "think_min": think_ms[0],
+        "think_max": think_ms[1],
+        "cookie_name": SESSION_COOKIE,
+        "cookie": cookie,
+        "path": path,
+    }
+    out = wrk_run(
+        url, script, tmp, f"dashboard-{think_ms[1]}",
+        threads=THREADS, connections=CLIENTS, seconds=seconds,
+    )  # fmt: skip
+    out["think_ms"] = list(think_ms)
+    out["page_kb"] = out.pop("kb_per_answer")
+    return out
 
 
 def _single(url: str, cookie: str, n: int = 20) -> dict[str, float]:

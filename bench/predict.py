@@ -5,7 +5,9 @@
 endpoint (``POST /api/v1/courses/<c>/students/<p>/what-if``, CSRF token and session cookie, so
 every call passes the real access checks) is called for a rotating student with rotating
 changes: in-process through the Flask test client, then over HTTP against ``arche-predict
-serve`` (gunicorn, 2 workers, keep-alive) to show the transport's share. The cost depends on
+serve`` (gunicorn, 2 workers, keep-alive) to show the transport's share, from Python
+``requests`` and from wrk (one connection, one call at a time, the same rotation: C, so the
+client's own cost on the same two cores stays out of the server's figure). The cost depends on
 the estimator the model search picks for the course, so each family is measured: linear
 (ridge + logistic, whose fold models give the spread), trees (HistGradientBoosting both) and the
 MLP (100 MC-dropout passes). ``ml_only`` is ``ml.explain.what_if`` alone on the same bundle.
@@ -18,6 +20,7 @@ trained version (same training data), with the time spent storing the rows.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -27,12 +30,14 @@ import pandas as pd
 import requests
 
 from bench import webapp
+from bench.dashboard import wrk_available, wrk_run
 from bench.ingest import fresh_database
 from lti_app.app import create_app
 from lti_app.db import session_scope
 from lti_app.models import Course, ModelVersion
 from lti_app.services import scoring
 from lti_app.services.insights import ModelCache
+from lti_app.web.auth import SESSION_COOKIE
 from ml.dataset import build_training_set
 from ml.explain import grade_factors, pass_factors
 from ml.explain import what_if as ml_what_if
@@ -41,6 +46,39 @@ from ml.training import train_model_version
 from simulation.course import SimulatedCourse, simulate_course
 
 FAMILIES = (("logistic", "ridge"), ("hgb", "hgb"), ("mlp", "ridge"))
+#: Seconds of the wrk what-if run per family (one connection, one call at a time).
+WRK_SECONDS = 10
+
+_WHAT_IF_LUA = r"""
+local calls = {
+%(calls)s
+}
+local i = 0
+wrk.method = "POST"
+wrk.headers["Cookie"] = "%(cookie_name)s=%(cookie)s"
+wrk.headers["X-CSRF-Token"] = "%(csrf)s"
+wrk.headers["Content-Type"] = "application/json"
+function request()
+  i = i %% #calls + 1
+  return wrk.format(nil, calls[i][1], nil, calls[i][2])
+end
+"""
+
+
+def _wrk_what_if(
+    url: str, paths: list[str], cookie: str, csrf: str, tmp: Path, name: str
+) -> dict[str, Any]:
+    """The same rotating what-if calls from wrk, one connection, one call at a time: the
+    server and the transport without a Python client's own ~1 ms on the same two cores."""
+    calls = ",\n".join(
+        f"  {{[[{path}]], [[{json.dumps(_body(i))}]]}}" for i, path in enumerate(paths)
+    )
+    script = _WHAT_IF_LUA % {
+        "calls": calls, "cookie_name": SESSION_COOKIE, "cookie": cookie, "csrf": csrf,
+    }  # fmt: skip
+    return wrk_run(url, script, tmp, name, threads=1, connections=1, seconds=WRK_SECONDS)
+
+
 CHANGES = ("active_days", "total_time_min", "n_mod_quiz_attempt_submitted", "days_since_last")
 
 
@@ -110,6 +148,11 @@ def bench_what_if(backend: str, tmp: Path, *, calls: int = 2000, http_calls: int
                 fam: dict[str, Any] = {"training_and_scoring_s": sc.scorings[-1]["seconds"]}
                 fam["in_process"] = _stats(_timed(in_process, calls, 100))
                 fam["http"] = _stats(_timed(over_http, http_calls, 100))
+                if wrk_available():
+                    fam["http_wrk"] = _wrk_what_if(
+                        server.url, [path(i) for i in range(200)], remote.cookie, remote.csrf,
+                        tmp, f"what-if-{classifier}-{regressor}",
+                    )  # fmt: skip
                 fam["ml_only"] = _ml_only(sc, calls)
                 out["families"][f"{classifier}+{regressor}"] = fam
         finally:

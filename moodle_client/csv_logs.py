@@ -510,10 +510,10 @@ def read_log_csv(
 _KEY_CELLS = ("time", "description", "fullname", "affected", "origin", "ip")
 
 #: A line as the first pass leaves it: (line number, its cells' stripped text in the order of
-#: `LogScan.names`, time, identity's text, occurrence). A plain tuple of plain values: the
-#: garbage collector stops tracking it at its first pass (a named tuple, or one holding a dict,
-#: stays tracked, and a million of them made each full collection scan them all: 2 s of a
-#: 1M-line import).
+#: the header's recognised columns, then "", time, identity's text, occurrence). A plain tuple
+#: of plain values: the garbage collector stops tracking it at its first pass (a named tuple,
+#: or one holding a dict, stays tracked, and a million of them made each full collection scan
+#: them all: 2 s of a 1M-line import).
 _Line = tuple[int, tuple[str, ...], int, str, int]
 
 

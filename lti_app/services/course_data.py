@@ -30,6 +30,7 @@ from lti_app.models import (
     Person,
 )
 from lti_app.services.consent import used_clause
+from lti_app.services.courses import STUDENT_ROLES as STUDENT_ROLES
 from lti_app.services.courses import course_term, link_past_offering
 from lti_app.services.sync import set_enrolments, set_grades, store_log_rows, upsert_people
 from ml.dataset import Offering
@@ -39,7 +40,6 @@ from simulation.course import SimulatedCourse, SimulatedOffering
 
 # Enrolment roles that make someone a student of a course: Moodle's role shortname from the web
 # service ("student"), or the LTI/Names-and-Roles role ("learner").
-STUDENT_ROLES = ("student", "learner")
 # Roles that make someone a teacher of a course, whatever other role they hold there: Moodle's
 # teaching archetypes' shortnames, and the LTI role of an Instructor launch ("teacher"). A
 # teacher who is also enrolled as a student (to try the course as one) is not a student.

@@ -64,6 +64,10 @@ def is_csv_only(site: MoodleSite) -> bool:
     return site.ws_token_encrypted is None and site.log_source == "csv"
 
 
+#: The Moodle roles whose people the models learn from and score (students; "learner" from LTI).
+STUDENT_ROLES = ("student", "learner")
+
+
 def nightly_course_ids(session: Session) -> list[int]:
     """The courses the nightly sync processes: sync enabled, on a site it can reach. A CSV-only
     site's courses are left out (a sync could only record a failure for them every night).
@@ -72,12 +76,17 @@ def nightly_course_ids(session: Session) -> list[int]:
     people and scoring its own, so the courses come by those enrolments, most first. Workers
     taking the queue in that order finish close together, instead of one working alone on a
     big course at the end while the others wait (longest-first list scheduling); a course
-    whose roster is not synced yet counts as small."""
+    whose roster is not synced yet counts as small. Only active students count, as in the
+    data the models read."""
     csv_only = MoodleSite.ws_token_encrypted.is_(None) & (MoodleSite.log_source == "csv")
     own = (
         select(func.count())
         .select_from(Enrolment)
-        .where(Enrolment.course_id == Course.id)
+        .where(
+            Enrolment.course_id == Course.id,
+            Enrolment.active,
+            Enrolment.role.in_(STUDENT_ROLES),
+        )
         .correlate(Course)
         .scalar_subquery()
     )
@@ -85,7 +94,12 @@ def nightly_course_ids(session: Session) -> list[int]:
         select(func.count())
         .select_from(Enrolment)
         .join(CourseLineage, CourseLineage.past_course_id == Enrolment.course_id)
-        .where(CourseLineage.course_id == Course.id, CourseLineage.status == "active")
+        .where(
+            CourseLineage.course_id == Course.id,
+            CourseLineage.status == "active",
+            Enrolment.active,
+            Enrolment.role.in_(STUDENT_ROLES),
+        )
         .correlate(Course)
         .scalar_subquery()
     )

@@ -33,6 +33,16 @@ def test_courses_come_by_their_own_and_past_enrolments_most_first(db_session: Se
     past_b = _course(db_session, site, 5, 4)
     tie = _course(db_session, site, 6, 3)  # as many as `small`: the lower id first
     unsynced = _course(db_session, site, 7, 0)
+    # Teachers and people no longer enrolled are not what the models read: they do not count.
+    teacher = Person(site_id=site.id, moodle_user_id=99, fullname="T")
+    gone = Person(site_id=site.id, moodle_user_id=98, fullname="G")
+    db_session.add_all([teacher, gone])
+    db_session.flush()
+    for course in (small, tie, unsynced):
+        db_session.add(Enrolment(course_id=course.id, person_id=teacher.id, role="editingteacher"))
+        db_session.add(
+            Enrolment(course_id=course.id, person_id=gone.id, role="student", active=False)
+        )
     for past in (past_a, past_b):
         db_session.add(CourseLineage(course_id=trained.id, past_course_id=past.id))
     # A link a teacher asked for and an administrator has not approved trains nothing yet.

@@ -79,27 +79,15 @@ def nightly_course_ids(session: Session) -> list[int]:
     whose roster is not synced yet counts as small. Only active students count, as in the
     data the models read."""
     csv_only = MoodleSite.ws_token_encrypted.is_(None) & (MoodleSite.log_source == "csv")
-    own = (
+    students = (
         select(func.count())
         .select_from(Enrolment)
-        .where(
-            Enrolment.course_id == Course.id,
-            Enrolment.active,
-            Enrolment.role.in_(STUDENT_ROLES),
-        )
-        .correlate(Course)
-        .scalar_subquery()
+        .where(Enrolment.active, Enrolment.role.in_(STUDENT_ROLES))
     )
+    own = students.where(Enrolment.course_id == Course.id).correlate(Course).scalar_subquery()
     past = (
-        select(func.count())
-        .select_from(Enrolment)
-        .join(CourseLineage, CourseLineage.past_course_id == Enrolment.course_id)
-        .where(
-            CourseLineage.course_id == Course.id,
-            CourseLineage.status == "active",
-            Enrolment.active,
-            Enrolment.role.in_(STUDENT_ROLES),
-        )
+        students.join(CourseLineage, CourseLineage.past_course_id == Enrolment.course_id)
+        .where(CourseLineage.course_id == Course.id, CourseLineage.status == "active")
         .correlate(Course)
         .scalar_subquery()
     )

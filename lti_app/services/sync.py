@@ -463,15 +463,13 @@ def _copy_log_rows(session: Session, values: Iterable[tuple[Any, ...]]) -> int:
                 for row_values in pending:
                     sent.append(row_values)
                     copy.write_row(row_values)
-        except psycopg.errors.UniqueViolation:
+        except BaseException as error:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
             cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            if not isinstance(error, psycopg.errors.UniqueViolation):
+                raise
             sent.extend(pending)  # what the failed COPY had not reached
             return _stage_log_rows(cur, sent)
-        except BaseException:
-            cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
-            cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-            raise
         cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
         return len(sent)
 

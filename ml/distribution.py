@@ -5,24 +5,35 @@ the pass chance all come from it (issue #14).
 predictive distributions based on conformal prediction*) over the grade regressor: the
 calibration scores are the signed out-of-fold residuals ``r_i = y_i - yhat_i`` of the selected
 regressor, from the same folds grouped by offering as its selection, so the shift between one
-offering and the next is inside them. For a new student with point prediction ``yhat`` the
-distribution of the final grade is ``yhat + R``, where ``R`` follows the calibration scores
+offering and the next is inside them. The distribution's *location* ``m`` is the point
+prediction held on the scale, ``clip(yhat, 0, scale)`` (``location_clip``, on since the
+ensemble of every family, see below; off for versions trained before it, which keep their
+numbers), and the scores are taken from it, ``r_i = y_i - clip(yhat_i, 0, scale)``. For a new
+student the distribution of the final grade is ``m + R``, where ``R`` follows the calibration scores
 smoothed into a continuous law: its quantile function passes through ``(i / (n + 1), r_(i))``
 and is linear in between (the ``i``-th smallest score is the ``i / (n + 1)`` quantile, the
 conformal ranks). Then, for every student, with ``Q`` that quantile function:
 
-* the grade shown is the **median**, ``yhat + Q(0.5)``, clipped to ``[0, scale]``;
-* the interval at level ``1 - alpha`` is ``yhat + Q(alpha / 2)`` to ``yhat + Q(1 - alpha / 2)``
+* the grade shown is the **median**, ``m + Q(0.5)``, clipped to ``[0, scale]``;
+* the interval at level ``1 - alpha`` is ``m + Q(alpha / 2)`` to ``m + Q(1 - alpha / 2)``
   (minus and plus infinity, so the whole scale, where the ``n`` scores cannot support that
   level), clipped to ``[0, scale]``;
-* the pass chance is ``P(grade >= pass mark) = 1 - F(pass mark - yhat)`` with ``F`` the inverse
+* the pass chance is ``P(grade >= pass mark) = 1 - F(pass mark - m)`` with ``F`` the inverse
   of ``Q``.
+
+**Why the location is clipped.** No grade lies outside the scale, but a linear model predicts
+-3/20 for a student who never logged in and 23/20 for the keenest; their scores then say "3
+points above what the model said" about a student who got 0, and that error is added to every
+other student's distribution. Held on the scale, the location loses nothing a grade can be, and
+on the simulator's held-out offerings (``bench/calibration_loo.py``) it raised R² at every point
+of the term by up to 0.001 with the same calibration. Clipping never decreases, so a location
+that never falls with effort still never falls.
 
 So the chance is at least 50 % exactly when the median is at or above the pass mark (``F`` and
 ``Q`` are inverse, strictly increasing maps: the scores are made strictly increasing by adding
 ``i * 1e-9`` to the ``i``-th, and a last guard settles floating-point ties at the mark), an
 interval wholly above the mark gives a chance of at least ``1 - alpha / 2``, one wholly below
-at most ``alpha / 2``, and everything moves together with ``yhat``: a model whose ``yhat`` never
+at most ``alpha / 2``, and everything moves together with ``m``: a model whose ``yhat`` never
 falls when effort rises (:mod:`ml.models`) gives a grade, an interval and a chance that never
 fall either.
 
@@ -35,7 +46,7 @@ computed from the calibration set, never from a run of random draws:
   standard deviation ``tau`` of the mean residual (a random-effects, method-of-moments estimate:
   the variance of the offerings' mean residuals less what their own sampling noise explains) is
   how far a new cohort's grades may sit from what the models expect; the chance is recomputed
-  with ``yhat`` moved by ``-z tau`` and ``+z tau``. The range widens when past offerings disagree
+  with ``m`` moved by ``-z tau`` and ``+z tau``. The range widens when past offerings disagree
   and vanishes when they do not;
 * the *finite calibration* part: each end is widened by a Jeffreys interval for a proportion
   estimated from ``n`` students (``Beta(k + 1/2, n - k + 1/2)``, ``k = p n``), so a chance from
@@ -95,9 +106,11 @@ def between_offering_sd(residuals: np.ndarray, groups: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class GradeDistribution:
-    """The predictive distribution ``yhat + R`` of every student's final grade (see the module
-    docstring). ``residuals`` are the signed calibration scores ``y - yhat`` (any order);
-    ``shift_sd`` the between-offering standard deviation of their mean."""
+    """The predictive distribution ``m + R`` of every student's final grade (see the module
+    docstring). ``residuals`` are the signed calibration scores ``y - m`` (any order);
+    ``shift_sd`` the between-offering standard deviation of their mean; ``location_clip``
+    whether the location ``m`` is the point prediction held on ``[0, scale]`` (else the point
+    prediction itself). Every method takes the regressor's point predictions ``yhat``."""
 
     residuals: np.ndarray
     scale: float
@@ -105,6 +118,7 @@ class GradeDistribution:
     alpha: float = 0.1
     shift_sd: float = 0.0
     chance_level: float = 0.95
+    location_clip: bool = False
     _sorted: np.ndarray = field(init=False, repr=False, compare=False)
     _positions: np.ndarray = field(init=False, repr=False, compare=False)
 
@@ -127,9 +141,13 @@ class GradeDistribution:
         pass_mark: float,
         alpha: float = 0.1,
         chance_level: float = 0.95,
+        location_clip: bool = True,
     ) -> GradeDistribution:
         """From the out-of-fold predictions of the selected regressor and each row's offering."""
-        r = np.asarray(y, dtype=np.float64) - np.asarray(oof_pred, dtype=np.float64)
+        oof = np.asarray(oof_pred, dtype=np.float64)
+        if location_clip:
+            oof = np.clip(oof, 0.0, float(scale))
+        r = np.asarray(y, dtype=np.float64) - oof
         return cls(
             r,
             scale=float(scale),
@@ -137,6 +155,7 @@ class GradeDistribution:
             alpha=float(alpha),
             shift_sd=between_offering_sd(r, np.asarray(groups)),
             chance_level=float(chance_level),
+            location_clip=location_clip,
         )
 
     @property
@@ -168,9 +187,14 @@ class GradeDistribution:
         )
 
     # ------------------------------------------------------------------ per student
+    def location(self, pred: np.ndarray) -> np.ndarray:
+        """The location ``m`` of the distributions of point predictions ``pred``."""
+        out = np.asarray(pred, dtype=np.float64)
+        return np.clip(out, 0.0, self.scale) if self.location_clip else out
+
     def median(self, pred: np.ndarray, *, clip: bool = True) -> np.ndarray:
         """The grade shown: the median of the student's distribution."""
-        out = np.asarray(pred, dtype=np.float64) + self.score_quantile(0.5)
+        out = self.location(pred) + self.score_quantile(0.5)
         return np.clip(out, 0.0, self.scale) if clip else out
 
     def interval(
@@ -178,7 +202,7 @@ class GradeDistribution:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The central ``1 - alpha`` interval: the ``alpha/2`` and ``1 - alpha/2`` quantiles."""
         a = self.alpha if alpha is None else float(alpha)
-        p = np.asarray(pred, dtype=np.float64)
+        p = self.location(pred)
         lo, hi = p + self.score_quantile(a / 2), p + self.score_quantile(1 - a / 2)
         if clip:
             lo, hi = np.clip(lo, 0.0, self.scale), np.clip(hi, 0.0, self.scale)
@@ -187,8 +211,12 @@ class GradeDistribution:
     def p_at_least(self, pred: np.ndarray, mark: float | None = None) -> np.ndarray:
         """``P(grade >= mark)`` (default: the pass mark), unclipped but inside
         ``[1/(n+1), n/(n+1)]``."""
+        return self._p_from(self.location(pred), mark)
+
+    def _p_from(self, location: np.ndarray, mark: float | None = None) -> np.ndarray:
+        """:meth:`p_at_least` for locations ``m`` rather than point predictions."""
         m = self.pass_mark if mark is None else float(mark)
-        return 1.0 - self.score_cdf(m - np.asarray(pred, dtype=np.float64))
+        return 1.0 - self.score_cdf(m - np.asarray(location, dtype=np.float64))
 
     def pass_chance(
         self, pred: np.ndarray
@@ -196,12 +224,13 @@ class GradeDistribution:
         """``(p, low, high, std)`` of the pass chance for point predictions ``pred``; ``p`` is
         coherent with :meth:`median` (``p >= 0.5`` exactly when the median reaches the mark)."""
         pred = np.asarray(pred, dtype=np.float64)
-        p = _coherent(np.clip(self.p_at_least(pred), P_FLOOR, 1 - P_FLOOR), self.median(pred),
+        m = self.location(pred)
+        p = _coherent(np.clip(self._p_from(m), P_FLOOR, 1 - P_FLOOR), self.median(pred),
                       self.pass_mark)  # fmt: skip
         z = float(ndtri(0.5 + self.chance_level / 2))
-        shift = z * self.shift_sd
-        p_low_cohort = np.minimum(self.p_at_least(pred - shift), p)
-        p_high_cohort = np.maximum(self.p_at_least(pred + shift), p)
+        shift = z * self.shift_sd  # a new cohort moves the location, on or off the scale
+        p_low_cohort = np.minimum(self._p_from(m - shift), p)
+        p_high_cohort = np.maximum(self._p_from(m + shift), p)
         n = self.n
         tail = (1 - self.chance_level) / 2
         k_low, k_high = p_low_cohort * n, p_high_cohort * n
@@ -240,6 +269,7 @@ class GradeDistribution:
             "alpha": float(self.alpha),
             "shift_sd": float(self.shift_sd),
             "chance_level": float(self.chance_level),
+            "location_clip": bool(self.location_clip),
         }
 
     @classmethod
@@ -251,6 +281,8 @@ class GradeDistribution:
             alpha=float(state["alpha"]),
             shift_sd=float(state["shift_sd"]),
             chance_level=float(state["chance_level"]),
+            # absent from versions trained before the location was clipped: they keep theirs
+            location_clip=bool(state.get("location_clip", False)),
         )
 
 

@@ -452,6 +452,7 @@ def out_of_offering_predictions(
             pass_mark=base.pass_mark,
             alpha=base.alpha,
             chance_level=base.chance_level,
+            location_clip=base.location_clip,
         )
         shown = dist.summary(np.asarray(model.predict(X.iloc[test]), dtype=np.float64))
         for c in cols:

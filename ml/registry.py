@@ -29,8 +29,9 @@ Nothing here ever calls ``pickle.load``.
 **ONNX.** :func:`export_onnx` writes ``regressor.onnx`` (skl2onnx, double precision, input
 ``features``: the feature matrix in :attr:`metadata["features"]` order; output: the point
 prediction ``yhat``) and ``distribution.json``, the grade distribution: with ``r`` its sorted
-``scores`` and ``u = (1..n) / (n + 1)``, the grade shown is ``clip(yhat + interp(0.5, u, r), 0,
-scale)`` and the pass chance ``clip(1 - interp(pass_mark - yhat, r, u), 0.01, 0.99)``
+``scores``, ``u = (1..n) / (n + 1)`` and the location ``m = clip(yhat, 0, scale)`` when its
+``location_clip`` is true (else ``m = yhat``), the grade shown is ``clip(m + interp(0.5, u, r),
+0, scale)`` and the pass chance ``clip(1 - interp(pass_mark - m, r, u), 0.01, 0.99)``
 (``numpy.interp``). An ``ensemble`` version's ``regressor.onnx`` is still one graph with that
 input and output: each member converted behind the imputation, side by side, their outputs
 averaged with the ensemble's weights in float64 (:func:`_voting_to_onnx`); a linear model's log
@@ -67,6 +68,11 @@ from ml.mlp import TorchMLPClassifier
 from ml.models import LogAmounts, PassChanceModel, RegressionModel, SignedLinear
 
 FORMAT_VERSION: Final = 2
+#: What training a version does, beyond its files' format: 3 since the ``ensemble`` of every
+#: family and the clipped location of the grade distribution. A version trained by an older
+#: revision loads and shows its own numbers, but a scoring does not reuse it on unchanged data
+#: (the services compare this), so an upgrade retrains every course once, at its next scoring.
+TRAINER_REVISION: Final = 3
 #: Formats :func:`load_bundle` reads (1: before issue #14, see the module docstring).
 READABLE_FORMATS: Final = (1, 2)
 
@@ -152,6 +158,7 @@ def save_bundle(
     )
     metadata: dict[str, Any] = {
         "format": FORMAT_VERSION,
+        "trainer": TRAINER_REVISION,
         "version": version or uuid.uuid4().hex[:12],
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "features": list(regressor.features),
@@ -397,7 +404,7 @@ def sklearn_to_onnx(pipeline: Pipeline, n_features: int, *, classifier: bool) ->
 def _voting_to_onnx(pipeline: Pipeline, d: int) -> bytes:
     """An imputer followed by a ``VotingRegressor`` (the ``ensemble`` candidate) as one graph:
     each member behind the same imputation converted as its own pipeline (so each keeps its
-    own precision: float64 for the linear member, float32 kernels for the trees), the graphs
+    own precision: float64 for the linear members, float32 kernels for the trees), the graphs
     side by side on the one ``features`` input, their ``variable`` outputs cast to float64 and
     averaged with the ensemble's weights into ``variable`` (n, 1) float64."""
     import onnx

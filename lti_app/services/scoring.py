@@ -49,7 +49,7 @@ from ml.explain import grade_factors, pass_factors
 from ml.features import compute_features, relative_to_cohort
 from ml.models import SingleClassError
 from ml.plan import effort_bounds
-from ml.registry import ModelBundle, load_bundle
+from ml.registry import TRAINER_REVISION, ModelBundle, load_bundle
 from ml.training import Progress, train_model_version
 
 Status = Literal["scored", "gated", "no_history", "one_class", "no_students"]
@@ -260,6 +260,7 @@ def _register_versions(
             "offerings": offering_names,
             "pass_mark": bundle.metadata.get("pass_mark"),
             "libraries": bundle.metadata.get("libraries", {}),
+            "trainer": bundle.metadata.get("trainer"),
             "gate": gate,
             "effort_bounds": bounds or {},
             # "site": trained on the site's other courses (#17), said on every page.
@@ -538,14 +539,18 @@ def _reusable(
     scope: Scope | None = None,
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle] | None:
     """The course's active versions, loaded, when they were trained on the data of `data_hash`
-    with no erased person's data in it (and, given `scope`, are of that scope); else None."""
+    by today's training (`ml.registry.TRAINER_REVISION`: an upgrade that trains better models
+    retrains a finished course too) with no erased person's data in it (and, given `scope`, are
+    of that scope); else None."""
     reg_row, clf_row = _active_versions(session, course.id)
+    meta = (reg_row.metadata_json or {}) if reg_row is not None else {}
     if (
         reg_row is None
         or clf_row is None
         or reg_row.data_hash != data_hash
         or reg_row.erased_data_at is not None
-        or (scope is not None and (reg_row.metadata_json or {}).get("scope", "course") != scope)
+        or meta.get("trainer") != TRAINER_REVISION
+        or (scope is not None and meta.get("scope", "course") != scope)
     ):
         return None
     return reg_row, clf_row, load_model(model_root, reg_row)

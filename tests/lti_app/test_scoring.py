@@ -12,6 +12,7 @@ from lti_app.config import MLSettings
 from lti_app.models import ModelVersion, MoodleSite, Prediction
 from lti_app.services.course_data import store_simulated_course
 from lti_app.services.scoring import ModelStoreError, load_model, score_course
+from ml.registry import TRAINER_REVISION
 from simulation.course import SimulatedCourse, simulate_course
 
 FAST = MLSettings(
@@ -82,8 +83,26 @@ def test_scores_a_course_with_history(
     assert again.regression_model_id == outcome.regression_model_id
     count = db_session.scalar(select(func.count()).select_from(ModelVersion))
     assert count == 2
+    # A version an older training made (no "trainer", or another revision) is not reused on
+    # the same data: an upgrade that trains better models retrains the course once.
+    active = db_session.scalars(select(ModelVersion).where(ModelVersion.active)).all()
+    assert {v.metadata_json["trainer"] for v in active} == {TRAINER_REVISION}
+    for v in active:
+        v.metadata_json = {k: x for k, x in v.metadata_json.items() if k != "trainer"}
+    db_session.flush()
+    upgraded = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert upgraded.status == "scored"
+    assert not upgraded.reused_model
+    assert upgraded.regression_model_id != outcome.regression_model_id
+    again = score_course(
+        db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
+    )
+    assert again.reused_model  # and then reused as before
+    assert again.regression_model_id == upgraded.regression_model_id
     # Artifacts load only while they are exactly what was stored.
-    version = db_session.get_one(ModelVersion, outcome.regression_model_id)
+    version = db_session.get_one(ModelVersion, upgraded.regression_model_id)
     load_model(tmp_path, version)
     (tmp_path / version.artifact_path / "regressor.skops").write_bytes(b"not ours")
     with pytest.raises(ModelStoreError, match="changed since it was stored"):

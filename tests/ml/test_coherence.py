@@ -160,11 +160,13 @@ predictions = st.lists(st.floats(-5.0, 25.0, allow_nan=False), min_size=1, max_s
     preds=predictions,
     shift=st.floats(0.0, 5.0),
     mark=st.floats(0.5, 20.0),
+    location_clip=st.booleans(),
 )
 def test_the_distribution_is_coherent_for_any_scores(
-    residuals: list[float], preds: list[float], shift: float, mark: float
+    residuals: list[float], preds: list[float], shift: float, mark: float, location_clip: bool
 ) -> None:
-    dist = GradeDistribution(np.asarray(residuals), scale=20.0, pass_mark=mark, shift_sd=shift)
+    dist = GradeDistribution(np.asarray(residuals), scale=20.0, pass_mark=mark, shift_sd=shift,
+                             location_clip=location_clip)  # fmt: skip
     pred = np.sort(np.asarray(preds))
     shown = dist.summary(pred)
     p, low, high = shown["p_pass"], shown["p_pass_low"], shown["p_pass_high"]
@@ -191,6 +193,50 @@ def test_the_chance_is_the_share_of_calibration_grades_at_the_mark(
     count = (np.sum(pred + r >= 10.0) + 0.5) / (r.size + 1)
     p = float(dist.p_at_least(np.array([pred]))[0])
     assert abs(p - count) <= 1.5 / (r.size + 1) + 1e-6
+
+
+@given(
+    residuals=residual_sets,
+    below=st.floats(-30.0, 0.0),
+    above=st.floats(20.0, 50.0),
+    shift=st.floats(0.0, 5.0),
+)
+def test_a_clipped_location_holds_predictions_off_the_scale_at_its_ends(
+    residuals: list[float], below: float, above: float, shift: float
+) -> None:
+    """With ``location_clip`` a point prediction under 0 is read as 0 and one over the scale as
+    the scale, for every number shown (the cohort part of the range included); without it (a
+    version trained before the clip) the prediction itself is the location."""
+    r = np.asarray(residuals)
+    clipped = GradeDistribution(r, scale=20.0, pass_mark=10.0, shift_sd=shift, location_clip=True)
+    plain = GradeDistribution(r, scale=20.0, pass_mark=10.0, shift_sd=shift)
+    for off, edge in ((below, 0.0), (above, 20.0)):
+        got, at_edge = clipped.summary(np.array([off])), clipped.summary(np.array([edge]))
+        for key, value in got.items():
+            np.testing.assert_array_equal(value, at_edge[key], err_msg=key)
+        np.testing.assert_array_equal(
+            plain.p_at_least(np.array([off])), 1 - plain.score_cdf(10.0 - np.array([off]))
+        )
+
+
+def test_a_version_without_location_clip_keeps_its_numbers() -> None:
+    """A stored distribution written before the location was clipped (no ``location_clip``
+    key) loads unclipped, and today's state round-trips with it."""
+    rng = np.random.default_rng(2)
+    y, oof = rng.uniform(0, 20, 200), rng.normal(8, 8, 200)
+    groups = np.repeat(np.arange(4), 50)
+    dist = GradeDistribution.from_oof(y, oof, groups, scale=20, pass_mark=10)
+    assert dist.location_clip
+    np.testing.assert_allclose(np.sort(dist.residuals), np.sort(y - np.clip(oof, 0, 20)))
+    state = dist.to_state()
+    again = GradeDistribution.from_state(state)
+    pred = np.linspace(-5, 25, 31)
+    for key, value in dist.summary(pred).items():
+        np.testing.assert_array_equal(value, again.summary(pred)[key], err_msg=key)
+    del state["location_clip"]
+    old = GradeDistribution.from_state(state)
+    assert not old.location_clip
+    assert old.summary(np.array([-3.0]))["grade"][0] < old.summary(np.array([0.0]))["grade"][0]
 
 
 def test_the_cohort_range_widens_when_offerings_disagree() -> None:

@@ -315,22 +315,25 @@ def test_training_runs_under_the_thread_limit(train_set: TrainingSet, n_threads:
 def test_the_ensemble_is_the_mean_of_its_members_on_the_same_folds(
     regressor: RegressionModel, train_set: TrainingSet
 ) -> None:
-    """Its out-of-fold predictions are the mean of the best linear family's and the gradient
-    boosting's (no refit), and the same as cross-validating its own pipeline on those folds."""
+    """Its out-of-fold predictions are the mean of every family's (the four linear ones and the
+    gradient boosting, no refit), the same as cross-validating its own pipeline on those folds,
+    and its refit is the mean of the families' refits."""
     cv_r2 = dict(zip(regressor.cv_table["model"], regressor.cv_table["cv_r2"], strict=True))
-    linear = max(LINEAR_FAMILIES, key=lambda n: float(cv_r2[n]))
-    ens = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["ensemble"])
-    lin = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=[linear])
-    hgb = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["hgb"])
-    np.testing.assert_array_equal(ens.oof_pred, (lin.oof_pred + hgb.oof_pred) / 2)
-    assert ens.estimator is not None
     X, y, g = train_set.X, train_set.grade.to_numpy(dtype=np.float64), train_set.groups
+    ens = fit_regressor(X, y, g, candidates=["ensemble"])
+    members = [fit_regressor(X, y, g, candidates=[n]) for n in (*LINEAR_FAMILIES, "hgb")]
+    np.testing.assert_allclose(
+        ens.oof_pred, np.mean([m.oof_pred for m in members], axis=0), rtol=0, atol=1e-12
+    )
+    assert ens.estimator is not None
+    voting = ens.estimator.named_steps["model"]
+    assert [name for name, _ in voting.estimators] == [*LINEAR_FAMILIES, "hgb"]
+    assert voting.weights is None
     oof = np.full(len(y), np.nan)
     for train, test in GroupKFold(n_splits=5).split(X, y, g):
         oof[test] = clone(ens.estimator).fit(X.iloc[train], y[train]).predict(X.iloc[test])
     np.testing.assert_allclose(oof, ens.oof_pred, rtol=0, atol=1e-9)
     assert np.isclose(float(cv_r2["ensemble"]), float(ens.cv_table["cv_r2"].iloc[0]))
-    # refitted on everything, it is the mean of the two refitted members
     np.testing.assert_allclose(
-        ens.predict(X), (lin.predict(X) + hgb.predict(X)) / 2, rtol=0, atol=1e-9
+        ens.predict(X), np.mean([m.predict(X) for m in members], axis=0), rtol=0, atol=1e-9
     )

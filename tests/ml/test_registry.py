@@ -178,14 +178,17 @@ def test_onnx_matches_native_outputs(
     dist = json.loads(paths["distribution"].read_text("utf-8"))
     r = np.asarray(dist["scores"])
     u = np.arange(1, r.size + 1) / (r.size + 1)
-    grade = np.clip(yhat + np.interp(0.5, u, r), 0, dist["scale"])
-    chance = np.clip(1 - np.interp(dist["pass_mark"] - yhat, r, u), dist["p_floor"], 0.99)
+    assert dist["location_clip"] is True
+    m = np.clip(yhat, 0, dist["scale"])
+    assert (yhat < 0).any()  # the clip matters here: some locations are held on the scale
+    grade = np.clip(m + np.interp(0.5, u, r), 0, dist["scale"])
+    chance = np.clip(1 - np.interp(dist["pass_mark"] - m, r, u), dist["p_floor"], 0.99)
     np.testing.assert_allclose(grade, reg.predict_interval(test_set.X)[0], rtol=0, atol=1e-5)
     np.testing.assert_allclose(chance, clf.predict_proba(test_set.X), rtol=0, atol=1e-4)
 
 
 #: Every candidate, and each one with a log step (the linear families and the ensemble's linear
-#: member) with that step on.
+#: members) with that step on.
 EXPORTED = [(name, False) for name in regressor_candidates()] + [
     (name, True) for name in regressor_candidates() if name != "hgb"
 ]
@@ -226,7 +229,7 @@ def test_every_regressor_exports_with_parity(
 def test_an_ensemble_round_trips_and_exports_with_parity(
     tmp_path: Path, train_set: TrainingSet, test_set: TrainingSet
 ) -> None:
-    """The ``ensemble`` candidate (a VotingRegressor of a linear model and the gradient
+    """The ``ensemble`` candidate (a VotingRegressor of the four linear families and the gradient
     boosting): the same predictions after skops, on the array path, and from its ONNX graph
     with distribution.json."""
     reg = fit_regressor(train_set.X, train_set.grade, train_set.groups, candidates=["ensemble"])
@@ -245,5 +248,6 @@ def test_an_ensemble_round_trips_and_exports_with_parity(
     dist = json.loads(paths["distribution"].read_text("utf-8"))
     r = np.asarray(dist["scores"])
     u = np.arange(1, r.size + 1) / (r.size + 1)
-    grade = np.clip(yhat + np.interp(0.5, u, r), 0, dist["scale"])
+    m = np.clip(yhat, 0, dist["scale"]) if dist["location_clip"] else yhat
+    grade = np.clip(m + np.interp(0.5, u, r), 0, dist["scale"])
     np.testing.assert_allclose(grade, reg.predict_interval(X)[0], rtol=0, atol=1e-5)

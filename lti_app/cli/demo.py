@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import click
@@ -46,12 +47,23 @@ def demo(ctx: CliContext, no_serve: bool) -> None:
     scheduler = subprocess.Popen(  # noqa: S603 - our own CLI, same interpreter
         [sys.executable, "-m", "lti_app.cli", "--config", settings.source, "scheduler"]
     )
+    master = os.getpid()
     try:
         from lti_app.wsgi import GunicornApp
 
         bind = f"{settings.app.host}:{settings.app.port}"
         GunicornApp(settings, bind=bind, workers=settings.app.workers).run()
     finally:
-        scheduler.terminate()
-        setup.platform.stop()
-        setup.moodle.stop()
+        # gunicorn forks its workers from this process, so a worker that stops leaves run()
+        # through here too. The scheduler and the two demo servers are the master's: in a
+        # worker the servers' threads do not exist (a fork copies the calling thread only), and
+        # waiting for them to shut down held every worker until the master killed it, 20 s
+        # after Ctrl-C.
+        if os.getpid() == master:
+            scheduler.terminate()
+            setup.platform.stop()
+            setup.moodle.stop()
+            try:
+                scheduler.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                scheduler.kill()

@@ -4,7 +4,13 @@ course is scored, and the development platform performs a real LTI 1.3 launch in
 from __future__ import annotations
 
 import html
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -31,13 +37,16 @@ def test_demo_needs_a_demo_config(tmp_path: Path) -> None:
         prepare(settings, make_session_factory(make_engine("sqlite://")))
 
 
-def test_demo_end_to_end(tmp_path: Path) -> None:
+def _small_demo(tmp_path: Path, public_url: str = "http://localhost", port: int = 8000) -> Path:
+    """A demo configuration for tests: its own instance folder, free ports for the simulated
+    Moodle and the platform, a smaller course and model search."""
     cfg = tmp_path / "demo.toml"
     result = CliRunner().invoke(main, ["config", "init", "--demo", str(cfg)])
     assert result.exit_code == 0, result.output
     text = cfg.read_text()
     text = text.replace('instance_path = "instance"', f'instance_path = "{tmp_path / "inst"}"')
-    text = text.replace('public_url = "http://127.0.0.1:8000"', 'public_url = "http://localhost"')
+    text = text.replace('public_url = "http://127.0.0.1:8000"', f'public_url = "{public_url}"')
+    text = text.replace("\nport = 8000\n", f"\nport = {port}\n")
     text = text.replace("moodle_port = 8081", "moodle_port = 0")
     text = text.replace("platform_port = 8001", "platform_port = 0")
     # A smaller demo than the default (60 students x 4 past offerings), still large enough for
@@ -51,6 +60,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     text = text.replace("bootstrap_samples = 300", "bootstrap_samples = 100")
     text = text.replace("permutation_repeats = 10", "permutation_repeats = 3")
     cfg.write_text(text)
+    return cfg
+
+
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    cfg = _small_demo(tmp_path)
     settings = load_settings(cfg, environ={})
     assert settings.demo.enabled
     engine = make_engine(settings.database_url)
@@ -132,3 +146,54 @@ def _launch(client: FlaskClient, setup: DemoSetup, who: str, lang: str) -> str:
     )
     assert launched.status_code in (302, 303), launched.get_data(as_text=True)[:500]
     return parse_qs(urlsplit(launched.headers["Location"]).query)["lt"][0]
+
+
+def test_ctrl_c_stops_the_demo_without_killing_its_workers(tmp_path: Path) -> None:
+    """`arche-predict demo` served by gunicorn, then Ctrl-C (SIGINT to its process group, as a
+    terminal sends it): every worker exits by itself, the master shuts down, the scheduler
+    process goes with it. A forked worker used to run the master's clean-up, waiting for the
+    demo servers' threads it does not have, until the master SIGKILLed it 20 s later."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = _small_demo(tmp_path, f"http://127.0.0.1:{port}", port)
+    log = tmp_path / "demo.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "lti_app.cli", "--config", str(cfg), "demo"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 300  # preparing the demo: simulate, sync, train
+        while log.read_text().count("app created") < 2:  # both workers serve
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert answer.status == 200
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert text.count("Worker exiting") == 2, text[-3000:]
+    assert "SIGKILL" not in text, text[-3000:]
+    assert "Shutting down: Master" in text
+    assert not _group_alive(proc.pid)  # the scheduler went too: nothing left in the group
+
+
+def _group_alive(pgid: int, patience_s: float = 10.0) -> bool:
+    """Whether a process of group `pgid` is still there after `patience_s` (an exited one may
+    take a moment to be reaped once its parent has gone)."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        time.sleep(0.1)
+    return True

@@ -449,27 +449,44 @@ def _copy_log_rows(session: Session, values: Iterable[tuple[Any, ...]]) -> int:
     The rows are sent as `values` gives them, and kept for the slow path. The server inserts
     (its index upkeep is most of a CSV import's storing) while the values are still being
     read: a 1M-event import spent 10 of its 11 s of storing waiting for it. If `values`
-    raises, the COPY is abandoned and rolled back to the savepoint.
+    raises (a file refused halfway), the COPY ends as it is, is rolled back to the savepoint,
+    and that error is raised: ending it with the error instead made psycopg log a misleading
+    "error ignored ... duplicate key value" warning whenever the refused file had been stored
+    before.
     """
     driver = session.connection().connection.driver_connection
     assert driver is not None
     pending = iter(values)
     sent: list[tuple[Any, ...]] = []
+    refused: Exception | None = None
     with driver.cursor() as cur:
         cur.execute(f"SAVEPOINT {_PG_SAVEPOINT}")
         try:
             with cur.copy(_PG_COPY) as copy:
                 copy.set_types(_PG_COPY_TYPES)
-                for row_values in pending:
+                while True:
+                    try:
+                        row_values = next(pending)
+                    except StopIteration:
+                        break
+                    except Exception as error:  # noqa: BLE001 - raised once the COPY is undone
+                        refused = error
+                        break
                     sent.append(row_values)
                     copy.write_row(row_values)
         except BaseException as error:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
             cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            if refused is not None:
+                raise refused from None
             if not isinstance(error, psycopg.errors.UniqueViolation):
                 raise
             sent.extend(pending)  # what the failed COPY had not reached
             return _stage_log_rows(cur, sent)
+        if refused is not None:
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
+            cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
+            raise refused
         cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
         return len(sent)
 

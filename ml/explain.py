@@ -92,11 +92,13 @@ def grade_factors(
     model: RegressionModel, X: pd.DataFrame, background: pd.DataFrame, k: int = 5
 ) -> pd.DataFrame:
     """Top factors of the grade shown (the distribution's median), in points on the grade
-    scale. The median is taken before it is clipped to the scale, so a student predicted below
-    0 (or above the top) still sees what pulls the estimate down (or up), not a row of zeros."""
+    scale. The median is taken from the point prediction itself, before the location and the
+    median are held on the scale (:mod:`ml.distribution`), so a student predicted below 0 (or
+    above the top) still sees what pulls the estimate down (or up), not a row of zeros."""
+    shift = model.distribution.score_quantile(0.5)
 
     def median(rows: pd.DataFrame) -> np.ndarray:
-        return model.distribution.median(model.predict(rows), clip=False)
+        return np.asarray(model.predict(rows), dtype=np.float64) + shift
 
     return top_factors(median, X[model.features], background[model.features], k)
 

@@ -6,8 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
+from sklearn.pipeline import Pipeline
 
 from ml.dataset import TrainingSet
+from ml.distribution import GradeDistribution
 from ml.explain import (
     PassModel,
     contributions,
@@ -224,3 +226,34 @@ def test_what_if_row_refuses_bad_input(
     infinite[0] = np.inf
     with pytest.raises(ValueError, match="finite"):
         what_if_row(infinite, cols, {}, regressor=regressor, classifier=pass_model)
+
+
+def test_a_student_predicted_below_zero_still_sees_what_pulls_the_grade_down() -> None:
+    """The distribution holds the location on the scale (a prediction of -10/20 is read as 0 for
+    every shown number), but the grade's factors come from the prediction itself: a student
+    who never logged in sees which features pull the estimate down, not a row of zeros."""
+    X = pd.DataFrame({"a": [10.0, 12.0, 14.0, 11.0], "b": [5.0, 6.0, 7.0, 6.5]})
+    y = X.to_numpy() @ np.array([0.5, 0.3]) - 10.0
+    pipeline = Pipeline([("model", LinearRegression())]).fit(X, y)
+    residuals = np.random.default_rng(0).normal(0, 2, 200)
+    factors = {}
+    for clip in (False, True):
+        model = RegressionModel(
+            name="linear",
+            pipeline=pipeline,
+            features=["a", "b"],
+            cv_table=pd.DataFrame(),
+            oof_pred=np.zeros(4),
+            residuals=np.abs(residuals),
+            distribution=GradeDistribution(
+                residuals, scale=20.0, pass_mark=10.0, location_clip=clip
+            ),
+        )
+        never = pd.DataFrame({"a": [0.0], "b": [0.0]})
+        assert model.predict(never)[0] == pytest.approx(-10.0)
+        if clip:  # every shown number reads it as a prediction of 0
+            shown = model.predict_interval(never)[0]
+            np.testing.assert_array_equal(shown, model.distribution.median(np.zeros(1)))
+        factors[clip] = grade_factors(model, never, X).set_index("feature")["contribution"]
+    assert (factors[True] < 0).all()
+    pd.testing.assert_series_equal(factors[True], factors[False])

@@ -477,7 +477,7 @@ def _copy_log_rows(session: Session, values: Iterable[tuple[Any, ...]]) -> int:
         except BaseException as error:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
             cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-            if refused is not None:
+            if refused is not None and isinstance(error, Exception):  # never hide a Ctrl-C
                 raise refused from None
             if not isinstance(error, psycopg.errors.UniqueViolation):
                 raise

@@ -161,3 +161,64 @@ def test_postgresql_inserts_rows_while_the_next_are_still_being_read(
     assert progress, "the COPY's progress never showed a stored row before the last was read"
     assert 0 < progress[0] < 6000
     assert [r[0] for r in _stored(db_session)] == list(range(1, 8001))
+
+
+class _EndingCopy:
+    """A COPY whose end raises `error` (a Ctrl-C while the server finishes it)."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __enter__(self) -> _EndingCopy:
+        return self
+
+    def __exit__(self, kind: object, value: object, tb: object) -> None:
+        if value is None:
+            raise self.error
+
+    def set_types(self, types: object) -> None:
+        pass
+
+    def write_row(self, row: object) -> None:
+        pass
+
+
+class _Cursor:
+    def __init__(self, error: BaseException) -> None:
+        self.error, self.sql = error, list[str]()
+
+    def __enter__(self) -> _Cursor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def execute(self, sql: str) -> None:
+        self.sql.append(sql)
+
+    def copy(self, sql: str) -> _EndingCopy:
+        return _EndingCopy(self.error)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), SystemExit(3)], ids=repr)
+def test_an_interrupt_while_a_refused_copy_ends_is_not_hidden(interrupt: BaseException) -> None:
+    """A file refused halfway ends its COPY normally, to roll it back; a Ctrl-C arriving
+    meanwhile stays a Ctrl-C (the refusal must not replace it), and the savepoint is undone."""
+    from types import SimpleNamespace
+
+    from lti_app.services.sync import _copy_log_rows
+
+    cur = _Cursor(interrupt)
+    driver = SimpleNamespace(cursor=lambda: cur)
+    session = SimpleNamespace(
+        connection=lambda: SimpleNamespace(connection=SimpleNamespace(driver_connection=driver))
+    )
+
+    def refused_halfway() -> Iterator[tuple[int]]:
+        yield (1,)
+        raise ValueError("line 3 belongs to course 3")
+
+    with pytest.raises(type(interrupt)):
+        _copy_log_rows(session, refused_halfway())  # type: ignore[arg-type]
+    undo = ["ROLLBACK TO SAVEPOINT arche_log_copy", "RELEASE SAVEPOINT arche_log_copy"]
+    assert cur.sql[-2:] == undo

@@ -177,13 +177,15 @@ def train_model(
     offering_names: list[str],
     on_progress: Progress | None = None,
     scope: Scope = "course",
+    term_ended: bool = False,
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle, bool]:
     """Train and register a version, or reuse the active one trained on the same data.
 
     `scope` "site": a site-wide model (#17), on the other courses' offerings with each
-    feature as the student's place in their cohort (`relative_to_cohort`)."""
+    feature as the student's place in their cohort (`relative_to_cohort`). `term_ended`: the
+    course's term is over, so an older training's version is reused too (see `_reusable`)."""
     data_hash = training.data_hash()
-    active = _reusable(session, course, model_root, data_hash)
+    active = _reusable(session, course, model_root, data_hash, any_trainer=term_ended)
     if active is not None:
         return (*active, True)
 
@@ -402,7 +404,9 @@ def score_course(
         )  # fmt: skip
         kept = training_cache.load(model_root, course.id, key)
         reuse = (
-            _reusable(session, course, model_root, kept.data_hash, "course")
+            _reusable(
+                session, course, model_root, kept.data_hash, "course", any_trainer=bool(ended)
+            )
             if kept is not None
             else None
         )
@@ -455,6 +459,7 @@ def score_course(
             offering_names=names,
             on_progress=on_progress,
             scope=scope,
+            term_ended=bool(ended),
         )
     except SingleClassError as exc:
         # A state of the data, not a failure of the night: every past student on one side of
@@ -537,11 +542,16 @@ def _reusable(
     model_root: Path,
     data_hash: str,
     scope: Scope | None = None,
+    *,
+    any_trainer: bool = False,
 ) -> tuple[ModelVersion, ModelVersion, ModelBundle] | None:
     """The course's active versions, loaded, when they were trained on the data of `data_hash`
-    by today's training (`ml.registry.TRAINER_REVISION`: an upgrade that trains better models
-    retrains a finished course too) with no erased person's data in it (and, given `scope`, are
-    of that scope); else None."""
+    with no erased person's data in it (and, given `scope`, are of that scope); else None.
+
+    They must also come from today's training (`ml.registry.TRAINER_REVISION`), so that an
+    upgrade that trains better models retrains a running course once, unless `any_trainer`:
+    a course whose term is over keeps the version whose end-of-term estimates its teachers
+    saw and its live validation scores, rather than have them rewritten by a new training."""
     reg_row, clf_row = _active_versions(session, course.id)
     meta = (reg_row.metadata_json or {}) if reg_row is not None else {}
     if (
@@ -549,7 +559,7 @@ def _reusable(
         or clf_row is None
         or reg_row.data_hash != data_hash
         or reg_row.erased_data_at is not None
-        or meta.get("trainer") != TRAINER_REVISION
+        or (not any_trainer and meta.get("trainer") != TRAINER_REVISION)
         or (scope is not None and meta.get("scope", "course") != scope)
     ):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -101,6 +102,19 @@ def test_scores_a_course_with_history(
     )
     assert again.reused_model  # and then reused as before
     assert again.regression_model_id == upgraded.regression_model_id
+    # Once the term is over, a version from an older training is kept: its end-of-term
+    # estimates are what the teachers saw and what the live validation scores.
+    after_term = _now(with_signal) + timedelta(days=365)
+    ended = score_course(db_session, current, settings=FAST, model_root=tmp_path, now=after_term)
+    assert ended.status == "scored"
+    assert ended.term_ended
+    for v in db_session.scalars(select(ModelVersion).where(ModelVersion.active)).all():
+        v.metadata_json = {k: x for k, x in v.metadata_json.items() if k != "trainer"}
+    db_session.flush()
+    kept = score_course(db_session, current, settings=FAST, model_root=tmp_path, now=after_term)
+    assert kept.reused_model
+    assert kept.regression_model_id == ended.regression_model_id
+    upgraded = ended
     # Artifacts load only while they are exactly what was stored.
     version = db_session.get_one(ModelVersion, upgraded.regression_model_id)
     load_model(tmp_path, version)

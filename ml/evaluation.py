@@ -664,8 +664,9 @@ def _importance_block(
     random_state: int,
 ) -> dict[str, Any]:
     """Permutation importance on ``data`` (``source`` names it): for the grade, the rise of the
-    MAE; for the pass chance, the loss of AUC (the chance is an increasing function of the
-    predicted grade, so it ranks students by it)."""
+    MAE; for the pass chance, the loss of AUC of the predicted grade (the chance is a
+    non-decreasing function of it, so it ranks students as the chance does, and also within the
+    ties that the location held on the scale makes at its ends)."""
 
     def neg_mae(y: np.ndarray, pred: np.ndarray) -> float:
         return -_mae(y, pred)

@@ -698,7 +698,8 @@ class RegressionModel:
     """The selected, refitted grade regressor and the predictive distribution of the grade
     (:class:`ml.distribution.GradeDistribution`) calibrated on its out-of-fold residuals.
 
-    :meth:`predict` is the point prediction ``yhat`` (the distribution's location);
+    :meth:`predict` is the point prediction ``yhat`` (the distribution's location is ``yhat``
+    held on ``[0, scale]``, see :mod:`ml.distribution`);
     :meth:`predict_interval` gives what is shown: the distribution's median and its central
     interval. ``residuals`` are the absolute out-of-fold residuals (the symmetric conformal
     scores of earlier versions); ``estimator`` is the chosen configuration, unfitted (for
@@ -721,7 +722,7 @@ class RegressionModel:
         return float(self.distribution.pass_mark)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        """The point prediction ``yhat`` (not clipped; the distribution's location)."""
+        """The point prediction ``yhat`` (not clipped: the distribution clips its location)."""
         return np.asarray(self.pipeline.predict(X[self.features]), dtype=np.float64)
 
     def predict_grade(self, X: pd.DataFrame) -> np.ndarray:
@@ -863,7 +864,8 @@ def fit_regressor(
     searches: dict[str, _SearchResult] = {}
     searched = [n for n in names if n != "ensemble"]
     if "ensemble" in names:  # its members are searched even when not candidates themselves
-        linear = [n for n in searched if n in LINEAR_FAMILIES] or list(LINEAR_FAMILIES)
+        # always all five, whatever else is a candidate: the same ensemble on every site
+        linear = list(LINEAR_FAMILIES)
         searched += [n for n in (*linear, "hgb") if n not in searched]
     with threadpool_limits(limits=n_threads):
         for name in [*searched, *(["ensemble"] if "ensemble" in names else [])]:

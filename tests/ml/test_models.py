@@ -337,3 +337,8 @@ def test_the_ensemble_is_the_mean_of_its_members_on_the_same_folds(
     np.testing.assert_allclose(
         ens.predict(X), np.mean([m.predict(X) for m in members], axis=0), rtol=0, atol=1e-9
     )
+    # the same five members whatever else is a candidate (a site configured with a subset)
+    beside = fit_regressor(X, y, g, candidates=["ridge", "ensemble"])
+    assert set(beside.cv_table["model"]) == {"ridge", "ensemble"}
+    table = dict(zip(beside.cv_table["model"], beside.cv_table["cv_r2"], strict=True))
+    assert np.isclose(float(table["ensemble"]), float(cv_r2["ensemble"]))  # the same OOF

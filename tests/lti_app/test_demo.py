@@ -150,9 +150,10 @@ def _launch(client: FlaskClient, setup: DemoSetup, who: str, lang: str) -> str:
 
 def test_ctrl_c_stops_the_demo_without_killing_its_workers(tmp_path: Path) -> None:
     """`arche-predict demo` served by gunicorn, then Ctrl-C (SIGINT to its process group, as a
-    terminal sends it): every worker exits by itself, the master shuts down, the scheduler
-    process goes with it. A forked worker used to run the master's clean-up, waiting for the
-    demo servers' threads it does not have, until the master SIGKILLed it 20 s later."""
+    terminal sends it): every worker exits by itself (none is killed), the master shuts down,
+    the scheduler process goes with it. A forked worker used to run the master's clean-up,
+    waiting for the demo servers' threads it does not have, until the master SIGKILLed it 20 s
+    later."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -180,7 +181,8 @@ def test_ctrl_c_stops_the_demo_without_killing_its_workers(tmp_path: Path) -> No
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     text = log.read_text()
-    assert text.count("Worker exiting") == 2, text[-3000:]
+    # No worker had to be killed. (Not "two 'Worker exiting' lines": a worker the signal meets
+    # while it serves or starts up may leave without that line, and that is a clean exit too.)
     assert "SIGKILL" not in text, text[-3000:]
     assert "Shutting down: Master" in text
     assert not _group_alive(proc.pid)  # the scheduler went too: nothing left in the group

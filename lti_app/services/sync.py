@@ -474,6 +474,8 @@ def _copy_log_rows(session: Session, values: Iterable[tuple[Any, ...]]) -> int:
                         break
                     sent.append(row_values)
                     copy.write_row(row_values)
+            if refused is not None:
+                raise refused  # the COPY went through: undone below like any failure
         except BaseException as error:
             cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
             cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
@@ -483,10 +485,6 @@ def _copy_log_rows(session: Session, values: Iterable[tuple[Any, ...]]) -> int:
                 raise
             sent.extend(pending)  # what the failed COPY had not reached
             return _stage_log_rows(cur, sent)
-        if refused is not None:
-            cur.execute(f"ROLLBACK TO SAVEPOINT {_PG_SAVEPOINT}")
-            cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
-            raise refused
         cur.execute(f"RELEASE SAVEPOINT {_PG_SAVEPOINT}")
         return len(sent)
 

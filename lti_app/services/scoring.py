@@ -377,7 +377,7 @@ def score_course(
     current = load_offering(session, course, until=requested, with_grades=False, term_length=length)
     term = course_term(course, current.events, term_length=length)
     # After the end, the end: see the docstring.
-    ended = pd.Timestamp(requested) > current.course_end
+    ended = bool(pd.Timestamp(requested) > current.course_end)
     now = current.course_end.to_pydatetime() if ended else requested
     as_of = pd.Timestamp(now)
     progress = course_progress(current.course_start, current.course_end, as_of)
@@ -386,7 +386,7 @@ def score_course(
         "pass_mark": mark.value,
         "term_end": current.course_end.to_pydatetime(),
         "end_inferred": bool(term is not None and term.end_inferred),
-        "term_ended": bool(ended),
+        "term_ended": ended,
     }
     roster = student_roster(session, course)
     if roster.empty:
@@ -404,9 +404,7 @@ def score_course(
         )  # fmt: skip
         kept = training_cache.load(model_root, course.id, key)
         reuse = (
-            _reusable(
-                session, course, model_root, kept.data_hash, "course", any_trainer=bool(ended)
-            )
+            _reusable(session, course, model_root, kept.data_hash, "course", any_trainer=ended)
             if kept is not None
             else None
         )
@@ -459,7 +457,7 @@ def score_course(
             offering_names=names,
             on_progress=on_progress,
             scope=scope,
-            term_ended=bool(ended),
+            term_ended=ended,
         )
     except SingleClassError as exc:
         # A state of the data, not a failure of the night: every past student on one side of

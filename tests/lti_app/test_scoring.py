@@ -86,11 +86,7 @@ def test_scores_a_course_with_history(
     assert count == 2
     # A version an older training made (no "trainer", or another revision) is not reused on
     # the same data: an upgrade that trains better models retrains the course once.
-    active = db_session.scalars(select(ModelVersion).where(ModelVersion.active)).all()
-    assert {v.metadata_json["trainer"] for v in active} == {TRAINER_REVISION}
-    for v in active:
-        v.metadata_json = {k: x for k, x in v.metadata_json.items() if k != "trainer"}
-    db_session.flush()
+    _as_an_older_training(db_session)
     upgraded = score_course(
         db_session, current, settings=FAST, model_root=tmp_path, now=_now(with_signal)
     )
@@ -108,19 +104,26 @@ def test_scores_a_course_with_history(
     ended = score_course(db_session, current, settings=FAST, model_root=tmp_path, now=after_term)
     assert ended.status == "scored"
     assert ended.term_ended
-    for v in db_session.scalars(select(ModelVersion).where(ModelVersion.active)).all():
-        v.metadata_json = {k: x for k, x in v.metadata_json.items() if k != "trainer"}
-    db_session.flush()
+    _as_an_older_training(db_session)
     kept = score_course(db_session, current, settings=FAST, model_root=tmp_path, now=after_term)
     assert kept.reused_model
     assert kept.regression_model_id == ended.regression_model_id
-    upgraded = ended
     # Artifacts load only while they are exactly what was stored.
-    version = db_session.get_one(ModelVersion, upgraded.regression_model_id)
+    version = db_session.get_one(ModelVersion, ended.regression_model_id)
     load_model(tmp_path, version)
     (tmp_path / version.artifact_path / "regressor.skops").write_bytes(b"not ours")
     with pytest.raises(ModelStoreError, match="changed since it was stored"):
         load_model(tmp_path, version)
+
+
+def _as_an_older_training(session: Session) -> None:
+    """The active versions, made today (they record `TRAINER_REVISION`), as if an older
+    training had made them: without the revision."""
+    active = session.scalars(select(ModelVersion).where(ModelVersion.active)).all()
+    assert {v.metadata_json["trainer"] for v in active} == {TRAINER_REVISION}
+    for v in active:
+        v.metadata_json = {k: x for k, x in v.metadata_json.items() if k != "trainer"}
+    session.flush()
 
 
 def test_no_signal_is_gated_and_withholds_values(

@@ -287,6 +287,8 @@ def regressor_candidates(
 
 #: The linear families, all members of the ``ensemble`` (with the gradient boosting).
 LINEAR_FAMILIES: Final = ("linear", "ridge", "lasso", "elasticnet")
+#: The ``ensemble``'s members, always all five families whatever else is a candidate.
+ENSEMBLE_MEMBERS: Final = (*LINEAR_FAMILIES, "hgb")
 
 
 def _hgb(random_state: int, cst: tuple[int, ...]) -> HistGradientBoostingRegressor:
@@ -864,14 +866,11 @@ def fit_regressor(
     searches: dict[str, _SearchResult] = {}
     searched = [n for n in names if n != "ensemble"]
     if "ensemble" in names:  # its members are searched even when not candidates themselves
-        # always all five, whatever else is a candidate: the same ensemble on every site
-        linear = list(LINEAR_FAMILIES)
-        searched += [n for n in (*linear, "hgb") if n not in searched]
+        searched += [n for n in ENSEMBLE_MEMBERS if n not in searched]
     with threadpool_limits(limits=n_threads):
         for name in [*searched, *(["ensemble"] if "ensemble" in names else [])]:
             if name == "ensemble":
-                found = _ensemble_search(pool["ensemble"][0], searches, linear, y_arr, splits,
-                                         scorers)  # fmt: skip
+                found = _ensemble_search(pool["ensemble"][0], searches, y_arr, splits, scorers)
             else:
                 pipe, grid = pool[name]
                 found = _grouped_search(
@@ -948,33 +947,33 @@ def _frozen(pipeline: Pipeline) -> Pipeline:
 def _ensemble_search(
     pipe: Pipeline,
     searches: Mapping[str, _SearchResult],
-    linear: Sequence[str],
     y: np.ndarray,
     splits: Sequence[tuple[np.ndarray, np.ndarray]],
     scorers: Mapping[str, Scorer],
 ) -> _SearchResult:
-    """The ``ensemble`` candidate on the same folds, without fitting anything: its members are
-    the ``linear`` families and the gradient boosting, each in the configuration its search
-    chose. On each fold the members are fitted exactly as those candidates were (same
-    imputation, same data, same seeds), so the ensemble's out-of-fold predictions are the mean
-    of theirs; its fold models are those members' fold models, for the record."""
-    names = [*linear, "hgb"]
+    """The ``ensemble`` candidate on the same folds, without fitting anything: its members
+    (:data:`ENSEMBLE_MEMBERS`) are each in the configuration its search chose. On each fold the
+    members are fitted exactly as those candidates were (same imputation, same data, same
+    seeds), so the ensemble's out-of-fold predictions are the mean of theirs; its fold models
+    are those members' fold models, for the record."""
+    chosen = {name: searches[name] for name in ENSEMBLE_MEMBERS}
     members: list[tuple[str, Any]] = []
-    for name in names:
-        steps = _member_steps(clone(searches[name].estimator))
+    for name, found in chosen.items():
+        steps = _member_steps(clone(found.estimator))
         # a bare estimator when the family has no step of its own (the gradient boosting), as
         # scikit-learn's VotingRegressor holds it
         members.append((name, steps[0][1] if len(steps) == 1 else Pipeline(steps)))
     estimator = clone(pipe).set_params(model__estimators=members, model__weights=None)
-    oof = np.mean(np.column_stack([searches[n].oof for n in names]), axis=1)
+    oof = np.mean(np.column_stack([found.oof for found in chosen.values()]), axis=1)
     scores = {
         name: np.array([float(scorer(y[test], oof[test])) for _, test in splits])
         for name, scorer in scorers.items()
     }
     params: dict[str, Any] = {
-        n: {k.removeprefix("model__"): v for k, v in searches[n].params.items()} for n in names
+        name: {k.removeprefix("model__"): v for k, v in found.params.items()}
+        for name, found in chosen.items()
     }
-    models = [m for n in names for m in searches[n].fold_models]
+    models = [m for found in chosen.values() for m in found.fold_models]
     return _SearchResult(params, estimator, oof, scores, models)
 
 

@@ -70,8 +70,9 @@ from ml.models import LogAmounts, PassChanceModel, RegressionModel, SignedLinear
 FORMAT_VERSION: Final = 2
 #: What training a version does, beyond its files' format: 3 since the ``ensemble`` of every
 #: family and the clipped location of the grade distribution. A version trained by an older
-#: revision loads and shows its own numbers, but a scoring does not reuse it on unchanged data
-#: (the services compare this), so an upgrade retrains every course once, at its next scoring.
+#: revision loads and shows its own numbers, but a scoring of a running course does not reuse
+#: it on unchanged data (the services compare this): an upgrade retrains such a course once, at
+#: its next scoring, while a course whose term is over keeps its version.
 TRAINER_REVISION: Final = 3
 #: Formats :func:`load_bundle` reads (1: before issue #14, see the module docstring).
 READABLE_FORMATS: Final = (1, 2)

@@ -53,10 +53,25 @@ class PollingThreadWorker(ThreadWorker):  # type: ignore[misc]
     off), like one deferred by gunicorn itself (``pending_conns``, swept by ``murder_pending``),
     and within gunicorn's stop linger when the worker stops, like a kept-alive one: a silent
     connection must not hold a stopping worker for its whole graceful timeout.
+
+    Ctrl-C in a terminal reaches each worker twice, as SIGINT from the terminal and as SIGQUIT
+    from the master. gunicorn's quit handler shuts the thread pool down under the pool's own
+    lock; the second signal, handled while the first holds that lock, shut it down again and
+    waited for the lock forever, until the master killed the worker 20 s later (seen with
+    ``make demo`` once a page had been served). The second quit is ignored here: the first is
+    already stopping the worker.
     """
 
     #: How long a silent new connection may wait when keep-alive is off (gunicorn's own wait).
     SILENT_WITHOUT_KEEPALIVE = 5.0
+    #: Whether a quit signal is already being handled (see the class docstring).
+    _quitting = False
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        if self._quitting:
+            return
+        self._quitting = True
+        super().handle_quit(sig, frame)
 
     def accept(self, listener: Any) -> None:
         try:

@@ -10,7 +10,9 @@ each connection goes; `test_cli` checks that `serve` runs this worker.
 from __future__ import annotations
 
 import selectors
+import signal
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -165,3 +167,29 @@ def test_without_keepalive_a_silent_connection_still_gets_time_to_ask(
             conn.close()
         w.poller.close()
         w.tmp.close()
+
+
+def test_a_second_quit_signal_during_the_first_is_ignored(
+    worker: PollingThreadWorker,
+) -> None:
+    """Ctrl-C reaches a worker as SIGINT from the terminal and SIGQUIT from the master; the
+    second, handled while the first shuts the thread pool down under the pool's lock, used to
+    shut it down again and wait for that lock forever. Here the pool's shutdown lets the second
+    signal in, as the interpreter does between two bytecodes, with a real lock held."""
+    held = threading.Lock()
+    calls: list[bool] = []
+
+    def shutdown(wait: bool = True, **_: Any) -> None:
+        assert held.acquire(timeout=1), "the second quit re-entered the pool's shutdown"
+        try:
+            calls.append(wait)
+            if len(calls) == 1:
+                worker.handle_quit(signal.SIGQUIT, None)  # the master's, during the terminal's
+        finally:
+            held.release()
+
+    worker.tpool.shutdown = shutdown
+    with pytest.raises(SystemExit) as stopped:
+        worker.handle_quit(signal.SIGINT, None)
+    assert stopped.value.code == 0
+    assert calls == [False]  # one shutdown, not waiting for the threads

@@ -17,6 +17,7 @@ model trained for another pass mark is a different model (its data hash includes
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -25,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
 from lti_app.db import utcnow
-from lti_app.models import Course
+from lti_app.models import Course, ModelVersion
 from lti_app.services import audit
 
 PassMarkSource = Literal["teacher", "moodle", "default"]
@@ -74,6 +75,24 @@ def pass_mark_of(course: Course, ml: MLSettings) -> PassMark:
     if from_moodle is not None:
         return PassMark(from_moodle, scale, "moodle")
     return PassMark(float(ml.pass_mark), scale, "default")
+
+
+def trained_pass_mark(versions: Iterable[ModelVersion | None]) -> float | None:
+    """The pass mark the active models were trained for, which every shown chance reads: after
+    a teacher changes the mark, the estimates keep the old one until the next scoring."""
+    for version in versions:
+        if version is not None and version.metadata_json.get("pass_mark") is not None:
+            return float(version.metadata_json["pass_mark"])
+    return None
+
+
+def estimates_pass_mark(
+    course: Course, ml: MLSettings, versions: Iterable[ModelVersion | None]
+) -> float:
+    """The pass mark the shown estimates were made for (`trained_pass_mark`), else the one in
+    force: the line a shown grade is kept on its side of, beside its chance."""
+    trained = trained_pass_mark(versions)
+    return trained if trained is not None else pass_mark_of(course, ml).value
 
 
 def risk_threshold_of(course: Course, ml: MLSettings) -> float:

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, load_only
 
 from lti_app.models import Course, Enrolment, ModelVersion, Person, Prediction, SyncRun
 from lti_app.services.course_data import STUDENT_ROLES
+from lti_app.services.course_settings import trained_pass_mark
 from lti_app.services.scoring import load_model
 from lti_app.services.shown_scoring import of_active_models
 from ml.explain import what_if_row
@@ -545,6 +546,9 @@ def what_if(
         "interval_level": float(then["interval_level"]),
         "threshold": float(threshold),
         "at_risk": bool(is_at_risk(p, threshold)),
+        # The mark the chance is a chance of reaching (the models' own): the page keeps the
+        # shown grade on the same side of it as the chance of 50 %.
+        "pass_mark": trained_pass_mark((reg, clf)),
         "changes": dict(changes),
         "current": {
             "probability": float(result["current"]["p_pass"]),

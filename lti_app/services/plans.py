@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
 from lti_app.models import Course, Prediction
-from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
+from lti_app.services.course_settings import estimates_pass_mark, risk_threshold_of
 from lti_app.services.insights import (
     InsightError,
     ModelCache,
@@ -80,7 +80,10 @@ def learner_plan(
         return float(result["predicted_grade"]), float(result["probability"])
 
     try:
-        return smallest_plan(current, bounds, score, pass_mark_of(course, settings).value)
+        # The mark the model's chances read (the one it was trained for), so that a plan
+        # reaching it reaches a chance of 50 % too, even just after a teacher changed the mark.
+        mark = estimates_pass_mark(course, settings, active_models(session, course.id).values())
+        return smallest_plan(current, bounds, score, mark)
     except InsightError:
         return None
 

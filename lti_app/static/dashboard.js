@@ -287,9 +287,10 @@
         document.getElementById("wi-ci").textContent =
           r.shown ? r.shown.range : pct(r.ci_95[0]) + " – " + pct(r.ci_95[1]);
         var g = document.getElementById("wi-grade");
-        g.textContent = num(r.predicted_grade, 1);
+        // The server keeps the grade on its side of the pass mark ("9.9", not "10.0").
+        g.textContent = r.shown ? r.shown.grade : num(r.predicted_grade, 1);
         g.setAttribute("data-value", r.predicted_grade);
-        document.getElementById("wi-interval").textContent =
+        document.getElementById("wi-interval").textContent = r.shown ? r.shown.interval :
           num(r.grade_interval[0], 1) + " – " + num(r.grade_interval[1], 1);
       }).catch(function (err) {
         form.removeAttribute("aria-busy");

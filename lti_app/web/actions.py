@@ -171,7 +171,8 @@ def follow_up(course_id: int, person_id: int) -> Any:
         return error_response(
             403, N_("Forbidden"), N_("This person is not enrolled in this course.")
         )
-    shown = contacts.recipients(session, course, [person_id], _threshold(course))
+    threshold = _threshold(course)
+    shown = contacts.recipients(session, course, [person_id], threshold)
     site = session.get_one(MoodleSite, course.site_id)
     outcome: dict[str, Any] | None = None
     status = 200
@@ -181,7 +182,7 @@ def follow_up(course_id: int, person_id: int) -> Any:
             row = follow_ups.add_follow_up(
                 session, course, student, me,
                 status=request.form.get("status"), note=request.form.get("note"),
-                threshold=_threshold(course),
+                threshold=threshold,
             )  # fmt: skip
         except follow_ups.FollowUpError as exc:
             outcome, status = {"code": str(exc)}, 400
@@ -201,6 +202,7 @@ def follow_up(course_id: int, person_id: int) -> Any:
         student=student,
         student_name=contacts.student_labels(session, course.id).get(student.id, student.fullname),
         shown=shown[0] if shown else None,
+        risk_threshold=threshold,
         history=follow_ups.history(session, course, person_id),
         log=contacts.contact_log(session, course, person_id),
         statuses=FOLLOW_UP_STATUSES,

@@ -39,7 +39,7 @@ from lti_app.web.common import db as _db
 from lti_app.web.common import enrolled as _enrolled
 from lti_app.web.common import settings as _settings
 from lti_app.web.converters import ID_MAX
-from lti_app.web.i18n import chance_range_text, chance_text
+from lti_app.web.i18n import chance_range_text, chance_text, grade_text
 from ml.feature_info import CONTROLLABLE, FEATURES
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -162,11 +162,15 @@ def student_what_if(course_id: int, person_id: int) -> Any:
         )
     except InsightError as exc:
         return _fail(exc)
-    # The page shows a chance and its range in words (never "0 %" or "± x"): the same
-    # formatting as the server-rendered page, in the session's language.
+    # The page shows a chance and its range in words (never "0 %" or "± x"), and the grade
+    # and its range kept on their side of the pass mark: the same formatting as the
+    # server-rendered page, in the session's language.
+    mark, (low, high) = result["pass_mark"], result["grade_interval"]
     result["shown"] = {
-        "probability": chance_text(result["probability"]),
+        "probability": chance_text(result["probability"], result["threshold"]),
         "range": chance_range_text(result["ci_95"]),
+        "grade": grade_text(result["predicted_grade"], mark),
+        "interval": f"{grade_text(low, mark, 'low')} \u2013 {grade_text(high, mark, 'high')}",
     }
     return jsonify(result)
 

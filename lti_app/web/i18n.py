@@ -9,9 +9,10 @@ before a session) the browser's Accept-Language decides.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from babel import Locale
 from babel.numbers import NumberPattern, parse_pattern
@@ -139,8 +140,46 @@ def _pct(value: Any) -> str:
 CHANCE_FLOOR, CHANCE_CEIL = 0.05, 0.95
 
 
-def _chance(value: Any) -> str:
-    """A pass chance as shown everywhere: a whole percent between 5 % and 95 %, else words."""
+Rounding = Literal["nearest", "down", "up"]
+
+
+def sided(
+    value: float, digits: int, lines: Iterable[float | None], how: Rounding = "nearest"
+) -> float:
+    """`value` rounded to `digits` decimals (to the nearest, or down or up for a range's ends),
+    then kept on the same side of each of `lines` as the value itself: at or above a line
+    stays at or above it, below stays below.
+
+    Why: a page puts a rounded number beside a rule that reads the exact one. A grade of 9.957
+    shown "10.0" beside a pass mark of 10 and a chance under 50 %, or a chance of 0.4961 shown
+    "50 %" on a row flagged "at risk: pass chance under 50 %", contradicts itself; kept on its
+    side they read "9.9" and "49 %". The result stays within one step of the value, between
+    its rounding down and up, so a range rounded outwards still contains it, and it never
+    decreases as the value grows (each line's correction is monotone). Two lines with no step
+    between them cannot both hold; the later one wins (callers list the line a page's flag
+    reads last)."""
+    scale: int = 10**digits
+    exact = round(float(value) * scale, 9)  # 0.28 * 100 is 28.000000000000004
+    shown = {"nearest": round(exact), "down": math.floor(exact), "up": math.ceil(exact)}[how]
+    for line in lines:
+        if line is None:
+            continue
+        at = round(float(line) * scale, 9)
+        # The sides are the rule's own comparison, on the unscaled numbers (0.29 * 100 is
+        # 28.999999999999996, yet 0.29 is not under a threshold of 0.29).
+        if float(value) < float(line) and shown >= at:
+            shown = math.ceil(at) - 1  # the last step below the line
+        elif float(value) >= float(line) and shown < at:
+            shown = math.ceil(at)  # the first step at or above it
+    return shown / scale
+
+
+def _chance(value: Any, threshold: float | None = None) -> str:
+    """A pass chance as shown everywhere: a whole percent between 5 % and 95 %, else words.
+
+    The percent stays on the value's side of 50 % (the grade beside it is at or above the pass
+    mark exactly when the chance is at least 50 %) and of the course's at-risk `threshold`
+    (the row is flagged exactly when the chance is under it): see `sided`."""
     if value is None:
         return MISSING
     p = float(value)
@@ -148,7 +187,26 @@ def _chance(value: Any) -> str:
         return str(gettext("under %(p)s", p=_pct(CHANCE_FLOOR)))
     if p > CHANCE_CEIL:
         return str(gettext("over %(p)s", p=_pct(CHANCE_CEIL)))
-    return _pct(round(p, 2))
+    return _pct(sided(p, 2, (0.5, threshold)))
+
+
+def _threshold(value: Any) -> str:
+    """The at-risk threshold as the rule beside the chances states it, exactly ("33,3 %" when
+    a teacher set 33.3): rounded, a flagged "33 %" would read as not under it."""
+    if value is None:
+        return MISSING
+    return str(_pattern("#,##0.## %").apply(float(value), _locale()))
+
+
+def _grade(value: Any, mark: float | None = None, end: str | None = None) -> str:
+    """A grade to one decimal, kept on its side of the pass `mark` the estimates were made
+    for (a chance of at least 50 % goes with a grade at or above it): 9.957 against 10 reads
+    "9.9", not "10.0". `end` "low"/"high": a range's end, rounded outwards so that the range
+    holds the grade shown beside it."""
+    if value is None:
+        return MISSING
+    how: Rounding = "down" if end == "low" else "up" if end == "high" else "nearest"
+    return _num(sided(float(value), 1, (mark,), how))
 
 
 def _chance_range(bounds: Any) -> str:
@@ -171,6 +229,7 @@ def _chance_range(bounds: Any) -> str:
 
 chance_text = _chance
 chance_range_text = _chance_range
+grade_text = _grade
 number_text = _num
 percent_text = _pct
 
@@ -225,6 +284,8 @@ def install(app: Flask) -> None:
         signed=_signed,
         chance=_chance,
         chance_range=_chance_range,
+        grade=_grade,
+        threshold=_threshold,
         when=_when,
         day=_day,
         role_name=role_name,

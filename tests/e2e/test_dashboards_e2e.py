@@ -512,6 +512,20 @@ def test_every_chance_shown_is_coherent(browser: BrowserContext, scored: Scored)
     for text in grades:
         g, low, high = (float(n.replace(",", ".")) for n in re.findall(r"\d+(?:[.,]\d+)?", text))
         assert low <= g <= high, text
+    # What a reader compares: each row's shown chance against the threshold the page states,
+    # and its shown grade against the pass mark, at 50 %.
+    from tests.lti_app.test_chance_words import check_shown_estimate, shown_number
+
+    stated = shown_number(frame.locator("#risk-rule").inner_text().replace("\xa0", " "))
+    mark = float(frame.locator("#course-rules").get_attribute("data-pass-mark") or "")
+    row_texts: list[list[str]] = frame.locator("#risk-table tbody tr").evaluate_all(
+        """rows => rows.map(r => [r.getAttribute('data-risk'),
+                                  r.querySelector('td.grade').innerText.split('(')[0],
+                                  r.querySelector('.chance').innerText])"""
+    )
+    for risk, grade, chance in row_texts:
+        chance = chance.replace("\xa0", " ").replace("\u202f", " ")
+        check_shown_estimate(grade, chance, risk == "1", mark, stated)
 
     # The teacher's page of one student, then the what-if pushed to its maximum.
     frame.locator("#risk-filter").fill(scored.learner_name.lower())  # the table is paged

@@ -8,7 +8,7 @@ Axis titles come in as arguments: the web layer translates them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import altair as alt
@@ -20,6 +20,20 @@ RED = "#ca3120"
 GREY = "#6a737b"
 GREEN = "#357a32"
 WIDTH = "container"
+
+#: How a tooltip words a grade (`end`: None, or "low"/"high" for a range's ends) and a pass
+#: chance. The pages pass their own filters (`lti_app.web.i18n`), so that a tooltip reads what
+#: the table beside it reads; the defaults are plain numbers.
+GradeWords = Callable[[float, str | None], str]
+ChanceWords = Callable[[float], str]
+
+
+def _plain_grade(value: float, end: str | None) -> str:
+    return f"{value:.1f}"
+
+
+def _plain_chance(value: float) -> str:
+    return f"{value:.0%}"
 
 
 def _spec(chart: alt.TopLevelMixin) -> dict[str, Any]:
@@ -64,6 +78,7 @@ def predicted_grades(
     student: str = "Student",
     grade: str = "Predicted grade",
     interval: str = "Interval",
+    grade_words: GradeWords = _plain_grade,
 ) -> dict[str, Any]:
     """One dot per student with its grade interval as a bar, and the pass mark as a rule; a dot
     is red when the student is at risk by the page's one rule (`insights.is_at_risk`: the pass
@@ -71,7 +86,9 @@ def predicted_grades(
 
     Each mark is keyed by the student (`key`, the person id), and drawn on a row of its own
     whose label is the name, followed by the Moodle user id when two students share that name
-    (`mark_labels`): two namesakes are two dots, never one row with both."""
+    (`mark_labels`): two namesakes are two dots, never one row with both. The tooltips read
+    the grade and its range as the page's table writes them (`grade_words`: the dashboard's
+    filter keeps them on their side of the pass mark)."""
     labels = mark_labels(rows)
     frame = pd.DataFrame(
         [
@@ -82,11 +99,14 @@ def predicted_grades(
                 "low": r["grade_interval"][0],
                 "high": r["grade_interval"][1],
                 "below": r.get("at_risk") is True,
+                "grade_text": grade_words(r["predicted_grade"], None),
+                "range_text": f"{grade_words(r['grade_interval'][0], 'low')}\u2013"
+                f"{grade_words(r['grade_interval'][1], 'high')}",
             }
             for r in rows
             if r.get("predicted_grade") is not None
         ],
-        columns=["key", "name", "grade", "low", "high", "below"],
+        columns=["key", "name", "grade", "low", "high", "below", "grade_text", "range_text"],
     )
     order = alt.EncodingSortField(field="grade", order="ascending")
     y = alt.Y("name:N", sort=order, title=student, axis=alt.Axis(labelLimit=160))
@@ -105,9 +125,8 @@ def predicted_grades(
         detail="key:N",
         tooltip=[
             alt.Tooltip("name:N", title=student),
-            alt.Tooltip("grade:Q", title=grade, format=".1f"),
-            alt.Tooltip("low:Q", title=interval, format=".1f"),
-            alt.Tooltip("high:Q", title=interval, format=".1f"),
+            alt.Tooltip("grade_text:N", title=grade),
+            alt.Tooltip("range_text:N", title=interval),
         ],
     )
     layers: list[Any] = [bars, dots]
@@ -334,15 +353,21 @@ def history(
     *,
     date: str = "Date",
     probability: str = "Chance of passing",
+    chance_words: ChanceWords = _plain_chance,
 ) -> dict[str, Any]:
-    """The student's pass probability at each scoring date."""
+    """The student's pass probability at each scoring date; the tooltip words each chance as
+    the page does (`chance_words`: never "0 %", on its side of the threshold)."""
     frame = pd.DataFrame(
         [
-            {"as_of": r["as_of"], "p": r["pass_probability"]}
+            {
+                "as_of": r["as_of"],
+                "p": r["pass_probability"],
+                "p_text": chance_words(r["pass_probability"]),
+            }
             for r in records
             if r.get("pass_probability") is not None
         ],
-        columns=["as_of", "p"],
+        columns=["as_of", "p", "p_text"],
     )
     # Day-level dates: two scorings seconds apart once made Vega label its ticks with the
     # milliseconds (".801"). The browser shows them in its own time zone (the reader's).
@@ -362,7 +387,7 @@ def history(
             ),
             tooltip=[
                 alt.Tooltip("as_of:T", title=date, format="%Y-%m-%d %H:%M"),
-                alt.Tooltip("p:Q", format=".0%", title=probability),
+                alt.Tooltip("p_text:N", title=probability),
             ],
         )
     )
@@ -375,10 +400,20 @@ def sensitivity(
     *,
     feature: str,
     probability: str = "Chance of passing",
+    chance_words: ChanceWords = _plain_chance,
 ) -> dict[str, Any]:
-    """Pass probability as one feature sweeps the cohort's range; the student's value marked."""
+    """Pass probability as one feature sweeps the cohort's range; the student's value marked.
+    The tooltip words each chance as the page does (`chance_words`)."""
     frame = pd.DataFrame(
-        [{"value": r["value"], "p": r.get("p_pass")} for r in curve], columns=["value", "p"]
+        [
+            {
+                "value": r["value"],
+                "p": r.get("p_pass"),
+                "p_text": None if r.get("p_pass") is None else chance_words(r["p_pass"]),
+            }
+            for r in curve
+        ],
+        columns=["value", "p", "p_text"],
     )
     line = (
         alt.Chart(frame)
@@ -390,7 +425,7 @@ def sensitivity(
             ),
             tooltip=[
                 alt.Tooltip("value:Q", format=".1f", title=feature),
-                alt.Tooltip("p:Q", format=".0%", title=probability),
+                alt.Tooltip("p_text:N", title=probability),
             ],
         )
     )

@@ -23,7 +23,7 @@ from lti_app.config import MLSettings
 from lti_app.models import Course, LiveValidation, ModelVersion
 from lti_app.observability import get_logger
 from lti_app.services import dashboard, fairness, shared_pages
-from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
+from lti_app.services.course_settings import pass_mark_of, risk_threshold_of, trained_pass_mark
 from lti_app.services.courses import past_offerings, shown_term
 from lti_app.services.insights import (
     active_models,
@@ -43,7 +43,7 @@ from lti_app.services.page_cache import (
     PageCache,
 )
 from lti_app.web.auth import N_
-from lti_app.web.i18n import MISSING, chance_text, number_text, percent_text
+from lti_app.web.i18n import MISSING, chance_text, grade_text, number_text, percent_text
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, label, labels, ngettext
 
@@ -66,14 +66,7 @@ def pass_mark_view(
         "moodle": _("Moodle's gradebook (grade to pass of the course total)"),
         "default": _("the site's default; Moodle's gradebook has none"),
     }
-    trained = next(
-        (
-            float(v.metadata_json["pass_mark"])
-            for v in (clf, reg)
-            if v is not None and v.metadata_json.get("pass_mark") is not None
-        ),
-        None,
-    )
+    trained = trained_pass_mark((clf, reg))
     return {
         "value": mark.value,
         "scale": mark.scale,
@@ -503,6 +496,7 @@ def _add_grades(view: dict[str, Any], students: Sequence[Mapping[str, Any]], mar
             student=_("Student"),
             grade=_("Predicted grade"),
             interval=_("Range"),
+            grade_words=lambda value, end: grade_text(value, mark, end),
         )
 
 

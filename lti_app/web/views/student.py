@@ -16,10 +16,11 @@ from lti_app.config import MLSettings
 from lti_app.models import Course
 from lti_app.services import coursework, dashboard
 from lti_app.services.course_data import student_roster
-from lti_app.services.course_settings import pass_mark_of
-from lti_app.services.insights import ModelCache
+from lti_app.services.course_settings import estimates_pass_mark, risk_threshold_of
+from lti_app.services.insights import ModelCache, active_models
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
 from lti_app.services.plans import learner_plan
+from lti_app.web.i18n import chance_text
 from lti_app.web.views import charts
 from lti_app.web.views.wording import _, category_label, label, labels, ngettext
 from ml.feature_info import FEATURES, SENSITIVITY
@@ -65,7 +66,14 @@ def student_view(
             cohort = cohort.iloc[0:0]
     latest = detail.get("latest")
     has_model = bool(latest and latest.get("pass_probability") is not None)
+    settings = ml if ml is not None else MLSettings()
     view: dict[str, Any] = {
+        # The lines every shown grade and chance stay on their side of (`i18n.sided`): the
+        # mark the estimates were made for, and the course's at-risk threshold.
+        "pass_mark": estimates_pass_mark(
+            course, settings, active_models(session, course.id).values()
+        ),
+        "risk_threshold": risk_threshold_of(course, settings),
         "detail": detail,
         "latest": latest,
         "has_model": has_model,
@@ -88,7 +96,9 @@ def student_view(
         found = learner_plan(
             session, course, person_id, settings=ml, model_root=model_root, cache=cache
         )
-        view["plan"] = plan_view(found, view["coursework"], pass_mark_of(course, ml).value)
+        view["plan"] = plan_view(
+            found, view["coursework"], view["pass_mark"], view["risk_threshold"]
+        )
     view["charts"]["engagement"] = charts.cohort_engagement(
         cohort,
         totals,
@@ -104,7 +114,7 @@ def student_view(
 
 
 def plan_view(
-    plan: Plan | None, coursework: Mapping[str, Any], pass_mark: float
+    plan: Plan | None, coursework: Mapping[str, Any], pass_mark: float, threshold: float
 ) -> dict[str, Any] | None:
     """The plan in the page's words: each lever from the learner's value to the proposed one,
     the estimate once followed, and the course's resources not opened yet (#17, item 4)."""
@@ -126,6 +136,7 @@ def plan_view(
         "grade": plan.grade,
         "p_pass": plan.p_pass,
         "pass_mark": pass_mark,
+        "risk_threshold": threshold,
         "changes": dict(plan.changes),
         "not_opened": [m["name"] for m in coursework.get("not_opened", [])][:10],
         "n_not_opened": len(coursework.get("not_opened", [])),
@@ -167,8 +178,16 @@ def _teacher_charts(
         )
     if not view["has_model"]:
         return
+    threshold = view["risk_threshold"]
+
+    def words(p: float) -> str:
+        return chance_text(p, threshold)
+
     view["charts"]["history"] = charts.history(
-        detail.get("history", []), date=_("Date"), probability=_("Chance of passing")
+        detail.get("history", []),
+        date=_("Date"),
+        probability=_("Chance of passing"),
+        chance_words=words,
     )
     features = detail.get("features") or {}
     curves = dashboard.sensitivity(
@@ -188,6 +207,7 @@ def _teacher_charts(
                 _float(features.get(feature)),
                 feature=label(feature),
                 probability=_("Chance of passing"),
+                chance_words=words,
             ),
         }
 

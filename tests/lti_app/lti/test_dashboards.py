@@ -629,23 +629,7 @@ def test_cached_dashboard_follows_a_new_scoring(lti_env: LtiEnv, world: World) -
             .order_by(Prediction.as_of.desc())
         ).first()
         assert latest is not None
-        newer = Prediction(
-            course_id=world.course_id,
-            person_id=world.other_id,
-            regression_model_id=latest.regression_model_id,
-            classification_model_id=latest.classification_model_id,
-            as_of=latest.as_of.replace(year=latest.as_of.year + 1),
-            predicted_grade=3.25,
-            grade_lower=1.0,
-            grade_upper=5.5,
-            pass_probability=0.05,
-            probability_lower=0.01,
-            probability_upper=0.1,
-            uncertainty=0.02,
-            predicted_pass=False,
-            features=dict(latest.features),
-            explanation={},
-        )
+        newer = _a_year_later(latest, world.other_id, (1.0, 3.25, 5.5), (0.01, 0.05, 0.1))
         db.add(newer)
         db.flush()
         newer_id = newer.id
@@ -659,6 +643,135 @@ def test_cached_dashboard_follows_a_new_scoring(lti_env: LtiEnv, world: World) -
             db.execute(delete(Prediction).where(Prediction.id == newer_id))
     _, again = _get(lti_env, path, world.teacher)
     assert len(re.findall(r'<tr data-risk="', again)) == world.n_students
+
+
+def _a_year_later(
+    latest: Prediction,
+    person_id: int,
+    grade: tuple[float, float, float],
+    chance: tuple[float, float, float],
+) -> Prediction:
+    """A prediction for `person_id` a year after `latest` (so the pages show it alone as the
+    course's latest scoring), with its grade and chance given as (low, value, high)."""
+    return Prediction(
+        course_id=latest.course_id,
+        person_id=person_id,
+        regression_model_id=latest.regression_model_id,
+        classification_model_id=latest.classification_model_id,
+        as_of=latest.as_of.replace(year=latest.as_of.year + 1),
+        predicted_grade=grade[1],
+        grade_lower=grade[0],
+        grade_upper=grade[2],
+        pass_probability=chance[1],
+        probability_lower=chance[0],
+        probability_upper=chance[2],
+        uncertainty=(chance[2] - chance[0]) / 4,
+        predicted_pass=chance[1] >= 0.5,
+        features=dict(latest.features),
+        explanation={},
+    )
+
+
+#: Estimates right at the pass mark (10/20) and at a threshold: stored, and as each page must show
+#: them (chance, grade), each on its side of the line. The first is the demo's row that read
+#: "10.0" and "50 %" while flagged under "pass chance under 50 %".
+AT_THE_LINES = [
+    # (grade, chance, threshold) -> (grade shown, chance shown)
+    ((9.957, 0.4961, 0.5), ("9.9", "49 %")),
+    ((10.04, 0.504, 0.5), ("10.0", "50 %")),
+    ((9.951, 0.4951, 0.5), ("9.9", "49 %")),
+    ((10.0, 0.5, 0.5), ("10.0", "50 %")),
+    ((9.2, 0.3329, 0.333), ("9.2", "33 %")),
+    ((9.4, 0.3335, 0.333), ("9.4", "34 %")),
+]
+
+
+def _row_shown(page: str, person_id: int) -> tuple[bool, str, str, str]:
+    """(flagged, grade, grade range, chance) of one row of the teacher's table, as shown."""
+    found = re.search(
+        rf'<tr data-risk="(\d)" data-person="{person_id}".*?class="grade">([^<]*)'
+        r'<span[^>]*>\(([^)]*)\)</span>.*?chance">([^<]*)</span>',
+        page,
+        re.S,
+    )
+    assert found is not None, person_id
+    flagged, grade, span, chance = found.groups()
+    return flagged == "1", grade.strip(), span, html.unescape(chance).replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.333])
+def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
+    lti_env: LtiEnv, world: World, threshold: float
+) -> None:
+    """A stored 9.957 and 0.4961 (at risk under 50 %) read "9.9" and "49 %" on the teacher's
+    table, the student's page and the learner's own, never "10.0" and "50 %"; a chance of
+    0.3335 under a threshold of 33.3 % reads "34 %", not "33 %", and the rule states "33.3 %"."""
+    from tests.lti_app.test_chance_words import check_shown_estimate
+
+    cases = [(stored, shown) for stored, shown in AT_THE_LINES if stored[2] == threshold]
+    path = f"/course/{world.course_id}"
+    added: list[int] = []
+    with lti_env.db() as db:
+        latest = db.scalars(
+            select(Prediction)
+            .where(Prediction.course_id == world.course_id)
+            .order_by(Prediction.as_of.desc())
+        ).first()
+        assert latest is not None
+        people = [world.learner_id] + [
+            pid
+            for pid in db.scalars(
+                select(Prediction.person_id)
+                .where(Prediction.course_id == world.course_id, Prediction.as_of == latest.as_of)
+                .order_by(Prediction.person_id)
+            )
+            if pid != world.learner_id
+        ]
+        mark = float(lti_env.app.extensions["arche_predict"]["settings"].ml.pass_mark)
+        db.get_one(Course, world.course_id).risk_threshold = threshold
+        for person_id, ((grade, chance, _), _shown) in zip(people, cases, strict=False):
+            row = _a_year_later(
+                latest,
+                person_id,
+                (grade - 5.85, grade, grade + 4.55),
+                (chance - 0.32, chance, chance + 0.28),
+            )
+            db.add(row)
+            db.flush()
+            added.append(row.id)
+    try:
+        _, page = _get(lti_env, path, world.teacher)
+        rule = re.search(r'id="risk-rule">([^<]*)<', page)
+        assert rule is not None
+        stated = float(re.findall(r"\d+(?:\.\d+)?", rule.group(1))[0])
+        assert stated == round(100 * threshold, 2), rule.group(1)
+        for person_id, ((grade, chance, _), (grade_shown, chance_shown)) in zip(
+            people, cases, strict=False
+        ):
+            flagged, shown_grade, span, shown_chance = _row_shown(page, person_id)
+            assert (shown_grade, shown_chance) == (grade_shown, chance_shown), (grade, chance)
+            assert flagged == (chance < threshold)
+            check_shown_estimate(shown_grade, shown_chance, flagged, mark, stated)
+            low, high = (float(n) for n in span.split("\u2013"))
+            assert low <= float(shown_grade) <= high, span
+        # The student's page (teacher) and the learner's own, for the first case.
+        (grade, chance, _), (grade_shown, chance_shown) = cases[0]
+        for token, where in (
+            (world.teacher, f"{path}/learners/{world.learner_id}"),
+            (world.learner, f"{path}/me"),
+        ):
+            status, text = _get(lti_env, where, token)
+            assert status == 200, text[:300]
+            page_text = html.unescape(text).replace("\xa0", " ")
+            estimate = page_text.split('id="estimate"', 1)[1].split("</section>", 1)[0]
+            assert f'class="chance">{chance_shown}<' in estimate, where
+            assert re.search(rf"\b{re.escape(grade_shown)}\b", estimate), where
+            if f"{grade:.1f}" != grade_shown:  # the plain rounding, across the line
+                assert f"{grade:.1f}" not in estimate, where
+    finally:
+        with lti_env.db() as db:
+            db.execute(delete(Prediction).where(Prediction.id.in_(added)))
+            db.get_one(Course, world.course_id).risk_threshold = None
 
 
 def test_cached_dashboard_follows_models_sync_and_locale(lti_env: LtiEnv, world: World) -> None:

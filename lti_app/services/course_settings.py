@@ -17,17 +17,20 @@ model trained for another pass mark is a different model (its data hash includes
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from lti_app.config import MLSettings
 from lti_app.db import utcnow
 from lti_app.models import Course, ModelVersion
 from lti_app.services import audit
+from ml.dataset import final_grades
 
 PassMarkSource = Literal["teacher", "moodle", "default"]
 
@@ -57,7 +60,10 @@ def moodle_pass_mark(course: Course, scale: float) -> float | None:
     gradepass, grademax = course.moodle_gradepass, course.moodle_grademax
     if gradepass is None or grademax is None or gradepass <= 0 or grademax <= 0:
         return None
-    return round(min(1.0, gradepass / grademax) * scale, 6)
+    # The very arithmetic that puts a student's total on the scale (`ml.dataset.final_grades`),
+    # unrounded: a student at exactly Moodle's grade to pass (50/60) is at the mark, where a
+    # mark rounded to 16.666667 had put their 16.666666666666668 under it, as failing.
+    return float(final_grades(np.array([gradepass]), grademax, 0.0, scale)[0])
 
 
 def pass_mark_of(course: Course, ml: MLSettings) -> PassMark:
@@ -77,17 +83,20 @@ def pass_mark_of(course: Course, ml: MLSettings) -> PassMark:
     return PassMark(float(ml.pass_mark), scale, "default")
 
 
-def trained_pass_mark(versions: Iterable[ModelVersion | None]) -> float | None:
-    """The pass mark the active models were trained for, which every shown chance reads: after
-    a teacher changes the mark, the estimates keep the old one until the next scoring."""
-    for version in versions:
+def trained_pass_mark(versions: Mapping[str, ModelVersion]) -> float | None:
+    """The pass mark the active models (`insights.active_models`: by task) were trained for,
+    which every shown chance reads: after a teacher changes the mark, the estimates keep the
+    old one until the next scoring. The classifier's first (the chance is its output), then
+    the regression's; None when neither recorded one."""
+    for task in ("classification", "regression"):
+        version = versions.get(task)
         if version is not None and version.metadata_json.get("pass_mark") is not None:
             return float(version.metadata_json["pass_mark"])
     return None
 
 
 def estimates_pass_mark(
-    course: Course, ml: MLSettings, versions: Iterable[ModelVersion | None]
+    course: Course, ml: MLSettings, versions: Mapping[str, ModelVersion]
 ) -> float:
     """The pass mark the shown estimates were made for (`trained_pass_mark`), else the one in
     force: the line a shown grade is kept on its side of, beside its chance."""
@@ -96,10 +105,12 @@ def estimates_pass_mark(
 
 
 def risk_threshold_of(course: Course, ml: MLSettings) -> float:
-    """The pass chance under which a student of the course is "at risk"."""
-    if course.risk_threshold is not None:
-        return float(course.risk_threshold)
-    return float(ml.risk_threshold)
+    """The pass chance under which a student of the course is "at risk", to a hundredth of a
+    percent: what the dashboard states ("33.33 %"), so that the rule a teacher reads is the one
+    every flag applies (a typed 34.004 % would read "34 %" yet flag a chance of 34.002 %)."""
+    value = course.risk_threshold if course.risk_threshold is not None else ml.risk_threshold
+    # Half to even of the decimal text, as Babel states it on the page.
+    return float(Decimal(str(float(value))).quantize(Decimal("0.0001"), ROUND_HALF_EVEN))
 
 
 def parse_number(text: str, what: str) -> float | None:

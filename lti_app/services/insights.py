@@ -548,7 +548,7 @@ def what_if(
         "at_risk": bool(is_at_risk(p, threshold)),
         # The mark the chance is a chance of reaching (the models' own): the page keeps the
         # shown grade on the same side of it as the chance of 50 %.
-        "pass_mark": trained_pass_mark((reg, clf)),
+        "pass_mark": trained_pass_mark(models),
         "changes": dict(changes),
         "current": {
             "probability": float(result["current"]["p_pass"]),

@@ -82,7 +82,7 @@ def learner_plan(
     try:
         # The mark the model's chances read (the one it was trained for), so that a plan
         # reaching it reaches a chance of 50 % too, even just after a teacher changed the mark.
-        mark = estimates_pass_mark(course, settings, active_models(session, course.id).values())
+        mark = estimates_pass_mark(course, settings, active_models(session, course.id))
         return smallest_plan(current, bounds, score, mark)
     except InsightError:
         return None

@@ -190,8 +190,9 @@ DIGEST_WORDS = {
 
 
 def _percent(value: float, lang: str) -> str:
-    n = f"{round(value * 100):d}"
-    return f"{n}\u202f%" if lang == "fr" else f"{n} %"
+    """The threshold as the dashboard states it: up to two decimals ("33.3 %", "33,3 %")."""
+    n = f"{round(value * 100, 2):.2f}".rstrip("0").rstrip(".")
+    return f"{n.replace('.', ',')}\u202f%" if lang == "fr" else f"{n} %"
 
 
 def digest_text(

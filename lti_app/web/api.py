@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from lti_app.models import Course
 from lti_app.services import access_log
-from lti_app.services.course_settings import risk_threshold_of
+from lti_app.services.course_settings import pass_mark_of, risk_threshold_of
 from lti_app.services.insights import (
     InsightError,
     ModelCache,
@@ -165,10 +165,12 @@ def student_what_if(course_id: int, person_id: int) -> Any:
     # The page shows a chance and its range in words (never "0 %" or "± x"), and the grade
     # and its range kept on their side of the pass mark: the same formatting as the
     # server-rendered page, in the session's language.
+    if result["pass_mark"] is None:  # a version that recorded none: the mark in force
+        result["pass_mark"] = pass_mark_of(course, settings.ml).value
     mark, (low, high) = result["pass_mark"], result["grade_interval"]
     result["shown"] = {
         "probability": chance_text(result["probability"], result["threshold"]),
-        "range": chance_range_text(result["ci_95"]),
+        "range": chance_range_text(result["ci_95"], result["threshold"]),
         "grade": grade_text(result["predicted_grade"], mark),
         "interval": f"{grade_text(low, mark, 'low')} \u2013 {grade_text(high, mark, 'high')}",
     }
@@ -321,12 +323,19 @@ OPENAPI: dict[str, Any] = {
                     "grade_interval": {"type": "array", "items": {"type": "number"}},
                     "at_risk": {"type": "boolean", "description": "probability < threshold"},
                     "threshold": {"type": "number", "description": "the course's at-risk rule"},
+                    "pass_mark": {
+                        "type": "number",
+                        "description": "the mark the chance is a chance of reaching",
+                    },
                     "shown": {
                         "type": "object",
-                        "description": "the chance and its range as the pages word them",
+                        "description": "the chance, the grade and their ranges as the pages "
+                        "word them, each on its side of the threshold and the pass mark",
                         "properties": {
                             "probability": {"type": "string"},
                             "range": {"type": "string"},
+                            "grade": {"type": "string"},
+                            "interval": {"type": "string"},
                         },
                     },
                 },

@@ -9,8 +9,9 @@ before a session) the browser's Accept-Language decides.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -141,37 +142,93 @@ CHANCE_FLOOR, CHANCE_CEIL = 0.05, 0.95
 
 
 Rounding = Literal["nearest", "down", "up"]
+#: A line a shown number is kept on its side of: the exact value the rule compares with, or
+#: (exact, as the page states it) when the page states it rounded (a pass mark of 11.704 is
+#: stated "11.7": a grade under it must read under "11.7", not "11.7").
+Line = float | tuple[float, float]
+
+
+def _line(line: Line) -> tuple[float, float]:
+    return (float(line[0]), float(line[1])) if isinstance(line, tuple) else (line, line)
 
 
 def sided(
-    value: float, digits: int, lines: Iterable[float | None], how: Rounding = "nearest"
+    value: float, digits: int, lines: Iterable[Line | None], how: Rounding = "nearest"
 ) -> float:
     """`value` rounded to `digits` decimals (to the nearest, or down or up for a range's ends),
-    then kept on the same side of each of `lines` as the value itself: at or above a line
-    stays at or above it, below stays below.
+    then kept on the same side of each of `lines` as the value itself: a value at or above a
+    line is shown at or above it as stated, a value below it below.
 
     Why: a page puts a rounded number beside a rule that reads the exact one. A grade of 9.957
     shown "10.0" beside a pass mark of 10 and a chance under 50 %, or a chance of 0.4961 shown
     "50 %" on a row flagged "at risk: pass chance under 50 %", contradicts itself; kept on its
-    side they read "9.9" and "49 %". The result stays within one step of the value, between
-    its rounding down and up, so a range rounded outwards still contains it, and it never
-    decreases as the value grows (each line's correction is monotone). Two lines with no step
-    between them cannot both hold; the later one wins (callers list the line a page's flag
-    reads last)."""
+    side they read "9.9" and "49 %". The result stays between the value's rounding down and up
+    (one step further where the line is stated rounded), so a range rounded outwards still
+    holds it, and it never decreases as the value grows (each line's correction is monotone).
+    Two lines with no step between them cannot both hold (`holds` tells; the later line wins):
+    `_chance` then shows one more decimal."""
     scale: int = 10**digits
     exact = round(float(value) * scale, 9)  # 0.28 * 100 is 28.000000000000004
     shown = {"nearest": round(exact), "down": math.floor(exact), "up": math.ceil(exact)}[how]
     for line in lines:
         if line is None:
             continue
-        at = round(float(line) * scale, 9)
-        # The sides are the rule's own comparison, on the unscaled numbers (0.29 * 100 is
+        rule, stated = _line(line)
+        at = round(stated * scale, 9)
+        # The side is the rule's own comparison, on the unscaled numbers (0.29 * 100 is
         # 28.999999999999996, yet 0.29 is not under a threshold of 0.29).
-        if float(value) < float(line) and shown >= at:
+        if float(value) < rule and shown >= at:
             shown = math.ceil(at) - 1  # the last step below the line
-        elif float(value) >= float(line) and shown < at:
+        elif float(value) >= rule and shown < at:
             shown = math.ceil(at)  # the first step at or above it
     return shown / scale
+
+
+def holds(value: float, shown: float, lines: Iterable[Line | None]) -> bool:
+    """Whether `shown` reads on `value`'s side of every line, as stated."""
+    return all(
+        (float(value) < _line(line)[0]) == (shown < _line(line)[1])
+        for line in lines
+        if line is not None
+    )
+
+
+def stated(value: float, places: int) -> float:
+    """`value` as a page states it with at most `places` decimals: Babel's rounding (half to
+    even, of the number's decimal text), so 2.675 is "2.68" as `|mark` writes it."""
+    quantum = Decimal(1).scaleb(-places)
+    return float(Decimal(str(float(value))).quantize(quantum, rounding=ROUND_HALF_EVEN))
+
+
+def _share(value: float, digits: int) -> str:
+    """A share as a percent with `digits` - 2 decimals ("49 %", "49,7 %")."""
+    pattern = "#,##0 %" if digits <= 2 else f"#,##0.{'0' * (digits - 2)} %"
+    return str(_pattern(pattern).apply(value, _locale()))
+
+
+def chance_lines(threshold: float | None) -> tuple[Line | None, ...]:
+    """50 % (where the grade beside a chance reaches the pass mark) and the course's at-risk
+    threshold (stated exactly: `course_settings.risk_threshold_of` keeps two decimals of a
+    percent), the threshold last: the flag beside the chance reads it."""
+    return (0.5, threshold)
+
+
+def sided_finest(
+    value: float, digits: int, lines: Sequence[Line | None], how: Rounding = "nearest"
+) -> tuple[float, int]:
+    """`sided` to `digits` decimals, or one or two more where no step of that size lies on the
+    value's side of every line (a chance of 0.497 between a threshold of 49.5 % and 50 %
+    reads "49.7 %"): the number and the decimals it needs."""
+    for places in (digits, digits + 1, digits + 2):
+        shown = sided(value, places, lines, how)
+        if holds(value, shown, lines):
+            break
+    return shown, places
+
+
+def _sided_share(p: float, threshold: float | None, how: Rounding) -> tuple[float, int]:
+    """A chance rounded on its side of the lines: a whole percent where one is (`sided_finest`)."""
+    return sided_finest(p, 2, chance_lines(threshold), how)
 
 
 def _chance(value: Any, threshold: float | None = None) -> str:
@@ -187,7 +244,7 @@ def _chance(value: Any, threshold: float | None = None) -> str:
         return str(gettext("under %(p)s", p=_pct(CHANCE_FLOOR)))
     if p > CHANCE_CEIL:
         return str(gettext("over %(p)s", p=_pct(CHANCE_CEIL)))
-    return _pct(sided(p, 2, (0.5, threshold)))
+    return _share(*_sided_share(p, threshold, "nearest"))
 
 
 def _threshold(value: Any) -> str:
@@ -200,31 +257,47 @@ def _threshold(value: Any) -> str:
 
 def _grade(value: Any, mark: float | None = None, end: str | None = None) -> str:
     """A grade to one decimal, kept on its side of the pass `mark` the estimates were made
-    for (a chance of at least 50 % goes with a grade at or above it): 9.957 against 10 reads
-    "9.9", not "10.0". `end` "low"/"high": a range's end, rounded outwards so that the range
-    holds the grade shown beside it."""
+    for, as the page states it (`|mark`, two decimals): a chance of at least 50 % goes with a
+    grade at or above it, so 9.957 against 10 reads "9.9", not "10.0". `end` "low"/"high": a
+    range's end, rounded outwards so that the range holds the grade shown beside it."""
     if value is None:
         return MISSING
-    how: Rounding = "down" if end == "low" else "up" if end == "high" else "nearest"
-    return _num(sided(float(value), 1, (mark,), how))
+    return _num(sided(float(value), 1, mark_lines(mark), end_rounding(end)))
 
 
-def _chance_range(bounds: Any) -> str:
+def mark_lines(mark: float | None) -> tuple[Line | None, ...]:
+    """The pass mark as a line: exact for the side, as `|mark` states it (two decimals)."""
+    return (None if mark is None else (float(mark), stated(float(mark), 2)),)
+
+
+def end_rounding(end: str | None) -> Rounding:
+    """A range's low end rounds down, its high end up (the range holds its value), a value to
+    the nearest."""
+    return "down" if end == "low" else "up" if end == "high" else "nearest"
+
+
+def _chance_range(bounds: Any, threshold: float | None = None) -> str:
     """A chance's range, rounded outwards so that it always contains the shown value, never
-    "± x" across a bound: "between 40 % and 70 %", "up to 28 %", "at least 60 %"."""
+    "± x" across a bound: "between 40 % and 70 %", "up to 28 %", "at least 60 %". Its ends are
+    kept on their side of the same lines as the chance (`_chance`), so the range holds the
+    chance as shown, even where the chance moved to stay on its side."""
     if not bounds or bounds[0] is None or bounds[1] is None:
         return MISSING
-    # Outwards to whole percents; rounding first, so that 0.28 stays 28 % (0.28 * 100 is
-    # 28.000000000000004 in floating point).
-    low = math.floor(round(float(bounds[0]) * 100, 6)) / 100
-    high = math.ceil(round(float(bounds[1]) * 100, 6)) / 100
+    low, low_digits = _sided_share(float(bounds[0]), threshold, "down")
+    high, high_digits = _sided_share(float(bounds[1]), threshold, "up")
     if low < CHANCE_FLOOR and high > CHANCE_CEIL:
         return str(gettext("anywhere from %(low)s to %(high)s", low=_chance(0), high=_chance(1)))
     if low < CHANCE_FLOOR:
-        return str(gettext("up to %(p)s", p=_pct(max(high, CHANCE_FLOOR))))
+        return str(gettext("up to %(p)s", p=_share(max(high, CHANCE_FLOOR), high_digits)))
     if high > CHANCE_CEIL:
-        return str(gettext("at least %(p)s", p=_pct(min(low, CHANCE_CEIL))))
-    return str(gettext("between %(low)s and %(high)s", low=_pct(low), high=_pct(high)))
+        return str(gettext("at least %(p)s", p=_share(min(low, CHANCE_CEIL), low_digits)))
+    return str(
+        gettext(
+            "between %(low)s and %(high)s",
+            low=_share(low, low_digits),
+            high=_share(high, high_digits),
+        )
+    )
 
 
 chance_text = _chance

@@ -35,8 +35,14 @@ from lti_app.services import (
     offering_links,
     sync_requests,
 )
-from lti_app.services.course_settings import risk_threshold_of
-from lti_app.services.insights import InsightError, ModelCache, student_detail, students_table
+from lti_app.services.course_settings import estimates_pass_mark, risk_threshold_of
+from lti_app.services.insights import (
+    InsightError,
+    ModelCache,
+    active_models,
+    student_detail,
+    students_table,
+)
 from lti_app.services.lti_registry import DbToolConf
 from lti_app.services.nrps import (
     RosterError,
@@ -65,6 +71,7 @@ from lti_app.web.common import page_course
 from lti_app.web.common import settings as _settings
 from lti_app.web.course_settings import CODES as SETTINGS_CODES
 from lti_app.web.views.course import cached_course_view, with_launch_token
+from lti_app.web.views.course_csv import Lines
 from lti_app.web.views.course_csv import students_csv as to_csv
 from lti_app.web.views.course_csv import students_xlsx as to_xlsx
 from lti_app.web.views.student import student_view
@@ -120,9 +127,11 @@ def _students_file(course_id: int, ext: str, mimetype: str, build: Any) -> Respo
     course = page_course(course_id)
     ctx = current()
     ml = _settings().ml
+    threshold = risk_threshold_of(course, ml)
     body = build(
-        students_table(_db(), course, threshold=risk_threshold_of(course, ml)),
+        students_table(_db(), course, threshold=threshold),
         scale=ml.grade_max,
+        lines=Lines(estimates_pass_mark(course, ml, active_models(_db(), course.id)), threshold),
     )
     # Recorded after the reading: a write holds SQLite's one write lock until the request ends.
     access_log.record(

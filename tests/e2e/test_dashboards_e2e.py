@@ -517,7 +517,9 @@ def test_every_chance_shown_is_coherent(browser: BrowserContext, scored: Scored)
     from tests.lti_app.test_chance_words import check_shown_estimate, shown_number
 
     stated = shown_number(frame.locator("#risk-rule").inner_text().replace("\xa0", " "))
-    mark = float(frame.locator("#course-rules").get_attribute("data-pass-mark") or "")
+    # The mark the shown estimates were made for (the one in force until a mark change's
+    # next scoring).
+    mark = float(frame.locator("#course-rules").get_attribute("data-estimates-mark") or "")
     row_texts: list[list[str]] = frame.locator("#risk-table tbody tr").evaluate_all(
         """rows => rows.map(r => [r.getAttribute('data-risk'),
                                   r.querySelector('td.grade').innerText.split('(')[0],

@@ -8,7 +8,6 @@ above the pass mark, the grade inside its range as shown (`i18n.sided`)."""
 
 from __future__ import annotations
 
-import math
 import re
 
 import pytest
@@ -17,7 +16,7 @@ from flask_babel import Babel, force_locale
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lti_app.web.i18n import chance_range_text, chance_text, grade_text, sided
+from lti_app.web.i18n import chance_range_text, chance_text, grade_text, sided, stated
 
 APP = Flask(__name__)
 Babel(APP, default_translation_directories="translations")
@@ -26,21 +25,26 @@ APP.root_path = str(__import__("pathlib").Path(__file__).resolve().parents[2] / 
 unit = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
-def numbers_in(text: str) -> list[int]:
-    return [int(n) for n in re.findall(r"\d+", text)]
+def numbers_in(text: str) -> list[float]:
+    """The numbers of a worded chance, in percents ("49,7 %" in French is 49.7)."""
+    return [float(n.replace(",", ".")) for n in re.findall(r"\d+(?:[.,]\d+)?", text)]
 
 
-def value_bounds(text: str) -> tuple[int, int]:
-    """The whole percents a worded value stands for: "under 5 %" is 0-4, "42 %" is 42."""
+#: What "under 5 %" and "over 95 %" stand for: strictly under and over.
+BELOW = 1e-9
+
+
+def value_bounds(text: str) -> tuple[float, float]:
+    """The percents a worded value stands for: "under 5 %" is [0, 5), "42 %" is 42."""
     [n] = numbers_in(text)
     if text.startswith(("under", "moins")):
-        return 0, n - 1
+        return 0, n - BELOW
     if text.startswith(("over", "plus")):
-        return n + 1, 100
+        return n + BELOW, 100
     return n, n
 
 
-def range_bounds(text: str) -> tuple[int, int]:
+def range_bounds(text: str) -> tuple[float, float]:
     numbers = numbers_in(text)
     if text.startswith(("up to", "jusqu")):
         return 0, numbers[0]
@@ -104,40 +108,42 @@ def check_shown_estimate(
 ) -> None:
     """What a reader sees must agree with the rules the page states: the row is flagged exactly
     when the chance shown is under the threshold stated, and the chance shown is at least 50 %
-    exactly when the grade shown is at or above the pass mark. A worded chance ("under 5 %",
-    "over 95 %") stands for the percents it names."""
+    exactly when the grade shown is at or above the pass mark (`mark`, as stated: two
+    decimals). A worded chance ("under 5 %", "over 95 %") stands for the percents it names."""
     low, high = value_bounds(chance)
     assert (high < threshold_percent) if flagged else (low >= threshold_percent), (chance, flagged)
-    assert (low >= 50) == (shown_number(grade) >= mark), (grade, chance, mark)
+    assert (low >= 50) == (shown_number(grade) >= stated(mark, 2)), (grade, chance, mark)
 
 
-lines = st.floats(min_value=0.05, max_value=0.95, allow_nan=False)
+#: Thresholds as `risk_threshold_of` gives them: a hundredth of a percent, 5 % to 95 %.
+lines = st.integers(min_value=500, max_value=9500).map(lambda n: n / 10000)
 marks = st.floats(min_value=0.5, max_value=19.5, allow_nan=False)
 grades = st.floats(min_value=0.0, max_value=20.0, allow_nan=False)
 
 
-@given(p=unit, q=unit, threshold=lines)
+@pytest.mark.parametrize("locale", ["en", "fr"])
+@given(p=unit, q=unit, a=unit, b=unit, threshold=lines)
 def test_a_shown_chance_stays_on_its_side_of_the_threshold_and_of_half(
-    p: float, q: float, threshold: float
+    locale: str, p: float, q: float, a: float, b: float, threshold: float
 ) -> None:
-    """Within one percent of the value, never across 50 % nor the threshold, and never lower
-    for a higher chance."""
-    with APP.test_request_context(), force_locale("en"):
-        text = chance_text(p, threshold)
-    low, high = value_bounds(text)
+    """Never across 50 % nor the threshold, within one step of the value (a whole percent, or
+    a tenth where no whole percent lies between the two lines), never lower for a higher
+    chance, and inside its range as shown."""
+    low, high = min(a, b, p), max(a, b, p)
+    with APP.test_request_context(), force_locale(locale):
+        text, span = chance_text(p, threshold), chance_range_text([low, high], threshold)
+    v_low, v_high = value_bounds(text)
     if 0.05 <= p <= 0.95:
-        assert low == high
-        assert abs(low - 100 * p) < 1 + 1e-9
-    # Two lines with no whole percent between them cannot both hold: the threshold wins.
-    between = math.ceil(round(100 * min(threshold, 0.5), 9)) < 100 * max(threshold, 0.5)
-    if p < threshold:
-        assert high < 100 * threshold, (p, threshold, text)
-    else:
-        assert low >= 100 * threshold, (p, threshold, text)
-    if between or abs(threshold - 0.5) < 1e-12:
-        assert (low >= 50) == (p >= 0.5), (p, threshold, text)
-    a, b = sorted((p, q))
-    assert sided(a, 2, (0.5, threshold)) <= sided(b, 2, (0.5, threshold))
+        assert v_low == v_high
+        step = 1 if v_low == round(v_low) else 0.1
+        assert abs(v_low - 100 * p) <= step + 1e-9, (p, text)
+    assert (v_high < 100 * threshold) == (p < threshold), (p, threshold, text)
+    assert (v_low >= 100 * threshold) == (p >= threshold), (p, threshold, text)
+    assert (v_low >= 50) == (p >= 0.5), (p, threshold, text)
+    r_low, r_high = range_bounds(span)
+    assert max(v_low, r_low) <= min(v_high, r_high), (p, low, high, text, span)
+    x, y = sorted((p, q))
+    assert sided(x, 2, (0.5, threshold)) <= sided(y, 2, (0.5, threshold))
 
 
 @pytest.mark.parametrize("locale", ["en", "fr"])
@@ -145,17 +151,20 @@ def test_a_shown_chance_stays_on_its_side_of_the_threshold_and_of_half(
 def test_a_shown_grade_stays_on_its_side_of_the_mark_and_in_its_range(
     locale: str, g: float, a: float, b: float, mark: float
 ) -> None:
+    """On the grade's side of the pass mark as the page states it (two decimals: `|mark`),
+    within a step of the grade (and of the mark's rounding), inside its range as shown."""
     low, high = sorted((a, b))
     g = min(max(g, low), high)
+    line = stated(mark, 2)
     with APP.test_request_context(), force_locale(locale):
         shown = [shown_number(grade_text(v, mark, end)) for v, end in
                  ((g, None), (low, "low"), (high, "high"))]  # fmt: skip
     value, s_low, s_high = shown
     assert s_low <= value <= s_high, (g, low, high, shown)
-    assert abs(value - g) < 0.1 + 1e-9
-    assert (value >= mark) == (g >= mark), (g, mark, value)
-    assert (s_low >= mark) == (low >= mark)
-    assert (s_high >= mark) == (high >= mark)
+    assert abs(value - g) < 0.1 + abs(line - mark) + 1e-9
+    assert (value >= line) == (g >= mark), (g, mark, value)
+    assert (s_low >= line) == (low >= mark)
+    assert (s_high >= line) == (high >= mark)
 
 
 @pytest.mark.parametrize(
@@ -166,7 +175,9 @@ def test_a_shown_grade_stays_on_its_side_of_the_mark_and_in_its_range(
      (8.0, 0.3335, 0.333, ("8.0", "34 %")),  # not under 33.3 %: never "33 %"
      (8.0, 0.3329, 0.333, ("8.0", "33 %")),
      (8.0, 0.29, 0.29, ("8.0", "29 %")),  # 0.29 * 100 is 28.999999999999996
-     (8.0, 0.0499, 0.05, ("8.0", "under 5 %"))],
+     (8.0, 0.0499, 0.05, ("8.0", "under 5 %")),
+     (9.9, 0.497, 0.495, ("9.9", "49.7 %")),  # no whole percent in [49.5 %, 50 %)
+     (9.9, 0.4949, 0.495, ("9.9", "49 %"))],
 )  # fmt: skip
 def test_numbers_at_the_lines(
     grade: float, chance: float, threshold: float, shown: tuple[str, str]
@@ -177,3 +188,16 @@ def test_numbers_at_the_lines(
             chance_text(chance, threshold).replace("\xa0", " "),
         ) == shown
     check_shown_estimate(*shown, chance < threshold, 10.0, 100 * threshold)
+
+
+@pytest.mark.parametrize(
+    ("grade", "mark", "shown"),
+    [(11.69, 11.704, "11.6"),  # the mark reads "11.7": a grade under it must read under it
+     (11.702, 11.704, "11.6"),
+     (11.71, 11.704, "11.7"),  # at or above 11.704, and at or above "11.7" as stated
+     (16.665, 50 / 60 * 20, "16.6"),  # a Moodle mark of 50/60, stated "16.67"
+     (16.668, 50 / 60 * 20, "16.7")],
+)  # fmt: skip
+def test_grades_at_a_mark_stated_rounded(grade: float, mark: float, shown: str) -> None:
+    with APP.test_request_context(), force_locale("en"):
+        assert grade_text(grade, mark) == shown

@@ -9,7 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from lti_app.config import MLSettings
@@ -24,6 +27,7 @@ from lti_app.services.course_settings import (
     set_risk_threshold,
 )
 from lti_app.tasks import run_course_sync
+from ml.dataset import final_grades
 from moodle_client import CourseGrading
 from tests.conftest import Databases
 from tests.lti_app.test_sync import make_settings, setup_course
@@ -84,6 +88,24 @@ def test_moodle_pass_mark_on_the_tool_scale(
 ) -> None:
     course = _course(moodle_gradepass=gradepass, moodle_grademax=grademax)
     assert moodle_pass_mark(course, 20.0) == (None if expected is None else pytest.approx(expected))
+
+
+@given(
+    gradepass=st.integers(min_value=1, max_value=400),
+    grademax=st.integers(min_value=1, max_value=400),
+    scale=st.sampled_from([20.0, 100.0, 10.0]),
+)
+def test_a_student_at_moodles_grade_to_pass_passes(
+    gradepass: int, grademax: int, scale: float
+) -> None:
+    """Moodle passes a total at or above its grade to pass: on the tool's scale, a student at
+    exactly that total is at the mark (50/60 once read 16.666666666666668 under 16.666667),
+    and one a hundredth of a point under it is under."""
+    course = _course(moodle_gradepass=float(gradepass), moodle_grademax=float(grademax))
+    mark = pass_mark_of(course, ML.model_copy(update={"grade_max": scale})).value
+    at, under = final_grades(np.array([gradepass, gradepass - 0.01]), float(grademax), 0.0, scale)
+    assert at >= mark
+    assert under < mark or gradepass > grademax  # above the maximum, everyone at it passes
 
 
 def test_teacher_wins_over_moodle_which_wins_over_the_default() -> None:

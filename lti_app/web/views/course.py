@@ -56,7 +56,7 @@ DASHBOARD = CachedPage("course dashboard", (COURSE, SCORING, MODELS, SYNC, ROSTE
 
 
 def pass_mark_view(
-    course: Course, ml: MLSettings, clf: ModelVersion | None, reg: ModelVersion | None
+    course: Course, ml: MLSettings, versions: Mapping[str, ModelVersion]
 ) -> dict[str, Any]:
     """The pass mark in force, where it comes from in words, and the one the shown estimates
     were trained for when it differs (a teacher just changed it: the next scoring follows)."""
@@ -66,7 +66,7 @@ def pass_mark_view(
         "moodle": _("Moodle's gradebook (grade to pass of the course total)"),
         "default": _("the site's default; Moodle's gradebook has none"),
     }
-    trained = trained_pass_mark((clf, reg))
+    trained = trained_pass_mark(versions)
     return {
         "value": mark.value,
         "scale": mark.scale,
@@ -295,7 +295,7 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     threshold = risk_threshold_of(course, ml)
     summary = course_summary(session, course, threshold=threshold, rows=rows, models=versions)
     students = students_table(session, course, threshold=threshold, rows=rows, models=versions)
-    marks = pass_mark_view(course, ml, versions.get("classification"), versions.get("regression"))
+    marks = pass_mark_view(course, ml, versions)
     # The chart's line is the mark the shown estimates were made for.
     mark = marks["trained"] if marks["trained"] is not None else marks["value"]
     # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
@@ -660,6 +660,7 @@ def build_dashboard(session: Session, course: Course, *, ml: MLSettings) -> dict
         "state_message": view["state_message"],
         "sync_problem": view["sync_problem"],
         "pass_marks": view["pass_marks"],
+        "pass_mark": view["pass_mark"],
         "risk_threshold": view["risk_threshold"],
         "term": view["term"],
         "n_students": len(view["students"]),

@@ -6,7 +6,9 @@ own words (features by their labels from `ml.feature_info`, through `wording.lab
 yes/no columns read "Yes"/"No" ("Oui"/"Non"). The French CSV is the one a French spreadsheet
 opens as columns and numbers: ";" between cells and "," as decimal mark. Both CSVs are UTF-8
 with a BOM (Excel then reads accents right). The `.xlsx` holds numbers as numbers (pass chances
-as fractions shown as percentages), whatever the reader's locale.
+as fractions shown as percentages), whatever the reader's locale. In both, a grade and a chance
+have four significant digits, each on its side of the pass mark and the at-risk threshold (as
+on the pages: a stored 0.4961 flagged under 50 % never reads "50%").
 
 Names and other text are neutralised against formula injection: the CSV through
 `services.exports`, the workbook by storing every text as a string cell, never a formula.
@@ -15,6 +17,7 @@ Names and other text are neutralised against formula injection: the CSV through
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +25,13 @@ from typing import Any, Literal
 from flask_babel import get_locale
 
 from lti_app.services.exports import SafeCsvWriter
+from lti_app.web.i18n import (
+    chance_lines,
+    end_rounding,
+    mark_lines,
+    percent_text,
+    sided_finest,
+)
 from lti_app.web.views.wording import _, label
 from ml.feature_info import CSV_ENGAGEMENT
 
@@ -31,11 +41,22 @@ Kind = Literal["id", "grade", "share", "number", "yes_no", "text"]
 @dataclass(frozen=True)
 class Column:
     """One column of the table: its header in the reader's language, its kind (how the
-    workbook formats it) and where its value comes from."""
+    workbook formats it), where its value comes from, and for a range's end which one."""
 
     header: str
     kind: Kind
     value: Callable[[Mapping[str, Any]], Any]
+    end: str | None = None
+
+
+@dataclass(frozen=True)
+class Lines:
+    """The course's lines a grade and a chance are kept on their side of, in the file as on the
+    page (`i18n.sided`): the pass mark the estimates were made for, the at-risk threshold. A
+    spreadsheet rounds too: Excel would show a stored 0.4961 as "50%" beside "At risk: Yes"."""
+
+    mark: float | None
+    threshold: float | None
 
 
 def _key(key: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -69,11 +90,18 @@ def columns(scale: float, *, fraction: bool) -> list[Column]:
             "grade",
             _key("predicted_grade"),
         ),
-        Column(_("Grade range, low end"), "grade", _interval("grade_interval", 0)),
-        Column(_("Grade range, high end"), "grade", _interval("grade_interval", 1)),
+        Column(_("Grade range, low end"), "grade", _interval("grade_interval", 0), "low"),
+        Column(_("Grade range, high end"), "grade", _interval("grade_interval", 1), "high"),
         Column(chance, "share", _key("pass_probability")),
-        Column(_("Chance of passing, low end"), "share", _interval("probability_interval", 0)),
-        Column(_("Chance of passing, high end"), "share", _interval("probability_interval", 1)),
+        Column(
+            _("Chance of passing, low end"), "share", _interval("probability_interval", 0), "low"
+        ),
+        Column(
+            _("Chance of passing, high end"),
+            "share",
+            _interval("probability_interval", 1),
+            "high",
+        ),
         Column(_("Predicted to pass"), "yes_no", _key("predicted_pass")),
         Column(_("At risk"), "yes_no", _key("at_risk")),
         *(Column(label(f), "number", _engagement(f)) for f in CSV_ENGAGEMENT),
@@ -87,8 +115,39 @@ def _yes_no(value: Any) -> Any:
     return _("Yes") if value else _("No")
 
 
-def _cells(cols: Sequence[Column], student: Mapping[str, Any]) -> list[Any]:
-    return [_yes_no(c.value(student)) if c.kind == "yes_no" else c.value(student) for c in cols]
+#: Significant digits of a file's grades and chances, both files alike.
+SIGNIFICANT = 4
+
+
+def _places(value: float) -> int:
+    """The decimals that give `value` its `SIGNIFICANT` digits (9.957, 12.35, 0.4961)."""
+    if value == 0:
+        return SIGNIFICANT - 1
+    return max(0, SIGNIFICANT - 1 - math.floor(math.log10(abs(value))))
+
+
+def _cell(column: Column, student: Mapping[str, Any], lines: Lines) -> Any:
+    """A cell's value: a grade or a chance to four significant digits, kept on its side of
+    the course's lines (finer where a line needs it), as the pages keep theirs."""
+    value = column.value(student)
+    if value is None:
+        return None
+    if column.kind == "yes_no":
+        return _yes_no(value)
+    how = end_rounding(column.end)
+    if column.kind == "grade":
+        v = float(value)
+        return sided_finest(v, _places(v), mark_lines(lines.mark), how)[0]
+    if column.kind == "share":
+        v = float(value)
+        return sided_finest(v, _places(v), chance_lines(lines.threshold), how)[0]
+    if column.kind == "number" and isinstance(value, float):
+        return float(f"{value:.{SIGNIFICANT}g}")
+    return value
+
+
+def _cells(cols: Sequence[Column], student: Mapping[str, Any], lines: Lines) -> list[Any]:
+    return [_cell(c, student, lines) for c in cols]
 
 
 def _is_french() -> bool:
@@ -96,27 +155,37 @@ def _is_french() -> bool:
     return locale is not None and locale.language == "fr"
 
 
-def students_csv(students: Sequence[Mapping[str, Any]], *, scale: float) -> str:
-    """The at-risk table as CSV, numbers to four significant digits; French: ";" and ","."""
+def students_csv(students: Sequence[Mapping[str, Any]], *, scale: float, lines: Lines) -> str:
+    """The at-risk table as CSV, numbers to four significant digits (grades and chances on their
+    side of `lines`, see `_cell`); French: ";" and ","."""
     cols = columns(scale, fraction=True)
     buf = io.StringIO()
     french = _is_french()
     writer = SafeCsvWriter(
         buf,
-        float_format=".4g",
+        float_format=".6g",  # grades and chances are rounded already (`_cell`)
         delimiter=";" if french else ",",
         decimal="," if french else ".",
     )
     writer.writerow([c.header for c in cols])
-    writer.writerows(_cells(cols, s) for s in students)
+    writer.writerows(_cells(cols, s, lines) for s in students)
     return "\ufeff" + buf.getvalue()
 
 
-#: How the workbook shows each kind of number (the stored value is the full number).
-_XLSX_FORMATS: dict[Kind, str] = {"grade": "0.0", "share": "0%", "number": "0.##"}
+#: How the workbook shows each kind of number: a grade or a chance is the file's (`_cell`,
+#: four significant digits on its side of the lines), shown whole, so Excel rounds it no more.
+_XLSX_FORMATS: dict[Kind, str] = {"grade": "0.0##", "share": "0.0##%", "number": "0.##"}
 
 
-def students_xlsx(students: Sequence[Mapping[str, Any]], *, scale: float) -> bytes:
+def _share_format() -> str:
+    """A chance as the pages word it at its ends ("under 5 %", "over 95 %": never "0%" or
+    "100%"), in the reader's language, through the format's conditions."""
+    under = _("under %(p)s", p=percent_text(0.05)).replace('"', "")
+    over = _("over %(p)s", p=percent_text(0.95)).replace('"', "")
+    return f'[<0.05]"{under}";[>0.95]"{over}";{_XLSX_FORMATS["share"]}'
+
+
+def students_xlsx(students: Sequence[Mapping[str, Any]], *, scale: float, lines: Lines) -> bytes:
     """The at-risk table as an Excel workbook: one sheet, a bold frozen header row, numbers
     stored as numbers. Text cells are strings, never formulas (a name starting with "=" stays
     that name), with the characters XML cannot hold removed."""
@@ -133,8 +202,10 @@ def students_xlsx(students: Sequence[Mapping[str, Any]], *, scale: float) -> byt
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     sheet.freeze_panes = "A2"
+    formats = _XLSX_FORMATS | {"share": _share_format()}
     for row, student in enumerate(students, start=2):
-        for col, (column, value) in enumerate(zip(cols, _cells(cols, student), strict=True), 1):
+        cells = _cells(cols, student, lines)
+        for col, (column, value) in enumerate(zip(cols, cells, strict=True), 1):
             if value is None:
                 continue
             target = sheet.cell(row=row, column=col)
@@ -143,8 +214,8 @@ def students_xlsx(students: Sequence[Mapping[str, Any]], *, scale: float) -> byt
                 target.data_type = "s"  # never a formula, whatever its first character
             else:
                 target.value = value
-                if column.kind in _XLSX_FORMATS:
-                    target.number_format = _XLSX_FORMATS[column.kind]
+                if column.kind in formats:
+                    target.number_format = formats[column.kind]
     sheet.column_dimensions["C"].width = 28
     buf = io.BytesIO()
     book.save(buf)

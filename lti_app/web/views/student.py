@@ -70,9 +70,7 @@ def student_view(
     view: dict[str, Any] = {
         # The lines every shown grade and chance stay on their side of (`i18n.sided`): the
         # mark the estimates were made for, and the course's at-risk threshold.
-        "pass_mark": estimates_pass_mark(
-            course, settings, active_models(session, course.id).values()
-        ),
+        "pass_mark": estimates_pass_mark(course, settings, active_models(session, course.id)),
         "risk_threshold": risk_threshold_of(course, settings),
         "detail": detail,
         "latest": latest,

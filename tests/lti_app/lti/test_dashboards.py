@@ -681,8 +681,12 @@ AT_THE_LINES = [
     ((10.04, 0.504, 0.5), ("10.0", "50 %")),
     ((9.951, 0.4951, 0.5), ("9.9", "49 %")),
     ((10.0, 0.5, 0.5), ("10.0", "50 %")),
-    ((9.2, 0.3329, 0.333), ("9.2", "33 %")),
+    ((9.99996, 0.49996, 0.5), ("9.9", "49 %")),  # four digits in the files: 9.999, 0.4999
     ((9.4, 0.3335, 0.333), ("9.4", "34 %")),
+    ((9.2, 0.3329, 0.333), ("9.2", "33 %")),
+    # No whole percent lies in [49.5 %, 50 %): a tenth more.
+    ((9.9, 0.497, 0.495), ("9.9", "49.7 %")),
+    ((9.8, 0.4949, 0.495), ("9.8", "49 %")),
 ]
 
 
@@ -699,7 +703,7 @@ def _row_shown(page: str, person_id: int) -> tuple[bool, str, str, str]:
     return flagged == "1", grade.strip(), span, html.unescape(chance).replace("\xa0", " ")
 
 
-@pytest.mark.parametrize("threshold", [0.5, 0.333])
+@pytest.mark.parametrize("threshold", [0.5, 0.333, 0.495])
 def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
     lti_env: LtiEnv, world: World, threshold: float
 ) -> None:
@@ -727,9 +731,12 @@ def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
             )
             if pid != world.learner_id
         ]
+        assert len(people) >= len(cases)
         mark = float(lti_env.app.extensions["arche_predict"]["settings"].ml.pass_mark)
         db.get_one(Course, world.course_id).risk_threshold = threshold
-        for person_id, ((grade, chance, _), _shown) in zip(people, cases, strict=False):
+        for person_id, ((grade, chance, _), _shown) in zip(
+            people[: len(cases)], cases, strict=True
+        ):
             row = _a_year_later(
                 latest,
                 person_id,
@@ -746,7 +753,7 @@ def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
         stated = float(re.findall(r"\d+(?:\.\d+)?", rule.group(1))[0])
         assert stated == round(100 * threshold, 2), rule.group(1)
         for person_id, ((grade, chance, _), (grade_shown, chance_shown)) in zip(
-            people, cases, strict=False
+            people[: len(cases)], cases, strict=True
         ):
             flagged, shown_grade, span, shown_chance = _row_shown(page, person_id)
             assert (shown_grade, shown_chance) == (grade_shown, chance_shown), (grade, chance)
@@ -754,7 +761,25 @@ def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
             check_shown_estimate(shown_grade, shown_chance, flagged, mark, stated)
             low, high = (float(n) for n in span.split("\u2013"))
             assert low <= float(shown_grade) <= high, span
-        # The student's page (teacher) and the learner's own, for the first case.
+        # The files: four significant digits, on the same side of the lines as the page.
+        text = (
+            lti_env.client()
+            .get(f"{path}/students.csv", headers={"X-Launch-Token": world.teacher})
+            .get_data(as_text=True)
+        )
+        rows = {int(r[0]): r for r in list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))[1:]}
+        for person_id, ((grade, chance, _), _shown) in zip(
+            people[: len(cases)], cases, strict=True
+        ):
+            got_grade, got_chance, at_risk = (
+                float(rows[person_id][3]),
+                float(rows[person_id][6]),
+                rows[person_id][10],
+            )
+            assert (at_risk == "Yes") == (got_chance < threshold) == (chance < threshold)
+            assert (got_grade >= mark) == (got_chance >= 0.5) == (grade >= mark), rows[person_id]
+        # The student's page (teacher) and the learner's own, for the first case (the one
+        # plain rounding gets wrong).
         (grade, chance, _), (grade_shown, chance_shown) = cases[0]
         for token, where in (
             (world.teacher, f"{path}/learners/{world.learner_id}"),

@@ -11,6 +11,7 @@ import csv
 import html
 import io
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -126,6 +127,15 @@ def _expected(student: dict[str, Any]) -> list[Any]:
     ]
 
 
+def _four_digits(got: float, value: float) -> bool:
+    """`value` to four significant digits: the nearest, or the next one out for a range's end
+    or a number kept on its side of the pass mark or the threshold (`course_csv._cell`)."""
+    if value == 0:
+        return got == 0
+    step = 10.0 ** (math.floor(math.log10(abs(value))) - 3)
+    return got == float(f"{value:.4g}") or abs(got - value) <= step * (1 + 1e-9)
+
+
 def _check_rows(rows: list[list[Any]], scored: Scored, lang: str, number: Any) -> None:
     """Each row against the API: `number` reads a spreadsheet cell back to a float and gives
     the value it should hold for an API float."""
@@ -161,7 +171,7 @@ def test_csv_round_trips_with_the_api_numbers(lti_env: LtiEnv, scored: Scored, l
         assert not any("." in cell for row in rows for cell in row[3:9] if cell)
 
     def number(got: str, value: float) -> bool:
-        return float(got.replace(decimal, ".")) == float(f"{value:.4g}")
+        return _four_digits(float(got.replace(decimal, ".")), value)
 
     _check_rows(rows, scored, lang, number)
     names = [r[2] for r in rows]
@@ -182,12 +192,17 @@ def test_xlsx_round_trips_with_the_api_numbers(lti_env: LtiEnv, scored: Scored, 
     rows = [[c.value for c in row] for row in cells[1:]]
 
     def number(got: Any, value: float) -> bool:
-        return isinstance(got, (int, float)) and got == pytest.approx(value, rel=1e-12)
+        # The CSV's numbers (four significant digits), as numbers.
+        return isinstance(got, (int, float)) and _four_digits(float(got), value)
 
     _check_rows(rows, scored, lang, number)
-    # Numbers are numbers, shown as grades and percentages; the formula name is a string cell.
-    assert cells[1][3].number_format == "0.0"
-    assert cells[1][6].number_format == "0%"
+    # Numbers are numbers, shown as grades and percentages with every digit they hold (Excel
+    # rounds no further), a chance at its ends in words; the formula name is a string cell.
+    assert cells[1][3].number_format == "0.0##"
+    under, over = ("under", "over") if lang == "en" else ("moins de", "plus de")
+    assert cells[1][6].number_format.startswith(f'[<0.05]"{under} 5')
+    assert f';[>0.95]"{over} 95' in cells[1][6].number_format
+    assert cells[1][6].number_format.endswith('";0.0##%')
     hostile = [row[2] for row in cells[1:] if row[2].value == HOSTILE]
     assert len(hostile) == 1
     assert hostile[0].data_type == "s"

@@ -144,7 +144,7 @@ CHANCE_FLOOR, CHANCE_CEIL = 0.05, 0.95
 Rounding = Literal["nearest", "down", "up"]
 #: A line a shown number is kept on its side of: the exact value the rule compares with, or
 #: (exact, as the page states it) when the page states it rounded (a pass mark of 11.704 is
-#: stated "11.7": a grade under it must read under "11.7", not "11.7").
+#: stated "11.7": a grade of 11.69, under it, must read "11.6", not "11.7").
 Line = float | tuple[float, float]
 
 
@@ -173,8 +173,8 @@ def sided(
     for line in lines:
         if line is None:
             continue
-        rule, stated = _line(line)
-        at = round(stated * scale, 9)
+        rule, said = _line(line)
+        at = round(said * scale, 9)
         # The side is the rule's own comparison, on the unscaled numbers (0.29 * 100 is
         # 28.999999999999996, yet 0.29 is not under a threshold of 0.29).
         if float(value) < rule and shown >= at:

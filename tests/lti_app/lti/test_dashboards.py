@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import delete, event, func, select, update
+from sqlalchemy.orm import Session
 
 from lti_app.db import Base
 from lti_app.models import (
@@ -623,12 +624,7 @@ def test_cached_dashboard_follows_a_new_scoring(lti_env: LtiEnv, world: World) -
     _, before = _get(lti_env, path, world.teacher)
     assert len(re.findall(r'<tr data-risk="', before)) == world.n_students
     with lti_env.db() as db:
-        latest = db.scalars(
-            select(Prediction)
-            .where(Prediction.course_id == world.course_id)
-            .order_by(Prediction.as_of.desc())
-        ).first()
-        assert latest is not None
+        latest = _latest(db, world.course_id)
         newer = _a_year_later(latest, world.other_id, (1.0, 3.25, 5.5), (0.01, 0.05, 0.1))
         db.add(newer)
         db.flush()
@@ -643,6 +639,17 @@ def test_cached_dashboard_follows_a_new_scoring(lti_env: LtiEnv, world: World) -
             db.execute(delete(Prediction).where(Prediction.id == newer_id))
     _, again = _get(lti_env, path, world.teacher)
     assert len(re.findall(r'<tr data-risk="', again)) == world.n_students
+
+
+def _latest(db: Session, course_id: int) -> Prediction:
+    """One of the course's latest predictions: the shape of a scoring's row to copy."""
+    latest = db.scalars(
+        select(Prediction)
+        .where(Prediction.course_id == course_id)
+        .order_by(Prediction.as_of.desc())
+    ).first()
+    assert latest is not None
+    return latest
 
 
 def _a_year_later(
@@ -716,12 +723,7 @@ def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
     path = f"/course/{world.course_id}"
     added: list[int] = []
     with lti_env.db() as db:
-        latest = db.scalars(
-            select(Prediction)
-            .where(Prediction.course_id == world.course_id)
-            .order_by(Prediction.as_of.desc())
-        ).first()
-        assert latest is not None
+        latest = _latest(db, world.course_id)
         people = [world.learner_id] + [
             pid
             for pid in db.scalars(

@@ -16,7 +16,11 @@ from lti_app.config import MLSettings
 from lti_app.models import Course
 from lti_app.services import coursework, dashboard
 from lti_app.services.course_data import student_roster
-from lti_app.services.course_settings import estimates_pass_mark, risk_threshold_of
+from lti_app.services.course_settings import (
+    estimates_pass_mark,
+    pass_mark_of,
+    risk_threshold_of,
+)
 from lti_app.services.insights import ModelCache, active_models
 from lti_app.services.page_cache import COURSE, ROSTER, SCORING, SYNC, CachedPage, PageCache
 from lti_app.services.plans import learner_plan
@@ -71,6 +75,9 @@ def student_view(
         # The lines every shown grade and chance stay on their side of (`i18n.sided`): the
         # mark the estimates were made for, and the course's at-risk threshold.
         "pass_mark": estimates_pass_mark(course, settings, active_models(session, course.id)),
+        # The mark in force: after a teacher changes it, the page says the estimate still
+        # reads the one it was made for, until the next scoring.
+        "pass_mark_now": pass_mark_of(course, settings),
         "risk_threshold": risk_threshold_of(course, settings),
         "detail": detail,
         "latest": latest,

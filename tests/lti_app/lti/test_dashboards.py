@@ -801,6 +801,36 @@ def test_numbers_at_the_pass_mark_and_threshold_stay_on_their_side(
             db.get_one(Course, world.course_id).risk_threshold = None
 
 
+def test_a_changed_pass_mark_is_said_on_the_students_pages(lti_env: LtiEnv, world: World) -> None:
+    """After a teacher changes the pass mark, the estimate still reads the mark it was made
+    for until the next scoring: the student's and the learner's pages say so, with both
+    marks, in the reader's language."""
+    path = f"/course/{world.course_id}"
+    for token, where in ((world.teacher, f"{path}/learners/{world.learner_id}"),
+                         (world.learner, f"{path}/me")):  # fmt: skip
+        _, page = _get(lti_env, where, token)
+        assert 'id="pass-mark-changed"' not in page
+    with lti_env.db() as db:
+        db.get_one(Course, world.course_id).pass_mark = 12.0
+    try:
+        for token, where in ((world.teacher, f"{path}/learners/{world.learner_id}"),
+                             (world.learner, f"{path}/me")):  # fmt: skip
+            status, page = _get(lti_env, where, token)
+            assert status == 200
+            said = re.search(r'id="pass-mark-changed">([^<]*)<', html.unescape(page))
+            assert said is not None, where
+            assert "now 12/20" in said.group(1)
+            assert "made for 10/20" in said.group(1)
+        _, page = _get(lti_env, f"{path}/learners/{world.learner_id}", world.teacher_fr)
+        said = re.search(r'id="pass-mark-changed">([^<]*)<', html.unescape(page))
+        assert said is not None
+        assert "maintenant 12/20" in said.group(1)
+        assert "faite pour 10/20" in said.group(1)
+    finally:
+        with lti_env.db() as db:
+            db.get_one(Course, world.course_id).pass_mark = None
+
+
 def test_cached_dashboard_follows_models_sync_and_locale(lti_env: LtiEnv, world: World) -> None:
     path = f"/course/{world.course_id}"
     _, page = _get(lti_env, path, world.teacher)

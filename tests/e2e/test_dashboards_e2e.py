@@ -84,12 +84,13 @@ def served_env(
         env.close()
 
 
-@pytest.fixture(scope="module")
-def scored(
-    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def scored_env(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory, name: str
 ) -> Iterator[Scored]:
-    # The simulated offering fills and scores course 2 before the browser comes.
-    with served_env(backend, databases, tmp_path_factory, "e2e-dash") as (env, tool_origin):
+    """A served tool whose course 2 the simulated offering fills and scores before the browser
+    comes."""
+    with served_env(backend, databases, tmp_path_factory, name) as (env, tool_origin):
         course = score_course_2(env)
         learner, other = course.students[0], course.students[1]
         yield Scored(
@@ -104,6 +105,25 @@ def scored(
             names=[st.fullname for st in course.students],
             n_students=len(course.students),
         )
+
+
+@pytest.fixture(scope="module")
+def scored(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scored]:
+    with scored_env(backend, databases, tmp_path_factory, "e2e-dash") as course:
+        yield course
+
+
+@pytest.fixture
+def synced(
+    backend: str, databases: Databases, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Scored]:
+    """A course of its own for "Sync now": its sync against the Moodle stub replaces the
+    roster (the simulated students' web-service enrolments go inactive), which the other
+    tests' course must not see (a student's page then answered 403 to the teacher)."""
+    with scored_env(backend, databases, tmp_path_factory, "e2e-sync") as course:
+        yield course
 
 
 @pytest.fixture(scope="module")
@@ -405,14 +425,14 @@ def test_admin_page(
 # it syncs the recorded Moodle roster into the course, which changes what earlier tests see)
 
 
-def test_sync_now_shows_progress_then_completes(browser: BrowserContext, scored: Scored) -> None:
+def test_sync_now_shows_progress_then_completes(browser: BrowserContext, synced: Scored) -> None:
     from lti_app.crypto import SecretBox
     from lti_app.models import SyncRun
     from lti_app.services import sync_requests
     from lti_app.tasks import run_course_sync
     from tests.moodle_stub import TOKEN, MoodleStub
 
-    env = scored.env
+    env = synced.env
     moodle = MoodleStub().start()
     stop = threading.Event()
 
@@ -433,11 +453,11 @@ def test_sync_now_shows_progress_then_completes(browser: BrowserContext, scored:
     worker = threading.Thread(target=scheduler, daemon=True)
     try:
         with env.db() as db:
-            site = db.get_one(MoodleSite, db.get_one(Course, scored.course_id).site_id)
+            site = db.get_one(MoodleSite, db.get_one(Course, synced.course_id).site_id)
             site.base_url = moodle.url  # the course's Moodle now answers web services
             site.ws_token_encrypted = SecretBox.from_settings(env.settings).encrypt(TOKEN)
         worker.start()
-        _, frame = _launch(browser, scored, "teacher")
+        _, frame = _launch(browser, synced, "teacher")
         status = frame.locator("#sync-progress-text")
         frame.locator("#sync-now").click()
         expect(frame.locator("#sync-now")).to_be_disabled()

@@ -109,8 +109,14 @@ def risk_threshold_of(course: Course, ml: MLSettings) -> float:
     percent: what the dashboard states ("33.33 %"), so that the rule a teacher reads is the one
     every flag applies (a typed 34.004 % would read "34 %" yet flag a chance of 34.002 %)."""
     value = course.risk_threshold if course.risk_threshold is not None else ml.risk_threshold
-    # Half to even of the decimal text, as Babel states it on the page.
-    return float(Decimal(str(float(value))).quantize(Decimal("0.0001"), ROUND_HALF_EVEN))
+    return stated(float(value), 4)  # "33.33 %": two decimals of a percent
+
+
+def stated(value: float, places: int) -> float:
+    """`value` as a page states it with at most `places` decimals: Babel's rounding (half to
+    even, of the number's decimal text), so 2.675 is "2.68" as `|mark` writes it."""
+    quantum = Decimal(1).scaleb(-places)
+    return float(Decimal(str(float(value))).quantize(quantum, rounding=ROUND_HALF_EVEN))
 
 
 def parse_number(text: str, what: str) -> float | None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -20,6 +19,7 @@ from babel.numbers import NumberPattern, parse_pattern
 from flask import Flask, request
 from flask_babel import Babel, format_date, format_datetime, get_locale, gettext, to_user_timezone
 
+from lti_app.services.course_settings import stated
 from lti_app.web.auth import N_, current
 
 LANGUAGES = ("en", "fr")
@@ -191,13 +191,6 @@ def holds(value: float, shown: float, lines: Iterable[Line | None]) -> bool:
         for line in lines
         if line is not None
     )
-
-
-def stated(value: float, places: int) -> float:
-    """`value` as a page states it with at most `places` decimals: Babel's rounding (half to
-    even, of the number's decimal text), so 2.675 is "2.68" as `|mark` writes it."""
-    quantum = Decimal(1).scaleb(-places)
-    return float(Decimal(str(float(value))).quantize(quantum, rounding=ROUND_HALF_EVEN))
 
 
 def _share(value: float, digits: int) -> str:

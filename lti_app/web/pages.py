@@ -128,10 +128,11 @@ def _students_file(course_id: int, ext: str, mimetype: str, build: Any) -> Respo
     ctx = current()
     ml = _settings().ml
     threshold = risk_threshold_of(course, ml)
+    versions = active_models(_db(), course.id)  # one read for the table and its pass mark
     body = build(
-        students_table(_db(), course, threshold=threshold),
+        students_table(_db(), course, threshold=threshold, models=versions),
         scale=ml.grade_max,
-        lines=Lines(estimates_pass_mark(course, ml, active_models(_db(), course.id)), threshold),
+        lines=Lines(estimates_pass_mark(course, ml, versions), threshold),
     )
     # Recorded after the reading: a write holds SQLite's one write lock until the request ends.
     access_log.record(

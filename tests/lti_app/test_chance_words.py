@@ -16,7 +16,8 @@ from flask_babel import Babel, force_locale
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lti_app.web.i18n import chance_range_text, chance_text, grade_text, sided, stated
+from lti_app.services.course_settings import stated
+from lti_app.web.i18n import chance_range_text, chance_text, grade_text, sided
 
 APP = Flask(__name__)
 Babel(APP, default_translation_directories="translations")

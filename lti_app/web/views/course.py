@@ -23,7 +23,12 @@ from lti_app.config import MLSettings
 from lti_app.models import Course, LiveValidation, ModelVersion
 from lti_app.observability import get_logger
 from lti_app.services import dashboard, fairness, shared_pages
-from lti_app.services.course_settings import pass_mark_of, risk_threshold_of, trained_pass_mark
+from lti_app.services.course_settings import (
+    estimates_pass_mark,
+    pass_mark_of,
+    risk_threshold_of,
+    trained_pass_mark,
+)
 from lti_app.services.courses import past_offerings, shown_term
 from lti_app.services.insights import (
     active_models,
@@ -297,7 +302,7 @@ def course_view(session: Session, course: Course, *, ml: MLSettings) -> dict[str
     students = students_table(session, course, threshold=threshold, rows=rows, models=versions)
     marks = pass_mark_view(course, ml, versions)
     # The chart's line is the mark the shown estimates were made for.
-    mark = marks["trained"] if marks["trained"] is not None else marks["value"]
+    mark = estimates_pass_mark(course, ml, versions)
     # The cohort's quartiles need totals only: the small aggregate, not one row per event kind.
     activity = dashboard.weekly_activity(session, course, by_category=False)
     cohort = dashboard.cohort_weekly(activity)

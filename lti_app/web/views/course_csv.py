@@ -20,12 +20,14 @@ import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 from flask_babel import get_locale
 
 from lti_app.services.exports import SafeCsvWriter
 from lti_app.web.i18n import (
+    Line,
     chance_lines,
     end_rounding,
     mark_lines,
@@ -57,6 +59,11 @@ class Lines:
 
     mark: float | None
     threshold: float | None
+
+    @cached_property
+    def of_kind(self) -> dict[str, tuple[Line | None, ...]]:
+        """The lines of a grade column and of a chance column, built once per file."""
+        return {"grade": mark_lines(self.mark), "share": chance_lines(self.threshold)}
 
 
 def _key(key: str) -> Callable[[Mapping[str, Any]], Any]:
@@ -134,13 +141,9 @@ def _cell(column: Column, student: Mapping[str, Any], lines: Lines) -> Any:
         return None
     if column.kind == "yes_no":
         return _yes_no(value)
-    how = end_rounding(column.end)
-    if column.kind == "grade":
-        v = float(value)
-        return sided_finest(v, _places(v), mark_lines(lines.mark), how)[0]
-    if column.kind == "share":
-        v = float(value)
-        return sided_finest(v, _places(v), chance_lines(lines.threshold), how)[0]
+    if column.kind in ("grade", "share"):
+        v, how = float(value), end_rounding(column.end)
+        return sided_finest(v, _places(v), lines.of_kind[column.kind], how)[0]
     if column.kind == "number" and isinstance(value, float):
         return float(f"{value:.{SIGNIFICANT}g}")
     return value
